@@ -1,0 +1,934 @@
+//! CSV analysis: delimiter, rows, malformed rows, per-column statistics and per-user counts.
+//!
+//! Records are parsed by `csv-core` with RFC 4180 quoting (quoted fields may hold delimiters,
+//! doubled quotes and newlines; blank lines are skipped), as Python's `csv.reader` reads them.
+//!
+//! Parallelism without miscounting: the data after the header is cut into segments that start
+//! right after a `\n`, and every segment is parsed *speculatively*, as if it started a record.
+//! That guess is wrong when the `\n` sat inside a quoted field. The segments are then walked in
+//! order: a parse that is known to be right (the first one, or one continued from a right one)
+//! checks whether it ended exactly between two records at the next cut. If it did, the next
+//! segment's guess was right and its result is used; if not, that result is thrown away and the
+//! right parse simply continues through that segment. Every byte is therefore counted by a
+//! parser whose starting state is verified, never guessed, and the result is identical to one
+//! sequential parse whatever the cut points.
+
+use std::collections::HashMap;
+
+use accurate::sum::OnlineExactSum;
+use accurate::traits::SumAccumulator;
+use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+use xxhash_rust::xxh3::Xxh3Builder;
+
+use super::distinct::Distinct;
+use super::segments::{self, Segment};
+use super::{AnalysisError, AnalysisOptions, Progress, Source};
+
+/// A record (all its fields together) larger than this fails the file rather than the memory.
+pub const MAX_RECORD_BYTES: usize = 32 << 20;
+/// A record with more fields than this fails the file.
+pub const MAX_FIELDS: usize = 1 << 20;
+/// Distinct users tracked exactly; past this `top_users` and `distinct_users` are approximate.
+pub const MAX_TRACKED_USERS: usize = 1_000_000;
+
+/// Normalised header names recognised as the user column, in no particular order.
+const USER_COLUMN_NAMES: [&str; 8] = [
+    "userid",
+    "user",
+    "username",
+    "uid",
+    "customerid",
+    "clientid",
+    "accountid",
+    "memberid",
+];
+
+/// The `csv` section of a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CsvReport {
+    pub delimiter: String,
+    pub rows: u64,
+    pub columns: Vec<ColumnReport>,
+    pub malformed_rows: u64,
+    pub user_column: Option<String>,
+    pub distinct_users: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub users_approx: bool,
+    pub top_users: Vec<UserRows>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnReport {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+    pub non_empty: u64,
+    pub distinct: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub distinct_approx: bool,
+    pub min: Value,
+    pub max: Value,
+    pub mean: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    /// No non-empty value.
+    Empty,
+    Integer,
+    Float,
+    String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserRows {
+    pub user: String,
+    pub rows: u64,
+}
+
+/// Analyses `source` as CSV (tab-separated for `.tsv`).
+pub fn analyze(
+    source: &Source,
+    options: &AnalysisOptions,
+    progress: &Progress,
+) -> Result<CsvReport, AnalysisError> {
+    let data_start = if starts_with_bom(source)? { 3 } else { 0 };
+    let is_tsv = source
+        .path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("tsv"));
+    let delimiter = if is_tsv {
+        b'\t'
+    } else {
+        detect_delimiter(source, data_start)?
+    };
+    let Some((header, header_end)) = read_header(source, data_start, delimiter)? else {
+        progress.start(1);
+        progress.advance();
+        return Ok(empty_report(delimiter));
+    };
+    let user_index = find_user_column(&header, options.user_column.as_deref(), source);
+    let layout = Layout {
+        delimiter,
+        header_len: header.len(),
+        user_index,
+    };
+
+    let segments = segments::plan(&source.file, header_end, source.len, options.segment_bytes)?;
+    progress.start(segments.len() as u64);
+    let in_flight = 2 * rayon::current_num_threads().max(1);
+    let mut total = Accumulator::new(&layout);
+    let mut current: Option<SegmentParse> = None;
+    for window in segments.chunks(in_flight) {
+        let speculative: Vec<SegmentParse> = window
+            .par_iter()
+            .map(|&segment| SegmentParse::of_segment(source, segment, &layout, options))
+            .collect();
+        for (&segment, guess) in window.iter().zip(speculative) {
+            current = Some(match current.take() {
+                None => guess,
+                Some(mut verified) => {
+                    verified.check()?;
+                    if verified.parser.is_between_records() {
+                        total.merge(verified.stats);
+                        guess
+                    } else {
+                        log::debug!(
+                            "{}: a quoted field spans the cut at byte {}; re-parsing that segment",
+                            source.path.display(),
+                            segment.start
+                        );
+                        verified.continue_through(source, segment, options);
+                        verified
+                    }
+                }
+            });
+            progress.advance();
+        }
+    }
+    if let Some(mut last) = current {
+        last.check()?;
+        last.finish()?;
+        total.merge(last.stats);
+    }
+    Ok(total.into_report(delimiter, &header, options.top_users))
+}
+
+fn starts_with_bom(source: &Source) -> Result<bool, AnalysisError> {
+    if source.len < 3 {
+        return Ok(false);
+    }
+    let mut head = [0u8; 3];
+    segments::read_exact_at(&source.file, &mut head, 0)?;
+    Ok(head == [0xEF, 0xBB, 0xBF])
+}
+
+/// The one of `, ; \t |` that occurs most in the first non-blank line (`,` wins ties, then
+/// the order of that list).
+fn detect_delimiter(source: &Source, data_start: u64) -> Result<u8, AnalysisError> {
+    let want = (source.len - data_start).min(64 * 1024) as usize;
+    let mut head = vec![0u8; want];
+    segments::read_exact_at(&source.file, &mut head, data_start)?;
+    let first_line = head
+        .split(|&b| b == b'\n' || b == b'\r')
+        .find(|line| !line.is_empty())
+        .unwrap_or(&[]);
+    let mut best = (b',', 0usize);
+    for candidate in [b',', b';', b'\t', b'|'] {
+        let count = memchr::memchr_iter(candidate, first_line).count();
+        if count > best.1 {
+            best = (candidate, count);
+        }
+    }
+    Ok(best.0)
+}
+
+fn csv_reader(delimiter: u8) -> Reader {
+    ReaderBuilder::new().delimiter(delimiter).build()
+}
+
+/// Parses the first record; returns its fields and the offset right after it, or `None` when
+/// the file holds no record at all.
+fn read_header(
+    source: &Source,
+    data_start: u64,
+    delimiter: u8,
+) -> Result<Option<(Vec<String>, u64)>, AnalysisError> {
+    let mut parser = RecordParser::new(delimiter);
+    let mut header: Option<Vec<String>> = None;
+    let mut pos = data_start;
+    let mut buf = vec![0u8; 64 * 1024];
+    while header.is_none() && pos < source.len {
+        let want = ((source.len - pos) as usize).min(buf.len());
+        segments::read_exact_at(&source.file, &mut buf[..want], pos)?;
+        let consumed = parser.feed_until_record(&buf[..want], &mut |fields, ends| {
+            header = Some(field_strings(fields, ends));
+        })?;
+        pos += consumed as u64;
+    }
+    if header.is_none() {
+        parser.finish(&mut |fields, ends| header = Some(field_strings(fields, ends)))?;
+    }
+    Ok(header.map(|names| (names, pos)))
+}
+
+fn field_strings(fields: &[u8], ends: &[usize]) -> Vec<String> {
+    let mut start = 0;
+    ends.iter()
+        .map(|&end| {
+            let name = String::from_utf8_lossy(&fields[start..end]).into_owned();
+            start = end;
+            name
+        })
+        .collect()
+}
+
+fn normalise_header(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn find_user_column(header: &[String], requested: Option<&str>, source: &Source) -> Option<usize> {
+    match requested {
+        Some(wanted) => {
+            let found = header
+                .iter()
+                .position(|name| name == wanted)
+                .or_else(|| header.iter().position(|n| n.eq_ignore_ascii_case(wanted)));
+            if found.is_none() {
+                log::warn!(
+                    "{}: no column named {wanted:?}; no per-user breakdown",
+                    source.path.display()
+                );
+            }
+            found
+        }
+        None => header
+            .iter()
+            .position(|name| USER_COLUMN_NAMES.contains(&normalise_header(name).as_str())),
+    }
+}
+
+fn delimiter_name(delimiter: u8) -> String {
+    (delimiter as char).to_string()
+}
+
+fn empty_report(delimiter: u8) -> CsvReport {
+    CsvReport {
+        delimiter: delimiter_name(delimiter),
+        rows: 0,
+        columns: Vec::new(),
+        malformed_rows: 0,
+        user_column: None,
+        distinct_users: None,
+        users_approx: false,
+        top_users: Vec::new(),
+    }
+}
+
+/// What every segment needs to know about the file.
+struct Layout {
+    delimiter: u8,
+    header_len: usize,
+    user_index: Option<usize>,
+}
+
+/// A `csv-core` reader plus the buffers of the record being read. Memory is bounded by
+/// [`MAX_RECORD_BYTES`] and [`MAX_FIELDS`].
+struct RecordParser {
+    reader: Reader,
+    fields: Vec<u8>,
+    fields_len: usize,
+    ends: Vec<usize>,
+    ends_len: usize,
+}
+
+impl RecordParser {
+    fn new(delimiter: u8) -> Self {
+        RecordParser {
+            reader: csv_reader(delimiter),
+            fields: vec![0; 4096],
+            fields_len: 0,
+            ends: vec![0; 64],
+            ends_len: 0,
+        }
+    }
+
+    /// True when no part of a record is pending: the input so far ended exactly between two
+    /// records (a `\n` inside a quoted field is pending output, so it never looks like this).
+    fn is_between_records(&self) -> bool {
+        self.fields_len == 0 && self.ends_len == 0
+    }
+
+    /// Parses all of `input` (never empty: an empty input means end of file to csv-core).
+    fn feed(
+        &mut self,
+        input: &[u8],
+        on_record: &mut impl FnMut(&[u8], &[usize]),
+    ) -> Result<(), AnalysisError> {
+        let mut input = input;
+        while !input.is_empty() {
+            let consumed = self.step(input, on_record)?.0;
+            input = &input[consumed..];
+        }
+        Ok(())
+    }
+
+    /// Like `feed`, but stops after the first complete record; returns the bytes consumed.
+    fn feed_until_record(
+        &mut self,
+        input: &[u8],
+        on_record: &mut impl FnMut(&[u8], &[usize]),
+    ) -> Result<usize, AnalysisError> {
+        let mut consumed = 0;
+        while consumed < input.len() {
+            let (n, got_record) = self.step(&input[consumed..], on_record)?;
+            consumed += n;
+            if got_record {
+                break;
+            }
+        }
+        Ok(consumed)
+    }
+
+    /// Signals end of file: flushes a last record that has no line terminator.
+    fn finish(&mut self, on_record: &mut impl FnMut(&[u8], &[usize])) -> Result<(), AnalysisError> {
+        loop {
+            let (res, _, nout, nend) = self.reader.read_record(
+                &[],
+                &mut self.fields[self.fields_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            self.fields_len += nout;
+            self.ends_len += nend;
+            match res {
+                ReadRecordResult::End => return Ok(()),
+                ReadRecordResult::InputEmpty => {}
+                other => {
+                    self.handle(other, on_record)?;
+                }
+            }
+        }
+    }
+
+    /// One call into csv-core; returns bytes consumed and whether a record was completed.
+    fn step(
+        &mut self,
+        input: &[u8],
+        on_record: &mut impl FnMut(&[u8], &[usize]),
+    ) -> Result<(usize, bool), AnalysisError> {
+        let (res, nin, nout, nend) = self.reader.read_record(
+            input,
+            &mut self.fields[self.fields_len..],
+            &mut self.ends[self.ends_len..],
+        );
+        self.fields_len += nout;
+        self.ends_len += nend;
+        Ok((nin, self.handle(res, on_record)?))
+    }
+
+    fn handle(
+        &mut self,
+        res: ReadRecordResult,
+        on_record: &mut impl FnMut(&[u8], &[usize]),
+    ) -> Result<bool, AnalysisError> {
+        match res {
+            ReadRecordResult::InputEmpty | ReadRecordResult::End => Ok(false),
+            ReadRecordResult::OutputFull => {
+                if self.fields.len() >= MAX_RECORD_BYTES {
+                    return Err(AnalysisError::InvalidCsv(format!(
+                        "a record is larger than {} MiB",
+                        MAX_RECORD_BYTES >> 20
+                    )));
+                }
+                let grown = (self.fields.len() * 2).min(MAX_RECORD_BYTES);
+                self.fields.resize(grown, 0);
+                Ok(false)
+            }
+            ReadRecordResult::OutputEndsFull => {
+                if self.ends.len() >= MAX_FIELDS {
+                    return Err(AnalysisError::InvalidCsv(format!(
+                        "a record has more than {MAX_FIELDS} fields"
+                    )));
+                }
+                let grown = (self.ends.len() * 2).min(MAX_FIELDS);
+                self.ends.resize(grown, 0);
+                Ok(false)
+            }
+            ReadRecordResult::Record => {
+                on_record(&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
+                self.fields_len = 0;
+                self.ends_len = 0;
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// The parse of one segment (speculative until verified) and the statistics it gathered.
+struct SegmentParse {
+    parser: RecordParser,
+    stats: Accumulator,
+    /// A failure is kept, not raised: it only matters if this parse turns out to be the right one.
+    error: Option<AnalysisError>,
+}
+
+impl SegmentParse {
+    fn of_segment(
+        source: &Source,
+        segment: Segment,
+        layout: &Layout,
+        options: &AnalysisOptions,
+    ) -> SegmentParse {
+        let mut parse = SegmentParse {
+            parser: RecordParser::new(layout.delimiter),
+            stats: Accumulator::new(layout),
+            error: None,
+        };
+        parse.continue_through(source, segment, options);
+        parse
+    }
+
+    fn continue_through(&mut self, source: &Source, segment: Segment, options: &AnalysisOptions) {
+        if self.error.is_some() {
+            return;
+        }
+        let parser = &mut self.parser;
+        let stats = &mut self.stats;
+        let result =
+            segments::for_each_buffer(&source.file, segment, options.buffer_bytes, |buf| {
+                parser.feed(buf, &mut |fields, ends| stats.add_record(fields, ends))
+            });
+        if let Err(err) = result {
+            self.error = Some(err);
+        }
+    }
+
+    fn check(&mut self) -> Result<(), AnalysisError> {
+        match self.error.take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), AnalysisError> {
+        let stats = &mut self.stats;
+        self.parser
+            .finish(&mut |fields, ends| stats.add_record(fields, ends))
+    }
+}
+
+/// Statistics of one column over the records seen so far.
+#[derive(Debug, Clone)]
+struct ColumnStats {
+    non_empty: u64,
+    saw_float: bool,
+    saw_string: bool,
+    int_min: i64,
+    int_max: i64,
+    float_min: f64,
+    float_max: f64,
+    numbers: u64,
+    /// Allocated at the first number: it is 32 KiB.
+    sum: Option<OnlineExactSum<f64>>,
+    bytes_min: Option<Vec<u8>>,
+    bytes_max: Option<Vec<u8>>,
+    distinct: Distinct,
+}
+
+impl ColumnStats {
+    fn new() -> Self {
+        ColumnStats {
+            non_empty: 0,
+            saw_float: false,
+            saw_string: false,
+            int_min: i64::MAX,
+            int_max: i64::MIN,
+            float_min: f64::INFINITY,
+            float_max: f64::NEG_INFINITY,
+            numbers: 0,
+            sum: None,
+            bytes_min: None,
+            bytes_max: None,
+            distinct: Distinct::default(),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, value: &[u8]) {
+        if value.is_empty() {
+            return;
+        }
+        self.non_empty += 1;
+        self.distinct.insert_hash(Distinct::hash(value));
+        replace_if(&mut self.bytes_min, value, |new, old| new < old);
+        replace_if(&mut self.bytes_max, value, |new, old| new > old);
+        // Once a value is not a number the column is a string column: numbers no longer matter.
+        if !self.saw_string {
+            match parse_number(value) {
+                Some(Number::Integer(i)) => {
+                    self.int_min = self.int_min.min(i);
+                    self.int_max = self.int_max.max(i);
+                    self.add_number(i as f64);
+                }
+                Some(Number::Float(f)) => {
+                    self.saw_float = true;
+                    self.add_number(f);
+                }
+                None => self.saw_string = true,
+            }
+        }
+    }
+
+    fn add_number(&mut self, x: f64) {
+        self.float_min = self.float_min.min(x);
+        self.float_max = self.float_max.max(x);
+        self.numbers += 1;
+        *self.sum.get_or_insert_with(OnlineExactSum::zero) += x;
+    }
+
+    fn merge(&mut self, other: ColumnStats) {
+        self.non_empty += other.non_empty;
+        self.saw_float |= other.saw_float;
+        self.saw_string |= other.saw_string;
+        self.int_min = self.int_min.min(other.int_min);
+        self.int_max = self.int_max.max(other.int_max);
+        self.float_min = self.float_min.min(other.float_min);
+        self.float_max = self.float_max.max(other.float_max);
+        self.numbers += other.numbers;
+        self.sum = match (self.sum.take(), other.sum) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        if let Some(theirs) = other.bytes_min {
+            replace_if(&mut self.bytes_min, &theirs, |new, old| new < old);
+        }
+        if let Some(theirs) = other.bytes_max {
+            replace_if(&mut self.bytes_max, &theirs, |new, old| new > old);
+        }
+        self.distinct.merge(other.distinct);
+    }
+
+    fn column_type(&self) -> ColumnType {
+        if self.non_empty == 0 {
+            ColumnType::Empty
+        } else if self.saw_string {
+            ColumnType::String
+        } else if self.saw_float {
+            ColumnType::Float
+        } else {
+            ColumnType::Integer
+        }
+    }
+
+    fn into_report(self, name: String) -> ColumnReport {
+        let column_type = self.column_type();
+        let (distinct, distinct_approx) = self.distinct.count();
+        let text = |bytes: Option<Vec<u8>>| match bytes {
+            Some(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+            None => Value::Null,
+        };
+        let (min, max) = match column_type {
+            ColumnType::Empty => (Value::Null, Value::Null),
+            ColumnType::Integer => (self.int_min.into(), self.int_max.into()),
+            ColumnType::Float => (float_value(self.float_min), float_value(self.float_max)),
+            ColumnType::String => (text(self.bytes_min), text(self.bytes_max)),
+        };
+        let mean = match column_type {
+            ColumnType::Integer | ColumnType::Float => self
+                .sum
+                .map(|sum| sum.sum() / self.numbers as f64)
+                .filter(|mean| mean.is_finite()),
+            ColumnType::Empty | ColumnType::String => None,
+        };
+        ColumnReport {
+            name,
+            column_type,
+            non_empty: self.non_empty,
+            distinct,
+            distinct_approx,
+            min,
+            max,
+            mean,
+        }
+    }
+}
+
+fn float_value(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+fn replace_if(slot: &mut Option<Vec<u8>>, value: &[u8], better: impl Fn(&[u8], &[u8]) -> bool) {
+    match slot {
+        Some(current) if !better(value, current) => {}
+        Some(current) => {
+            current.clear();
+            current.extend_from_slice(value);
+        }
+        None => *slot = Some(value.to_vec()),
+    }
+}
+
+enum Number {
+    Integer(i64),
+    Float(f64),
+}
+
+/// An integer is `[+-]?[0-9]+` within i64; a float is anything else Rust reads as a finite
+/// `f64` (`1.5`, `.5`, `5.`, `1e-3`), but not `inf`/`nan` spelled out.
+fn parse_number(value: &[u8]) -> Option<Number> {
+    let text = std::str::from_utf8(value).ok()?;
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(Number::Integer(i));
+    }
+    let spelled_out = text.bytes().any(|b| matches!(b, b'i' | b'I' | b'n' | b'N'));
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() && !spelled_out => Some(Number::Float(f)),
+        _ => None,
+    }
+}
+
+/// Rows, columns and users gathered from a run of records.
+#[derive(Debug, Clone)]
+struct Accumulator {
+    header_len: usize,
+    user_index: Option<usize>,
+    rows: u64,
+    malformed: u64,
+    columns: Vec<ColumnStats>,
+    users: HashMap<Box<[u8]>, u64, Xxh3Builder>,
+    users_capped: bool,
+}
+
+impl Accumulator {
+    fn new(layout: &Layout) -> Self {
+        Accumulator {
+            header_len: layout.header_len,
+            user_index: layout.user_index,
+            rows: 0,
+            malformed: 0,
+            columns: vec![ColumnStats::new(); layout.header_len],
+            users: HashMap::default(),
+            users_capped: false,
+        }
+    }
+
+    #[inline]
+    fn add_record(&mut self, fields: &[u8], ends: &[usize]) {
+        self.rows += 1;
+        if ends.len() != self.header_len {
+            self.malformed += 1;
+        }
+        let mut start = 0;
+        for (index, (&end, column)) in ends.iter().zip(self.columns.iter_mut()).enumerate() {
+            let value = &fields[start..end];
+            start = end;
+            column.add(value);
+            if Some(index) == self.user_index {
+                let user = value.trim_ascii();
+                if !user.is_empty() {
+                    count_user(&mut self.users, &mut self.users_capped, user, 1);
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Accumulator) {
+        self.rows += other.rows;
+        self.malformed += other.malformed;
+        for (mine, theirs) in self.columns.iter_mut().zip(other.columns) {
+            mine.merge(theirs);
+        }
+        self.users_capped |= other.users_capped;
+        for (user, rows) in other.users {
+            count_user(&mut self.users, &mut self.users_capped, &user, rows);
+        }
+    }
+
+    fn into_report(self, delimiter: u8, header: &[String], top: usize) -> CsvReport {
+        let user_column = self.user_index.map(|i| header[i].clone());
+        let distinct_users = self.user_index.map(|_| self.users.len() as u64);
+        let mut ranked: Vec<(Box<[u8]>, u64)> = self.users.into_iter().collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let top_users = ranked
+            .into_iter()
+            .take(top)
+            .map(|(user, rows)| UserRows {
+                user: String::from_utf8_lossy(&user).into_owned(),
+                rows,
+            })
+            .collect();
+        CsvReport {
+            delimiter: delimiter_name(delimiter),
+            rows: self.rows,
+            columns: self
+                .columns
+                .into_iter()
+                .zip(header)
+                .map(|(stats, name)| stats.into_report(name.clone()))
+                .collect(),
+            malformed_rows: self.malformed,
+            user_column,
+            distinct_users,
+            users_approx: self.users_capped,
+            top_users,
+        }
+    }
+}
+
+fn count_user(
+    users: &mut HashMap<Box<[u8]>, u64, Xxh3Builder>,
+    capped: &mut bool,
+    user: &[u8],
+    rows: u64,
+) {
+    if let Some(count) = users.get_mut(user) {
+        *count += rows;
+    } else if users.len() < MAX_TRACKED_USERS {
+        users.insert(user.into(), rows);
+    } else {
+        *capped = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::testing::source_with;
+    use proptest::prelude::*;
+
+    fn run_with(data: &[u8], segment_bytes: u64, buffer_bytes: usize, tsv: bool) -> CsvReport {
+        let mut source = source_with(data);
+        if tsv {
+            source.path = "data.tsv".into();
+        }
+        let options = AnalysisOptions {
+            segment_bytes,
+            buffer_bytes,
+            ..AnalysisOptions::default()
+        };
+        analyze(&source, &options, &Progress::silent()).expect("csv analysis")
+    }
+
+    fn run(data: &[u8]) -> CsvReport {
+        run_with(data, 5, 3, false)
+    }
+
+    fn top(report: &CsvReport) -> Vec<(&str, u64)> {
+        report
+            .top_users
+            .iter()
+            .map(|u| (u.user.as_str(), u.rows))
+            .collect()
+    }
+
+    #[test]
+    fn rows_skip_blank_lines_and_count_ragged_records() {
+        let data = b"id,name,score\n1,a,3\n\n2,b\n3,c,4,extra\r\n\r\n4,\"x, y\",5\n";
+        let got = run(data);
+        assert_eq!(got.rows, 4);
+        assert_eq!(got.malformed_rows, 2);
+        assert_eq!(got.columns.len(), 3);
+        assert_eq!(got.columns[2].non_empty, 3);
+        assert_eq!(got.columns[2].column_type, ColumnType::Integer);
+        assert_eq!(got.columns[2].min, Value::from(3));
+        assert_eq!(got.columns[2].max, Value::from(5));
+        assert_eq!(got.columns[2].mean, Some(4.0));
+        assert_eq!(got.columns[1].distinct, 4);
+        assert_eq!(got.columns[1].min, Value::from("a"));
+        assert_eq!(got.columns[1].max, Value::from("x, y"));
+    }
+
+    #[test]
+    fn quoted_newlines_and_quotes_stay_inside_their_field() {
+        let data = b"a,b\n\"line1\nline2\n3,4\",\"say \"\"hi\"\"\"\n5,6\n";
+        let got = run(data);
+        assert_eq!(got.rows, 2);
+        assert_eq!(got.malformed_rows, 0);
+        assert_eq!(got.columns[1].max, Value::from("say \"hi\""));
+    }
+
+    #[test]
+    fn delimiter_detection() {
+        let table: &[(&[u8], &str)] = &[
+            (b"a;b;c\n1;2;3\n", ";"),
+            (b"a\tb\n1\t2\n", "\t"),
+            (b"a|b|c,d\n", "|"),
+            (b"a,b;c\n", ","),
+            (b"\n\nx;y\n", ";"),
+            (b"single\n1\n", ","),
+        ];
+        for &(data, want) in table {
+            assert_eq!(
+                run(data).delimiter,
+                want,
+                "{:?}",
+                String::from_utf8_lossy(data)
+            );
+        }
+        let tsv = run_with(b"a,b\tc\n1,2\t3\n", 4, 4, true);
+        assert_eq!(tsv.delimiter, "\t");
+        assert_eq!(tsv.columns.len(), 2);
+    }
+
+    #[test]
+    fn bom_is_not_part_of_the_first_header() {
+        let got = run(b"\xef\xbb\xbfuser_id,v\nu1,1\n");
+        assert_eq!(got.columns[0].name, "user_id");
+        assert_eq!(got.user_column.as_deref(), Some("user_id"));
+    }
+
+    #[test]
+    fn user_ranking_breaks_ties_by_value() {
+        let data = b"x,Customer-ID\n1, bob \n2,alice\n3,bob\n4,carol\n5,alice\n6,\n7,dave\n";
+        let got = run(data);
+        assert_eq!(got.user_column.as_deref(), Some("Customer-ID"));
+        assert_eq!(got.distinct_users, Some(4));
+        assert_eq!(
+            top(&got),
+            vec![("alice", 2), ("bob", 2), ("carol", 1), ("dave", 1)]
+        );
+        let options = AnalysisOptions {
+            top_users: 1,
+            user_column: Some("x".into()),
+            ..AnalysisOptions::default()
+        };
+        let named = analyze(&source_with(data), &options, &Progress::silent()).expect("csv");
+        assert_eq!(named.user_column.as_deref(), Some("x"));
+        assert_eq!(top(&named), vec![("1", 1)]);
+    }
+
+    #[test]
+    fn empty_and_header_only_files() {
+        let empty = run(b"");
+        assert_eq!((empty.rows, empty.columns.len()), (0, 0));
+        let header_only = run(b"a,b");
+        assert_eq!((header_only.rows, header_only.columns.len()), (0, 2));
+        assert_eq!(header_only.columns[0].column_type, ColumnType::Empty);
+    }
+
+    #[test]
+    fn column_types() {
+        let data =
+            b"i,f,s,big\n1,1.5,x,9223372036854775807\n-2,2,1,9223372036854775808\n+3,.5e1,inf,1\n";
+        let got = run(data);
+        let types: Vec<ColumnType> = got.columns.iter().map(|c| c.column_type).collect();
+        assert_eq!(
+            types,
+            vec![
+                ColumnType::Integer,
+                ColumnType::Float,
+                ColumnType::String,
+                ColumnType::Float
+            ]
+        );
+        assert_eq!(got.columns[0].min, Value::from(-2));
+        assert_eq!(got.columns[1].max, Value::from(5.0));
+        assert_eq!(got.columns[2].min, Value::from("1"));
+        assert_eq!(got.columns[2].mean, None);
+    }
+
+    #[test]
+    fn an_unterminated_quote_runs_to_the_end_of_the_file() {
+        let got = run(b"a,b\n1,\"open\n2,3\n4,5\n");
+        assert_eq!(got.rows, 1);
+        assert_eq!(got.malformed_rows, 0);
+    }
+
+    #[test]
+    fn an_oversized_record_fails_cleanly() {
+        let mut data = b"a\n\"".to_vec();
+        data.resize(MAX_RECORD_BYTES + 100, b'x');
+        let source = source_with(&data);
+        let err = analyze(&source, &AnalysisOptions::default(), &Progress::silent());
+        assert!(matches!(err, Err(AnalysisError::InvalidCsv(_))), "{err:?}");
+    }
+
+    fn csv_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let field = prop_oneof![
+            Just(String::new()),
+            "[a-c]{1,3}",
+            "-?[0-9]{1,4}",
+            "[0-9]{1,3}\\.[0-9]{1,2}",
+            Just("\"q,\nuo\"\"te\"".to_string()),
+            Just("\"\n\"".to_string()),
+            Just("\"\r\n1,2\n\"".to_string()),
+            Just("x\"y".to_string()),
+            Just("\"ab\"cd".to_string()),
+            Just("é".to_string()),
+        ];
+        let terminator = prop_oneof![Just("\n"), Just("\r\n"), Just("\n\n"), Just("\r")];
+        let record = (prop::collection::vec(field, 1..5), terminator)
+            .prop_map(|(fields, end)| format!("{}{end}", fields.join(",")));
+        (prop::collection::vec(record, 0..40), any::<bool>()).prop_map(|(records, bom)| {
+            let mut data = if bom {
+                "\u{feff}".to_string()
+            } else {
+                String::new()
+            };
+            data.push_str("user_id,b,c\n");
+            data.push_str(&records.concat());
+            data.into_bytes()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn chunked_equals_sequential(
+            data in csv_strategy(),
+            segment_bytes in 1u64..120,
+            buffer_bytes in 1usize..50,
+        ) {
+            let chunked = run_with(&data, segment_bytes, buffer_bytes, false);
+            let sequential = run_with(&data, u64::MAX / 2, 1 << 20, false);
+            prop_assert_eq!(chunked, sequential);
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The analysis engine: detects a file's kind, hashes it and runs the analyzer for that kind.
+//!
+//! `analyze()` is the one entry point used by `--input` and by the daemon. Every analyzer has
+//! the same signature, `fn analyze(&Source, &AnalysisOptions, &Progress) -> Result<_, _>`,
+//! streams the file through bounded buffers and runs its segments on the current rayon pool.
+//! An analyzer never panics on input and never moves or writes files: it only reads.
+
+pub mod csv;
+pub mod distinct;
+pub mod json;
+pub mod segments;
+pub mod text;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// What a file is analysed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Text,
+    Csv,
+    Json,
+    Zip,
+    Xlsx,
+    Pdf,
+    Binary,
+}
+
+impl Kind {
+    /// The kind named by the file's extension (case-insensitive), if the extension names one.
+    pub fn from_extension(path: &Path) -> Option<Kind> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "csv" | "tsv" => Kind::Csv,
+            "txt" | "log" | "md" => Kind::Text,
+            "json" | "ndjson" | "jsonl" => Kind::Json,
+            "zip" => Kind::Zip,
+            "xlsx" | "xls" | "ods" => Kind::Xlsx,
+            "pdf" => Kind::Pdf,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Csv => "csv",
+            Kind::Json => "json",
+            Kind::Zip => "zip",
+            Kind::Xlsx => "xlsx",
+            Kind::Pdf => "pdf",
+            Kind::Binary => "binary",
+        }
+    }
+}
+
+/// Settings that shape an analysis; resolved once from the command line.
+#[derive(Debug, Clone)]
+pub struct AnalysisOptions {
+    /// Target size of a parallel segment (cut points move to the next line start).
+    pub segment_bytes: u64,
+    /// Size of each read buffer; one per running segment.
+    pub buffer_bytes: usize,
+    /// `--user-column`: the CSV column counted per user, instead of the detected one.
+    pub user_column: Option<String>,
+    /// `--top`: how many users `top_users` lists.
+    pub top_users: usize,
+}
+
+impl Default for AnalysisOptions {
+    fn default() -> Self {
+        AnalysisOptions {
+            segment_bytes: 8 << 20,
+            buffer_bytes: 256 << 10,
+            user_column: None,
+            top_users: 10,
+        }
+    }
+}
+
+/// Why a file could not be analysed. Stored on the job and written to its error report; the
+/// program always goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("cannot open the file: {0}")]
+    Open(#[source] io::Error),
+    #[error("cannot read the file: {0}")]
+    Read(#[source] io::Error),
+    #[error("the file got shorter while it was being analysed")]
+    Truncated,
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidCsv(String),
+}
+
+impl AnalysisError {
+    /// The stable `error.kind` of a report.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnalysisError::Open(_) | AnalysisError::Read(_) => "io",
+            AnalysisError::Truncated => "changed_during_analysis",
+            AnalysisError::InvalidJson(_) => "invalid_json",
+            AnalysisError::InvalidCsv(_) => "invalid_csv",
+        }
+    }
+}
+
+/// Segments done out of segments planned, readable from any thread while an analysis runs.
+pub struct Progress {
+    total: AtomicU64,
+    done: AtomicU64,
+    on_change: Option<Box<dyn Fn(u64, u64) + Send + Sync>>,
+}
+
+impl Progress {
+    pub fn silent() -> Self {
+        Progress {
+            total: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            on_change: None,
+        }
+    }
+
+    /// Calls `on_change(done, total)` after every change.
+    pub fn with_callback(on_change: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+        Progress {
+            on_change: Some(Box::new(on_change)),
+            ..Progress::silent()
+        }
+    }
+
+    pub fn start(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
+        self.notify();
+    }
+
+    pub fn advance(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.notify();
+    }
+
+    /// `(done, total)`.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
+
+    fn notify(&self) {
+        if let Some(on_change) = &self.on_change {
+            let (done, total) = self.get();
+            on_change(done, total);
+        }
+    }
+}
+
+/// An open file under analysis, with the size measured when it was opened.
+pub struct Source {
+    pub file: File,
+    pub len: u64,
+    pub path: PathBuf,
+}
+
+impl Source {
+    pub fn open(path: &Path) -> Result<Source, AnalysisError> {
+        let file = File::open(path).map_err(AnalysisError::Open)?;
+        let len = file.metadata().map_err(AnalysisError::Open)?.len();
+        Ok(Source {
+            file,
+            len,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The per-kind section of a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Details {
+    Text(text::TextReport),
+    Csv(csv::CsvReport),
+    Json(json::JsonReport),
+    /// Binary files (and kinds without an analyzer yet) complete with size and hash only.
+    None,
+}
+
+/// Everything an analysis found; `details` holds the error when the file could not be
+/// analysed as its kind, while size and hash are still known.
+#[derive(Debug)]
+pub struct Analysis {
+    pub kind: Kind,
+    pub size_bytes: u64,
+    pub sha256: Option<String>,
+    pub details: Result<Details, AnalysisError>,
+}
+
+/// Analyses the file at `path`: hash and kind analysis run side by side on the rayon pool.
+pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> Analysis {
+    let by_extension = Kind::from_extension(path);
+    let source = match Source::open(path) {
+        Ok(source) => source,
+        Err(err) => {
+            return Analysis {
+                kind: by_extension.unwrap_or(Kind::Binary),
+                size_bytes: 0,
+                sha256: None,
+                details: Err(err),
+            };
+        }
+    };
+    let (sha256, (kind, details)) = rayon::join(
+        || sha256_hex(&source),
+        || analyze_as(by_extension, &source, options, progress),
+    );
+    let (sha256, details) = match (sha256, details) {
+        (Ok(hash), details) => (Some(hash), details),
+        // A read failure while hashing makes the whole analysis fail, even if the analyzer
+        // itself got through.
+        (Err(err), _) => (None, Err(err)),
+    };
+    Analysis {
+        kind,
+        size_bytes: source.len,
+        sha256,
+        details,
+    }
+}
+
+fn analyze_as(
+    by_extension: Option<Kind>,
+    source: &Source,
+    options: &AnalysisOptions,
+    progress: &Progress,
+) -> (Kind, Result<Details, AnalysisError>) {
+    match by_extension {
+        Some(Kind::Text) => (
+            Kind::Text,
+            text::analyze(source, options, progress).map(Details::Text),
+        ),
+        Some(Kind::Csv) => (
+            Kind::Csv,
+            csv::analyze(source, options, progress).map(Details::Csv),
+        ),
+        Some(Kind::Json) => (
+            Kind::Json,
+            json::analyze(source, options, progress).map(Details::Json),
+        ),
+        Some(kind @ (Kind::Zip | Kind::Xlsx | Kind::Pdf | Kind::Binary)) => {
+            progress.start(1);
+            progress.advance();
+            (kind, Ok(Details::None))
+        }
+        // No telling extension: text when the bytes are valid UTF-8, else binary.
+        None => match text::analyze(source, options, progress) {
+            Ok(report) if text::is_utf8(&report) => (Kind::Text, Ok(Details::Text(report))),
+            Ok(_) => (Kind::Binary, Ok(Details::None)),
+            Err(err) => (Kind::Binary, Err(err)),
+        },
+    }
+}
+
+/// SHA-256 of the whole file as lower-case hex, read with `pread` so it can run beside the
+/// analyzers on the same file handle.
+fn sha256_hex(source: &Source) -> Result<String, AnalysisError> {
+    let mut hasher = Sha256::new();
+    let whole = segments::Segment {
+        start: 0,
+        end: source.len,
+    };
+    segments::for_each_buffer(&source.file, whole, 1 << 20, |buf| {
+        hasher.update(buf);
+        Ok(())
+    })?;
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Source;
+    use std::io::Write;
+
+    /// An in-memory-like source backed by an anonymous temp file.
+    pub fn source_with(data: &[u8]) -> Source {
+        let mut file = tempfile::tempfile().expect("temp file");
+        file.write_all(data).expect("write temp file");
+        Source {
+            file,
+            len: data.len() as u64,
+            path: "test-data".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_by_extension_is_case_insensitive() {
+        let table = [
+            ("a.CSV", Some(Kind::Csv)),
+            ("a.tsv", Some(Kind::Csv)),
+            ("a.log", Some(Kind::Text)),
+            ("a.Md", Some(Kind::Text)),
+            ("a.jsonl", Some(Kind::Json)),
+            ("a.ndjson", Some(Kind::Json)),
+            ("a.ods", Some(Kind::Xlsx)),
+            ("a.pdf", Some(Kind::Pdf)),
+            ("a.zip", Some(Kind::Zip)),
+            ("a.bin", None),
+            ("noext", None),
+        ];
+        for (name, want) in table {
+            assert_eq!(Kind::from_extension(Path::new(name)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn sha256_of_known_input() {
+        let source = testing::source_with(b"abc");
+        assert_eq!(
+            sha256_hex(&source).expect("hash"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn unknown_extension_is_text_when_utf8_else_binary() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = dir.path().join("notes");
+        std::fs::write(&text, "hello world\n").expect("write");
+        let binary = dir.path().join("blob.bin");
+        std::fs::write(&binary, b"\x00\xff\xfe\x01").expect("write");
+        let options = AnalysisOptions::default();
+        let text_result = analyze(&text, &options, &Progress::silent());
+        assert_eq!(text_result.kind, Kind::Text);
+        let binary_result = analyze(&binary, &options, &Progress::silent());
+        assert_eq!(binary_result.kind, Kind::Binary);
+        assert!(matches!(binary_result.details, Ok(Details::None)));
+        assert_eq!(binary_result.size_bytes, 4);
+    }
+}

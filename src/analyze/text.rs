@@ -1,0 +1,643 @@
+//! Text analysis: lines, words, characters, blank lines, longest line and log-level counts.
+//!
+//! Exact meanings (SPEC §4): `lines` is the number of `\n` bytes, plus one when the file is
+//! non-empty and does not end in `\n`; `words` are runs of bytes that are not ASCII whitespace
+//! (Python's `len(data.split())`); `chars` counts Unicode scalar values and is `None` unless the
+//! whole file is valid UTF-8. A line is blank when it holds only ASCII whitespace;
+//! `max_line_bytes` excludes the `\n` and a `\r` right before it. A line's log level is the first
+//! level word (whole word, all upper or all lower case) that starts within its first
+//! [`LEVEL_WINDOW`] bytes.
+//!
+//! The file is cut into line-aligned segments analysed in parallel; each segment is streamed
+//! through fixed-size buffers, so the result never depends on where buffers or segments end.
+
+use std::collections::BTreeMap;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use memchr::memchr_iter;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::segments::{self, Segment};
+use super::{AnalysisError, AnalysisOptions, Progress, Source};
+
+/// Only the first bytes of a line are searched for a level word: loggers put it near the start,
+/// and a bound keeps a 10 GB line from costing anything extra.
+pub const LEVEL_WINDOW: usize = 256;
+
+/// Canonical level names, in report order.
+const LEVELS: [&str; 8] = [
+    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "CRITICAL", "FATAL",
+];
+
+/// Words recognised as levels and the canonical level each one counts as. `WARNING` comes
+/// before `WARN` so that leftmost-first matching prefers the longer word.
+const LEVEL_WORDS: [(&str, usize); 9] = [
+    ("TRACE", 0),
+    ("DEBUG", 1),
+    ("INFO", 2),
+    ("NOTICE", 3),
+    ("WARNING", 4),
+    ("WARN", 4),
+    ("ERROR", 5),
+    ("CRITICAL", 6),
+    ("FATAL", 7),
+];
+const LONGEST_LEVEL_WORD: usize = 8;
+
+/// The `text` section of a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TextReport {
+    pub lines: u64,
+    pub words: u64,
+    pub chars: Option<u64>,
+    pub blank_lines: u64,
+    pub max_line_bytes: u64,
+    pub log_levels: BTreeMap<String, u64>,
+}
+
+/// Finds level words; shared by all segments.
+pub struct LevelMatcher {
+    automaton: AhoCorasick,
+    level_of_pattern: Vec<usize>,
+}
+
+impl LevelMatcher {
+    pub fn new() -> Self {
+        let mut patterns = Vec::new();
+        let mut level_of_pattern = Vec::new();
+        for (word, level) in LEVEL_WORDS {
+            patterns.push(word.to_string());
+            level_of_pattern.push(level);
+            patterns.push(word.to_ascii_lowercase());
+            level_of_pattern.push(level);
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&patterns)
+            .expect("the level word list is a valid fixed pattern set");
+        LevelMatcher {
+            automaton,
+            level_of_pattern,
+        }
+    }
+
+    /// Level of a line given as `window` (its first bytes); `line_len` is the full length.
+    fn level_in_window(&self, window: &[u8], line_len: u64) -> Option<usize> {
+        let line_end = if line_len as usize == window.len() {
+            window.len()
+        } else {
+            usize::MAX
+        };
+        for m in self.automaton.find_iter(window) {
+            if m.start() >= LEVEL_WINDOW {
+                break;
+            }
+            if is_whole_word(window, m.start(), m.end(), 0, line_end) {
+                return Some(self.level_of_pattern[m.pattern().as_usize()]);
+            }
+        }
+        None
+    }
+}
+
+impl Default for LevelMatcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// A match counts only as a whole word: no word byte right before or after it in its line.
+fn is_whole_word(hay: &[u8], start: usize, end: usize, line_start: usize, line_end: usize) -> bool {
+    (start == line_start || !is_word_byte(hay[start - 1]))
+        && (end == line_end || !is_word_byte(hay[end]))
+}
+
+/// ASCII whitespace as Python's `bytes.split()` sees it: space and `\t \n \v \f \r`.
+#[inline(always)]
+fn is_space(b: u8) -> bool {
+    b == b' ' || b.wrapping_sub(b'\t') < 5
+}
+
+/// Counts word starts in `buf`: a non-space byte whose predecessor is a space (or, for the
+/// first byte, when `prev_is_space`). Written as a flat loop over two offset slices so that the
+/// compiler vectorises it.
+fn count_word_starts(buf: &[u8], prev_is_space: bool) -> u64 {
+    let Some(&first) = buf.first() else {
+        return 0;
+    };
+    let mut total = u64::from(prev_is_space && !is_space(first));
+    let (before, after) = (&buf[..buf.len() - 1], &buf[1..]);
+    for (a, b) in before.chunks(1 << 16).zip(after.chunks(1 << 16)) {
+        let mut block: u32 = 0;
+        for i in 0..a.len() {
+            block += u32::from(is_space(a[i]) & !is_space(b[i]));
+        }
+        total += u64::from(block);
+    }
+    total
+}
+
+/// Bytes that start a UTF-8 character (everything but continuation bytes `10xxxxxx`).
+fn count_char_starts(buf: &[u8]) -> u64 {
+    let mut total = 0u64;
+    for block in buf.chunks(1 << 16) {
+        let mut n: u32 = 0;
+        for &b in block {
+            n += u32::from((b as i8) >= -0x40);
+        }
+        total += u64::from(n);
+    }
+    total
+}
+
+/// UTF-8 validation across buffer boundaries: at most three bytes of an unfinished character
+/// are carried to the next buffer.
+#[derive(Debug, Clone)]
+struct Utf8Stream {
+    carry: [u8; 4],
+    carry_len: usize,
+    valid: bool,
+}
+
+impl Utf8Stream {
+    fn new() -> Self {
+        Utf8Stream {
+            carry: [0; 4],
+            carry_len: 0,
+            valid: true,
+        }
+    }
+
+    fn feed(&mut self, mut buf: &[u8]) {
+        if !self.valid {
+            return;
+        }
+        if self.carry_len > 0 {
+            let lead = self.carry[0];
+            let char_len = if lead < 0xE0 {
+                2
+            } else if lead < 0xF0 {
+                3
+            } else {
+                4
+            };
+            let take = (char_len - self.carry_len).min(buf.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&buf[..take]);
+            self.carry_len += take;
+            buf = &buf[take..];
+            if self.carry_len < char_len {
+                return;
+            }
+            if std::str::from_utf8(&self.carry[..char_len]).is_err() {
+                self.valid = false;
+                return;
+            }
+            self.carry_len = 0;
+        }
+        if let Err(err) = simdutf8::compat::from_utf8(buf) {
+            if err.error_len().is_some() {
+                self.valid = false;
+            } else {
+                let tail = &buf[err.valid_up_to()..];
+                self.carry[..tail.len()].copy_from_slice(tail);
+                self.carry_len = tail.len();
+            }
+        }
+    }
+
+    fn finish(&mut self) -> bool {
+        if self.carry_len > 0 {
+            self.valid = false;
+        }
+        self.valid
+    }
+}
+
+/// Partial results of one segment; merged by plain addition and max.
+#[derive(Debug, Clone, Default)]
+struct TextCounts {
+    lines: u64,
+    words: u64,
+    char_starts: u64,
+    invalid_utf8: bool,
+    blank_lines: u64,
+    max_line_bytes: u64,
+    levels: [u64; LEVELS.len()],
+}
+
+impl TextCounts {
+    fn merge(&mut self, other: &TextCounts) {
+        self.lines += other.lines;
+        self.words += other.words;
+        self.char_starts += other.char_starts;
+        self.invalid_utf8 |= other.invalid_utf8;
+        self.blank_lines += other.blank_lines;
+        self.max_line_bytes = self.max_line_bytes.max(other.max_line_bytes);
+        for (mine, theirs) in self.levels.iter_mut().zip(other.levels) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// The line still open at the end of a buffer.
+#[derive(Debug, Clone)]
+struct OpenLine {
+    len: u64,
+    only_space: bool,
+    last_byte: u8,
+    /// The first `LEVEL_WINDOW + LONGEST_LEVEL_WORD + 1` bytes, enough to decide its level.
+    window: Vec<u8>,
+}
+
+impl OpenLine {
+    const WINDOW_CAP: usize = LEVEL_WINDOW + LONGEST_LEVEL_WORD + 1;
+
+    fn new() -> Self {
+        OpenLine {
+            len: 0,
+            only_space: true,
+            last_byte: 0,
+            window: Vec::new(),
+        }
+    }
+
+    fn extend(&mut self, piece: &[u8]) {
+        let Some(&last) = piece.last() else {
+            return;
+        };
+        if self.window.len() < Self::WINDOW_CAP {
+            let room = Self::WINDOW_CAP - self.window.len();
+            self.window
+                .extend_from_slice(&piece[..room.min(piece.len())]);
+        }
+        self.only_space = self.only_space && piece.iter().all(|&b| is_space(b));
+        self.last_byte = last;
+        self.len += piece.len() as u64;
+    }
+}
+
+/// Streams one segment.
+struct TextScanner<'m> {
+    matcher: &'m LevelMatcher,
+    counts: TextCounts,
+    prev_is_space: bool,
+    utf8: Utf8Stream,
+    open: OpenLine,
+}
+
+impl<'m> TextScanner<'m> {
+    fn new(matcher: &'m LevelMatcher) -> Self {
+        TextScanner {
+            matcher,
+            counts: TextCounts::default(),
+            // A segment starts at the file start or after a `\n`.
+            prev_is_space: true,
+            utf8: Utf8Stream::new(),
+            open: OpenLine::new(),
+        }
+    }
+
+    fn feed(&mut self, buf: &[u8]) {
+        let Some(&last) = buf.last() else {
+            return;
+        };
+        self.counts.words += count_word_starts(buf, self.prev_is_space);
+        self.prev_is_space = is_space(last);
+        self.counts.char_starts += count_char_starts(buf);
+        self.utf8.feed(buf);
+
+        let mut matches = self.matcher.automaton.find_iter(buf).peekable();
+        let mut line_start = 0;
+        for newline in memchr_iter(b'\n', buf) {
+            if self.open.len > 0 {
+                self.open.extend(&buf[line_start..newline]);
+                self.close_open_line();
+            } else {
+                self.close_line_in_buffer(buf, line_start, newline, &mut matches);
+            }
+            line_start = newline + 1;
+        }
+        self.open.extend(&buf[line_start..]);
+    }
+
+    fn close_line_in_buffer(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        matches: &mut std::iter::Peekable<aho_corasick::FindIter<'_, '_>>,
+    ) {
+        let line = &buf[start..end];
+        let content_len = line.len() - usize::from(line.last() == Some(&b'\r'));
+        self.record_line(content_len as u64, line.iter().all(|&b| is_space(b)));
+        let window_end = end.min(start + LEVEL_WINDOW);
+        while let Some(m) = matches.peek() {
+            let (m_start, m_end, pattern) = (m.start(), m.end(), m.pattern());
+            if m_start >= window_end {
+                break;
+            }
+            matches.next();
+            if m_start >= start && is_whole_word(buf, m_start, m_end, start, end) {
+                self.counts.levels[self.matcher.level_of_pattern[pattern.as_usize()]] += 1;
+                break;
+            }
+        }
+    }
+
+    fn close_open_line(&mut self) {
+        let open = std::mem::replace(&mut self.open, OpenLine::new());
+        let content_len = open.len - u64::from(open.last_byte == b'\r');
+        self.record_line(content_len, open.only_space);
+        if let Some(level) = self.matcher.level_in_window(&open.window, open.len) {
+            self.counts.levels[level] += 1;
+        }
+    }
+
+    fn record_line(&mut self, content_len: u64, only_space: bool) {
+        self.counts.lines += 1;
+        self.counts.blank_lines += u64::from(only_space);
+        self.counts.max_line_bytes = self.counts.max_line_bytes.max(content_len);
+    }
+
+    /// Ends the segment. Only the file's last segment can end inside a line.
+    fn finish(mut self, at_end_of_file: bool) -> TextCounts {
+        if at_end_of_file && self.open.len > 0 {
+            self.close_open_line();
+        }
+        self.counts.invalid_utf8 = !self.utf8.finish();
+        self.counts
+    }
+}
+
+/// Analyses `source` as text.
+pub fn analyze(
+    source: &Source,
+    options: &AnalysisOptions,
+    progress: &Progress,
+) -> Result<TextReport, AnalysisError> {
+    let segments = segments::plan(&source.file, 0, source.len, options.segment_bytes)?;
+    progress.start(segments.len() as u64);
+    let matcher = LevelMatcher::new();
+    let last = segments.len() - 1;
+    let parts = segments
+        .par_iter()
+        .enumerate()
+        .map(|(index, &segment)| {
+            let counts = scan_segment(source, segment, options, &matcher, index == last)?;
+            progress.advance();
+            Ok(counts)
+        })
+        .collect::<Result<Vec<_>, AnalysisError>>()?;
+    let mut total = TextCounts::default();
+    for part in &parts {
+        total.merge(part);
+    }
+    Ok(report_from(total))
+}
+
+fn scan_segment(
+    source: &Source,
+    segment: Segment,
+    options: &AnalysisOptions,
+    matcher: &LevelMatcher,
+    at_end_of_file: bool,
+) -> Result<TextCounts, AnalysisError> {
+    let mut scanner = TextScanner::new(matcher);
+    segments::for_each_buffer(&source.file, segment, options.buffer_bytes, |buf| {
+        scanner.feed(buf);
+        Ok(())
+    })?;
+    Ok(scanner.finish(at_end_of_file))
+}
+
+fn report_from(total: TextCounts) -> TextReport {
+    let log_levels = LEVELS
+        .iter()
+        .zip(total.levels)
+        .filter(|&(_, count)| count > 0)
+        .map(|(name, count)| (name.to_string(), count))
+        .collect();
+    TextReport {
+        lines: total.lines,
+        words: total.words,
+        chars: (!total.invalid_utf8).then_some(total.char_starts),
+        blank_lines: total.blank_lines,
+        max_line_bytes: total.max_line_bytes,
+        log_levels,
+    }
+}
+
+/// Whether the file was valid UTF-8 (used to tell text from binary for unknown extensions).
+pub fn is_utf8(report: &TextReport) -> bool {
+    report.chars.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::testing::source_with;
+    use proptest::prelude::*;
+
+    /// A plainly sequential reading of the SPEC's definitions, written independently of the
+    /// streaming code above: the reference the chunked analysis must match.
+    fn reference(data: &[u8]) -> TextReport {
+        let newlines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+        let lines = newlines + u64::from(!data.is_empty() && data.last() != Some(&b'\n'));
+        let words = data
+            .split(|&b| b" \t\n\x0b\x0c\r".contains(&b))
+            .filter(|w| !w.is_empty())
+            .count() as u64;
+        let chars = std::str::from_utf8(data)
+            .ok()
+            .map(|s| s.chars().count() as u64);
+        let mut body: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        if data.is_empty() || data.last() == Some(&b'\n') {
+            body.pop();
+        }
+        let mut blank_lines = 0;
+        let mut max_line_bytes = 0;
+        let mut log_levels = BTreeMap::new();
+        for line in body {
+            if line.iter().all(|b| b" \t\n\x0b\x0c\r".contains(b)) {
+                blank_lines += 1;
+            }
+            let content = line.strip_suffix(b"\r").unwrap_or(line);
+            max_line_bytes = max_line_bytes.max(content.len() as u64);
+            if let Some(level) = reference_level(line) {
+                *log_levels.entry(level.to_string()).or_insert(0) += 1;
+            }
+        }
+        TextReport {
+            lines,
+            words,
+            chars,
+            blank_lines,
+            max_line_bytes,
+            log_levels,
+        }
+    }
+
+    fn reference_level(line: &[u8]) -> Option<&'static str> {
+        let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        for start in 0..line.len().min(LEVEL_WINDOW) {
+            if start > 0 && word_byte(line[start - 1]) {
+                continue;
+            }
+            let mut end = start;
+            while end < line.len() && word_byte(line[end]) {
+                end += 1;
+            }
+            let word = &line[start..end];
+            let upper = word.to_ascii_uppercase();
+            let is_one_case = word == upper.as_slice() || word == word.to_ascii_lowercase();
+            if !is_one_case {
+                continue;
+            }
+            let name = match upper.as_slice() {
+                b"TRACE" => "TRACE",
+                b"DEBUG" => "DEBUG",
+                b"INFO" => "INFO",
+                b"NOTICE" => "NOTICE",
+                b"WARN" | b"WARNING" => "WARN",
+                b"ERROR" => "ERROR",
+                b"CRITICAL" => "CRITICAL",
+                b"FATAL" => "FATAL",
+                _ => continue,
+            };
+            return Some(name);
+        }
+        None
+    }
+
+    fn run(data: &[u8], segment_bytes: u64, buffer_bytes: usize) -> TextReport {
+        let source = source_with(data);
+        let options = AnalysisOptions {
+            segment_bytes,
+            buffer_bytes,
+            ..AnalysisOptions::default()
+        };
+        analyze(&source, &options, &Progress::silent()).expect("text analysis")
+    }
+
+    fn levels(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
+    }
+
+    #[test]
+    fn edge_cases_match_the_definitions() {
+        let cases: &[(&str, &[u8], u64, u64, Option<u64>, u64, u64)] = &[
+            // name, data, lines, words, chars, blank, max_line_bytes
+            ("empty", b"", 0, 0, Some(0), 0, 0),
+            ("one newline", b"\n", 1, 0, Some(1), 1, 0),
+            ("no trailing newline", b"a b\nc", 2, 3, Some(5), 0, 3),
+            ("crlf", b"ab\r\n\r\ncd\r\n", 3, 2, Some(10), 1, 2),
+            ("bom", b"\xef\xbb\xbfhi\n", 1, 1, Some(4), 0, 5),
+            ("nul bytes", b"a\0b\n\0\n", 2, 2, Some(6), 0, 3),
+            ("invalid utf-8", b"ok \xff\xfe\n", 1, 2, None, 0, 5),
+            ("truncated utf-8", b"\xe2\x82", 1, 1, None, 0, 2),
+            (
+                "vertical tab splits words",
+                b"a\x0bb\x0cc",
+                1,
+                3,
+                Some(5),
+                0,
+                5,
+            ),
+            ("only spaces", b"   \n\t\n", 2, 0, Some(6), 2, 3),
+            (
+                "multibyte",
+                "héllo wörld €\n".as_bytes(),
+                1,
+                3,
+                Some(14),
+                0,
+                17,
+            ),
+        ];
+        for &(name, data, lines, words, chars, blank, max_line) in cases {
+            let got = run(data, 4, 3);
+            assert_eq!(got.lines, lines, "{name}: lines");
+            assert_eq!(got.words, words, "{name}: words");
+            assert_eq!(got.chars, chars, "{name}: chars");
+            assert_eq!(got.blank_lines, blank, "{name}: blank lines");
+            assert_eq!(got.max_line_bytes, max_line, "{name}: max line");
+            assert_eq!(got, reference(data), "{name}: reference");
+        }
+    }
+
+    #[test]
+    fn log_levels_are_whole_words_near_the_start() {
+        let data = b"2026-01-01 INFO start\n\
+            WARNING disk\n\
+            [error] lower case\n\
+            INFORMATION is not a level\n\
+            x ERROR_CODE=5 ERROR y\n\
+            Error mixed case is not a level\n\
+            INFO then ERROR counts once as INFO\n";
+        let got = run(data, 16, 7);
+        assert_eq!(
+            got.log_levels,
+            levels(&[("ERROR", 2), ("INFO", 2), ("WARN", 1)])
+        );
+        let mut far = vec![b'x'; LEVEL_WINDOW];
+        far.extend_from_slice(b" ERROR\n");
+        let mut near = vec![b'x'; LEVEL_WINDOW - 2];
+        near.extend_from_slice(b" ERROR\n");
+        let got = run(&[far, near].concat(), 100, 33);
+        assert_eq!(got.log_levels, levels(&[("ERROR", 1)]));
+    }
+
+    #[test]
+    fn a_multi_megabyte_single_line() {
+        let mut data = b"FATAL ".to_vec();
+        data.extend(std::iter::repeat_n(b'z', 3 << 20));
+        data.extend_from_slice(" é".as_bytes());
+        let got = run(&data, 1 << 16, 1 << 12);
+        assert_eq!(got, reference(&data));
+        assert_eq!(got.lines, 1);
+        assert_eq!(got.words, 3);
+        assert_eq!(got.max_line_bytes, data.len() as u64);
+        assert_eq!(got.log_levels, levels(&[("FATAL", 1)]));
+    }
+
+    fn text_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b" ".to_vec()),
+            Just(b"\t\x0b\x0c".to_vec()),
+            Just(b"INFO".to_vec()),
+            Just(b"error".to_vec()),
+            Just(b"WARNING".to_vec()),
+            Just(b"_".to_vec()),
+            Just("é€😀".as_bytes().to_vec()),
+            Just(b"\xf0\x9f".to_vec()),
+            Just(b"\xff".to_vec()),
+            Just(b"\0".to_vec()),
+            "[a-z]{1,12}".prop_map(String::into_bytes),
+            (0usize..400).prop_map(|n| vec![b'x'; n]),
+        ];
+        prop::collection::vec(piece, 0..60).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn chunked_equals_sequential(
+            data in text_strategy(),
+            segment_bytes in 1u64..300,
+            buffer_bytes in 1usize..70,
+        ) {
+            let chunked = run(&data, segment_bytes, buffer_bytes);
+            let sequential = run(&data, u64::MAX / 2, 1 << 20);
+            prop_assert_eq!(&chunked, &sequential);
+            prop_assert_eq!(&chunked, &reference(&data));
+        }
+    }
+}

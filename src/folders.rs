@@ -1,0 +1,306 @@
+//! The four folders of the life of a file, and the only code that moves or writes files in them.
+//!
+//! Every move is an atomic rename that can never replace an existing name (`renameat2` with
+//! `RENAME_NOREPLACE`, or link + unlink where the filesystem lacks it). A taken name gets a
+//! derived free name (`data.csv` → `data-2.csv`). Across filesystems a file is copied to a
+//! hidden temporary name beside its target, synced, linked into place without replacing
+//! anything, and only then removed from where it was. Reports are written the same way. Nothing
+//! here ever opens a user's file for writing.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{CWD, RenameFlags};
+use tempfile::NamedTempFile;
+
+/// How many derived names are tried before giving up (`name-2` … `name-10000`).
+const MAX_NAME_ATTEMPTS: u32 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("cannot create folder {path}: {source}")]
+    Create { path: PathBuf, source: io::Error },
+    #[error("cannot move {from} into {to_dir}: {source}")]
+    Move {
+        from: PathBuf,
+        to_dir: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("no free name for {name:?} in {dir} after {MAX_NAME_ATTEMPTS} attempts")]
+    NoFreeName { name: OsString, dir: PathBuf },
+}
+
+/// `unprocessed/ underprocess/ processed/ failed/` under one root.
+#[derive(Debug, Clone)]
+pub struct Folders {
+    pub root: PathBuf,
+    pub unprocessed: PathBuf,
+    pub underprocess: PathBuf,
+    pub processed: PathBuf,
+    pub failed: PathBuf,
+}
+
+impl Folders {
+    /// Creates the root and its four folders where missing.
+    pub fn create(root: &Path) -> Result<Folders, FolderError> {
+        let folders = Folders {
+            root: root.to_path_buf(),
+            unprocessed: root.join("unprocessed"),
+            underprocess: root.join("underprocess"),
+            processed: root.join("processed"),
+            failed: root.join("failed"),
+        };
+        for dir in [
+            &folders.unprocessed,
+            &folders.underprocess,
+            &folders.processed,
+            &folders.failed,
+        ] {
+            fs::create_dir_all(dir).map_err(|source| FolderError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(folders)
+    }
+}
+
+/// The `attempt`-th name derived from `name`: the name itself, then `stem-2.ext`, `stem-3.ext`…
+pub fn derived_name(name: &OsStr, attempt: u32) -> OsString {
+    if attempt <= 1 {
+        return name.to_os_string();
+    }
+    let path = Path::new(name);
+    let mut out = OsString::new();
+    match (path.file_stem(), path.extension()) {
+        (Some(stem), Some(ext)) => {
+            out.push(stem);
+            out.push(format!("-{attempt}."));
+            out.push(ext);
+        }
+        _ => {
+            out.push(name);
+            out.push(format!("-{attempt}"));
+        }
+    }
+    out
+}
+
+fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
+    let mut out = name.to_os_string();
+    out.push(suffix);
+    out
+}
+
+/// Moves `from` into `to_dir` under `name`, or the first derived name that is free, never
+/// replacing anything. With `companion_suffix` (e.g. `.report.json`), a name is only taken if
+/// `NAME + suffix` is free too, so that the report written next to it has its place.
+/// Returns the new path.
+pub fn move_into(
+    from: &Path,
+    to_dir: &Path,
+    name: &OsStr,
+    companion_suffix: Option<&str>,
+) -> Result<PathBuf, FolderError> {
+    let move_error = |source| FolderError::Move {
+        from: from.to_path_buf(),
+        to_dir: to_dir.to_path_buf(),
+        source,
+    };
+    // Set once `from` turned out to be on another filesystem: a synced copy waiting for a name.
+    let mut copy: Option<NamedTempFile> = None;
+    let mut copied = false;
+    let mut attempt = 1;
+    while attempt <= MAX_NAME_ATTEMPTS {
+        let candidate = derived_name(name, attempt);
+        let target = to_dir.join(&candidate);
+        if let Some(suffix) = companion_suffix
+            && exists(&to_dir.join(with_suffix(&candidate, suffix)))
+        {
+            attempt += 1;
+            continue;
+        }
+        let outcome = match copy.take() {
+            None => rename_no_replace(from, &target),
+            Some(temp) => temp.persist_noclobber(&target).map(drop).map_err(|err| {
+                copy = Some(err.file);
+                err.error
+            }),
+        };
+        match outcome {
+            Ok(()) => {
+                sync_dir(to_dir);
+                if copied {
+                    fs::remove_file(from).map_err(move_error)?;
+                    sync_parent(from);
+                }
+                return Ok(target);
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                log::debug!("{} is taken; trying the next name", target.display());
+                attempt += 1;
+            }
+            Err(err) if err.kind() == io::ErrorKind::CrossesDevices && !copied => {
+                log::debug!("{} is on another filesystem: copying", from.display());
+                copy = Some(copy_to_temp(from, to_dir).map_err(move_error)?);
+                copied = true;
+            }
+            Err(err) => return Err(move_error(err)),
+        }
+    }
+    Err(FolderError::NoFreeName {
+        name: name.to_os_string(),
+        dir: to_dir.to_path_buf(),
+    })
+}
+
+/// Writes `bytes` as a new file `dir/name` (or a derived name if taken): a hidden temp file,
+/// synced, then linked into place without replacing anything. Returns the path written.
+pub fn write_new_file(dir: &Path, name: &OsStr, bytes: &[u8]) -> Result<PathBuf, FolderError> {
+    let write_error = |source| FolderError::Write {
+        path: dir.join(name),
+        source,
+    };
+    let mut temp = temp_in(dir).map_err(write_error)?;
+    temp.write_all(bytes).map_err(write_error)?;
+    temp.as_file().sync_all().map_err(write_error)?;
+    for attempt in 1..=MAX_NAME_ATTEMPTS {
+        let target = dir.join(derived_name(name, attempt));
+        match temp.persist_noclobber(&target) {
+            Ok(_) => {
+                sync_dir(dir);
+                return Ok(target);
+            }
+            Err(err) if err.error.kind() == io::ErrorKind::AlreadyExists => {
+                log::warn!("{} already exists; writing beside it", target.display());
+                temp = err.file;
+            }
+            Err(err) => return Err(write_error(err.error)),
+        }
+    }
+    Err(FolderError::NoFreeName {
+        name: name.to_os_string(),
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Temp files start with a dot and end in `.tmp`: the watcher ignores both.
+fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(".fp-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+}
+
+fn copy_to_temp(from: &Path, to_dir: &Path) -> io::Result<NamedTempFile> {
+    let mut temp = temp_in(to_dir)?;
+    let mut source = File::open(from)?;
+    io::copy(&mut source, temp.as_file_mut())?;
+    temp.as_file().sync_all()?;
+    Ok(temp)
+}
+
+/// `rename(from, to)` that fails with `AlreadyExists` instead of replacing `to`.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        // The filesystem does not know RENAME_NOREPLACE: a hard link never replaces either.
+        Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOSYS) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Makes a rename durable. A failure here loses nothing already done, so it is only logged.
+fn sync_dir(dir: &Path) {
+    if let Err(err) = File::open(dir).and_then(|d| d.sync_all()) {
+        log::debug!("cannot sync folder {}: {err}", dir.display());
+    }
+}
+
+fn sync_parent(path: &Path) {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// A name is safe to keep as a single path component: it is what `file_name()` returned.
+pub fn file_name_of(path: &Path) -> Option<&OsStr> {
+    path.file_name().filter(|name| !name.as_bytes().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names() {
+        let table = [
+            ("data.csv", 1, "data.csv"),
+            ("data.csv", 2, "data-2.csv"),
+            ("archive.tar.gz", 3, "archive.tar-3.gz"),
+            ("README", 2, "README-2"),
+            (".hidden", 2, ".hidden-2"),
+        ];
+        for (name, attempt, want) in table {
+            assert_eq!(
+                derived_name(OsStr::new(name), attempt),
+                OsString::from(want)
+            );
+        }
+    }
+
+    #[test]
+    fn moves_never_replace_and_respect_the_companion() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let src = dir.path().join("src");
+        let dst = dir.path().join("dst");
+        fs::create_dir_all(&src).expect("mkdir");
+        fs::create_dir_all(&dst).expect("mkdir");
+        fs::write(dst.join("a.txt"), "old").expect("write");
+        fs::write(dst.join("a-2.txt.report.json"), "{}").expect("write");
+        fs::write(src.join("a.txt"), "new").expect("write");
+
+        let moved = move_into(
+            &src.join("a.txt"),
+            &dst,
+            OsStr::new("a.txt"),
+            Some(".report.json"),
+        )
+        .expect("move");
+        assert_eq!(moved, dst.join("a-3.txt"));
+        assert_eq!(fs::read_to_string(dst.join("a.txt")).expect("read"), "old");
+        assert_eq!(fs::read_to_string(&moved).expect("read"), "new");
+        assert!(!src.join("a.txt").exists());
+    }
+
+    #[test]
+    fn reports_are_written_beside_taken_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join("r.json"), "mine").expect("write");
+        let written = write_new_file(dir.path(), OsStr::new("r.json"), b"report").expect("write");
+        assert_eq!(written, dir.path().join("r-2.json"));
+        assert_eq!(
+            fs::read_to_string(dir.path().join("r.json")).expect("read"),
+            "mine"
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

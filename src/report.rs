@@ -1,0 +1,286 @@
+//! The JSON report of a job (SPEC §4) and its human summary.
+//!
+//! Field names are a stable contract: scripts and the dashboard read them. A report is written
+//! once, atomically, beside the file it describes (`NAME.report.json` in `processed/`,
+//! `NAME.error.json` in `failed/`), and never rewritten.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::analyze::csv::CsvReport;
+use crate::analyze::json::JsonReport;
+use crate::analyze::text::TextReport;
+use crate::analyze::{Analysis, Details, Kind};
+use crate::folders::{self, FolderError};
+
+pub const REPORT_SUFFIX: &str = ".report.json";
+pub const ERROR_SUFFIX: &str = ".error.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Completed,
+    Failed,
+}
+
+impl Status {
+    /// The suffix of the report written beside a file that ended in this state.
+    pub fn report_suffix(self) -> &'static str {
+        match self {
+            Status::Completed => REPORT_SUFFIX,
+            Status::Failed => ERROR_SUFFIX,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorInfo {
+    pub kind: String,
+    pub message: String,
+}
+
+/// When a job was queued, started and finished.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub queued_at: SystemTime,
+    pub started_at: SystemTime,
+    pub finished_at: SystemTime,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub job_id: String,
+    /// The file's name now (in `processed/` or `failed/`).
+    pub file: String,
+    /// The name it arrived with.
+    pub original_name: String,
+    pub status: Status,
+    pub kind: Kind,
+    pub size_bytes: u64,
+    pub sha256: Option<String>,
+    pub queued_at: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<CsvReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+impl Report {
+    pub fn new(
+        job_id: String,
+        file: &OsStr,
+        original_name: &OsStr,
+        analysis: Analysis,
+        timing: Timing,
+    ) -> Report {
+        let duration_ms = timing
+            .finished_at
+            .duration_since(timing.started_at)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut report = Report {
+            job_id,
+            file: file.to_string_lossy().into_owned(),
+            original_name: original_name.to_string_lossy().into_owned(),
+            status: Status::Completed,
+            kind: analysis.kind,
+            size_bytes: analysis.size_bytes,
+            sha256: analysis.sha256,
+            queued_at: rfc3339(timing.queued_at),
+            started_at: rfc3339(timing.started_at),
+            finished_at: rfc3339(timing.finished_at),
+            duration_ms,
+            text: None,
+            csv: None,
+            json: None,
+            error: None,
+        };
+        match analysis.details {
+            Ok(Details::Text(text)) => report.text = Some(text),
+            Ok(Details::Csv(csv)) => report.csv = Some(csv),
+            Ok(Details::Json(json)) => report.json = Some(json),
+            Ok(Details::None) => {}
+            Err(err) => {
+                report.status = Status::Failed;
+                report.error = Some(ErrorInfo {
+                    kind: err.kind().to_string(),
+                    message: err.to_string(),
+                });
+            }
+        }
+        report
+    }
+
+    pub fn to_json(&self) -> String {
+        // A report holds only strings, numbers and finite floats: serialising cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_else(|err| {
+            format!(
+                "{{\"job_id\":{:?},\"error\":\"report encoding: {err}\"}}",
+                self.job_id
+            )
+        })
+    }
+
+    /// Writes the report beside the file, atomically; returns its path.
+    pub fn write_beside(&self, file_path: &Path) -> Result<PathBuf, FolderError> {
+        let dir = file_path.parent().unwrap_or(Path::new("."));
+        let mut name = file_path.file_name().unwrap_or_default().to_os_string();
+        name.push(self.status.report_suffix());
+        let mut body = self.to_json();
+        body.push('\n');
+        folders::write_new_file(dir, &name, body.as_bytes())
+    }
+
+    /// A few lines for a person at a terminal.
+    pub fn summary(&self, file_path: &Path, report_path: &Path) -> String {
+        let mut out = String::new();
+        let status = match self.status {
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+        };
+        let _ = writeln!(
+            out,
+            "{status}: {} -> {}",
+            self.original_name,
+            file_path.display()
+        );
+        let _ = writeln!(
+            out,
+            "  {} · {} · {} ms · sha256 {}",
+            self.kind.as_str(),
+            human_bytes(self.size_bytes),
+            self.duration_ms,
+            self.sha256.as_deref().unwrap_or("-"),
+        );
+        if let Some(text) = &self.text {
+            let chars = text
+                .chars
+                .map_or("not UTF-8".to_string(), |c| format!("{c} chars"));
+            let _ = writeln!(
+                out,
+                "  {} lines · {} words · {chars} · {} blank · longest {} bytes",
+                text.lines, text.words, text.blank_lines, text.max_line_bytes
+            );
+            if !text.log_levels.is_empty() {
+                let levels: Vec<String> = text
+                    .log_levels
+                    .iter()
+                    .map(|(level, n)| format!("{level} {n}"))
+                    .collect();
+                let _ = writeln!(out, "  levels: {}", levels.join(" · "));
+            }
+        }
+        if let Some(csv) = &self.csv {
+            let _ = writeln!(
+                out,
+                "  {} rows · {} columns · {} malformed · delimiter {:?}",
+                csv.rows,
+                csv.columns.len(),
+                csv.malformed_rows,
+                csv.delimiter
+            );
+            if let (Some(column), Some(users)) = (&csv.user_column, csv.distinct_users) {
+                let top: Vec<String> = csv
+                    .top_users
+                    .iter()
+                    .take(5)
+                    .map(|u| format!("{} ({})", u.user, u.rows))
+                    .collect();
+                let _ = writeln!(out, "  users ({column}): {users} · top: {}", top.join(", "));
+            }
+        }
+        if let Some(json) = &self.json {
+            let _ = writeln!(
+                out,
+                "  {} · {} · {} records · {} keys",
+                json.format,
+                json.top_level,
+                json.records,
+                json.keys.len()
+            );
+        }
+        if let Some(error) = &self.error {
+            let _ = writeln!(out, "  error ({}): {}", error.kind, error.message);
+        }
+        let _ = writeln!(out, "  report: {}", report_path.display());
+        out
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::AnalysisError;
+    use std::time::Duration;
+
+    fn timing() -> Timing {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        Timing {
+            queued_at: start,
+            started_at: start,
+            finished_at: start + Duration::from_millis(1500),
+        }
+    }
+
+    #[test]
+    fn failed_report_has_the_error_object() {
+        let analysis = Analysis {
+            kind: Kind::Json,
+            size_bytes: 3,
+            sha256: Some("ab".into()),
+            details: Err(AnalysisError::InvalidJson("invalid JSON: x".into())),
+        };
+        let report = Report::new(
+            "01J".into(),
+            OsStr::new("a-2.json"),
+            OsStr::new("a.json"),
+            analysis,
+            timing(),
+        );
+        let value: serde_json::Value =
+            serde_json::from_str(&report.to_json()).expect("report is JSON");
+        assert_eq!(value["status"], "failed");
+        assert_eq!(value["error"]["kind"], "invalid_json");
+        assert_eq!(value["file"], "a-2.json");
+        assert_eq!(value["original_name"], "a.json");
+        assert_eq!(value["duration_ms"], 1500);
+        assert_eq!(value["queued_at"], "2023-11-14T22:13:20.000Z");
+        assert!(value.get("json").is_none());
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}

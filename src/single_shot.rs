@@ -1,0 +1,167 @@
+//! `--input FILE`: one file through the whole life cycle, then exit.
+//!
+//! FILE is claimed into `underprocess/` (renamed, or copied and removed when it lives on another
+//! filesystem), analysed by the same `analyze()` as the daemon uses, moved to `processed/` or
+//! `failed/` under a name that is free there together with its report's name, and its report is
+//! written atomically beside it. Nothing is ever overwritten.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::analyze::{self, AnalysisOptions, Progress};
+use crate::config::UsageError;
+use crate::folders::{self, FolderError, Folders};
+use crate::report::{Report, Status, Timing};
+
+/// Files at least this large get a progress bar when stderr is a terminal.
+const PROGRESS_BAR_MIN_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SingleShotError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// Nothing was moved yet: the file is where it was.
+    #[error(transparent)]
+    Setup(FolderError),
+    /// The file was claimed but could not be finished; the message says where it is.
+    #[error("{source} (the file is at {location})")]
+    Finish {
+        source: FolderError,
+        location: PathBuf,
+    },
+}
+
+impl SingleShotError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SingleShotError::Usage(_) | SingleShotError::Setup(_) => 2,
+            SingleShotError::Finish { .. } => 1,
+        }
+    }
+}
+
+/// Runs the single-shot mode; `Ok` carries exit code 0 (completed) or 1 (the file failed).
+pub fn run(
+    input: &Path,
+    dir: &Path,
+    print_json: bool,
+    options: &AnalysisOptions,
+) -> Result<ExitCode, SingleShotError> {
+    let original_name = check_input(input)?;
+    let folders = Folders::create(dir).map_err(SingleShotError::Setup)?;
+    let job_id = ulid::Ulid::generate().to_string();
+
+    let queued_at = SystemTime::now();
+    let claimed = folders::move_into(input, &folders.underprocess, &original_name, None)
+        .map_err(SingleShotError::Setup)?;
+    log::debug!(
+        "job {job_id}: claimed {} as {}",
+        input.display(),
+        claimed.display()
+    );
+
+    let started_at = SystemTime::now();
+    let progress = progress_for(&claimed);
+    let analysis = analyze::analyze(&claimed, options, &progress);
+    let finished_at = SystemTime::now();
+
+    let status = if analysis.details.is_ok() {
+        Status::Completed
+    } else {
+        Status::Failed
+    };
+    let target_dir = match status {
+        Status::Completed => &folders.processed,
+        Status::Failed => &folders.failed,
+    };
+    let finish_error = |source| SingleShotError::Finish {
+        source,
+        location: claimed.clone(),
+    };
+    let final_path = folders::move_into(
+        &claimed,
+        target_dir,
+        &original_name,
+        Some(status.report_suffix()),
+    )
+    .map_err(finish_error)?;
+    log::debug!("job {job_id}: moved to {}", final_path.display());
+
+    let final_name = final_path.file_name().unwrap_or_default();
+    let timing = Timing {
+        queued_at,
+        started_at,
+        finished_at,
+    };
+    let report = Report::new(job_id, final_name, &original_name, analysis, timing);
+    let report_path =
+        report
+            .write_beside(&final_path)
+            .map_err(|source| SingleShotError::Finish {
+                source,
+                location: final_path.clone(),
+            })?;
+
+    if print_json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.summary(&final_path, &report_path));
+    }
+    Ok(match status {
+        Status::Completed => ExitCode::SUCCESS,
+        Status::Failed => ExitCode::from(1),
+    })
+}
+
+/// FILE must exist and be a regular file (not a folder, a device or a symbolic link: a link
+/// would be moved instead of the file it points to).
+fn check_input(input: &Path) -> Result<std::ffi::OsString, UsageError> {
+    let metadata = std::fs::symlink_metadata(input).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            UsageError(format!("no such file: {}", input.display()))
+        } else {
+            UsageError(format!("cannot read {}: {err}", input.display()))
+        }
+    })?;
+    if !metadata.file_type().is_file() {
+        return Err(UsageError(format!(
+            "not a regular file: {}",
+            input.display()
+        )));
+    }
+    folders::file_name_of(input)
+        .map(OsStr::to_os_string)
+        .ok_or_else(|| UsageError(format!("not a file name: {}", input.display())))
+}
+
+/// A progress bar on stderr for large files when a person is watching; silent otherwise.
+fn progress_for(path: &Path) -> Progress {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    if size < PROGRESS_BAR_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return Progress::silent();
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} chunks ({eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(
+        path.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
+    );
+    Progress::with_callback(move |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+        if total > 0 && done >= total {
+            bar.finish_and_clear();
+        }
+    })
+}
