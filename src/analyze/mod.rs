@@ -7,6 +7,7 @@
 
 pub mod csv;
 pub mod distinct;
+pub mod exact_sum;
 pub mod json;
 pub mod segments;
 pub mod text;
