@@ -15,8 +15,6 @@
 
 use std::collections::HashMap;
 
-use accurate::sum::OnlineExactSum;
-use accurate::traits::SumAccumulator;
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -24,6 +22,7 @@ use serde_json::Value;
 use xxhash_rust::xxh3::Xxh3Builder;
 
 use super::distinct::Distinct;
+use super::exact_sum::ExactSum;
 use super::segments::{self, Segment};
 use super::{AnalysisError, AnalysisOptions, Progress, Source};
 
@@ -475,8 +474,7 @@ struct ColumnStats {
     float_min: f64,
     float_max: f64,
     numbers: u64,
-    /// Allocated at the first number: it is 32 KiB.
-    sum: Option<OnlineExactSum<f64>>,
+    sum: ExactSum,
     bytes_min: Option<Vec<u8>>,
     bytes_max: Option<Vec<u8>>,
     distinct: Distinct,
@@ -493,7 +491,7 @@ impl ColumnStats {
             float_min: f64::INFINITY,
             float_max: f64::NEG_INFINITY,
             numbers: 0,
-            sum: None,
+            sum: ExactSum::default(),
             bytes_min: None,
             bytes_max: None,
             distinct: Distinct::default(),
@@ -530,7 +528,7 @@ impl ColumnStats {
         self.float_min = self.float_min.min(x);
         self.float_max = self.float_max.max(x);
         self.numbers += 1;
-        *self.sum.get_or_insert_with(OnlineExactSum::zero) += x;
+        self.sum.add(x);
     }
 
     fn merge(&mut self, other: ColumnStats) {
@@ -542,10 +540,7 @@ impl ColumnStats {
         self.float_min = self.float_min.min(other.float_min);
         self.float_max = self.float_max.max(other.float_max);
         self.numbers += other.numbers;
-        self.sum = match (self.sum.take(), other.sum) {
-            (Some(a), Some(b)) => Some(a + b),
-            (a, b) => a.or(b),
-        };
+        self.sum.merge(&other.sum);
         if let Some(theirs) = other.bytes_min {
             replace_if(&mut self.bytes_min, &theirs, |new, old| new < old);
         }
@@ -581,10 +576,9 @@ impl ColumnStats {
             ColumnType::String => (text(self.bytes_min), text(self.bytes_max)),
         };
         let mean = match column_type {
-            ColumnType::Integer | ColumnType::Float => self
-                .sum
-                .map(|sum| sum.sum() / self.numbers as f64)
-                .filter(|mean| mean.is_finite()),
+            ColumnType::Integer | ColumnType::Float => {
+                Some(self.sum.value() / self.numbers as f64).filter(|mean| mean.is_finite())
+            }
             ColumnType::Empty | ColumnType::String => None,
         };
         ColumnReport {
