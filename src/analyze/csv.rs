@@ -14,12 +14,13 @@
 //! sequential parse whatever the cut points.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
+use nohash_hasher::BuildNoHashHasher;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
-use xxhash_rust::xxh3::Xxh3Builder;
 
 use super::distinct::Distinct;
 use super::exact_sum::ExactSum;
@@ -115,38 +116,48 @@ pub fn analyze(
         delimiter,
         header_len: header.len(),
         user_index,
+        estimated_columns: (0..header.len()).map(|_| AtomicBool::new(false)).collect(),
     };
 
     let segments = segments::plan(&source.file, header_end, source.len, options.segment_bytes)?;
     progress.start(segments.len() as u64);
+    // Windows of segments are parsed in parallel; the verification and merge of one window runs
+    // beside the parsing of the next, so no core waits for the merge.
     let in_flight = 2 * rayon::current_num_threads().max(1);
     let mut total = Accumulator::new(&layout);
     let mut current: Option<SegmentParse> = None;
-    for window in segments.chunks(in_flight) {
-        let speculative: Vec<SegmentParse> = window
-            .par_iter()
-            .map(|&segment| SegmentParse::of_segment(source, segment, &layout, options))
-            .collect();
-        for (&segment, guess) in window.iter().zip(speculative) {
-            current = Some(match current.take() {
-                None => guess,
-                Some(mut verified) => {
-                    verified.check()?;
-                    if verified.parser.is_between_records() {
-                        total.merge(verified.stats);
-                        guess
-                    } else {
-                        log::debug!(
-                            "{}: a quoted field spans the cut at byte {}; re-parsing that segment",
-                            source.path.display(),
-                            segment.start
-                        );
-                        verified.continue_through(source, segment, options);
-                        verified
-                    }
-                }
-            });
-            progress.advance();
+    let mut pending: Option<(&[Segment], Vec<SegmentParse>)> = None;
+    let mut windows = segments.chunks(in_flight);
+    loop {
+        let next = windows.next();
+        let (merged, parsed) = rayon::join(
+            || match pending.take() {
+                Some((window, guesses)) => verify_and_merge(
+                    source,
+                    options,
+                    &layout,
+                    window,
+                    guesses,
+                    &mut current,
+                    &mut total,
+                    progress,
+                ),
+                None => Ok(()),
+            },
+            || {
+                next.map(|window| {
+                    let guesses: Vec<SegmentParse> = window
+                        .par_iter()
+                        .map(|&segment| SegmentParse::of_segment(source, segment, &layout, options))
+                        .collect();
+                    (window, guesses)
+                })
+            },
+        );
+        merged?;
+        match parsed {
+            Some(window) => pending = Some(window),
+            None => break,
         }
     }
     if let Some(mut last) = current {
@@ -155,6 +166,45 @@ pub fn analyze(
         total.merge(last.stats);
     }
     Ok(total.into_report(delimiter, &header, options.top_users))
+}
+
+/// Walks a window's speculative parses in order. `current` is the last parse known to be right:
+/// if it ended between two records, the next guess was right and `current` is merged into
+/// `total`; if not, the guess is dropped and `current` parses that segment itself.
+#[allow(clippy::too_many_arguments)]
+fn verify_and_merge(
+    source: &Source,
+    options: &AnalysisOptions,
+    layout: &Layout,
+    window: &[Segment],
+    guesses: Vec<SegmentParse>,
+    current: &mut Option<SegmentParse>,
+    total: &mut Accumulator,
+    progress: &Progress,
+) -> Result<(), AnalysisError> {
+    for (&segment, guess) in window.iter().zip(guesses) {
+        *current = Some(match current.take() {
+            None => guess,
+            Some(mut verified) => {
+                verified.check()?;
+                if verified.parser.is_between_records() {
+                    total.merge(verified.stats);
+                    total.publish_estimated(layout);
+                    guess
+                } else {
+                    log::debug!(
+                        "{}: a quoted field spans the cut at byte {}; re-parsing that segment",
+                        source.path.display(),
+                        segment.start
+                    );
+                    verified.continue_through(source, segment, options);
+                    verified
+                }
+            }
+        });
+        progress.advance();
+    }
+    Ok(())
 }
 
 fn starts_with_bom(source: &Source) -> Result<bool, AnalysisError> {
@@ -276,6 +326,9 @@ struct Layout {
     delimiter: u8,
     header_len: usize,
     user_index: Option<usize>,
+    /// Columns whose merged distinct count is already an estimate: later segments insert
+    /// straight into an estimator instead of building an exact set that would be thrown away.
+    estimated_columns: Vec<AtomicBool>,
 }
 
 /// A `csv-core` reader plus the buffers of the record being read. Memory is bounded by
@@ -475,13 +528,13 @@ struct ColumnStats {
     float_max: f64,
     numbers: u64,
     sum: ExactSum,
-    bytes_min: Option<Vec<u8>>,
-    bytes_max: Option<Vec<u8>>,
+    bytes_min: ByteExtreme,
+    bytes_max: ByteExtreme,
     distinct: Distinct,
 }
 
 impl ColumnStats {
-    fn new() -> Self {
+    fn new(estimated: bool) -> Self {
         ColumnStats {
             non_empty: 0,
             saw_float: false,
@@ -492,21 +545,23 @@ impl ColumnStats {
             float_max: f64::NEG_INFINITY,
             numbers: 0,
             sum: ExactSum::default(),
-            bytes_min: None,
-            bytes_max: None,
-            distinct: Distinct::default(),
+            bytes_min: ByteExtreme::default(),
+            bytes_max: ByteExtreme::default(),
+            distinct: if estimated {
+                Distinct::estimated()
+            } else {
+                Distinct::default()
+            },
         }
     }
 
+    /// Adds a non-empty value whose `Distinct::hash` is `hash`.
     #[inline]
-    fn add(&mut self, value: &[u8]) {
-        if value.is_empty() {
-            return;
-        }
+    fn add(&mut self, value: &[u8], hash: u64) {
         self.non_empty += 1;
-        self.distinct.insert_hash(Distinct::hash(value));
-        replace_if(&mut self.bytes_min, value, |new, old| new < old);
-        replace_if(&mut self.bytes_max, value, |new, old| new > old);
+        self.distinct.insert_hash(hash);
+        self.bytes_min.offer(value, std::cmp::Ordering::Less);
+        self.bytes_max.offer(value, std::cmp::Ordering::Greater);
         // Once a value is not a number the column is a string column: numbers no longer matter.
         if !self.saw_string {
             match parse_number(value) {
@@ -541,12 +596,10 @@ impl ColumnStats {
         self.float_max = self.float_max.max(other.float_max);
         self.numbers += other.numbers;
         self.sum.merge(&other.sum);
-        if let Some(theirs) = other.bytes_min {
-            replace_if(&mut self.bytes_min, &theirs, |new, old| new < old);
-        }
-        if let Some(theirs) = other.bytes_max {
-            replace_if(&mut self.bytes_max, &theirs, |new, old| new > old);
-        }
+        self.bytes_min
+            .offer_extreme(&other.bytes_min, std::cmp::Ordering::Less);
+        self.bytes_max
+            .offer_extreme(&other.bytes_max, std::cmp::Ordering::Greater);
         self.distinct.merge(other.distinct);
     }
 
@@ -565,8 +618,8 @@ impl ColumnStats {
     fn into_report(self, name: String) -> ColumnReport {
         let column_type = self.column_type();
         let (distinct, distinct_approx) = self.distinct.count();
-        let text = |bytes: Option<Vec<u8>>| match bytes {
-            Some(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+        let text = |extreme: ByteExtreme| match extreme.value() {
+            Some(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
             None => Value::Null,
         };
         let (min, max) = match column_type {
@@ -598,14 +651,55 @@ fn float_value(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
-fn replace_if(slot: &mut Option<Vec<u8>>, value: &[u8], better: impl Fn(&[u8], &[u8]) -> bool) {
-    match slot {
-        Some(current) if !better(value, current) => {}
-        Some(current) => {
-            current.clear();
-            current.extend_from_slice(value);
+/// The smallest or largest value seen, in byte order. Most comparisons are decided by the
+/// first eight bytes read as a big-endian integer (zero-padded): if those keys differ, the
+/// strings compare the same way; only equal keys need the full comparison.
+#[derive(Debug, Clone, Default)]
+struct ByteExtreme {
+    key: u64,
+    bytes: Option<Vec<u8>>,
+}
+
+fn prefix_key(value: &[u8]) -> u64 {
+    let mut prefix = [0u8; 8];
+    let n = value.len().min(8);
+    prefix[..n].copy_from_slice(&value[..n]);
+    u64::from_be_bytes(prefix)
+}
+
+impl ByteExtreme {
+    /// Keeps `value` if it compares `wanted` (Less for a minimum) to the current one.
+    #[inline]
+    fn offer(&mut self, value: &[u8], wanted: std::cmp::Ordering) {
+        let key = prefix_key(value);
+        let better = match &self.bytes {
+            None => true,
+            Some(current) => match key.cmp(&self.key) {
+                // Equal keys and both at most 8 bytes: the zero-padded prefixes are the whole
+                // strings, so the shorter one is the smaller.
+                std::cmp::Ordering::Equal if value.len() <= 8 && current.len() <= 8 => {
+                    value.len().cmp(&current.len()) == wanted
+                }
+                std::cmp::Ordering::Equal => value.cmp(current) == wanted,
+                by_prefix => by_prefix == wanted,
+            },
+        };
+        if better {
+            let bytes = self.bytes.get_or_insert_with(Vec::new);
+            bytes.clear();
+            bytes.extend_from_slice(value);
+            self.key = key;
         }
-        None => *slot = Some(value.to_vec()),
+    }
+
+    fn offer_extreme(&mut self, other: &ByteExtreme, wanted: std::cmp::Ordering) {
+        if let Some(bytes) = &other.bytes {
+            self.offer(bytes, wanted);
+        }
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        self.bytes.as_deref()
     }
 }
 
@@ -636,8 +730,7 @@ struct Accumulator {
     rows: u64,
     malformed: u64,
     columns: Vec<ColumnStats>,
-    users: HashMap<Box<[u8]>, u64, Xxh3Builder>,
-    users_capped: bool,
+    users: UserCounts,
 }
 
 impl Accumulator {
@@ -647,9 +740,12 @@ impl Accumulator {
             user_index: layout.user_index,
             rows: 0,
             malformed: 0,
-            columns: vec![ColumnStats::new(); layout.header_len],
-            users: HashMap::default(),
-            users_capped: false,
+            columns: layout
+                .estimated_columns
+                .iter()
+                .map(|flag| ColumnStats::new(flag.load(AtomicOrdering::Relaxed)))
+                .collect(),
+            users: UserCounts::default(),
         }
     }
 
@@ -663,11 +759,17 @@ impl Accumulator {
         for (index, (&end, column)) in ends.iter().zip(self.columns.iter_mut()).enumerate() {
             let value = &fields[start..end];
             start = end;
-            column.add(value);
+            if value.is_empty() {
+                continue;
+            }
+            let hash = Distinct::hash(value);
+            column.add(value, hash);
             if Some(index) == self.user_index {
                 let user = value.trim_ascii();
-                if !user.is_empty() {
-                    count_user(&mut self.users, &mut self.users_capped, user, 1);
+                if user.len() == value.len() {
+                    self.users.add(user, hash, 1);
+                } else if !user.is_empty() {
+                    self.users.add(user, Distinct::hash(user), 1);
                 }
             }
         }
@@ -679,16 +781,23 @@ impl Accumulator {
         for (mine, theirs) in self.columns.iter_mut().zip(other.columns) {
             mine.merge(theirs);
         }
-        self.users_capped |= other.users_capped;
-        for (user, rows) in other.users {
-            count_user(&mut self.users, &mut self.users_capped, &user, rows);
+        self.users.merge(other.users);
+    }
+
+    /// Marks the columns whose count is now an estimate, for segments not yet started.
+    fn publish_estimated(&self, layout: &Layout) {
+        for (column, flag) in self.columns.iter().zip(&layout.estimated_columns) {
+            if column.distinct.count().1 {
+                flag.store(true, AtomicOrdering::Relaxed);
+            }
         }
     }
 
     fn into_report(self, delimiter: u8, header: &[String], top: usize) -> CsvReport {
         let user_column = self.user_index.map(|i| header[i].clone());
         let distinct_users = self.user_index.map(|_| self.users.len() as u64);
-        let mut ranked: Vec<(Box<[u8]>, u64)> = self.users.into_iter().collect();
+        let users_approx = self.users.capped;
+        let mut ranked = self.users.into_counts();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let top_users = ranked
             .into_iter()
@@ -710,24 +819,60 @@ impl Accumulator {
             malformed_rows: self.malformed,
             user_column,
             distinct_users,
-            users_approx: self.users_capped,
+            users_approx,
             top_users,
         }
     }
 }
 
-fn count_user(
-    users: &mut HashMap<Box<[u8]>, u64, Xxh3Builder>,
-    capped: &mut bool,
-    user: &[u8],
-    rows: u64,
-) {
-    if let Some(count) = users.get_mut(user) {
-        *count += rows;
-    } else if users.len() < MAX_TRACKED_USERS {
-        users.insert(user.into(), rows);
-    } else {
-        *capped = true;
+/// Rows per user, keyed by the value's 64-bit hash (already computed for the distinct count).
+/// A user whose hash is taken by a different user is counted in `collided`, by value, so the
+/// counts stay exact.
+#[derive(Debug, Clone, Default)]
+struct UserCounts {
+    by_hash: HashMap<u64, (Box<[u8]>, u64), BuildNoHashHasher<u64>>,
+    collided: HashMap<Box<[u8]>, u64>,
+    capped: bool,
+}
+
+impl UserCounts {
+    fn len(&self) -> usize {
+        self.by_hash.len() + self.collided.len()
+    }
+
+    #[inline]
+    fn add(&mut self, user: &[u8], hash: u64, rows: u64) {
+        if let Some((stored, count)) = self.by_hash.get_mut(&hash) {
+            if **stored == *user {
+                *count += rows;
+                return;
+            }
+            if let Some(count) = self.collided.get_mut(user) {
+                *count += rows;
+                return;
+            }
+        }
+        if self.len() >= MAX_TRACKED_USERS {
+            self.capped = true;
+        } else if let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) {
+            slot.insert((user.into(), rows));
+        } else {
+            self.collided.insert(user.into(), rows);
+        }
+    }
+
+    fn merge(&mut self, other: UserCounts) {
+        self.capped |= other.capped;
+        for (hash, (user, rows)) in other.by_hash {
+            self.add(&user, hash, rows);
+        }
+        for (user, rows) in other.collided {
+            self.add(&user, Distinct::hash(&user), rows);
+        }
+    }
+
+    fn into_counts(self) -> Vec<(Box<[u8]>, u64)> {
+        self.by_hash.into_values().chain(self.collided).collect()
     }
 }
 

@@ -29,6 +29,11 @@ impl Default for Distinct {
 }
 
 impl Distinct {
+    /// A counter that estimates from the start (for a column already past the limit).
+    pub fn estimated() -> Self {
+        Distinct::Estimated(Box::new(CardinalityEstimator::<u64>::new()))
+    }
+
     pub fn hash(value: &[u8]) -> u64 {
         xxhash_rust::xxh3::xxh3_64(value)
     }

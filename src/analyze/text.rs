@@ -132,10 +132,11 @@ fn count_word_starts(buf: &[u8], prev_is_space: bool) -> u64 {
     };
     let mut total = u64::from(prev_is_space && !is_space(first));
     let (before, after) = (&buf[..buf.len() - 1], &buf[1..]);
-    for (a, b) in before.chunks(1 << 16).zip(after.chunks(1 << 16)) {
-        let mut block: u32 = 0;
-        for i in 0..a.len() {
-            block += u32::from(is_space(a[i]) & !is_space(b[i]));
+    // Per-block u8 counters keep the vector lanes 16 bytes wide (a block of 255 cannot overflow).
+    for (a, b) in before.chunks(255).zip(after.chunks(255)) {
+        let mut block: u8 = 0;
+        for (&x, &y) in a.iter().zip(b) {
+            block += u8::from(is_space(x) & !is_space(y));
         }
         total += u64::from(block);
     }
@@ -145,10 +146,10 @@ fn count_word_starts(buf: &[u8], prev_is_space: bool) -> u64 {
 /// Bytes that start a UTF-8 character (everything but continuation bytes `10xxxxxx`).
 fn count_char_starts(buf: &[u8]) -> u64 {
     let mut total = 0u64;
-    for block in buf.chunks(1 << 16) {
-        let mut n: u32 = 0;
+    for block in buf.chunks(255) {
+        let mut n: u8 = 0;
         for &b in block {
-            n += u32::from((b as i8) >= -0x40);
+            n += u8::from((b as i8) >= -0x40);
         }
         total += u64::from(n);
     }

@@ -1,0 +1,96 @@
+//! Analysis results of the real binary compared with an independent reference
+//! (`tests/reference.py`: Python's bytes.split, UTF-8 decoding, csv module and math.fsum) on
+//! seeded hostile data, with the file cut into many small segments so that chunk boundaries
+//! fall inside lines, UTF-8 characters and quoted CSV fields.
+
+mod common;
+
+use common::{Workspace, reference, reference_json, stderr, stdout};
+use serde_json::Value;
+
+fn analyse(ws: &Workspace, name: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--input", name, "--json", "--segment-bytes", "777"];
+    args.extend_from_slice(extra);
+    let out = ws.run(&args);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("report JSON")
+}
+
+/// Floats equal to the last bit; everything else exactly.
+fn assert_same(got: &Value, want: &Value, path: &str) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (key, wanted) in w {
+                let field = format!("{path}.{key}");
+                assert_same(g.get(key).unwrap_or(&Value::Null), wanted, &field);
+            }
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{path}: length");
+            for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                assert_same(a, b, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::Number(g), Value::Number(w)) if g.is_f64() || w.is_f64() => {
+            assert_eq!(g.as_f64(), w.as_f64(), "{path}");
+        }
+        _ => assert_eq!(got, want, "{path}"),
+    }
+}
+
+#[test]
+fn text_matches_the_reference_on_hostile_input() {
+    for seed in 1..=6 {
+        let ws = Workspace::new();
+        let name = format!("t{seed}.log");
+        let path = ws.path(&name);
+        reference("gen-text", &path, &[&seed.to_string()]);
+        let want = reference_json("text", &path, &[]);
+        let got = analyse(&ws, &name, &[]);
+        assert_same(&got["text"], &want, &format!("seed {seed}: text"));
+    }
+}
+
+#[test]
+fn csv_matches_pythons_csv_module_on_hostile_input() {
+    for seed in 1..=6 {
+        let ws = Workspace::new();
+        let name = format!("c{seed}.csv");
+        let path = ws.path(&name);
+        reference("gen-csv", &path, &[&seed.to_string()]);
+        let mut want = reference_json("csv", &path, &[]);
+        let got = analyse(&ws, &name, &["--top", "100000"]);
+        assert!(want["rows"].as_u64() > Some(100), "the generator made data");
+        assert!(
+            want["malformed_rows"].as_u64() > Some(0),
+            "ragged rows present"
+        );
+        // The reference ranks every user; the report lists --top of them.
+        if let Some(all) = want["top_users"].as_array_mut() {
+            all.truncate(100_000);
+        }
+        assert_same(&got["csv"], &want, &format!("seed {seed}: csv"));
+    }
+}
+
+#[test]
+fn csv_with_named_user_column_semicolons_and_ties() {
+    let ws = Workspace::new();
+    let data = "\u{feff}id;who;v\n1;zed;1\n2;amy;2\n3;zed;3\n4;amy;4\n5;bob;5\n";
+    let path = ws.write("semi.csv", data.as_bytes());
+    let want = reference_json("csv", &path, &["who"]);
+    let got = analyse(&ws, "semi.csv", &["--user-column", "who", "--top", "2"]);
+    assert_eq!(got["csv"]["delimiter"], ";");
+    assert_eq!(got["csv"]["columns"][0]["name"], "id");
+    assert_eq!(
+        got["csv"]["top_users"],
+        serde_json::json!([
+            {"user": "amy", "rows": 2}, {"user": "zed", "rows": 2}
+        ])
+    );
+    let mut want_top2 = want.clone();
+    if let Some(all) = want_top2["top_users"].as_array_mut() {
+        all.truncate(2);
+    }
+    assert_same(&got["csv"], &want_top2, "semicolons");
+}

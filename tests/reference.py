@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Independent reference for the integration tests: the SPEC's definitions computed with
+Python's own tools (bytes.split, str decoding, the csv module, math.fsum, hashlib), sharing no
+code with the Rust analyzers.
+
+usage:
+  reference.py text PATH              -> JSON: lines, words, chars, blank_lines, max_line_bytes, log_levels
+  reference.py csv PATH [USER_COLUMN] -> JSON: the csv section (top_users: all users ranked)
+  reference.py sha256 PATH
+  reference.py gen-text PATH SEED     -> writes a hostile text file
+  reference.py gen-csv PATH SEED      -> writes a hostile CSV file
+"""
+import collections
+import csv
+import hashlib
+import io
+import json
+import math
+import random
+import re
+import sys
+
+SPACE = b" \t\n\r\x0b\x0c"
+LEVELS = {"TRACE": "TRACE", "DEBUG": "DEBUG", "INFO": "INFO", "NOTICE": "NOTICE",
+          "WARN": "WARN", "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "CRITICAL",
+          "FATAL": "FATAL"}
+USER_NAMES = {"userid", "user", "username", "uid", "customerid", "clientid", "accountid",
+              "memberid"}
+INT_RE = re.compile(r"[+-]?[0-9]+")
+FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def text_stats(data):
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    try:
+        chars = len(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        chars = None
+    body = data.split(b"\n")
+    if body and body[-1] == b"":
+        body.pop()
+    blank = 0
+    longest = 0
+    levels = collections.Counter()
+    for line in body:
+        if line.strip(SPACE) == b"":
+            blank += 1
+        longest = max(longest, len(line[:-1] if line.endswith(b"\r") else line))
+        for match in re.finditer(rb"[A-Za-z0-9_]+", line):
+            if match.start() >= 256:
+                break
+            word = match.group().decode("ascii")
+            if word in (word.upper(), word.lower()) and word.upper() in LEVELS:
+                levels[LEVELS[word.upper()]] += 1
+                break
+    return {"lines": lines, "words": len(data.split()), "chars": chars, "blank_lines": blank,
+            "max_line_bytes": longest, "log_levels": dict(levels)}
+
+
+def number(value):
+    if INT_RE.fullmatch(value) and -2**63 <= int(value) < 2**63:
+        return int(value)
+    if FLOAT_RE.fullmatch(value) and math.isfinite(float(value)):
+        return float(value)
+    return None
+
+
+def csv_stats(data, user_column=None):
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    first = next((l for l in re.split(rb"[\r\n]", data) if l), b"")
+    counts = {d: first.count(d.encode()) for d in [",", ";", "\t", "|"]}
+    delimiter = ","
+    for d in [",", ";", "\t", "|"]:
+        if counts[d] > counts[delimiter]:
+            delimiter = d
+    text = data.decode("utf-8")
+    records = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if r]
+    if not records:
+        return {"delimiter": delimiter, "rows": 0, "columns": [], "malformed_rows": 0,
+                "user_column": None, "distinct_users": None, "top_users": []}
+    header, rows = records[0], records[1:]
+    columns = []
+    for i, name in enumerate(header):
+        values = [r[i] for r in rows if i < len(r) and r[i] != ""]
+        numbers = [number(v) for v in values]
+        if not values:
+            kind, low, high, mean = "empty", None, None, None
+        elif any(n is None for n in numbers):
+            as_bytes = [v.encode() for v in values]
+            kind, mean = "string", None
+            low, high = min(as_bytes).decode(), max(as_bytes).decode()
+        else:
+            kind = "float" if any(isinstance(n, float) for n in numbers) else "integer"
+            floats = [float(n) for n in numbers]
+            low, high = (min(numbers), max(numbers)) if kind == "integer" else (min(floats), max(floats))
+            mean = math.fsum(floats) / len(floats)
+        columns.append({"name": name, "type": kind, "non_empty": len(values),
+                        "distinct": len(set(values)), "min": low, "max": high, "mean": mean})
+    if user_column is not None:
+        index = header.index(user_column) if user_column in header else None
+    else:
+        index = next((i for i, h in enumerate(header)
+                      if re.sub(r"[\W_]", "", h).lower() in USER_NAMES), None)
+    users = collections.Counter()
+    if index is not None:
+        for r in rows:
+            if index < len(r) and r[index].strip(" \t\n\r\x0b\x0c"):
+                users[r[index].strip(" \t\n\r\x0b\x0c")] += 1
+    ranked = sorted(users.items(), key=lambda kv: (-kv[1], kv[0].encode()))
+    return {"delimiter": delimiter, "rows": len(rows), "columns": columns,
+            "malformed_rows": sum(1 for r in rows if len(r) != len(header)),
+            "user_column": None if index is None else header[index],
+            "distinct_users": None if index is None else len(users),
+            "top_users": [{"user": u, "rows": n} for u, n in ranked]}
+
+
+def gen_text(rng):
+    pieces = [b"\n", b"\r\n", b" ", b"\t", b"\x0b\x0c", b"INFO", b"error", b"WARNING ", b"Error",
+              b"ERROR_X", "é€😀".encode(), b"\0", b"word", b"x" * 300, b"[debug]", b"\n\n"]
+    out = []
+    for _ in range(rng.randint(2000, 6000)):
+        out.append(rng.choice(pieces))
+        if rng.random() < 0.3:
+            out.append(("%x" % rng.getrandbits(32)).encode())
+    return b"".join(out)
+
+
+def gen_csv(rng):
+    users = [" alice", "bob ", "carol", "dave", "Erin", "frank", "ünïcode"]
+    fields = [lambda: "", lambda: str(rng.randint(-999, 999)),
+              lambda: "%.3f" % rng.uniform(-50, 50), lambda: rng.choice(["x", "yy", "zzz"]),
+              lambda: '"quoted, with\nnewline"', lambda: '"say ""hi"""', lambda: 'a"b',
+              lambda: '"\r\n"', lambda: "1e3", lambda: "+7", lambda: ".5"]
+    out = ["user_id,amount,label,extra\r\n" if rng.random() < 0.5 else "user_id,amount,label,extra\n"]
+    for _ in range(rng.randint(500, 2000)):
+        n = rng.choice([4, 4, 4, 4, 3, 5])
+        row = [rng.choice(users)] + [rng.choice(fields)() for _ in range(n - 1)]
+        out.append(",".join(row) + rng.choice(["\n", "\r\n", "\n\n", "\n"]))
+    return "".join(out).encode()
+
+
+def main():
+    command, path = sys.argv[1], sys.argv[2]
+    if command == "text":
+        print(json.dumps(text_stats(open(path, "rb").read())))
+    elif command == "csv":
+        user = sys.argv[3] if len(sys.argv) > 3 else None
+        print(json.dumps(csv_stats(open(path, "rb").read(), user)))
+    elif command == "sha256":
+        print(hashlib.sha256(open(path, "rb").read()).hexdigest())
+    elif command == "gen-text":
+        open(path, "wb").write(gen_text(random.Random(int(sys.argv[3]))))
+    elif command == "gen-csv":
+        open(path, "wb").write(gen_csv(random.Random(int(sys.argv[3]))))
+    else:
+        sys.exit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+//! `--input FILE` end to end: the real binary on real folders.
+
+mod common;
+
+use common::{Workspace, reference, stderr, stdout};
+use std::os::unix::fs::MetadataExt;
+
+#[test]
+fn a_file_goes_to_processed_with_its_report_and_bytes_unchanged() {
+    let ws = Workspace::new();
+    let body = b"2026-01-01 INFO up\n2026-01-01 ERROR down\n";
+    let input = ws.write("incoming/app.log", body);
+    let expected_sha = reference("sha256", &input, &[]);
+
+    let out = ws.run(&["--input", "incoming/app.log"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(!input.exists(), "the input was moved, not copied");
+    assert_eq!(
+        ws.files_in("watch_dir/processed"),
+        vec!["app.log", "app.log.report.json"]
+    );
+    for folder in ["unprocessed", "underprocess", "failed"] {
+        assert!(
+            ws.path("watch_dir").join(folder).is_dir(),
+            "{folder} created"
+        );
+        assert!(ws.files_in(&format!("watch_dir/{folder}")).is_empty());
+    }
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed/app.log")).expect("read"),
+        body
+    );
+
+    let report = ws.read_json("watch_dir/processed/app.log.report.json");
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["kind"], "text");
+    assert_eq!(report["file"], "app.log");
+    assert_eq!(report["original_name"], "app.log");
+    assert_eq!(report["size_bytes"], body.len());
+    assert_eq!(report["sha256"], expected_sha.as_str());
+    assert_eq!(report["text"]["lines"], 2);
+    assert_eq!(report["text"]["log_levels"]["ERROR"], 1);
+    assert_eq!(report["job_id"].as_str().map(str::len), Some(26));
+    for stamp in ["queued_at", "started_at", "finished_at"] {
+        let text = report[stamp].as_str().expect("timestamp");
+        assert!(humantime::parse_rfc3339(text).is_ok(), "{stamp}: {text}");
+        assert!(text.ends_with('Z'), "{stamp} is UTC");
+    }
+    assert!(stdout(&out).starts_with("completed: app.log -> "));
+}
+
+#[test]
+fn json_output_is_the_written_report() {
+    let ws = Workspace::new();
+    ws.write("d.csv", b"user_id,n\nu1,1\nu2,2\nu1,3\n");
+    let out = ws.run(&["--input", "d.csv", "--json", "--dir", "wd"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("stdout is JSON");
+    assert_eq!(printed, ws.read_json("wd/processed/d.csv.report.json"));
+    assert_eq!(printed["csv"]["top_users"][0]["user"], "u1");
+    assert_eq!(printed["csv"]["top_users"][0]["rows"], 2);
+}
+
+#[test]
+fn a_file_that_cannot_be_analysed_goes_to_failed_with_exit_code_1() {
+    let ws = Workspace::new();
+    ws.write("broken.json", b"{\"a\": [1, 2,, 3]}");
+    let out = ws.run(&["--input", "broken.json"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert_eq!(
+        ws.files_in("watch_dir/failed"),
+        vec!["broken.json", "broken.json.error.json"]
+    );
+    assert!(ws.files_in("watch_dir/processed").is_empty());
+    let report = ws.read_json("watch_dir/failed/broken.json.error.json");
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["error"]["kind"], "invalid_json");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("line 1 column 13")),
+        "{report}"
+    );
+}
+
+#[test]
+fn binary_and_oddly_encoded_files_are_not_failures() {
+    let ws = Workspace::new();
+    ws.write("blob.bin", &[0u8, 159, 146, 150, 255, 0, 1]);
+    ws.write("latin1.txt", b"caf\xe9 cr\xe8me\n");
+    let out = ws.run(&["--input", "blob.bin", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(report["kind"], "binary");
+    assert!(report.get("text").is_none());
+
+    let out = ws.run(&["--input", "latin1.txt", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(report["kind"], "text");
+    assert_eq!(report["text"]["chars"], serde_json::Value::Null);
+    assert_eq!(report["text"]["words"], 2);
+}
+
+#[test]
+fn taken_names_get_derived_names_and_nothing_is_overwritten() {
+    let ws = Workspace::new();
+    ws.write("watch_dir/processed/data.csv", b"already here");
+    ws.write(
+        "watch_dir/processed/data-2.csv.report.json",
+        b"a user's file",
+    );
+    for round in 0..3 {
+        ws.write("data.csv", format!("a\n{round}\n").as_bytes());
+        let out = ws.run(&["--input", "data.csv"]);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    }
+    assert_eq!(
+        ws.files_in("watch_dir/processed"),
+        vec![
+            "data-2.csv.report.json",
+            "data-3.csv",
+            "data-3.csv.report.json",
+            "data-4.csv",
+            "data-4.csv.report.json",
+            "data-5.csv",
+            "data-5.csv.report.json",
+            "data.csv",
+        ]
+    );
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed/data.csv")).expect("read"),
+        b"already here"
+    );
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed/data-2.csv.report.json")).expect("read"),
+        b"a user's file"
+    );
+    let report = ws.read_json("watch_dir/processed/data-4.csv.report.json");
+    assert_eq!(report["file"], "data-4.csv");
+    assert_eq!(report["original_name"], "data.csv");
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed/data-4.csv")).expect("read"),
+        b"a\n1\n"
+    );
+}
+
+#[test]
+fn a_file_on_another_filesystem_is_copied_synced_and_removed() {
+    let shm = std::path::Path::new("/dev/shm");
+    let ws = Workspace::new();
+    let same_device = std::fs::metadata(shm)
+        .map(|m| m.dev() == std::fs::metadata(ws.dir.path()).map_or(0, |w| w.dev()));
+    if !matches!(same_device, Ok(false)) {
+        panic!("this test needs /dev/shm on a filesystem other than the temp folder");
+    }
+    let outside = tempfile::Builder::new()
+        .prefix("fp-test-")
+        .suffix(".txt")
+        .tempfile_in(shm)
+        .expect("temp file in /dev/shm");
+    std::fs::write(outside.path(), b"hello from tmpfs\n").expect("write");
+    let input = outside.path().to_path_buf();
+    let name = input
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let out = ws.run(&["--input", input.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(!input.exists(), "the source was removed after the copy");
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed").join(&name)).expect("read"),
+        b"hello from tmpfs\n"
+    );
+    let leftovers = ws.files_in("watch_dir/underprocess");
+    assert!(leftovers.is_empty(), "stray files: {leftovers:?}");
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_2() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("a-folder")).expect("mkdir");
+    ws.write("real.txt", b"x");
+    std::os::unix::fs::symlink(ws.path("real.txt"), ws.path("link.txt")).expect("symlink");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--input", "missing.csv"],
+            "error: no such file: missing.csv",
+        ),
+        (
+            &["--input", "a-folder"],
+            "error: not a regular file: a-folder",
+        ),
+        (
+            &["--input", "link.txt"],
+            "error: not a regular file: link.txt",
+        ),
+        (
+            &["--no-such-flag"],
+            "error: unexpected argument '--no-such-flag'",
+        ),
+        (
+            &["--input", "real.txt", "--top", "0"],
+            "error: --top must be at least 1",
+        ),
+        (
+            &["--input", "real.txt", "--workers", "0"],
+            "error: invalid value '0'",
+        ),
+        (&[], "error: watch mode is not available"),
+    ];
+    for &(args, want) in cases {
+        let out = ws.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert!(err.starts_with(want), "{args:?}: {err:?}");
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    assert!(
+        ws.path("real.txt").exists(),
+        "nothing moved on a usage error"
+    );
+    assert!(
+        !ws.path("watch_dir").exists(),
+        "no folders made on a usage error"
+    );
+}
+
+#[test]
+fn every_flag_reads_its_environment_variable() {
+    let ws = Workspace::new();
+    ws.write("in.csv", b"name,member_id\na,m1\nb,m2\nc,m1\n");
+    let out = ws.run_with_env(
+        &[],
+        &[
+            ("FP_INPUT", "in.csv"),
+            ("FP_DIR", "elsewhere"),
+            ("FP_JSON", "true"),
+            ("FP_TOP", "1"),
+            ("FP_USER_COLUMN", "name"),
+            ("FP_WORKERS", "1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(report["csv"]["user_column"], "name");
+    assert_eq!(report["csv"]["top_users"].as_array().map(Vec::len), Some(1));
+    assert!(ws.path("elsewhere/processed/in.csv").exists());
+}
+
+#[test]
+fn help_documents_the_flags() {
+    let ws = Workspace::new();
+    let out = ws.run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = stdout(&out);
+    for flag in [
+        "--input",
+        "--json",
+        "--dir",
+        "--workers",
+        "--user-column",
+        "--top",
+        "FP_INPUT",
+        "FP_DIR",
+    ] {
+        assert!(help.contains(flag), "--help mentions {flag}");
+    }
+}
