@@ -531,8 +531,9 @@ mod tests {
 
     #[test]
     fn edge_cases_match_the_definitions() {
-        let cases: &[(&str, &[u8], u64, u64, Option<u64>, u64, u64)] = &[
-            // name, data, lines, words, chars, blank, max_line_bytes
+        // name, data, then lines, words, chars, blank lines, max_line_bytes.
+        type Case = (&'static str, &'static [u8], u64, u64, Option<u64>, u64, u64);
+        let cases: &[Case] = &[
             ("empty", b"", 0, 0, Some(0), 0, 0),
             ("one newline", b"\n", 1, 0, Some(1), 1, 0),
             ("no trailing newline", b"a b\nc", 2, 3, Some(5), 0, 3),

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Benchmarks behind `make bench` (release build, data generated deterministically, page cache
+# warm). Each figure is a ratio against a reference tool timed in the same run; peak memory
+# comes from /usr/bin/time -v. Needs: hyperfine, /usr/bin/time, python3, xsv (installed with
+# cargo if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LOG_BYTES=${LOG_BYTES:-$((1 << 30))}
+CSV_BYTES=${CSV_BYTES:-$((256 << 20))}
+RUNS=${RUNS:-5}
+DATA=bench/data
+OUT=bench/out
+WD=$OUT/watch_dir
+BIN=target/release/file-processor
+
+for tool in hyperfine python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
+done
+[ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
+command -v xsv >/dev/null || cargo install --locked xsv
+XSV=$(command -v xsv || echo "$HOME/.cargo/bin/xsv")
+
+cargo build --release --quiet
+mkdir -p "$DATA" "$OUT"
+[ "$(stat -c %s $DATA/app.log 2>/dev/null || echo 0)" = "$LOG_BYTES" ] || python3 bench/gen.py log $DATA/app.log "$LOG_BYTES"
+[ -s $DATA/orders.csv ] || python3 bench/gen.py csv $DATA/orders.csv "$CSV_BYTES"
+
+# `--input` moves its file: each timed run is prepared by moving it back (a rename: the page
+# cache stays warm).
+# shellcheck source=bench/restore.sh
+source bench/restore.sh
+
+mean_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['mean'])" "$1"; }
+peak_kib() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/ {print $2}'; }
+
+bench_pair() { # label file reference-command
+  local label=$1 file=$2 reference=$3
+  cat "$DATA/$file" >/dev/null
+  hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$OUT/$label-reference.json" \
+    --command-name "reference" "$reference" >/dev/null
+  hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$OUT/$label-ours.json" \
+    --prepare "bash -c 'source bench/restore.sh; restore $file'" \
+    --command-name "file-processor" "$BIN --input $DATA/$file --dir $WD --json" >/dev/null
+  restore "$file"
+  local peak
+  peak=$(peak_kib "$BIN" --input "$DATA/$file" --dir "$WD" --json)
+  restore "$file"
+  local ref ours
+  ref=$(mean_of "$OUT/$label-reference.json")
+  ours=$(mean_of "$OUT/$label-ours.json")
+  python3 - "$label" "$ref" "$ours" "$peak" "$reference" <<'PY'
+import sys
+label, ref, ours, peak, reference = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+print(f"{label:5} reference {ref:6.3f} s ({reference})")
+print(f"{'':5} ours      {ours:6.3f} s  -> {ref / ours:4.1f}x faster, peak RSS {peak / 1024:.1f} MiB")
+PY
+}
+
+echo "== text: $(du -h $DATA/app.log | cut -f1) log, $(nproc) cores"
+bench_pair text app.log "env LC_ALL=C.UTF-8 wc -lwm $DATA/app.log"
+echo "== csv: $(du -h $DATA/orders.csv | cut -f1) with a user column"
+bench_pair csv orders.csv "bash -c '$XSV stats $DATA/orders.csv >/dev/null && $XSV frequency -s user_id $DATA/orders.csv >/dev/null'"
+echo "== sha256 floor: the report hashes the whole file; one SHA-256 stream cannot run in parallel"
+hyperfine --style basic --runs "$RUNS" --export-json "$OUT/sha.json" "openssl dgst -sha256 $DATA/app.log" >/dev/null 2>&1 \
+  && echo "      openssl dgst -sha256 of the log: $(mean_of $OUT/sha.json | xargs printf '%.3f') s" \
+  || echo "      (openssl not installed)"
