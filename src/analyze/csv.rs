@@ -31,6 +31,9 @@ use super::{AnalysisError, AnalysisOptions, Progress, Source};
 pub const MAX_RECORD_BYTES: usize = 32 << 20;
 /// A record with more fields than this fails the file.
 pub const MAX_FIELDS: usize = 1 << 20;
+/// A header with more fields than this fails the file: every column costs memory in every
+/// segment being analysed.
+pub const MAX_COLUMNS: usize = 16_384;
 /// Distinct users tracked exactly; past this `top_users` and `distinct_users` are approximate.
 pub const MAX_TRACKED_USERS: usize = 1_000_000;
 
@@ -111,6 +114,12 @@ pub fn analyze(
         progress.advance();
         return Ok(empty_report(delimiter));
     };
+    if header.len() > MAX_COLUMNS {
+        return Err(AnalysisError::InvalidCsv(format!(
+            "the header has {} fields; at most {MAX_COLUMNS} columns are analysed",
+            header.len()
+        )));
+    }
     let user_index = find_user_column(&header, options.user_column.as_deref(), source);
     let layout = Layout {
         delimiter,
@@ -1025,6 +1034,14 @@ mod tests {
         let mut data = b"a\n\"".to_vec();
         data.resize(MAX_RECORD_BYTES + 100, b'x');
         let source = source_with(&data);
+        let err = analyze(&source, &AnalysisOptions::default(), &Progress::silent());
+        assert!(matches!(err, Err(AnalysisError::InvalidCsv(_))), "{err:?}");
+    }
+
+    #[test]
+    fn too_many_columns_fail_cleanly() {
+        let header = vec!["c"; MAX_COLUMNS + 1].join(",");
+        let source = source_with(format!("{header}\n1\n").as_bytes());
         let err = analyze(&source, &AnalysisOptions::default(), &Progress::silent());
         assert!(matches!(err, Err(AnalysisError::InvalidCsv(_))), "{err:?}");
     }

@@ -14,6 +14,10 @@ use rayon::prelude::*;
 
 use super::AnalysisError;
 
+/// At most this many segments per file, whatever `--segment-bytes` says: the plan itself must
+/// stay small.
+pub const MAX_SEGMENTS: u64 = 1 << 16;
+
 /// A half-open byte range `[start, end)` of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
@@ -30,7 +34,9 @@ pub fn plan(
     len: u64,
     target: u64,
 ) -> Result<Vec<Segment>, AnalysisError> {
-    let target = target.max(1);
+    let target = target
+        .max(len.saturating_sub(data_start).div_ceil(MAX_SEGMENTS))
+        .max(1);
     if data_start >= len {
         return Ok(vec![Segment {
             start: data_start,
@@ -191,6 +197,15 @@ mod tests {
                 end: 10_000
             }]
         );
+    }
+
+    #[test]
+    fn the_number_of_segments_is_bounded() {
+        let data = b"x\n".repeat(100_000);
+        let f = file_with(&data);
+        let segs = plan(&f, 0, data.len() as u64, 1).expect("plan");
+        assert!(segs.len() as u64 <= MAX_SEGMENTS, "{} segments", segs.len());
+        check_invariants(&data, &segs, 0);
     }
 
     #[test]
