@@ -21,6 +21,7 @@ use nohash_hasher::BuildNoHashHasher;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use super::distinct::Distinct;
 use super::exact_sum::ExactSum;
@@ -839,7 +840,8 @@ impl Accumulator {
 /// counts stay exact.
 #[derive(Debug, Clone, Default)]
 struct UserCounts {
-    by_hash: HashMap<u64, (Box<[u8]>, u64), BuildNoHashHasher<u64>>,
+    /// Values up to 24 bytes live inside the table: no pointer to chase when comparing.
+    by_hash: HashMap<u64, (SmallVec<[u8; 24]>, u64), BuildNoHashHasher<u64>>,
     collided: HashMap<Box<[u8]>, u64>,
     capped: bool,
 }
@@ -852,7 +854,7 @@ impl UserCounts {
     #[inline]
     fn add(&mut self, user: &[u8], hash: u64, rows: u64) {
         if let Some((stored, count)) = self.by_hash.get_mut(&hash) {
-            if **stored == *user {
+            if stored.as_slice() == user {
                 *count += rows;
                 return;
             }
@@ -864,7 +866,7 @@ impl UserCounts {
         if self.len() >= MAX_TRACKED_USERS {
             self.capped = true;
         } else if let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) {
-            slot.insert((user.into(), rows));
+            slot.insert((SmallVec::from_slice(user), rows));
         } else {
             self.collided.insert(user.into(), rows);
         }
@@ -881,7 +883,11 @@ impl UserCounts {
     }
 
     fn into_counts(self) -> Vec<(Box<[u8]>, u64)> {
-        self.by_hash.into_values().chain(self.collided).collect()
+        self.by_hash
+            .into_values()
+            .map(|(user, rows)| (user.as_slice().into(), rows))
+            .chain(self.collided)
+            .collect()
     }
 }
 
