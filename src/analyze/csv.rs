@@ -570,8 +570,10 @@ impl ColumnStats {
     fn add(&mut self, value: &[u8], hash: u64) {
         self.non_empty += 1;
         self.distinct.insert_hash(hash);
-        self.bytes_min.offer(value, std::cmp::Ordering::Less);
-        self.bytes_max.offer(value, std::cmp::Ordering::Greater);
+        let key = prefix_key(value);
+        self.bytes_min.offer(value, key, std::cmp::Ordering::Less);
+        self.bytes_max
+            .offer(value, key, std::cmp::Ordering::Greater);
         // Once a value is not a number the column is a string column: numbers no longer matter.
         if !self.saw_string {
             match parse_number(value) {
@@ -670,18 +672,25 @@ struct ByteExtreme {
     bytes: Option<Vec<u8>>,
 }
 
+#[inline]
 fn prefix_key(value: &[u8]) -> u64 {
-    let mut prefix = [0u8; 8];
-    let n = value.len().min(8);
-    prefix[..n].copy_from_slice(&value[..n]);
-    u64::from_be_bytes(prefix)
+    match value.first_chunk::<8>() {
+        Some(head) => u64::from_be_bytes(*head),
+        None => {
+            let mut key = 0u64;
+            for (i, &b) in value.iter().enumerate() {
+                key |= u64::from(b) << (56 - 8 * i);
+            }
+            key
+        }
+    }
 }
 
 impl ByteExtreme {
-    /// Keeps `value` if it compares `wanted` (Less for a minimum) to the current one.
+    /// Keeps `value` (whose `prefix_key` is `key`) if it compares `wanted` (Less for a
+    /// minimum) to the current one.
     #[inline]
-    fn offer(&mut self, value: &[u8], wanted: std::cmp::Ordering) {
-        let key = prefix_key(value);
+    fn offer(&mut self, value: &[u8], key: u64, wanted: std::cmp::Ordering) {
         let better = match &self.bytes {
             None => true,
             Some(current) => match key.cmp(&self.key) {
@@ -704,7 +713,7 @@ impl ByteExtreme {
 
     fn offer_extreme(&mut self, other: &ByteExtreme, wanted: std::cmp::Ordering) {
         if let Some(bytes) = &other.bytes {
-            self.offer(bytes, wanted);
+            self.offer(bytes, other.key, wanted);
         }
     }
 
@@ -1042,6 +1051,29 @@ mod tests {
         let source = source_with(&data);
         let err = analyze(&source, &AnalysisOptions::default(), &Progress::silent());
         assert!(matches!(err, Err(AnalysisError::InvalidCsv(_))), "{err:?}");
+    }
+
+    #[test]
+    fn prefix_keys_order_like_the_bytes() {
+        let values: [&[u8]; 9] = [
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefgi",
+            b"b",
+        ];
+        for a in values {
+            for b in values {
+                let (ka, kb) = (prefix_key(a), prefix_key(b));
+                if ka != kb {
+                    assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                }
+            }
+        }
     }
 
     #[test]
