@@ -568,8 +568,15 @@ impl ColumnStats {
     /// Adds a non-empty value whose `Distinct::hash` is `hash`.
     #[inline]
     fn add(&mut self, value: &[u8], hash: u64) {
-        self.non_empty += 1;
         self.distinct.insert_hash(hash);
+        self.add_except_distinct(value);
+    }
+
+    /// Adds a non-empty value to everything but the distinct count (the user column's distinct
+    /// count comes from its per-value table instead).
+    #[inline]
+    fn add_except_distinct(&mut self, value: &[u8]) {
+        self.non_empty += 1;
         let key = prefix_key(value);
         self.bytes_min.offer(value, key, std::cmp::Ordering::Less);
         self.bytes_max
@@ -782,14 +789,12 @@ impl Accumulator {
                 continue;
             }
             let hash = Distinct::hash(value);
-            column.add(value, hash);
             if Some(index) == self.user_index {
-                let user = value.trim_ascii();
-                if user.len() == value.len() {
-                    self.users.add(user, hash, 1);
-                } else if !user.is_empty() {
-                    self.users.add(user, Distinct::hash(user), 1);
-                }
+                // One table serves both the column's distinct count and the per-user rows.
+                self.users.add(value, hash, 1);
+                column.add_except_distinct(value);
+            } else {
+                column.add(value, hash);
             }
         }
     }
@@ -812,17 +817,21 @@ impl Accumulator {
         }
     }
 
-    fn into_report(self, delimiter: u8, header: &[String], top: usize) -> CsvReport {
+    fn into_report(mut self, delimiter: u8, header: &[String], top: usize) -> CsvReport {
         let user_column = self.user_index.map(|i| header[i].clone());
-        let distinct_users = self.user_index.map(|_| self.users.len() as u64);
         let users_approx = self.users.capped;
-        let mut ranked = self.users.into_counts();
-        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        if let Some(index) = self.user_index {
+            self.columns[index].distinct = self.users.distinct_values();
+        }
+        let by_user = self.users.rows_by_trimmed_value();
+        let distinct_users = self.user_index.map(|_| by_user.len() as u64);
+        let mut ranked: Vec<(&[u8], u64)> = by_user.into_iter().collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         let top_users = ranked
             .into_iter()
             .take(top)
             .map(|(user, rows)| UserRows {
-                user: String::from_utf8_lossy(&user).into_owned(),
+                user: String::from_utf8_lossy(user).into_owned(),
                 rows,
             })
             .collect();
@@ -844,14 +853,17 @@ impl Accumulator {
     }
 }
 
-/// Rows per user, keyed by the value's 64-bit hash (already computed for the distinct count).
-/// A user whose hash is taken by a different user is counted in `collided`, by value, so the
+/// Rows per value of the user column, keyed by the value's 64-bit hash (already computed).
+/// Values are kept as they are; grouping by the trimmed value happens once, for the report.
+/// A value whose hash is taken by a different value is counted in `collided`, by value, so the
 /// counts stay exact.
 #[derive(Debug, Clone, Default)]
 struct UserCounts {
     /// Values up to 24 bytes live inside the table: no pointer to chase when comparing.
     by_hash: HashMap<u64, (SmallVec<[u8; 24]>, u64), BuildNoHashHasher<u64>>,
     collided: HashMap<Box<[u8]>, u64>,
+    /// Values no longer tracked once [`MAX_TRACKED_USERS`] is reached: still counted as distinct.
+    untracked: Distinct,
     capped: bool,
 }
 
@@ -861,42 +873,69 @@ impl UserCounts {
     }
 
     #[inline]
-    fn add(&mut self, user: &[u8], hash: u64, rows: u64) {
+    fn add(&mut self, value: &[u8], hash: u64, rows: u64) {
         if let Some((stored, count)) = self.by_hash.get_mut(&hash) {
-            if stored.as_slice() == user {
+            if stored.as_slice() == value {
                 *count += rows;
                 return;
             }
-            if let Some(count) = self.collided.get_mut(user) {
+            if let Some(count) = self.collided.get_mut(value) {
                 *count += rows;
                 return;
             }
         }
         if self.len() >= MAX_TRACKED_USERS {
             self.capped = true;
+            self.untracked.insert_hash(hash);
         } else if let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) {
-            slot.insert((SmallVec::from_slice(user), rows));
+            slot.insert((SmallVec::from_slice(value), rows));
         } else {
-            self.collided.insert(user.into(), rows);
+            self.collided.insert(value.into(), rows);
         }
     }
 
     fn merge(&mut self, other: UserCounts) {
         self.capped |= other.capped;
-        for (hash, (user, rows)) in other.by_hash {
-            self.add(&user, hash, rows);
+        self.untracked.merge(other.untracked);
+        for (hash, (value, rows)) in other.by_hash {
+            self.add(&value, hash, rows);
         }
-        for (user, rows) in other.collided {
-            self.add(&user, Distinct::hash(&user), rows);
+        for (value, rows) in other.collided {
+            self.add(&value, Distinct::hash(&value), rows);
         }
     }
 
-    fn into_counts(self) -> Vec<(Box<[u8]>, u64)> {
-        self.by_hash
-            .into_values()
-            .map(|(user, rows)| (user.as_slice().into(), rows))
-            .chain(self.collided)
-            .collect()
+    /// The column's distinct count: exact up to the limit, then an estimate, as for any column.
+    fn distinct_values(&self) -> Distinct {
+        let mut distinct = self.untracked.clone();
+        for &hash in self.by_hash.keys() {
+            distinct.insert_hash(hash);
+        }
+        for value in self.collided.keys() {
+            distinct.insert_hash(Distinct::hash(value));
+        }
+        distinct
+    }
+
+    /// Rows per user: values with surrounding ASCII whitespace trimmed, empty ones dropped.
+    fn rows_by_trimmed_value(&self) -> HashMap<&[u8], u64> {
+        let mut by_user: HashMap<&[u8], u64> = HashMap::new();
+        let values = self
+            .by_hash
+            .values()
+            .map(|(value, rows)| (value.as_slice(), *rows))
+            .chain(
+                self.collided
+                    .iter()
+                    .map(|(value, rows)| (&value[..], *rows)),
+            );
+        for (value, rows) in values {
+            let user = value.trim_ascii();
+            if !user.is_empty() {
+                *by_user.entry(user).or_insert(0) += rows;
+            }
+        }
+        by_user
     }
 }
 
