@@ -269,3 +269,80 @@ fn help_documents_the_flags() {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
 }
+
+#[test]
+fn concurrent_runs_racing_for_one_name_never_overwrite() {
+    let ws = Workspace::new();
+    let runs = 8;
+    let children: Vec<_> = (0..runs)
+        .map(|i| {
+            let input = ws.write(
+                &format!("src{i}/same.txt"),
+                format!("copy {i}\n").as_bytes(),
+            );
+            std::process::Command::new(env!("CARGO_BIN_EXE_file-processor"))
+                .current_dir(ws.dir.path())
+                .args(["--input", input.to_str().expect("utf-8 path")])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success());
+    }
+    let files = ws.files_in("watch_dir/processed");
+    let data: Vec<&String> = files.iter().filter(|f| !f.ends_with(".json")).collect();
+    let reports: Vec<&String> = files
+        .iter()
+        .filter(|f| f.ends_with(".report.json"))
+        .collect();
+    assert_eq!(data.len(), runs, "{files:?}");
+    assert_eq!(reports.len(), runs, "{files:?}");
+    let mut contents: Vec<String> = data
+        .iter()
+        .map(|f| std::fs::read_to_string(ws.path("watch_dir/processed").join(f)).expect("read"))
+        .collect();
+    contents.sort();
+    let expected: Vec<String> = (0..runs).map(|i| format!("copy {i}\n")).collect();
+    assert_eq!(contents, expected, "every copy kept, none overwritten");
+    for name in data {
+        let report = ws.read_json(&format!("watch_dir/processed/{name}.report.json"));
+        assert_eq!(report["file"], name.as_str());
+        assert_eq!(report["original_name"], "same.txt");
+    }
+}
+
+#[test]
+fn odd_file_names_are_handled() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let ws = Workspace::new();
+    let names: [&[u8]; 3] = [b"caf\xe9 \xff.log", b"two words.csv", b"new\nline.txt"];
+    for name in names {
+        let path = ws.dir.path().join(OsStr::from_bytes(name));
+        std::fs::write(&path, b"a,b\n1,2\n").expect("write");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_file-processor"))
+            .current_dir(ws.dir.path())
+            .arg("--input")
+            .arg(OsStr::from_bytes(name))
+            .arg("--json")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{:?}: {}", name, stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(
+            report["original_name"].as_str(),
+            Some(String::from_utf8_lossy(name).as_ref())
+        );
+        let moved = ws.path("watch_dir/processed").join(OsStr::from_bytes(name));
+        assert!(moved.exists(), "{name:?} kept its exact bytes as a name");
+        let mut report_name = name.to_vec();
+        report_name.extend_from_slice(b".report.json");
+        assert!(
+            ws.path("watch_dir/processed")
+                .join(OsStr::from_bytes(&report_name))
+                .exists()
+        );
+    }
+}
