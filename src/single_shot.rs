@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::analyze::{self, AnalysisOptions, Progress};
 use crate::config::UsageError;
@@ -145,7 +145,8 @@ fn progress_for(path: &Path) -> Progress {
     if size < PROGRESS_BAR_MIN_BYTES || !std::io::stderr().is_terminal() {
         return Progress::silent();
     }
-    let bar = ProgressBar::new(0);
+    // Hidden until the analysis knows how many chunks there are (a bar of length 0 draws full).
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
     if let Ok(style) =
         ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} chunks ({eta})")
     {
@@ -158,6 +159,9 @@ fn progress_for(path: &Path) -> Progress {
             .into_owned(),
     );
     Progress::with_callback(move |done, total| {
+        if total > 0 && bar.is_hidden() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
         bar.set_length(total);
         bar.set_position(done);
         if total > 0 && done >= total {

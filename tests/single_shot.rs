@@ -346,3 +346,34 @@ fn odd_file_names_are_handled() {
         );
     }
 }
+
+#[test]
+fn a_large_file_shows_a_progress_bar_on_a_terminal_only() {
+    let ws = Workspace::new();
+    let line = b"2026-01-01 INFO a line of a large log\n";
+    let big = line.repeat((64 << 20) / line.len() + 1);
+    ws.write("big.log", &big);
+    // `script` gives the binary a pseudo-terminal, as a person at a shell would.
+    let command = format!(
+        "{} --input big.log --segment-bytes 4194304",
+        env!("CARGO_BIN_EXE_file-processor")
+    );
+    let out = std::process::Command::new("script")
+        .current_dir(ws.dir.path())
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs the binary on a terminal");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("/16 chunks"),
+        "a bar counts the chunks: {screen:?}"
+    );
+    assert!(!screen.contains("0/0 chunks"), "no empty bar first");
+
+    // Without a terminal (as here) there is no bar at all.
+    ws.write("big2.log", &big);
+    let out = ws.run(&["--input", "big2.log", "--segment-bytes", "4194304"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("chunks"));
+}
