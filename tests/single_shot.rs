@@ -361,6 +361,8 @@ fn a_large_file_shows_a_progress_bar_on_a_terminal_only() {
     let out = std::process::Command::new("script")
         .current_dir(ws.dir.path())
         .args(["-qec", &command, "/dev/null"])
+        // As in CI: no standard input.
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("script (util-linux) runs the binary on a terminal");
     let screen = String::from_utf8_lossy(&out.stdout);
