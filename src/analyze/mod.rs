@@ -314,6 +314,29 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Any bytes, under any extension, give a result or an error: never a panic.
+        #[test]
+        fn hostile_bytes_never_panic(
+            data in prop::collection::vec(prop_oneof![
+                any::<u8>(),
+                Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'{'), Just(b'['),
+            ], 0..600),
+            extension in prop::sample::select(vec!["csv", "tsv", "json", "ndjson", "txt", "bin"]),
+            segment_bytes in 1u64..64,
+        ) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join(format!("input.{extension}"));
+            std::fs::write(&path, &data).expect("write");
+            let options = AnalysisOptions { segment_bytes, buffer_bytes: 7, ..AnalysisOptions::default() };
+            let analysis = analyze(&path, &options, &Progress::silent());
+            prop_assert_eq!(analysis.size_bytes, data.len() as u64);
+            prop_assert!(analysis.sha256.is_some());
+        }
+    }
 
     #[test]
     fn kind_by_extension_is_case_insensitive() {
