@@ -1116,6 +1116,30 @@ mod tests {
     }
 
     #[test]
+    fn past_the_exact_limit_counts_are_estimates_identical_however_cut() {
+        let mut data = String::from("id,user_id\n");
+        for i in 0..150_000 {
+            data.push_str(&format!("{i},u{}\n", i % 1000));
+        }
+        // Small segments: later segments start after the merged count became an estimate.
+        let chunked = run_with(data.as_bytes(), 64 << 10, 16 << 10, false);
+        let sequential = run_with(data.as_bytes(), u64::MAX / 2, 1 << 20, false);
+        assert_eq!(chunked, sequential);
+        let ids = &chunked.columns[0];
+        assert!(ids.distinct_approx);
+        let error = (ids.distinct as f64 - 150_000.0).abs() / 150_000.0;
+        assert!(error < 0.05, "estimate {} is {error:.3} off", ids.distinct);
+        assert_eq!(
+            (
+                chunked.columns[1].distinct,
+                chunked.columns[1].distinct_approx
+            ),
+            (1000, false)
+        );
+        assert_eq!(chunked.distinct_users, Some(1000));
+    }
+
+    #[test]
     fn too_many_columns_fail_cleanly() {
         let header = vec!["c"; MAX_COLUMNS + 1].join(",");
         let source = source_with(format!("{header}\n1\n").as_bytes());
