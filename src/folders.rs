@@ -10,14 +10,17 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{CWD, RenameFlags};
 use tempfile::NamedTempFile;
 
 /// How many derived names are tried before giving up (`name-2` … `name-10000`).
-const MAX_NAME_ATTEMPTS: u32 = 10_000;
+pub const MAX_NAME_ATTEMPTS: u32 = 10_000;
+
+/// Longest file name Linux filesystems accept, in bytes.
+const NAME_MAX: usize = 255;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
@@ -91,6 +94,39 @@ pub fn derived_name(name: &OsStr, attempt: u32) -> OsString {
     out
 }
 
+/// The `attempt`-th derived name, shortened where needed so that it still fits the
+/// filesystem's name limit with `reserve` more bytes appended (a report suffix): a long name
+/// must never make the file or its report impossible to place.
+pub fn fitting_name(name: &OsStr, attempt: u32, reserve: usize) -> OsString {
+    let candidate = derived_name(name, attempt);
+    let limit = NAME_MAX.saturating_sub(reserve);
+    if candidate.len() <= limit {
+        return candidate;
+    }
+    let path = Path::new(name);
+    let (stem, ext) = match (path.file_stem(), path.extension()) {
+        (Some(stem), Some(ext)) if ext.len() + 1 < limit / 2 => (stem.as_bytes(), Some(ext)),
+        _ => (name.as_bytes(), None),
+    };
+    // A shortened name always carries a number, so that its attempts stay distinct.
+    let tag = format!("-{}", attempt.max(2));
+    let ext_len = ext.map_or(0, |ext| ext.len() + 1);
+    let mut stem_end = limit.saturating_sub(tag.len() + ext_len).min(stem.len());
+    // Cut on a character boundary when the name is UTF-8, so it stays readable.
+    if let Ok(text) = std::str::from_utf8(stem) {
+        while stem_end > 0 && !text.is_char_boundary(stem_end) {
+            stem_end -= 1;
+        }
+    }
+    let mut out = stem[..stem_end].to_vec();
+    out.extend_from_slice(tag.as_bytes());
+    if let Some(ext) = ext {
+        out.push(b'.');
+        out.extend_from_slice(ext.as_bytes());
+    }
+    OsString::from_vec(out)
+}
+
 fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
     let mut out = name.to_os_string();
     out.push(suffix);
@@ -106,6 +142,7 @@ pub fn move_into(
     to_dir: &Path,
     name: &OsStr,
     companion_suffix: Option<&str>,
+    durable: bool,
 ) -> Result<PathBuf, FolderError> {
     let move_error = |source| FolderError::Move {
         from: from.to_path_buf(),
@@ -117,7 +154,7 @@ pub fn move_into(
     let mut copied = false;
     let mut attempt = 1;
     while attempt <= MAX_NAME_ATTEMPTS {
-        let candidate = derived_name(name, attempt);
+        let candidate = fitting_name(name, attempt, companion_suffix.map_or(0, str::len));
         let target = to_dir.join(&candidate);
         if let Some(suffix) = companion_suffix
             && exists(&to_dir.join(with_suffix(&candidate, suffix)))
@@ -134,7 +171,9 @@ pub fn move_into(
         };
         match outcome {
             Ok(()) => {
-                sync_dir(to_dir);
+                if durable || copied {
+                    sync_dir(to_dir);
+                }
                 if copied {
                     fs::remove_file(from).map_err(move_error)?;
                     sync_parent(from);
@@ -189,11 +228,22 @@ pub fn write_new_file(dir: &Path, name: &OsStr, bytes: &[u8]) -> Result<PathBuf,
     })
 }
 
+/// Prefix and suffix of every temporary file this program makes; at start, whatever carries
+/// both was left by a crash.
+pub const TEMP_PREFIX: &str = ".fp-";
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is one of this program's temporary files.
+pub fn is_temp_name(name: &OsStr) -> bool {
+    let bytes = name.as_bytes();
+    bytes.starts_with(TEMP_PREFIX.as_bytes()) && bytes.ends_with(TEMP_SUFFIX.as_bytes())
+}
+
 /// Temp files start with a dot and end in `.tmp`: the watcher ignores both.
-fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
+pub fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
     tempfile::Builder::new()
-        .prefix(".fp-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
 }
 
@@ -206,7 +256,7 @@ fn copy_to_temp(from: &Path, to_dir: &Path) -> io::Result<NamedTempFile> {
 }
 
 /// `rename(from, to)` that fails with `AlreadyExists` instead of replacing `to`.
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),
         // The filesystem does not know RENAME_NOREPLACE: a hard link never replaces either.
@@ -218,12 +268,12 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-fn exists(path: &Path) -> bool {
+pub fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
 
 /// Makes a rename durable. A failure here loses nothing already done, so it is only logged.
-fn sync_dir(dir: &Path) {
+pub fn sync_dir(dir: &Path) {
     if let Err(err) = File::open(dir).and_then(|d| d.sync_all()) {
         log::debug!("cannot sync folder {}: {err}", dir.display());
     }
@@ -263,6 +313,23 @@ mod tests {
     }
 
     #[test]
+    fn long_names_are_shortened_to_fit_with_their_report() {
+        let long = format!("{}.csv", "é".repeat(200));
+        for attempt in [1, 2, 17] {
+            let name = fitting_name(OsStr::new(&long), attempt, ".report.json".len());
+            assert!(name.len() + ".report.json".len() <= NAME_MAX, "{name:?}");
+            let text = name.to_str().expect("still UTF-8");
+            assert!(text.ends_with(".csv"), "{text}");
+            assert!(text.contains(&format!("-{}.", attempt.max(2))), "{text}");
+        }
+        let short = fitting_name(OsStr::new("data.csv"), 3, 12);
+        assert_eq!(short, OsString::from("data-3.csv"));
+        let no_ext = "x".repeat(255);
+        let name = fitting_name(OsStr::new(&no_ext), 1, 12);
+        assert_eq!(name.len(), 243);
+    }
+
+    #[test]
     fn moves_never_replace_and_respect_the_companion() {
         let dir = tempfile::tempdir().expect("temp dir");
         let src = dir.path().join("src");
@@ -278,6 +345,7 @@ mod tests {
             &dst,
             OsStr::new("a.txt"),
             Some(".report.json"),
+            false,
         )
         .expect("move");
         assert_eq!(moved, dst.join("a-3.txt"));

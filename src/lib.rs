@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod cli;
 pub mod config;
 pub mod folders;
+pub mod lifecycle;
 pub mod report;
 pub mod single_shot;
 

@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -15,7 +15,6 @@ use crate::analyze::csv::CsvReport;
 use crate::analyze::json::JsonReport;
 use crate::analyze::text::TextReport;
 use crate::analyze::{Analysis, Details, Kind};
-use crate::folders::{self, FolderError};
 
 pub const REPORT_SUFFIX: &str = ".report.json";
 pub const ERROR_SUFFIX: &str = ".error.json";
@@ -133,16 +132,6 @@ impl Report {
                 self.job_id
             )
         })
-    }
-
-    /// Writes the report beside the file, atomically; returns its path.
-    pub fn write_beside(&self, file_path: &Path) -> Result<PathBuf, FolderError> {
-        let dir = file_path.parent().unwrap_or(Path::new("."));
-        let mut name = file_path.file_name().unwrap_or_default().to_os_string();
-        name.push(self.status.report_suffix());
-        let mut body = self.to_json();
-        body.push('\n');
-        folders::write_new_file(dir, &name, body.as_bytes())
     }
 
     /// A few lines for a person at a terminal.

@@ -1,9 +1,10 @@
 //! `--input FILE`: one file through the whole life cycle, then exit.
 //!
 //! FILE is claimed into `underprocess/` (renamed, or copied and removed when it lives on another
-//! filesystem), analysed by the same `analyze()` as the daemon uses, moved to `processed/` or
-//! `failed/` under a name that is free there together with its report's name, and its report is
-//! written atomically beside it. Nothing is ever overwritten.
+//! filesystem), analysed by the same `analyze()` as the daemon uses, and finished by the same
+//! `Lifecycle::finish`: moved to `processed/` or `failed/` under a name that is free there
+//! together with its report's name, with its report published atomically beside it. Nothing
+//! is ever overwritten.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -16,7 +17,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::analyze::{self, AnalysisOptions, Progress};
 use crate::config::UsageError;
 use crate::folders::{self, FolderError, Folders};
-use crate::report::{Report, Status, Timing};
+use crate::lifecycle::{Finished, Lifecycle, LifecycleError};
+use crate::report::{Status, Timing};
 
 /// Files at least this large get a progress bar when stderr is a terminal.
 const PROGRESS_BAR_MIN_BYTES: u64 = 64 << 20;
@@ -31,7 +33,7 @@ pub enum SingleShotError {
     /// The file was claimed but could not be finished; the message says where it is.
     #[error("{source} (the file is at {location})")]
     Finish {
-        source: FolderError,
+        source: LifecycleError,
         location: PathBuf,
     },
 }
@@ -54,11 +56,19 @@ pub fn run(
 ) -> Result<ExitCode, SingleShotError> {
     let original_name = check_input(input)?;
     let folders = Folders::create(dir).map_err(SingleShotError::Setup)?;
+    // One file, so every step is synced: the cost is nothing next to the analysis.
+    let lifecycle = Lifecycle::new(folders, true);
     let job_id = ulid::Ulid::generate().to_string();
 
     let queued_at = SystemTime::now();
-    let claimed = folders::move_into(input, &folders.underprocess, &original_name, None)
-        .map_err(SingleShotError::Setup)?;
+    let claimed = folders::move_into(
+        input,
+        &lifecycle.folders.underprocess,
+        &original_name,
+        None,
+        true,
+    )
+    .map_err(SingleShotError::Setup)?;
     log::debug!(
         "job {job_id}: claimed {} as {}",
         input.display(),
@@ -70,42 +80,24 @@ pub fn run(
     let analysis = analyze::analyze(&claimed, options, &progress);
     let finished_at = SystemTime::now();
 
-    let status = if analysis.details.is_ok() {
-        Status::Completed
-    } else {
-        Status::Failed
-    };
-    let target_dir = match status {
-        Status::Completed => &folders.processed,
-        Status::Failed => &folders.failed,
-    };
-    let finish_error = |source| SingleShotError::Finish {
-        source,
-        location: claimed.clone(),
-    };
-    let final_path = folders::move_into(
-        &claimed,
-        target_dir,
-        &original_name,
-        Some(status.report_suffix()),
-    )
-    .map_err(finish_error)?;
-    log::debug!("job {job_id}: moved to {}", final_path.display());
-
-    let final_name = final_path.file_name().unwrap_or_default();
     let timing = Timing {
         queued_at,
         started_at,
         finished_at,
     };
-    let report = Report::new(job_id, final_name, &original_name, analysis, timing);
-    let report_path =
-        report
-            .write_beside(&final_path)
-            .map_err(|source| SingleShotError::Finish {
-                source,
-                location: final_path.clone(),
-            })?;
+    let finished = lifecycle
+        .finish(&claimed, &original_name, &job_id, analysis, timing)
+        .map_err(|source| SingleShotError::Finish {
+            source,
+            location: claimed.clone(),
+        })?;
+    log::debug!("job {job_id}: moved to {}", finished.path.display());
+    let Finished {
+        report,
+        path: final_path,
+        report_path,
+    } = finished;
+    let status = report.status;
 
     if print_json {
         println!("{}", report.to_json());
