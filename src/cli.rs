@@ -11,12 +11,19 @@ use clap::Parser;
 /// Hot-folder file processor: analyses logs, CSV and JSON files and writes a JSON report
 /// beside each one.
 ///
-/// With --input FILE it analyses one file: FILE is moved to DIR/underprocess/, analysed, and
-/// moved to DIR/processed/ with NAME.report.json beside it (or to DIR/failed/ with
-/// NAME.error.json). Exit codes: 0 completed, 1 the file failed analysis, 2 usage error.
+/// By default (--watch) it runs as a daemon: every file that lands in DIR/unprocessed/ is
+/// claimed into DIR/underprocess/, analysed, and moved to DIR/processed/ with NAME.report.json
+/// beside it (or to DIR/failed/ with NAME.error.json). SIGINT/SIGTERM stop it cleanly.
+///
+/// With --input FILE it analyses one file the same way and exits. Exit codes: 0 completed,
+/// 1 the file failed analysis, 2 usage error.
 #[derive(Debug, Parser)]
 #[command(name = "file-processor", version, about, long_about)]
 pub struct Cli {
+    /// Run the daemon: scan, watch and analyse DIR/unprocessed/ (the default mode).
+    #[arg(long, env = "FP_WATCH", conflicts_with = "input")]
+    pub watch: bool,
+
     /// Analyse FILE once, move it through the folders, print the report and exit.
     #[arg(long, env = "FP_INPUT", value_name = "FILE")]
     pub input: Option<PathBuf>,
@@ -46,4 +53,54 @@ pub struct Cli {
     #[arg(long, env = "FP_SEGMENT_BYTES", value_name = "BYTES", default_value_t = 8 << 20,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub segment_bytes: u64,
+
+    /// Address of the HTTP server (health, and the dashboard to come).
+    #[arg(
+        long,
+        env = "FP_HOST",
+        value_name = "ADDR",
+        default_value = "127.0.0.1"
+    )]
+    pub host: String,
+
+    /// Port of the HTTP server; 0 picks a free one (the log says which).
+    #[arg(long, env = "FP_PORT", value_name = "N", default_value_t = 5000)]
+    pub port: u16,
+
+    /// Poll the folder every MS milliseconds instead of using inotify (network shares, Docker
+    /// Desktop mounts). Files are then ready once unchanged for --settle-ms.
+    #[arg(long, env = "FP_POLL", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub poll: Option<u64>,
+
+    /// A file found by a scan or by polling (no close event) is ready once its size and mtime
+    /// stayed the same this long.
+    #[arg(long, env = "FP_SETTLE_MS", value_name = "MS", default_value_t = 1000)]
+    pub settle_ms: u64,
+
+    /// Interval of the reconcile scan of unprocessed/ that catches any missed event.
+    #[arg(long, env = "FP_RECONCILE_MS", value_name = "MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconcile_ms: u64,
+
+    /// On SIGINT/SIGTERM, how long running analyses may take to finish (e.g. 30s, 2m); files
+    /// still running then stay in underprocess/ and are requeued at the next start.
+    #[arg(long, env = "FP_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+
+    /// Finished jobs the registry keeps in memory.
+    #[arg(long, env = "FP_HISTORY", value_name = "N", default_value_t = 10_000)]
+    pub history: usize,
+
+    /// Sync every report and move to disk before the next step, so that a power cut cannot
+    /// lose one (about 0.3 ms more per file here). A crash of the daemon never needs it.
+    #[arg(long, env = "FP_FSYNC")]
+    pub fsync: bool,
+
+    /// Folder events buffered between the watcher and the scheduler; when full, events are
+    /// dropped and the folder is rescanned (the tests make it tiny to force that).
+    #[arg(long, env = "FP_EVENT_BUFFER", value_name = "N", default_value_t = 16_384,
+          hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub event_buffer: u64,
 }

@@ -3,6 +3,7 @@
 //! After `Config::from_cli` succeeds no other code looks at flags or environment variables.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::analyze::AnalysisOptions;
 use crate::cli::Cli;
@@ -16,6 +17,22 @@ pub struct UsageError(pub String);
 pub enum Mode {
     /// `--input FILE`: analyse one file and exit.
     SingleShot { input: PathBuf, json: bool },
+    /// `--watch` (the default): the daemon.
+    Watch(WatchSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    pub host: String,
+    pub port: u16,
+    /// `Some(interval)`: a polling watcher instead of inotify.
+    pub poll: Option<Duration>,
+    pub settle: Duration,
+    pub reconcile: Duration,
+    pub shutdown_timeout: Duration,
+    pub history: usize,
+    pub fsync: bool,
+    pub event_buffer: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -28,12 +45,6 @@ pub struct Config {
 
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, UsageError> {
-        let Some(input) = cli.input else {
-            return Err(UsageError(
-                "watch mode is not available in this version yet; analyse a file with --input FILE"
-                    .to_string(),
-            ));
-        };
         if cli.top == 0 {
             return Err(UsageError("--top must be at least 1".to_string()));
         }
@@ -41,11 +52,30 @@ impl Config {
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             |n| n.get(),
         );
-        Ok(Config {
-            mode: Mode::SingleShot {
+        let mode = match cli.input {
+            Some(input) => Mode::SingleShot {
                 input,
                 json: cli.json,
             },
+            None if cli.json => {
+                return Err(UsageError(
+                    "--json only applies to --input FILE".to_string(),
+                ));
+            }
+            None => Mode::Watch(WatchSettings {
+                host: cli.host,
+                port: cli.port,
+                poll: cli.poll.map(Duration::from_millis),
+                settle: Duration::from_millis(cli.settle_ms),
+                reconcile: Duration::from_millis(cli.reconcile_ms),
+                shutdown_timeout: cli.shutdown_timeout,
+                history: cli.history,
+                fsync: cli.fsync,
+                event_buffer: usize::try_from(cli.event_buffer).unwrap_or(usize::MAX),
+            }),
+        };
+        Ok(Config {
+            mode,
             dir: cli.dir,
             workers,
             analysis: AnalysisOptions {

@@ -1,33 +1,72 @@
 //! file-processor: a hot-folder daemon that analyses the files dropped into it.
 //!
-//! The flow, one module per stage: `cli` (flags) → `config` (resolved settings) →
-//! `single_shot` (one file through the folders) → `analyze` (the analyzers) → `report` (the
-//! JSON report) → `folders` (every move and write). `run` is the one place that builds the
-//! thread pool; nothing else spawns threads.
+//! The flow, one module per stage: `cli` (flags) → `config` (resolved settings) → `daemon`
+//! (builds the pipeline) → `watch` (folder events) → `queue` (readiness, order, claims) →
+//! `pool` (workers) → `analyze` (the analyzers) → `lifecycle` (claim, finish, recover) →
+//! `report` (the JSON report) → `registry` (jobs in memory) → `web` (HTTP). `single_shot` runs
+//! one file through the same analysis and lifecycle. `run` builds the rayon pool; `daemon`
+//! builds everything else; nothing else spawns threads.
 
 pub mod analyze;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod folders;
 pub mod lifecycle;
+pub mod pool;
+pub mod queue;
+pub mod registry;
 pub mod report;
 pub mod single_shot;
+pub mod watch;
+pub mod web;
 
 use std::process::ExitCode;
 
 use config::{Config, Mode, UsageError};
+use daemon::DaemonError;
 use single_shot::SingleShotError;
 
+/// Why the program stopped abnormally; each carries its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    SingleShot(#[from] SingleShotError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Usage(_) => 2,
+            RunError::SingleShot(err) => err.exit_code(),
+            RunError::Daemon(err) => err.exit_code(),
+        }
+    }
+}
+
 /// Runs the program with resolved settings; `Ok` carries the exit code of a normal run.
-pub fn run(config: Config) -> Result<ExitCode, SingleShotError> {
+pub fn run(config: Config) -> Result<ExitCode, RunError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(config.workers)
         .thread_name(|i| format!("analyze-{i}"))
         .build_global()
         .map_err(|err| UsageError(format!("cannot start {} workers: {err}", config.workers)))?;
     match &config.mode {
-        Mode::SingleShot { input, json } => {
-            single_shot::run(input, &config.dir, *json, &config.analysis)
-        }
+        Mode::SingleShot { input, json } => Ok(single_shot::run(
+            input,
+            &config.dir,
+            *json,
+            &config.analysis,
+        )?),
+        Mode::Watch(settings) => Ok(daemon::run(
+            &config.dir,
+            config.workers,
+            &config.analysis,
+            settings,
+        )?),
     }
 }

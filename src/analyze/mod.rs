@@ -14,9 +14,11 @@ pub mod text;
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rustix::fs::OFlags;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -99,6 +101,11 @@ pub enum AnalysisError {
     InvalidJson(String),
     #[error("{0}")]
     InvalidCsv(String),
+    #[error("not a regular file")]
+    NotRegular,
+    /// A bug in an analyzer (it panicked); the file goes to `failed/` and the daemon goes on.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl AnalysisError {
@@ -109,6 +116,8 @@ impl AnalysisError {
             AnalysisError::Truncated => "changed_during_analysis",
             AnalysisError::InvalidJson(_) => "invalid_json",
             AnalysisError::InvalidCsv(_) => "invalid_csv",
+            AnalysisError::NotRegular => "not_a_regular_file",
+            AnalysisError::Internal(_) => "internal",
         }
     }
 }
@@ -173,8 +182,18 @@ pub struct Source {
 
 impl Source {
     pub fn open(path: &Path) -> Result<Source, AnalysisError> {
-        let file = File::open(path).map_err(AnalysisError::Open)?;
-        let len = file.metadata().map_err(AnalysisError::Open)?.len();
+        // Non-blocking, so that a FIFO swapped in for the file cannot hang the open; no
+        // following of links, so that a link swapped in cannot point the analysis elsewhere.
+        let file = File::options()
+            .read(true)
+            .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW).bits() as i32)
+            .open(path)
+            .map_err(AnalysisError::Open)?;
+        let metadata = file.metadata().map_err(AnalysisError::Open)?;
+        if !metadata.is_file() {
+            return Err(AnalysisError::NotRegular);
+        }
+        let len = metadata.len();
         Ok(Source {
             file,
             len,

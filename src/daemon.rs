@@ -1,0 +1,243 @@
+//! Watch mode: the one place that creates every thread and channel of the daemon and owns the
+//! order of start and shutdown.
+//!
+//! Start: lock the folder root (one daemon per folder), repair what a crash left
+//! (`Lifecycle::recover`), bind the HTTP port, start watching, then the scheduler scans
+//! `unprocessed/` (watching first, so nothing slips in between) and requeues what was left in
+//! `underprocess/`. Shutdown on SIGINT/SIGTERM: the scheduler stops claiming and waits for
+//! running jobs (bounded), then the watcher, the dispatcher and the HTTP server stop in that
+//! order. A second signal exits at once; files then left in `underprocess/` are requeued at the
+//! next start.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::thread;
+
+use crossbeam_channel::{bounded, unbounded};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::analyze::AnalysisOptions;
+use crate::config::WatchSettings;
+use crate::folders::{FolderError, Folders};
+use crate::lifecycle::{Lifecycle, LifecycleError};
+use crate::pool::{self, Worker};
+use crate::queue::{Control, Scheduler, SchedulerChannels, SchedulerSettings};
+use crate::registry::Registry;
+use crate::{watch, web};
+
+/// Errors that stop the daemon before it runs (exit 2), or that kill it (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Folders(#[from] FolderError),
+    #[error(transparent)]
+    Recover(#[from] LifecycleError),
+    #[error("another file-processor is already running on {0}")]
+    Locked(PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+    #[error("cannot start: {0}")]
+    Start(std::io::Error),
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
+}
+
+impl DaemonError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Panicked(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+pub fn run(
+    dir: &std::path::Path,
+    workers: usize,
+    options: &AnalysisOptions,
+    settings: &WatchSettings,
+) -> Result<ExitCode, DaemonError> {
+    let folders = Folders::create(dir)?;
+    let _lock = lock(&folders)?;
+    let lifecycle = Arc::new(Lifecycle::new(folders, settings.fsync));
+    let recovered = lifecycle.recover()?;
+    if recovered.published + recovered.removed + recovered.requeue.len() > 0 {
+        log::info!(
+            "recovered from an earlier run: {} file(s) to requeue, {} report(s) published, {} \
+             temp file(s) removed",
+            recovered.requeue.len(),
+            recovered.published,
+            recovered.removed
+        );
+    }
+    let registry = Arc::new(Registry::new(settings.history));
+
+    let address = format!("{}:{}", settings.host, settings.port);
+    let listener =
+        TcpListener::bind((settings.host.as_str(), settings.port)).map_err(|source| {
+            DaemonError::Listen {
+                address: address.clone(),
+                source,
+            }
+        })?;
+    let local = listener.local_addr().map_err(DaemonError::Start)?;
+
+    // Every channel of the pipeline.
+    // Watcher → scheduler. When full the watcher drops events and flags a rescan.
+    let (event_tx, event_rx) = bounded(settings.event_buffer);
+    let missed = Arc::new(AtomicBool::new(false));
+    // Scheduler → dispatcher: claimed jobs. Never more than `workers` are out, so a send
+    // never waits.
+    let (job_tx, job_rx) = bounded(workers);
+    // Workers → scheduler: one message per finished job, at most `workers` pending.
+    let (done_tx, done_rx) = unbounded();
+    let (control_tx, control_rx) = bounded(1);
+
+    let unprocessed = lifecycle.folders.unprocessed.clone();
+    let watcher = watch::watch(&unprocessed, settings.poll, event_tx, Arc::clone(&missed))
+        .map_err(|source| DaemonError::Watch {
+            path: unprocessed.clone(),
+            source,
+        })?;
+
+    let (handle_tx, handle_rx) = bounded(1);
+    let web_registry = Arc::clone(&registry);
+    let http = spawn("http", move || {
+        actix_web::rt::System::new().block_on(async move {
+            match web::server(listener, web_registry) {
+                Ok(server) => {
+                    let _ = handle_tx.send(Ok(server.handle()));
+                    if let Err(err) = server.await {
+                        log::error!("the HTTP server stopped: {err}");
+                    }
+                }
+                Err(err) => {
+                    let _ = handle_tx.send(Err(err));
+                }
+            }
+        });
+    })?;
+    let http_handle = handle_rx
+        .recv()
+        .map_err(|_| DaemonError::Panicked("http"))?
+        .map_err(DaemonError::Start)?;
+
+    let worker = Arc::new(Worker {
+        lifecycle: Arc::clone(&lifecycle),
+        registry: Arc::clone(&registry),
+        options: options.clone(),
+        done: done_tx,
+    });
+    let dispatcher = spawn("dispatch", move || pool::dispatch(job_rx, worker))?;
+
+    let scheduler = Scheduler::new(
+        Arc::clone(&lifecycle),
+        Arc::clone(&registry),
+        SchedulerSettings {
+            workers,
+            settle: settings.settle,
+            reconcile: settings.reconcile,
+            shutdown_timeout: settings.shutdown_timeout,
+        },
+        recovered.requeue,
+    );
+    let channels = SchedulerChannels {
+        events: event_rx,
+        missed,
+        control: control_rx,
+        jobs: job_tx,
+        done: done_rx,
+    };
+    let scheduler = spawn("scheduler", move || scheduler.run(channels))?;
+
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(DaemonError::Start)?;
+    spawn("signals", move || {
+        let mut received = 0;
+        for signal in signals.forever() {
+            received += 1;
+            if received == 1 {
+                log::info!("signal {signal}: finishing running jobs, then exiting");
+                let _ = control_tx.send(Control::Stop);
+            } else {
+                log::warn!(
+                    "signal {signal} again: exiting now; unfinished files are requeued at the next start"
+                );
+                std::process::exit(1);
+            }
+        }
+    })?;
+
+    log::info!(
+        "watching {} with {workers} worker(s){}; health on http://{local}/health",
+        unprocessed.display(),
+        match settings.poll {
+            Some(interval) => format!(", polling every {interval:?}"),
+            None => String::new(),
+        }
+    );
+
+    let still_running = scheduler
+        .join()
+        .map_err(|_| DaemonError::Panicked("scheduler"))?;
+    drop(watcher);
+    if still_running == 0 {
+        // The scheduler dropped the job channel: the dispatcher is done.
+        dispatcher
+            .join()
+            .map_err(|_| DaemonError::Panicked("dispatch"))?;
+    }
+    // The stop command is sent at once; the returned future only reports completion.
+    drop(http_handle.stop(true));
+    http.join().map_err(|_| DaemonError::Panicked("http"))?;
+    log::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Result<thread::JoinHandle<T>, DaemonError> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(body)
+        .map_err(DaemonError::Start)
+}
+
+/// One daemon per folder root: two would race for the same files and remove each other's
+/// temp files at start.
+fn lock(folders: &Folders) -> Result<File, DaemonError> {
+    let path = folders.root.join(".file-processor.lock");
+    let lock_error = |source| DaemonError::Lock {
+        path: path.clone(),
+        source,
+    };
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(lock_error)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(DaemonError::Locked(folders.root.clone())),
+        Err(errno) => Err(lock_error(errno.into())),
+    }
+}

@@ -1,0 +1,109 @@
+//! The worker side: takes claimed jobs off the bounded channel and runs each on the rayon
+//! pool — analyse with the same `analyze()` as `--input`, then `Lifecycle::finish`.
+//!
+//! Jobs are spawned onto the pool rather than pulled by blocked pool threads, so an idle
+//! thread is free to steal chunks of a large file. At most `workers` jobs are out at once (the
+//! scheduler counts them back through `done`). A job never takes the daemon down: an analyzer
+//! that panics fails the file with an `internal` error, and a file that cannot be finished
+//! stays in `underprocess/`, requeued at the next start.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::analyze::{self, Analysis, AnalysisError, AnalysisOptions, Kind, Progress};
+use crate::lifecycle::Lifecycle;
+use crate::queue::Job;
+use crate::registry::{JobStart, Registry};
+use crate::report::Timing;
+
+/// What every job needs; shared by all of them.
+pub struct Worker {
+    pub lifecycle: Arc<Lifecycle>,
+    pub registry: Arc<Registry>,
+    pub options: AnalysisOptions,
+    pub done: Sender<String>,
+}
+
+/// Spawns every job received onto the rayon pool; returns when the channel closes.
+pub fn dispatch(jobs: Receiver<Job>, worker: Arc<Worker>) {
+    for job in jobs {
+        let worker = Arc::clone(&worker);
+        rayon::spawn(move || worker.run(job));
+    }
+}
+
+impl Worker {
+    fn run(&self, job: Job) {
+        let progress = Arc::new(Progress::silent());
+        let original_name = job.original_name.to_string_lossy().into_owned();
+        self.registry.start(JobStart {
+            id: job.id.clone(),
+            original_name: original_name.clone(),
+            file: job
+                .claimed
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            size_bytes: job.size_bytes,
+            queued_at: job.queued_at,
+            progress: Arc::clone(&progress),
+        });
+        let started_at = SystemTime::now();
+        let analysis = catch_unwind(AssertUnwindSafe(|| {
+            analyze::analyze(&job.claimed, &self.options, &progress)
+        }))
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the analyzer panicked".to_string());
+            log::error!("job {}: the analyzer panicked: {message}", job.id);
+            Analysis {
+                kind: Kind::from_extension(&job.claimed).unwrap_or(Kind::Binary),
+                size_bytes: job.size_bytes,
+                sha256: None,
+                details: Err(AnalysisError::Internal(message)),
+            }
+        });
+        let timing = Timing {
+            queued_at: job.queued_at,
+            started_at,
+            finished_at: SystemTime::now(),
+        };
+        match self
+            .lifecycle
+            .finish(&job.claimed, &job.original_name, &job.id, analysis, timing)
+        {
+            Ok(finished) => {
+                let report = &finished.report;
+                log::info!(
+                    "job {}: {} {original_name} -> {} ({}, {} bytes, {} ms)",
+                    job.id,
+                    match report.status {
+                        crate::report::Status::Completed => "completed",
+                        crate::report::Status::Failed => "failed",
+                    },
+                    finished.path.display(),
+                    report.kind.as_str(),
+                    report.size_bytes,
+                    report.duration_ms,
+                );
+                self.registry.finish(report, finished.report_path);
+            }
+            Err(err) => {
+                log::error!(
+                    "job {}: {err}; {} stays there and is retried at the next start",
+                    job.id,
+                    job.claimed.display()
+                );
+                self.registry.forget(&job.id);
+            }
+        }
+        let _ = self.done.send(job.id);
+    }
+}

@@ -1,0 +1,533 @@
+//! The scheduler: decides when a file in `unprocessed/` is complete, in which order ready
+//! files run, and claims each one just before a worker is free for it.
+//!
+//! A file is ready when an event says it was closed after writing or moved in whole, or — when
+//! found by a scan or by polling — once its size and mtime stayed the same for the settle
+//! time. Ready files run small-first with aging: a file's priority is the time it became ready
+//! plus one millisecond per `AGING_BYTES_PER_MS` of its size, so a large file waits behind
+//! smaller ones only for a bounded time. Claims happen here, one at a time, after every
+//! pending event has been applied, and only while fewer than `workers` jobs run: files
+//! not yet claimed stay in `unprocessed/`. A rescan after lost events and a periodic
+//! reconcile scan mean no missed event can strand a file. This thread never reads a file and
+//! never spawns.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::ffi::OsString;
+use std::fs::{self, Metadata};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
+
+use crate::lifecycle::Lifecycle;
+use crate::registry::Registry;
+use crate::watch::{FileEvent, is_ignored};
+
+/// Each this many bytes of a file's size count as one millisecond of waiting: a 1 GiB file
+/// yields to smaller files that became ready up to ~16 s after it, never longer.
+const AGING_BYTES_PER_MS: u64 = 64 << 10;
+
+/// Events applied in one go before the scheduler looks at its other duties.
+const EVENT_BATCH: usize = 4096;
+
+/// A claimed file, handed to the pool.
+#[derive(Debug)]
+pub struct Job {
+    pub id: String,
+    pub original_name: OsString,
+    /// Where it is now, in `underprocess/`.
+    pub claimed: PathBuf,
+    pub size_bytes: u64,
+    pub queued_at: SystemTime,
+}
+
+pub enum Control {
+    /// Stop claiming, wait for running jobs (bounded), return.
+    Stop,
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    pub workers: usize,
+    pub settle: Duration,
+    pub reconcile: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// The channels the scheduler reads and writes; built by `daemon`.
+pub struct SchedulerChannels {
+    pub events: Receiver<FileEvent>,
+    /// Set by the watcher when it had to drop events.
+    pub missed: Arc<AtomicBool>,
+    pub control: Receiver<Control>,
+    pub jobs: Sender<Job>,
+    /// Job ids of finished jobs: a worker is free again.
+    pub done: Receiver<String>,
+}
+
+/// What the scheduler knows of a name in `unprocessed/`.
+enum Tracked {
+    /// Events say it is open for writing: only a close (or a lost-event rescan) moves it on.
+    Writing,
+    /// Found without a completion event: ready once unchanged for the settle time.
+    Settling {
+        size: u64,
+        modified: SystemTime,
+        generation: u64,
+    },
+    Ready {
+        generation: u64,
+        job_id: String,
+        queued_at: SystemTime,
+    },
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct ReadyEntry {
+    priority: u64,
+    generation: u64,
+    name: OsString,
+}
+
+pub struct Scheduler {
+    lifecycle: Arc<Lifecycle>,
+    registry: Arc<Registry>,
+    settings: SchedulerSettings,
+    tracked: HashMap<OsString, Tracked>,
+    /// Min-heap of ready names; entries whose generation no longer matches are stale.
+    ready: BinaryHeap<Reverse<ReadyEntry>>,
+    /// Settle checks in due order (the settle time is the same for all).
+    settling: VecDeque<(Instant, OsString, u64)>,
+    /// Files found in `underprocess/` at start: already claimed, they run first.
+    requeued: VecDeque<Job>,
+    in_flight: usize,
+    generation: u64,
+    epoch: Instant,
+}
+
+impl Scheduler {
+    pub fn new(
+        lifecycle: Arc<Lifecycle>,
+        registry: Arc<Registry>,
+        settings: SchedulerSettings,
+        requeue: Vec<PathBuf>,
+    ) -> Scheduler {
+        let now = SystemTime::now();
+        let requeued = requeue
+            .into_iter()
+            .map(|claimed| {
+                let name = claimed.file_name().unwrap_or_default().to_os_string();
+                let size_bytes = fs::metadata(&claimed).map_or(0, |m| m.len());
+                let id = ulid::Ulid::generate().to_string();
+                registry.queue(&id, &name.to_string_lossy(), size_bytes, now);
+                log::info!(
+                    "job {id}: requeued {} left by an earlier run",
+                    claimed.display()
+                );
+                Job {
+                    id,
+                    original_name: name,
+                    claimed,
+                    size_bytes,
+                    queued_at: now,
+                }
+            })
+            .collect();
+        Scheduler {
+            lifecycle,
+            registry,
+            settings,
+            tracked: HashMap::new(),
+            ready: BinaryHeap::new(),
+            settling: VecDeque::new(),
+            requeued,
+            in_flight: 0,
+            generation: 0,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Runs until `Control::Stop` (or until the control channel closes), then waits up to the
+    /// shutdown timeout for running jobs. Returns how many were still running.
+    pub fn run(mut self, channels: SchedulerChannels) -> usize {
+        let SchedulerChannels {
+            mut events,
+            missed,
+            control,
+            jobs,
+            done,
+        } = channels;
+        let tick =
+            (self.settings.settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        // Everything that arrived before the watcher started is found by this first scan.
+        self.rescan(false);
+        let mut next_reconcile = Instant::now() + self.settings.reconcile;
+        loop {
+            self.registry.heartbeat();
+            if missed.swap(false, Ordering::AcqRel) {
+                log::warn!("the scheduler fell behind and events were dropped; rescanning");
+                self.rescan(true);
+            }
+            self.dispatch(&jobs);
+            let now = Instant::now();
+            let mut wake = (now + tick).min(next_reconcile);
+            if let Some((due, ..)) = self.settling.front() {
+                wake = wake.min(*due);
+            }
+            select! {
+                recv(events) -> event => match event {
+                    Ok(event) => {
+                        self.apply(event);
+                        for event in events.try_iter().take(EVENT_BATCH) {
+                            self.apply(event);
+                        }
+                    }
+                    Err(_) => {
+                        log::error!("the folder watcher stopped");
+                        self.registry.set_watcher_ok(false);
+                        events = crossbeam_channel::never();
+                    }
+                },
+                recv(done) -> id => {
+                    if id.is_ok() {
+                        self.in_flight -= 1;
+                        self.in_flight -= done.try_iter().count();
+                    }
+                },
+                recv(control) -> _ => break,
+                default(wake.saturating_duration_since(now)) => {},
+            }
+            let now = Instant::now();
+            self.check_settled(now);
+            if now >= next_reconcile {
+                self.rescan(false);
+                next_reconcile = now + self.settings.reconcile;
+            }
+        }
+        self.shut_down(&done)
+    }
+
+    /// Claims and hands over ready files while a worker is free.
+    fn dispatch(&mut self, jobs: &Sender<Job>) {
+        while self.in_flight < self.settings.workers {
+            let job = match self.requeued.pop_front() {
+                Some(job) => job,
+                None => match self.claim_next() {
+                    Some(job) => job,
+                    None => return,
+                },
+            };
+            log::debug!("job {}: handed to the pool", job.id);
+            // Never blocks: the channel holds `workers` jobs and at most that many are out.
+            if let Err(err) = jobs.send(job) {
+                let job = err.into_inner();
+                log::error!(
+                    "job {}: the worker pool is gone; {} stays where it is",
+                    job.id,
+                    job.claimed.display()
+                );
+                self.registry.set_pool_ok(false);
+                self.registry.forget(&job.id);
+                return;
+            }
+            self.in_flight += 1;
+        }
+    }
+
+    /// The best ready file, claimed into `underprocess/`.
+    fn claim_next(&mut self) -> Option<Job> {
+        while let Some(Reverse(entry)) = self.ready.pop() {
+            let current = matches!(
+                self.tracked.get(&entry.name),
+                Some(Tracked::Ready { generation, .. }) if *generation == entry.generation
+            );
+            if !current {
+                continue;
+            }
+            let Some(Tracked::Ready {
+                job_id, queued_at, ..
+            }) = self.tracked.remove(&entry.name)
+            else {
+                continue;
+            };
+            let name = entry.name;
+            let path = self.lifecycle.folders.unprocessed.join(&name);
+            let size_bytes = match fs::symlink_metadata(&path) {
+                Ok(metadata) if metadata.is_file() => metadata.len(),
+                Ok(_) => {
+                    log::debug!(
+                        "job {job_id}: {} is not a regular file; left alone",
+                        path.display()
+                    );
+                    self.registry.forget(&job_id);
+                    continue;
+                }
+                Err(_) => {
+                    log::debug!("job {job_id}: {} vanished before its claim", path.display());
+                    self.registry.forget(&job_id);
+                    continue;
+                }
+            };
+            match self.lifecycle.claim(&name) {
+                Ok(Some(claimed)) => {
+                    log::debug!(
+                        "job {job_id}: claimed {} as {}",
+                        path.display(),
+                        claimed.display()
+                    );
+                    return Some(Job {
+                        id: job_id,
+                        original_name: name,
+                        claimed,
+                        size_bytes,
+                        queued_at,
+                    });
+                }
+                Ok(None) => {
+                    log::debug!("job {job_id}: {} was gone at its claim", path.display());
+                    self.registry.forget(&job_id);
+                }
+                Err(err) => {
+                    log::warn!("job {job_id}: cannot claim it: {err}; the next scan retries");
+                    self.registry.forget(&job_id);
+                }
+            }
+        }
+        None
+    }
+
+    fn apply(&mut self, event: FileEvent) {
+        log::trace!("event {event:?}");
+        match event {
+            FileEvent::Ready(name) => self.mark_ready(name),
+            FileEvent::Writing(name) => {
+                if let Some(Tracked::Ready { job_id, .. }) =
+                    self.tracked.insert(name, Tracked::Writing)
+                {
+                    // Written again after it looked complete: it waits for the next close.
+                    self.registry.forget(&job_id);
+                }
+            }
+            FileEvent::Changed(name) => self.start_settling(name, None),
+            FileEvent::Gone(name) => self.untrack(&name),
+            FileEvent::Rescan => {
+                log::warn!("the kernel dropped folder events (queue overflow); rescanning");
+                self.rescan(true);
+            }
+            FileEvent::Failed(message) => {
+                log::error!("the folder watcher failed: {message}");
+                self.registry.set_watcher_ok(false);
+            }
+        }
+    }
+
+    fn untrack(&mut self, name: &OsString) {
+        if let Some(Tracked::Ready { job_id, .. }) = self.tracked.remove(name) {
+            self.registry.forget(&job_id);
+        }
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    /// Complete now: queue it (once).
+    fn mark_ready(&mut self, name: OsString) {
+        if matches!(self.tracked.get(&name), Some(Tracked::Ready { .. })) {
+            return;
+        }
+        let path = self.lifecycle.folders.unprocessed.join(&name);
+        let size = match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() => metadata.len(),
+            _ => {
+                self.tracked.remove(&name);
+                return;
+            }
+        };
+        let generation = self.next_generation();
+        let job_id = ulid::Ulid::generate().to_string();
+        let queued_at = SystemTime::now();
+        let waited_ms = self.epoch.elapsed().as_millis() as u64;
+        log::debug!("job {job_id}: {} is ready ({size} bytes)", path.display());
+        self.registry
+            .queue(&job_id, &name.to_string_lossy(), size, queued_at);
+        self.ready.push(Reverse(ReadyEntry {
+            priority: waited_ms + size / AGING_BYTES_PER_MS,
+            generation,
+            name: name.clone(),
+        }));
+        self.tracked.insert(
+            name,
+            Tracked::Ready {
+                generation,
+                job_id,
+                queued_at,
+            },
+        );
+    }
+
+    /// (Re)starts the settle check of a name, with its metadata if already known.
+    fn start_settling(&mut self, name: OsString, metadata: Option<Metadata>) {
+        let metadata = match metadata {
+            Some(metadata) => metadata,
+            None => match fs::symlink_metadata(self.lifecycle.folders.unprocessed.join(&name)) {
+                Ok(metadata) => metadata,
+                Err(_) => return self.untrack(&name),
+            },
+        };
+        if !metadata.is_file() {
+            return self.untrack(&name);
+        }
+        self.untrack(&name);
+        let generation = self.next_generation();
+        let due = Instant::now() + self.settings.settle;
+        self.settling.push_back((due, name.clone(), generation));
+        self.tracked.insert(
+            name,
+            Tracked::Settling {
+                size: metadata.len(),
+                modified: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                generation,
+            },
+        );
+    }
+
+    /// Settle checks that are due: unchanged → ready; changed → check again later.
+    fn check_settled(&mut self, now: Instant) {
+        while let Some((due, ..)) = self.settling.front() {
+            if *due > now {
+                break;
+            }
+            let Some((_, name, generation)) = self.settling.pop_front() else {
+                break;
+            };
+            let Some(Tracked::Settling {
+                size,
+                modified,
+                generation: current,
+            }) = self.tracked.get(&name)
+            else {
+                continue;
+            };
+            if *current != generation {
+                continue;
+            }
+            let (size, modified) = (*size, *modified);
+            match fs::symlink_metadata(self.lifecycle.folders.unprocessed.join(&name)) {
+                Ok(metadata)
+                    if metadata.is_file()
+                        && metadata.len() == size
+                        && metadata.modified().ok() == Some(modified) =>
+                {
+                    self.tracked.remove(&name);
+                    self.mark_ready(name);
+                }
+                Ok(metadata) => self.start_settling(name, Some(metadata)),
+                Err(_) => self.untrack(&name),
+            }
+        }
+    }
+
+    /// Lists `unprocessed/`: unknown files start settling (oldest first), names that are gone
+    /// are forgotten. After lost events, files thought open for writing are settled too: their
+    /// close event may be among the lost.
+    fn rescan(&mut self, events_lost: bool) {
+        let dir = self.lifecycle.folders.unprocessed.clone();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) => {
+                log::error!("cannot list {}: {err}", dir.display());
+                self.registry.set_watcher_ok(false);
+                return;
+            }
+        };
+        let mut present = HashSet::new();
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if is_ignored(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            present.insert(name.clone());
+            let settle = match self.tracked.get(&name) {
+                None => true,
+                Some(Tracked::Writing) => events_lost,
+                Some(_) => false,
+            };
+            if settle && let Ok(metadata) = entry.metadata() {
+                let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                found.push((modified, name, metadata));
+            }
+        }
+        let gone: Vec<OsString> = self
+            .tracked
+            .keys()
+            .filter(|name| !present.contains(*name))
+            .cloned()
+            .collect();
+        for name in &gone {
+            self.untrack(name);
+        }
+        if !found.is_empty() {
+            log::debug!(
+                "scan of {} found {} new file(s)",
+                dir.display(),
+                found.len()
+            );
+        }
+        found.sort_by_key(|(modified, ..)| *modified);
+        for (_, name, metadata) in found {
+            self.start_settling(name, Some(metadata));
+        }
+        if self.tracked.is_empty() {
+            // A burst may have grown these a lot; give the memory back once idle.
+            self.tracked.shrink_to_fit();
+            self.ready.shrink_to_fit();
+            self.settling.shrink_to_fit();
+        }
+    }
+
+    /// Stop claiming; queued files stay in `unprocessed/`; wait for running jobs up to the
+    /// shutdown timeout. Returns how many were still running.
+    fn shut_down(mut self, done: &Receiver<String>) -> usize {
+        self.registry.set_draining();
+        let queued = self
+            .tracked
+            .values()
+            .filter(|t| matches!(t, Tracked::Ready { .. }))
+            .count();
+        for tracked in self.tracked.values() {
+            if let Tracked::Ready { job_id, .. } = tracked {
+                self.registry.forget(job_id);
+            }
+        }
+        for job in self.requeued.drain(..) {
+            self.registry.forget(&job.id);
+        }
+        log::info!(
+            "shutting down: {} job(s) running, {queued} ready file(s) stay in unprocessed/",
+            self.in_flight
+        );
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        while self.in_flight > 0 {
+            match done.recv_deadline(deadline) {
+                Ok(_) => self.in_flight -= 1,
+                Err(RecvTimeoutError::Timeout) => {
+                    log::warn!(
+                        "{} job(s) still running after {:?}; their files stay in underprocess/ \
+                         and are requeued at the next start",
+                        self.in_flight,
+                        self.settings.shutdown_timeout
+                    );
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.in_flight
+    }
+}

@@ -1,0 +1,40 @@
+//! The HTTP server (actix-web): routes over the registry, read-only.
+//!
+//! `configure` is the one list of routes. Handlers only read the `Registry`; they never touch
+//! the folders or the pipeline. The server is started and stopped by `daemon`.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::json;
+
+use crate::registry::Registry;
+
+/// The server on an already bound listener, not yet running: await it in an actix system.
+pub fn server(listener: TcpListener, registry: Arc<Registry>) -> std::io::Result<Server> {
+    let registry = web::Data::from(registry);
+    let server =
+        HttpServer::new(move || App::new().app_data(registry.clone()).configure(configure))
+            .workers(2)
+            // The daemon handles SIGINT/SIGTERM itself and stops the server last.
+            .disable_signals()
+            .shutdown_timeout(2)
+            .listen(listener)?
+            .run();
+    Ok(server)
+}
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.route("/health", web::get().to(health));
+}
+
+/// 200 while the watcher and the pool are alive, else 503 with the reason.
+async fn health(registry: web::Data<Registry>) -> HttpResponse {
+    match registry.health() {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok" })),
+        Err(reason) => HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "reason": reason })),
+    }
+}
