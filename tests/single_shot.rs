@@ -208,7 +208,11 @@ fn usage_errors_are_one_line_and_exit_2() {
             &["--input", "real.txt", "--workers", "0"],
             "error: invalid value '0'",
         ),
-        (&[], "error: watch mode is not available"),
+        (&["--json"], "error: --json only applies to --input FILE"),
+        (
+            &["--watch", "--input", "real.txt"],
+            "error: the argument '--watch' cannot be used with",
+        ),
     ];
     for &(args, want) in cases {
         let out = ws.run(args);

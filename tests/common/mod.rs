@@ -99,3 +99,173 @@ pub fn reference(command: &str, path: &Path, args: &[&str]) -> String {
 pub fn reference_json(command: &str, path: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&reference(command, path, args)).expect("reference JSON")
 }
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The daemon, started on a free port in a workspace; killed with SIGKILL when dropped.
+pub struct Daemon {
+    child: std::process::Child,
+    pub port: u16,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts `file-processor --dir watch_dir --port 0 ARGS` and waits until it serves.
+    pub fn start(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Self::try_start(ws, args, env).unwrap_or_else(|log| panic!("daemon did not start:\n{log}"))
+    }
+
+    /// `Err(log)` when the daemon exits or does not announce itself within 30 s.
+    pub fn try_start(
+        ws: &Workspace,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
+        use std::io::BufRead;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_file-processor"));
+        command
+            .current_dir(ws.dir.path())
+            .args(["--dir", "watch_dir", "--port", "0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("FP_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command.env("RUST_LOG", "file_processor=debug");
+        command.envs(env.iter().copied());
+        let mut child = command.spawn().expect("start file-processor");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            port: 0,
+            log,
+        };
+        let announced = wait_until(std::time::Duration::from_secs(30), || {
+            daemon.log().contains("/health") || daemon.has_exited()
+        });
+        let log = daemon.log();
+        let port = log
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|address| address.rsplit(':').next())
+            .and_then(|port| port.parse().ok());
+        match port {
+            Some(port) if announced => {
+                daemon.port = port;
+                Ok(daemon)
+            }
+            _ => {
+                // Let the reader thread catch the last lines.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Err(daemon.log())
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid()) {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+    }
+
+    /// Waits for the process to end on its own.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader thread catch the last lines.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.signal(rustix::process::Signal::KILL);
+        let _ = self.child.wait();
+    }
+
+    /// A plain HTTP/1.1 GET on the daemon's port: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP GET over a fresh connection, read to the end.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
