@@ -5,7 +5,7 @@
 //! (`Lifecycle::recover`), bind the HTTP port, start watching, then the scheduler scans
 //! `unprocessed/` (watching first, so nothing slips in between) and requeues what was left in
 //! `underprocess/`. Shutdown on SIGINT/SIGTERM: the scheduler stops claiming and waits for
-//! running jobs (bounded), then the watcher, the dispatcher and the HTTP server stop in that
+//! running jobs (bounded), then the watcher, the job threads and the HTTP server stop in that
 //! order. A second signal exits at once; files then left in `underprocess/` are requeued at the
 //! next start.
 
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread;
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::bounded;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -26,7 +26,9 @@ use crate::config::WatchSettings;
 use crate::folders::{FolderError, Folders};
 use crate::lifecycle::{Lifecycle, LifecycleError};
 use crate::pool::{self, Worker};
-use crate::queue::{Control, Scheduler, SchedulerChannels, SchedulerSettings};
+use crate::queue::{
+    CLAIMED_PER_WORKER, Completions, Control, Scheduler, SchedulerChannels, SchedulerSettings,
+};
 use crate::registry::Registry;
 use crate::{watch, web};
 
@@ -104,11 +106,11 @@ pub fn run(
     // Watcher → scheduler. When full the watcher drops events and flags a rescan.
     let (event_tx, event_rx) = bounded(settings.event_buffer);
     let missed = Arc::new(AtomicBool::new(false));
-    // Scheduler → dispatcher: claimed jobs. Never more than `workers` are out, so a send
-    // never waits.
-    let (job_tx, job_rx) = bounded(workers);
-    // Workers → scheduler: one message per finished job, at most `workers` pending.
-    let (done_tx, done_rx) = unbounded();
+    // Scheduler → job threads: claimed jobs. It holds as many as may be out at once, so a
+    // send never waits.
+    let (job_tx, job_rx) = bounded(workers * CLAIMED_PER_WORKER);
+    // Workers → scheduler: finished jobs are counted; a doorbell rings when the queue runs low.
+    let (completions, doorbell) = Completions::new(workers);
     let (control_tx, control_rx) = bounded(1);
 
     let unprocessed = lifecycle.folders.unprocessed.clone();
@@ -144,9 +146,14 @@ pub fn run(
         lifecycle: Arc::clone(&lifecycle),
         registry: Arc::clone(&registry),
         options: options.clone(),
-        done: done_tx,
+        completions: Arc::clone(&completions),
     });
-    let dispatcher = spawn("dispatch", move || pool::dispatch(job_rx, worker))?;
+    let job_threads = (0..workers)
+        .map(|i| {
+            let (jobs, worker) = (job_rx.clone(), Arc::clone(&worker));
+            spawn(&format!("job-{i}"), move || pool::work(jobs, worker))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let scheduler = Scheduler::new(
         Arc::clone(&lifecycle),
@@ -158,13 +165,15 @@ pub fn run(
             shutdown_timeout: settings.shutdown_timeout,
         },
         recovered.requeue,
+        Arc::clone(&completions),
     );
     let channels = SchedulerChannels {
         events: event_rx,
         missed,
         control: control_rx,
         jobs: job_tx,
-        done: done_rx,
+        unstarted: job_rx,
+        doorbell,
     };
     let scheduler = spawn("scheduler", move || scheduler.run(channels))?;
 
@@ -199,10 +208,10 @@ pub fn run(
         .map_err(|_| DaemonError::Panicked("scheduler"))?;
     drop(watcher);
     if still_running == 0 {
-        // The scheduler dropped the job channel: the dispatcher is done.
-        dispatcher
-            .join()
-            .map_err(|_| DaemonError::Panicked("dispatch"))?;
+        // The scheduler dropped the job channel: the job threads are done.
+        for thread in job_threads {
+            thread.join().map_err(|_| DaemonError::Panicked("job"))?;
+        }
     }
     // The stop command is sent at once; the returned future only reports completion.
     drop(http_handle.stop(true));

@@ -13,7 +13,7 @@
 //! report whose file is in place: `recover` publishes it. So every file ends with exactly one
 //! report. Nothing here opens a user's file for writing, and nothing here spawns.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -58,6 +58,18 @@ pub struct Recovered {
     pub removed: usize,
 }
 
+/// Names handed out by finishes in progress, and where to start looking next time.
+#[derive(Debug, Default)]
+struct Names {
+    reserved: HashSet<PathBuf>,
+    /// Target folder + original name → the next derived-name attempt worth trying, so that a
+    /// name dropped for the thousandth time does not try the 999 taken ones first. Bounded.
+    next_attempt: HashMap<PathBuf, u32>,
+}
+
+/// Entries kept in `Names::next_attempt` before it is cleared.
+const NAME_HINTS: usize = 4096;
+
 /// The folders plus the names reserved by finishes in progress.
 #[derive(Debug)]
 pub struct Lifecycle {
@@ -65,7 +77,7 @@ pub struct Lifecycle {
     /// Sync files and folders before each rename. A crash of this process never needs it
     /// (renames are atomic and the page cache outlives the process); a power cut does.
     durable: bool,
-    reserved: Mutex<HashSet<PathBuf>>,
+    names: Mutex<Names>,
 }
 
 impl Lifecycle {
@@ -73,7 +85,7 @@ impl Lifecycle {
         Lifecycle {
             folders,
             durable,
-            reserved: Mutex::new(HashSet::new()),
+            names: Mutex::new(Names::default()),
         }
     }
 
@@ -91,6 +103,18 @@ impl Lifecycle {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Returns a claimed file that was never started to `unprocessed/` (at shutdown), under
+    /// its original name if free.
+    pub fn unclaim(&self, claimed: &Path, original_name: &OsStr) -> Result<PathBuf, FolderError> {
+        folders::move_into(
+            claimed,
+            &self.folders.unprocessed,
+            original_name,
+            None,
+            self.durable,
+        )
     }
 
     /// Moves the claimed file to `processed/` or `failed/` and publishes its report there
@@ -125,7 +149,13 @@ impl Lifecycle {
             analysis,
             timing,
         );
-        let mut attempt = 1;
+        let hint_key = target_dir.join(original_name);
+        let mut attempt = self
+            .lock_names()
+            .next_attempt
+            .get(&hint_key)
+            .copied()
+            .unwrap_or(1);
         loop {
             let name = self.reserve_name(target_dir, original_name, suffix, &mut attempt)?;
             let path = target_dir.join(&name);
@@ -134,13 +164,19 @@ impl Lifecycle {
             self.release(&path, &report_path);
             match outcome {
                 Ok(report_path) => {
+                    let mut names = self.lock_names();
+                    if names.next_attempt.len() >= NAME_HINTS {
+                        names.next_attempt.clear();
+                    }
+                    names.next_attempt.insert(hint_key, attempt + 1);
+                    drop(names);
                     return Ok(Finished {
                         report,
                         path,
                         report_path,
                     });
                 }
-                // Someone outside this process took the name since we looked: next name.
+                // The name is taken (the move never replaces): next name.
                 Err(PlaceError::Taken) => {
                     log::debug!("job {job_id}: {} was taken meanwhile", path.display());
                     attempt += 1;
@@ -248,8 +284,13 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// The first name from `attempt` on that is free on disk and not reserved, together with
-    /// its report's name; both are reserved until `release`.
+    fn lock_names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first name from `attempt` on that no other finish holds and whose report's name is
+    /// free on disk; both are reserved until `release`. Whether the name itself is free is
+    /// left to the move, which never replaces: one system call fewer per file.
     fn reserve_name(
         &self,
         dir: &Path,
@@ -261,17 +302,24 @@ impl Lifecycle {
             let candidate = folders::fitting_name(name, *attempt, suffix.len());
             let path = dir.join(&candidate);
             let report_path = dir.join(with_suffix(&candidate, suffix));
-            let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
-            if !reserved.contains(&path)
-                && !reserved.contains(&report_path)
-                && !folders::exists(&path)
-                && !folders::exists(&report_path)
-            {
-                reserved.insert(path);
-                reserved.insert(report_path);
-                return Ok(candidate);
+            let reserved_here = {
+                let mut names = self.lock_names();
+                let free =
+                    !names.reserved.contains(&path) && !names.reserved.contains(&report_path);
+                if free {
+                    names.reserved.insert(path.clone());
+                    names.reserved.insert(report_path.clone());
+                }
+                free
+            };
+            // The disk is checked outside the lock: the workers must not queue behind each
+            // other's system calls.
+            if reserved_here {
+                if !folders::exists(&report_path) {
+                    return Ok(candidate);
+                }
+                self.release(&path, &report_path);
             }
-            drop(reserved);
             *attempt += 1;
         }
         Err(FolderError::NoFreeName {
@@ -281,9 +329,9 @@ impl Lifecycle {
     }
 
     fn release(&self, path: &Path, report_path: &Path) {
-        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
-        reserved.remove(path);
-        reserved.remove(report_path);
+        let mut names = self.lock_names();
+        names.reserved.remove(path);
+        names.reserved.remove(report_path);
     }
 
     /// Repairs what a crash left: removes temp files of interrupted writes, publishes temp

@@ -1,21 +1,23 @@
-//! The worker side: takes claimed jobs off the bounded channel and runs each on the rayon
-//! pool — analyse with the same `analyze()` as `--input`, then `Lifecycle::finish`.
+//! The worker side: each of `--workers` job threads takes claimed jobs off the bounded channel
+//! and runs them — analyse with the same `analyze()` as `--input`, then `Lifecycle::finish` —
+//! and counts each one back through `Completions`.
 //!
-//! Jobs are spawned onto the pool rather than pulled by blocked pool threads, so an idle
-//! thread is free to steal chunks of a large file. At most `workers` jobs are out at once (the
-//! scheduler counts them back through `done`). A job never takes the daemon down: an analyzer
-//! that panics fails the file with an `internal` error, and a file that cannot be finished
-//! stays in `underprocess/`, requeued at the next start.
+//! A small file is analysed right on the job thread; a large one is cut into segments that
+//! the rayon pool (`--workers` threads) analyses in parallel, so a single large file still
+//! uses every core. Job threads are not rayon threads on purpose: a rayon thread blocked on
+//! the channel could not help with a large file's segments. A job never takes the daemon
+//! down: an analyzer that panics fails the file with an `internal` error, and a file that
+//! cannot be finished stays in `underprocess/`, requeued at the next start.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use crate::analyze::{self, Analysis, AnalysisError, AnalysisOptions, Kind, Progress};
 use crate::lifecycle::Lifecycle;
-use crate::queue::Job;
+use crate::queue::{Completions, Job};
 use crate::registry::{JobStart, Registry};
 use crate::report::Timing;
 
@@ -24,14 +26,14 @@ pub struct Worker {
     pub lifecycle: Arc<Lifecycle>,
     pub registry: Arc<Registry>,
     pub options: AnalysisOptions,
-    pub done: Sender<String>,
+    pub completions: Arc<Completions>,
 }
 
-/// Spawns every job received onto the rayon pool; returns when the channel closes.
-pub fn dispatch(jobs: Receiver<Job>, worker: Arc<Worker>) {
-    for job in jobs {
-        let worker = Arc::clone(&worker);
-        rayon::spawn(move || worker.run(job));
+/// The life of one job thread: runs jobs until the channel closes.
+pub fn work(jobs: Receiver<Job>, worker: Arc<Worker>) {
+    while let Ok(job) = jobs.recv() {
+        worker.run(job);
+        worker.completions.job_finished(jobs.len());
     }
 }
 
@@ -104,6 +106,5 @@ impl Worker {
                 self.registry.forget(&job.id);
             }
         }
-        let _ = self.done.send(job.id);
     }
 }

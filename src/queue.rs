@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
@@ -33,6 +33,12 @@ const AGING_BYTES_PER_MS: u64 = 64 << 10;
 /// Events applied in one go before the scheduler looks at its other duties.
 const EVENT_BATCH: usize = 4096;
 
+/// Files claimed per worker at most: one running and the rest waiting in the channel, so that
+/// a worker that finishes starts its next file without a round trip through this thread, and
+/// this thread wakes once per several finished jobs instead of once per job. Small enough that
+/// the small-first order still holds; at shutdown the waiting ones go back to `unprocessed/`.
+pub const CLAIMED_PER_WORKER: usize = 32;
+
 /// A claimed file, handed to the pool.
 #[derive(Debug)]
 pub struct Job {
@@ -42,6 +48,40 @@ pub struct Job {
     pub claimed: PathBuf,
     pub size_bytes: u64,
     pub queued_at: SystemTime,
+}
+
+/// Shared by the workers and the scheduler: how many claimed jobs have finished, and a
+/// doorbell the workers ring when their queue runs low, so the scheduler wakes once per several
+/// finished jobs instead of once per job.
+pub struct Completions {
+    finished: AtomicUsize,
+    doorbell: Sender<()>,
+    low_water: usize,
+}
+
+impl Completions {
+    pub fn new(workers: usize) -> (Arc<Completions>, Receiver<()>) {
+        // One pending ring is enough: the scheduler reads the counter, not the rings.
+        let (doorbell, rings) = crossbeam_channel::bounded(1);
+        let completions = Completions {
+            finished: AtomicUsize::new(0),
+            doorbell,
+            low_water: workers * CLAIMED_PER_WORKER / 2,
+        };
+        (Arc::new(completions), rings)
+    }
+
+    /// Called by a worker after each job, with the number of claimed jobs still waiting.
+    pub fn job_finished(&self, waiting: usize) {
+        self.finished.fetch_add(1, Ordering::AcqRel);
+        if waiting <= self.low_water {
+            let _ = self.doorbell.try_send(());
+        }
+    }
+
+    fn finished(&self) -> usize {
+        self.finished.load(Ordering::Acquire)
+    }
 }
 
 pub enum Control {
@@ -64,8 +104,11 @@ pub struct SchedulerChannels {
     pub missed: Arc<AtomicBool>,
     pub control: Receiver<Control>,
     pub jobs: Sender<Job>,
-    /// Job ids of finished jobs: a worker is free again.
-    pub done: Receiver<String>,
+    /// The other end of `jobs`: at shutdown, claimed jobs no worker has started are taken
+    /// back and their files returned to `unprocessed/`.
+    pub unstarted: Receiver<Job>,
+    /// Rung by the workers when their queue runs low.
+    pub doorbell: Receiver<()>,
 }
 
 /// What the scheduler knows of a name in `unprocessed/`.
@@ -82,6 +125,7 @@ enum Tracked {
         generation: u64,
         job_id: String,
         queued_at: SystemTime,
+        size_bytes: u64,
     },
 }
 
@@ -103,7 +147,9 @@ pub struct Scheduler {
     settling: VecDeque<(Instant, OsString, u64)>,
     /// Files found in `underprocess/` at start: already claimed, they run first.
     requeued: VecDeque<Job>,
-    in_flight: usize,
+    /// Jobs handed to the workers (and not taken back); `in_flight` subtracts the finished.
+    handed_over: usize,
+    completions: Arc<Completions>,
     generation: u64,
     epoch: Instant,
 }
@@ -114,6 +160,7 @@ impl Scheduler {
         registry: Arc<Registry>,
         settings: SchedulerSettings,
         requeue: Vec<PathBuf>,
+        completions: Arc<Completions>,
     ) -> Scheduler {
         let now = SystemTime::now();
         let requeued = requeue
@@ -144,7 +191,8 @@ impl Scheduler {
             ready: BinaryHeap::new(),
             settling: VecDeque::new(),
             requeued,
-            in_flight: 0,
+            handed_over: 0,
+            completions,
             generation: 0,
             epoch: Instant::now(),
         }
@@ -158,7 +206,8 @@ impl Scheduler {
             missed,
             control,
             jobs,
-            done,
+            unstarted,
+            doorbell,
         } = channels;
         let tick =
             (self.settings.settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
@@ -191,12 +240,7 @@ impl Scheduler {
                         events = crossbeam_channel::never();
                     }
                 },
-                recv(done) -> id => {
-                    if id.is_ok() {
-                        self.in_flight -= 1;
-                        self.in_flight -= done.try_iter().count();
-                    }
-                },
+                recv(doorbell) -> _ => {},
                 recv(control) -> _ => break,
                 default(wake.saturating_duration_since(now)) => {},
             }
@@ -207,12 +251,13 @@ impl Scheduler {
                 next_reconcile = now + self.settings.reconcile;
             }
         }
-        self.shut_down(&done)
+        self.shut_down(&doorbell, &unstarted)
     }
 
-    /// Claims and hands over ready files while a worker is free.
+    /// Claims and hands over ready files while fewer than `CLAIMED_PER_WORKER` per worker are
+    /// out.
     fn dispatch(&mut self, jobs: &Sender<Job>) {
-        while self.in_flight < self.settings.workers {
+        while self.in_flight() < self.settings.workers * CLAIMED_PER_WORKER {
             let job = match self.requeued.pop_front() {
                 Some(job) => job,
                 None => match self.claim_next() {
@@ -221,7 +266,7 @@ impl Scheduler {
                 },
             };
             log::debug!("job {}: handed to the pool", job.id);
-            // Never blocks: the channel holds `workers` jobs and at most that many are out.
+            // Never blocks: the channel holds as many jobs as may be out at once.
             if let Err(err) = jobs.send(job) {
                 let job = err.into_inner();
                 log::error!(
@@ -233,8 +278,12 @@ impl Scheduler {
                 self.registry.forget(&job.id);
                 return;
             }
-            self.in_flight += 1;
+            self.handed_over += 1;
         }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.handed_over - self.completions.finished()
     }
 
     /// The best ready file, claimed into `underprocess/`.
@@ -248,29 +297,19 @@ impl Scheduler {
                 continue;
             }
             let Some(Tracked::Ready {
-                job_id, queued_at, ..
+                job_id,
+                queued_at,
+                size_bytes,
+                ..
             }) = self.tracked.remove(&entry.name)
             else {
                 continue;
             };
             let name = entry.name;
             let path = self.lifecycle.folders.unprocessed.join(&name);
-            let size_bytes = match fs::symlink_metadata(&path) {
-                Ok(metadata) if metadata.is_file() => metadata.len(),
-                Ok(_) => {
-                    log::debug!(
-                        "job {job_id}: {} is not a regular file; left alone",
-                        path.display()
-                    );
-                    self.registry.forget(&job_id);
-                    continue;
-                }
-                Err(_) => {
-                    log::debug!("job {job_id}: {} vanished before its claim", path.display());
-                    self.registry.forget(&job_id);
-                    continue;
-                }
-            };
+            // No second look before the claim: it was a regular file when it became ready, and
+            // whatever replaced it since is refused by the analysis (not a regular file) and
+            // reported in failed/ rather than lost.
             match self.lifecycle.claim(&name) {
                 Ok(Some(claimed)) => {
                     log::debug!(
@@ -366,6 +405,7 @@ impl Scheduler {
                 generation,
                 job_id,
                 queued_at,
+                size_bytes: size,
             },
         );
     }
@@ -491,10 +531,27 @@ impl Scheduler {
         }
     }
 
-    /// Stop claiming; queued files stay in `unprocessed/`; wait for running jobs up to the
-    /// shutdown timeout. Returns how many were still running.
-    fn shut_down(mut self, done: &Receiver<String>) -> usize {
+    /// Stop claiming; queued files stay in `unprocessed/` and claimed files no worker started
+    /// go back there; wait for running jobs up to the shutdown timeout. Returns how many were
+    /// still running.
+    fn shut_down(mut self, doorbell: &Receiver<()>, unstarted: &Receiver<Job>) -> usize {
         self.registry.set_draining();
+        for job in unstarted.try_iter() {
+            self.handed_over -= 1;
+            self.registry.forget(&job.id);
+            match self.lifecycle.unclaim(&job.claimed, &job.original_name) {
+                Ok(path) => log::debug!(
+                    "job {}: not started; returned to {}",
+                    job.id,
+                    path.display()
+                ),
+                Err(err) => log::warn!(
+                    "job {}: not started and cannot be returned ({err}); it is requeued at the \
+                     next start",
+                    job.id
+                ),
+            }
+        }
         let queued = self
             .tracked
             .values()
@@ -510,17 +567,17 @@ impl Scheduler {
         }
         log::info!(
             "shutting down: {} job(s) running, {queued} ready file(s) stay in unprocessed/",
-            self.in_flight
+            self.in_flight()
         );
         let deadline = Instant::now() + self.settings.shutdown_timeout;
-        while self.in_flight > 0 {
-            match done.recv_deadline(deadline) {
-                Ok(_) => self.in_flight -= 1,
+        while self.in_flight() > 0 {
+            match doorbell.recv_deadline(deadline) {
+                Ok(()) => {}
                 Err(RecvTimeoutError::Timeout) => {
                     log::warn!(
                         "{} job(s) still running after {:?}; their files stay in underprocess/ \
                          and are requeued at the next start",
-                        self.in_flight,
+                        self.in_flight(),
                         self.settings.shutdown_timeout
                     );
                     break;
@@ -528,6 +585,6 @@ impl Scheduler {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.in_flight
+        self.in_flight()
     }
 }

@@ -133,6 +133,7 @@ pub fn analyze(
     progress.start(segments.len() as u64);
     // Windows of segments are parsed in parallel; the verification and merge of one window runs
     // beside the parsing of the next, so no core waits for the merge.
+    let parallel = source.is_large(options);
     let in_flight = 2 * rayon::current_num_threads().max(1);
     let mut total = Accumulator::new(&layout);
     let mut current: Option<SegmentParse> = None;
@@ -140,7 +141,8 @@ pub fn analyze(
     let mut windows = segments.chunks(in_flight);
     loop {
         let next = windows.next();
-        let (merged, parsed) = rayon::join(
+        let (merged, parsed) = super::join(
+            parallel,
             || match pending.take() {
                 Some((window, guesses)) => verify_and_merge(
                     source,
@@ -156,10 +158,14 @@ pub fn analyze(
             },
             || {
                 next.map(|window| {
-                    let guesses: Vec<SegmentParse> = window
-                        .par_iter()
-                        .map(|&segment| SegmentParse::of_segment(source, segment, &layout, options))
-                        .collect();
+                    let parse = |&segment: &Segment| {
+                        SegmentParse::of_segment(source, segment, &layout, options)
+                    };
+                    let guesses: Vec<SegmentParse> = if parallel {
+                        window.par_iter().map(parse).collect()
+                    } else {
+                        window.iter().map(parse).collect()
+                    };
                     (window, guesses)
                 })
             },

@@ -202,6 +202,29 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Worth spreading over the pool: more than one segment. A smaller file is analysed on the
+    /// calling thread, where handing work to the pool would cost more than the work itself.
+    pub fn is_large(&self, options: &AnalysisOptions) -> bool {
+        self.len > options.segment_bytes
+    }
+}
+
+/// `rayon::join` for a large file; for a small one, `a` then `b` on the calling thread.
+pub(crate) fn join<A, B, RA, RB>(parallel: bool, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    if parallel {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
+    }
+}
+
 /// The per-kind section of a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -223,7 +246,8 @@ pub struct Analysis {
     pub details: Result<Details, AnalysisError>,
 }
 
-/// Analyses the file at `path`: hash and kind analysis run side by side on the rayon pool.
+/// Analyses the file at `path`. For a large file, hash and kind analysis run side by side and
+/// its segments in parallel on the rayon pool; a small one is analysed on the calling thread.
 pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> Analysis {
     let by_extension = Kind::from_extension(path);
     let source = match Source::open(path) {
@@ -237,7 +261,8 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
             };
         }
     };
-    let (sha256, (kind, details)) = rayon::join(
+    let (sha256, (kind, details)) = join(
+        source.is_large(options),
         || sha256_hex(&source),
         || analyze_as(by_extension, &source, options, progress),
     );

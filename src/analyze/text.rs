@@ -63,6 +63,12 @@ pub struct LevelMatcher {
 }
 
 impl LevelMatcher {
+    /// Built once per process: building the automaton costs more than analysing a small file.
+    pub fn shared() -> &'static LevelMatcher {
+        static MATCHER: std::sync::OnceLock<LevelMatcher> = std::sync::OnceLock::new();
+        MATCHER.get_or_init(LevelMatcher::new)
+    }
+
     pub fn new() -> Self {
         let mut patterns = Vec::new();
         let mut level_of_pattern = Vec::new();
@@ -383,17 +389,26 @@ pub fn analyze(
 ) -> Result<TextReport, AnalysisError> {
     let segments = segments::plan(&source.file, 0, source.len, options.segment_bytes)?;
     progress.start(segments.len() as u64);
-    let matcher = LevelMatcher::new();
+    let matcher = LevelMatcher::shared();
     let last = segments.len() - 1;
-    let parts = segments
-        .par_iter()
-        .enumerate()
-        .map(|(index, &segment)| {
-            let counts = scan_segment(source, segment, options, &matcher, index == last)?;
-            progress.advance();
-            Ok(counts)
-        })
-        .collect::<Result<Vec<_>, AnalysisError>>()?;
+    let scan = |(index, &segment): (usize, &Segment)| {
+        let counts = scan_segment(source, segment, options, matcher, index == last)?;
+        progress.advance();
+        Ok(counts)
+    };
+    let parts = if source.is_large(options) {
+        segments
+            .par_iter()
+            .enumerate()
+            .map(scan)
+            .collect::<Result<Vec<_>, AnalysisError>>()?
+    } else {
+        segments
+            .iter()
+            .enumerate()
+            .map(scan)
+            .collect::<Result<Vec<_>, AnalysisError>>()?
+    };
     let mut total = TextCounts::default();
     for part in &parts {
         total.merge(part);

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Watch-mode benchmarks for `make bench` (called by bench/run.sh with release binaries).
+
+1. Burst: FILES files of 1 KiB moved into unprocessed/ at once, timed from the first move to
+   the last report (the newest report's mtime), against the floor loop (examples/floor.rs)
+   timed on the same files in the same run. Checks that nothing was lost.
+2. Latency: one small file at a time dropped into an idle daemon, timed until its report
+   exists; p50/p90/p99 of LATENCY_SAMPLES drops.
+3. Memory: 10 batches of MEMORY_BATCH files through one daemon; VmRSS after the first batch
+   and after the last, and the peak from /usr/bin/time -v.
+
+Usage: watch.py BIN FLOOR WORKDIR
+"""
+
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+FILES = int(os.environ.get("WATCH_FILES", 20000))
+RUNS = int(os.environ.get("WATCH_RUNS", 3))
+LATENCY_SAMPLES = int(os.environ.get("LATENCY_SAMPLES", 200))
+MEMORY_BATCH = int(os.environ.get("MEMORY_BATCH", 10000))
+MEMORY_BATCHES = int(os.environ.get("MEMORY_BATCHES", 10))
+BODY = (b"2026-11-22T10:00:00Z INFO request served in 3 ms by worker 7\n" * 17)[:1024]
+
+
+def folders(root):
+    shutil.rmtree(root, ignore_errors=True)
+    for name in ("unprocessed", "underprocess", "processed", "failed", "stage"):
+        os.makedirs(os.path.join(root, name))
+
+
+def stage(root, count, prefix):
+    names = []
+    for i in range(count):
+        name = f"{prefix}{i:06d}.log"
+        with open(os.path.join(root, "stage", name), "wb") as f:
+            f.write(BODY[:-8] + b"%07d\n" % i)
+        names.append(name)
+    return names
+
+
+def reports(root):
+    return [e for e in os.scandir(os.path.join(root, "processed")) if e.name.endswith(".report.json")]
+
+
+def wait_for_reports(root, count, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(reports(root)) >= count:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class Daemon:
+    def __init__(self, binary, root, timed=False):
+        self.log_path = os.path.join(root, "daemon.log")
+        self.log = open(self.log_path, "w")
+        command = [binary, "--dir", root, "--port", "0"]
+        if timed:
+            command = ["/usr/bin/time", "-v"] + command
+        self.proc = subprocess.Popen(command, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while "/health" not in open(self.log_path).read():
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise SystemExit("daemon did not start:\n" + open(self.log_path).read())
+            time.sleep(0.02)
+        self.pid = self.daemon_pid() if timed else self.proc.pid
+
+    def daemon_pid(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return int(out.split()[0])
+
+    def rss_kib(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def stop(self):
+        os.kill(self.pid, signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        self.log.close()
+        if code != 0:
+            raise SystemExit(f"daemon exited {code}:\n" + open(self.log_path).read()[-3000:])
+        return open(self.log_path).read()
+
+
+def floor_run(floor, root):
+    folders(root)
+    for name in stage(root, FILES, "f"):
+        os.rename(os.path.join(root, "stage", name), os.path.join(root, "unprocessed", name))
+    out = subprocess.run([floor, root], capture_output=True, text=True, check=True).stdout.split()
+    count, seconds = int(out[0]), float(out[1])
+    assert count == FILES
+    return FILES / seconds
+
+
+def burst_run(binary, root):
+    folders(root)
+    names = stage(root, FILES, "b")
+    daemon = Daemon(binary, root)
+    start = time.time()
+    for name in names:
+        os.rename(os.path.join(root, "stage", name), os.path.join(root, "unprocessed", name))
+    if not wait_for_reports(root, FILES):
+        raise SystemExit(f"burst: only {len(reports(root))} of {FILES} reports")
+    end = max(e.stat().st_mtime for e in reports(root))
+    daemon.stop()
+    finished = sum(1 for e in os.scandir(os.path.join(root, "processed")) if not e.name.endswith(".json"))
+    finished += sum(1 for e in os.scandir(os.path.join(root, "failed")) if not e.name.endswith(".json"))
+    left = len(os.listdir(os.path.join(root, "unprocessed"))) + len(os.listdir(os.path.join(root, "underprocess")))
+    if finished != FILES or left:
+        raise SystemExit(f"burst: {finished} finished, {left} left of {FILES}")
+    return FILES / (end - start)
+
+
+def latency(binary, root):
+    folders(root)
+    daemon = Daemon(binary, root)
+    time.sleep(0.5)
+    samples = []
+    for i in range(LATENCY_SAMPLES):
+        name = f"lat{i:04d}.txt"
+        staged = os.path.join(root, "stage", name)
+        with open(staged, "wb") as f:
+            f.write(b"one small file\n")
+        report = os.path.join(root, "processed", name + ".report.json")
+        start = time.perf_counter()
+        os.rename(staged, os.path.join(root, "unprocessed", name))
+        while not os.path.exists(report):
+            time.sleep(0.00005)
+        samples.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.01)
+    daemon.stop()
+    samples.sort()
+    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
+    return pick(0.5), pick(0.9), pick(0.99)
+
+
+def memory(binary, root):
+    folders(root)
+    daemon = Daemon(binary, root, timed=True)
+    rss = []
+    for batch in range(MEMORY_BATCHES):
+        names = stage(root, MEMORY_BATCH, f"m{batch:02d}-")
+        for name in names:
+            os.rename(os.path.join(root, "stage", name), os.path.join(root, "unprocessed", name))
+        if not wait_for_reports(root, (batch + 1) * MEMORY_BATCH):
+            raise SystemExit(f"memory: batch {batch} did not finish")
+        time.sleep(0.5)
+        rss.append(daemon.rss_kib())
+    log = daemon.stop()
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", log).group(1))
+    return rss, peak
+
+
+def main():
+    binary, floor, workdir = sys.argv[1:4]
+    root = os.path.join(workdir, "watch-bench")
+    print(f"== watch: burst of {FILES} files of 1 KiB moved in at once, {os.cpu_count()} cores, {RUNS} runs each")
+    floors, ours = [], []
+    for _ in range(RUNS):
+        floors.append(floor_run(floor, root))
+        ours.append(burst_run(binary, root))
+    f, o = statistics.median(floors), statistics.median(ours)
+    print(f"      floor loop (rename in, read, write report, rename out): {f:8.0f} files/s  (runs: {', '.join(f'{x:.0f}' for x in floors)})")
+    print(f"      file-processor, first move to last report, 0 lost:       {o:8.0f} files/s  (runs: {', '.join(f'{x:.0f}' for x in ours)})")
+    print(f"      -> {o / f:.2f}x the floor")
+    p50, p90, p99 = latency(binary, root)
+    print(f"== watch: drop-to-report latency, one small file at a time on an idle daemon ({LATENCY_SAMPLES} drops)")
+    print(f"      p50 {p50:.2f} ms, p90 {p90:.2f} ms, p99 {p99:.2f} ms")
+    rss, peak = memory(binary, root)
+    first, last = rss[0], rss[-1]
+    total = MEMORY_BATCH * MEMORY_BATCHES
+    print(f"== watch: memory over {total} files in batches of {MEMORY_BATCH}")
+    print(f"      RSS after {MEMORY_BATCH}: {first / 1024:.1f} MiB, after {total}: {last / 1024:.1f} MiB "
+          f"({(last - first) / first * 100:+.1f}%); peak {peak / 1024:.1f} MiB")
+    print(f"      RSS per batch (MiB): {', '.join(f'{r / 1024:.1f}' for r in rss)}")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
