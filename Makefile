@@ -1,10 +1,18 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build input test lint bench clean
+.PHONY: build run watch input test lint bench bench-watch clean
 
 build:
 	cargo build --release
+
+## The daemon on its defaults: watch_dir/, dashboard and /health on 127.0.0.1:5000.
+run: build
+	$(BIN)
+
+## The daemon with debug logs (every decision, with its job id and path).
+watch: build
+	RUST_LOG=$${RUST_LOG:-info,file_processor=debug} $(BIN) --watch
 
 ## Analyse one file: make input file=PATH
 input: build
@@ -22,6 +30,10 @@ lint:
 ## Speed and memory figures (release build, generated data): see README "Benchmarks".
 bench:
 	bash bench/run.sh
+
+## Only the watch-mode figures (burst vs the floor loop, latency, memory).
+bench-watch:
+	bash bench/run.sh watch
 
 ## Removes build output and benchmark data; never touches watch_dir.
 clean:

@@ -14,15 +14,24 @@ OUT=bench/out
 WD=$OUT/watch_dir
 BIN=target/release/file-processor
 
-for tool in hyperfine python3; do
+for tool in hyperfine python3 pgrep; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
-command -v xsv >/dev/null || cargo install --locked xsv
+[ "${1:-}" = watch ] || command -v xsv >/dev/null || cargo install --locked xsv
 XSV=$(command -v xsv || echo "$HOME/.cargo/bin/xsv")
 
-cargo build --release --quiet
+cargo build --release --quiet --bin file-processor --example floor
 mkdir -p "$DATA" "$OUT"
+
+# Watch mode: burst against the floor loop, latency, memory (bench/watch.py).
+bench_watch() {
+  python3 bench/watch.py "$BIN" target/release/examples/floor "$OUT"
+}
+if [ "${1:-}" = watch ]; then
+  bench_watch
+  exit 0
+fi
 [ "$(stat -c %s $DATA/app.log 2>/dev/null || echo 0)" = "$LOG_BYTES" ] || python3 bench/gen.py log $DATA/app.log "$LOG_BYTES"
 [ -s $DATA/orders.csv ] || python3 bench/gen.py csv $DATA/orders.csv "$CSV_BYTES"
 
@@ -65,3 +74,4 @@ echo "== sha256 floor: the report hashes the whole file; one SHA-256 stream cann
 hyperfine --style basic --runs "$RUNS" --export-json "$OUT/sha.json" "openssl dgst -sha256 $DATA/app.log" >/dev/null 2>&1 \
   && echo "      openssl dgst -sha256 of the log: $(mean_of $OUT/sha.json | xargs printf '%.3f') s" \
   || echo "      (openssl not installed)"
+bench_watch

@@ -6,8 +6,9 @@
    timed on the same files in the same run. Checks that nothing was lost.
 2. Latency: one small file at a time dropped into an idle daemon, timed until its report
    exists; p50/p90/p99 of LATENCY_SAMPLES drops.
-3. Memory: 10 batches of MEMORY_BATCH files through one daemon; VmRSS after the first batch
-   and after the last, and the peak from /usr/bin/time -v.
+3. Memory: 100,000 files through one daemon, dropped in batches of 1,000 (each batch once the
+   previous one is done); VmRSS after 10,000 and after 100,000, and the peak from
+   /usr/bin/time -v.
 
 Usage: watch.py BIN FLOOR WORKDIR
 """
@@ -24,15 +25,23 @@ import time
 FILES = int(os.environ.get("WATCH_FILES", 20000))
 RUNS = int(os.environ.get("WATCH_RUNS", 3))
 LATENCY_SAMPLES = int(os.environ.get("LATENCY_SAMPLES", 200))
-MEMORY_BATCH = int(os.environ.get("MEMORY_BATCH", 10000))
-MEMORY_BATCHES = int(os.environ.get("MEMORY_BATCHES", 10))
+MEMORY_BATCH = int(os.environ.get("MEMORY_BATCH", 1000))
+MEMORY_BATCHES = int(os.environ.get("MEMORY_BATCHES", 100))
 BODY = (b"2026-11-22T10:00:00Z INFO request served in 3 ms by worker 7\n" * 17)[:1024]
 
 
-def folders(root):
-    shutil.rmtree(root, ignore_errors=True)
+RUN = [0]
+
+
+def folders(base):
+    """A fresh root for each run. Nothing is deleted until the end: on ext4 without a journal,
+    creating files right after deleting many is slow for minutes (the allocator skips recently
+    deleted inodes), which would distort whichever run came next."""
+    RUN[0] += 1
+    root = os.path.join(base, f"run{RUN[0]}")
     for name in ("unprocessed", "underprocess", "processed", "failed", "stage"):
         os.makedirs(os.path.join(root, name))
+    return root
 
 
 def stage(root, count, prefix):
@@ -90,8 +99,8 @@ class Daemon:
         return open(self.log_path).read()
 
 
-def floor_run(floor, root):
-    folders(root)
+def floor_run(floor, base):
+    root = folders(base)
     for name in stage(root, FILES, "f"):
         os.rename(os.path.join(root, "stage", name), os.path.join(root, "unprocessed", name))
     out = subprocess.run([floor, root], capture_output=True, text=True, check=True).stdout.split()
@@ -100,8 +109,8 @@ def floor_run(floor, root):
     return FILES / seconds
 
 
-def burst_run(binary, root):
-    folders(root)
+def burst_run(binary, base):
+    root = folders(base)
     names = stage(root, FILES, "b")
     daemon = Daemon(binary, root)
     start = time.time()
@@ -119,8 +128,8 @@ def burst_run(binary, root):
     return FILES / (end - start)
 
 
-def latency(binary, root):
-    folders(root)
+def latency(binary, base):
+    root = folders(base)
     daemon = Daemon(binary, root)
     time.sleep(0.5)
     samples = []
@@ -142,18 +151,24 @@ def latency(binary, root):
     return pick(0.5), pick(0.9), pick(0.99)
 
 
-def memory(binary, root):
-    folders(root)
+def memory(binary, base):
+    root = folders(base)
     daemon = Daemon(binary, root, timed=True)
     rss = []
     for batch in range(MEMORY_BATCHES):
         names = stage(root, MEMORY_BATCH, f"m{batch:02d}-")
         for name in names:
             os.rename(os.path.join(root, "stage", name), os.path.join(root, "unprocessed", name))
-        if not wait_for_reports(root, (batch + 1) * MEMORY_BATCH):
+        waiting = [os.path.join(root, "processed", name + ".report.json") for name in names]
+        deadline = time.time() + 600
+        while waiting and time.time() < deadline:
+            waiting = [path for path in waiting if not os.path.exists(path)]
+            time.sleep(0.02)
+        if waiting:
             raise SystemExit(f"memory: batch {batch} did not finish")
-        time.sleep(0.5)
-        rss.append(daemon.rss_kib())
+        if (batch + 1) % 10 == 0:
+            time.sleep(0.5)
+            rss.append(daemon.rss_kib())
     log = daemon.stop()
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", log).group(1))
     return rss, peak
@@ -161,7 +176,7 @@ def memory(binary, root):
 
 def main():
     binary, floor, workdir = sys.argv[1:4]
-    root = os.path.join(workdir, "watch-bench")
+    root = os.path.join(workdir, f"watch-bench-{os.getpid()}")
     print(f"== watch: burst of {FILES} files of 1 KiB moved in at once, {os.cpu_count()} cores, {RUNS} runs each")
     floors, ours = [], []
     for _ in range(RUNS):
@@ -177,10 +192,11 @@ def main():
     rss, peak = memory(binary, root)
     first, last = rss[0], rss[-1]
     total = MEMORY_BATCH * MEMORY_BATCHES
-    print(f"== watch: memory over {total} files in batches of {MEMORY_BATCH}")
-    print(f"      RSS after {MEMORY_BATCH}: {first / 1024:.1f} MiB, after {total}: {last / 1024:.1f} MiB "
+    step = MEMORY_BATCH * 10
+    print(f"== watch: memory over {total} files dropped in batches of {MEMORY_BATCH} (--history 10000)")
+    print(f"      RSS after {step}: {first / 1024:.1f} MiB, after {total}: {last / 1024:.1f} MiB "
           f"({(last - first) / first * 100:+.1f}%); peak {peak / 1024:.1f} MiB")
-    print(f"      RSS per batch (MiB): {', '.join(f'{r / 1024:.1f}' for r in rss)}")
+    print(f"      RSS every {step} files (MiB): {', '.join(f'{r / 1024:.1f}' for r in rss)}")
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -42,7 +42,7 @@ impl Worker {
         let progress = Arc::new(Progress::silent());
         let original_name = job.original_name.to_string_lossy().into_owned();
         self.registry.start(JobStart {
-            id: job.id.clone(),
+            id: job.id,
             original_name: original_name.clone(),
             file: job
                 .claimed
@@ -77,10 +77,13 @@ impl Worker {
             started_at,
             finished_at: SystemTime::now(),
         };
-        match self
-            .lifecycle
-            .finish(&job.claimed, &job.original_name, &job.id, analysis, timing)
-        {
+        match self.lifecycle.finish(
+            &job.claimed,
+            &job.original_name,
+            &job.id.to_string(),
+            analysis,
+            timing,
+        ) {
             Ok(finished) => {
                 let report = &finished.report;
                 log::info!(
@@ -95,7 +98,7 @@ impl Worker {
                     report.size_bytes,
                     report.duration_ms,
                 );
-                self.registry.finish(report, finished.report_path);
+                self.registry.finish(job.id, report);
             }
             Err(err) => {
                 log::error!(
@@ -103,7 +106,7 @@ impl Worker {
                     job.id,
                     job.claimed.display()
                 );
-                self.registry.forget(&job.id);
+                self.registry.forget(job.id);
             }
         }
     }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
 use crate::lifecycle::Lifecycle;
-use crate::registry::Registry;
+use crate::registry::{JobId, Registry};
 use crate::watch::{FileEvent, is_ignored};
 
 /// Each this many bytes of a file's size count as one millisecond of waiting: a 1 GiB file
@@ -37,12 +37,12 @@ const EVENT_BATCH: usize = 4096;
 /// a worker that finishes starts its next file without a round trip through this thread, and
 /// this thread wakes once per several finished jobs instead of once per job. Small enough that
 /// the small-first order still holds; at shutdown the waiting ones go back to `unprocessed/`.
-pub const CLAIMED_PER_WORKER: usize = 32;
+pub const CLAIMED_PER_WORKER: usize = 8;
 
 /// A claimed file, handed to the pool.
 #[derive(Debug)]
 pub struct Job {
-    pub id: String,
+    pub id: JobId,
     pub original_name: OsString,
     /// Where it is now, in `underprocess/`.
     pub claimed: PathBuf,
@@ -123,7 +123,7 @@ enum Tracked {
     },
     Ready {
         generation: u64,
-        job_id: String,
+        job_id: JobId,
         queued_at: SystemTime,
         size_bytes: u64,
     },
@@ -149,6 +149,7 @@ pub struct Scheduler {
     requeued: VecDeque<Job>,
     /// Jobs handed to the workers (and not taken back); `in_flight` subtracts the finished.
     handed_over: usize,
+    busy_since_trim: bool,
     completions: Arc<Completions>,
     generation: u64,
     epoch: Instant,
@@ -168,8 +169,8 @@ impl Scheduler {
             .map(|claimed| {
                 let name = claimed.file_name().unwrap_or_default().to_os_string();
                 let size_bytes = fs::metadata(&claimed).map_or(0, |m| m.len());
-                let id = ulid::Ulid::generate().to_string();
-                registry.queue(&id, &name.to_string_lossy(), size_bytes, now);
+                let id = JobId::generate();
+                registry.queue(id, &name.to_string_lossy(), size_bytes, now);
                 log::info!(
                     "job {id}: requeued {} left by an earlier run",
                     claimed.display()
@@ -192,6 +193,7 @@ impl Scheduler {
             settling: VecDeque::new(),
             requeued,
             handed_over: 0,
+            busy_since_trim: false,
             completions,
             generation: 0,
             epoch: Instant::now(),
@@ -246,6 +248,7 @@ impl Scheduler {
             }
             let now = Instant::now();
             self.check_settled(now);
+            self.give_back_memory();
             if now >= next_reconcile {
                 self.rescan(false);
                 next_reconcile = now + self.settings.reconcile;
@@ -275,10 +278,11 @@ impl Scheduler {
                     job.claimed.display()
                 );
                 self.registry.set_pool_ok(false);
-                self.registry.forget(&job.id);
+                self.registry.forget(job.id);
                 return;
             }
             self.handed_over += 1;
+            self.busy_since_trim = true;
         }
     }
 
@@ -327,11 +331,11 @@ impl Scheduler {
                 }
                 Ok(None) => {
                     log::debug!("job {job_id}: {} was gone at its claim", path.display());
-                    self.registry.forget(&job_id);
+                    self.registry.forget(job_id);
                 }
                 Err(err) => {
                     log::warn!("job {job_id}: cannot claim it: {err}; the next scan retries");
-                    self.registry.forget(&job_id);
+                    self.registry.forget(job_id);
                 }
             }
         }
@@ -347,7 +351,7 @@ impl Scheduler {
                     self.tracked.insert(name, Tracked::Writing)
                 {
                     // Written again after it looked complete: it waits for the next close.
-                    self.registry.forget(&job_id);
+                    self.registry.forget(job_id);
                 }
             }
             FileEvent::Changed(name) => self.start_settling(name, None),
@@ -365,7 +369,7 @@ impl Scheduler {
 
     fn untrack(&mut self, name: &OsString) {
         if let Some(Tracked::Ready { job_id, .. }) = self.tracked.remove(name) {
-            self.registry.forget(&job_id);
+            self.registry.forget(job_id);
         }
     }
 
@@ -388,12 +392,12 @@ impl Scheduler {
             }
         };
         let generation = self.next_generation();
-        let job_id = ulid::Ulid::generate().to_string();
+        let job_id = JobId::generate();
         let queued_at = SystemTime::now();
         let waited_ms = self.epoch.elapsed().as_millis() as u64;
         log::debug!("job {job_id}: {} is ready ({size} bytes)", path.display());
         self.registry
-            .queue(&job_id, &name.to_string_lossy(), size, queued_at);
+            .queue(job_id, &name.to_string_lossy(), size, queued_at);
         self.ready.push(Reverse(ReadyEntry {
             priority: waited_ms + size / AGING_BYTES_PER_MS,
             generation,
@@ -523,11 +527,25 @@ impl Scheduler {
         for (_, name, metadata) in found {
             self.start_settling(name, Some(metadata));
         }
-        if self.tracked.is_empty() {
-            // A burst may have grown these a lot; give the memory back once idle.
-            self.tracked.shrink_to_fit();
-            self.ready.shrink_to_fit();
-            self.settling.shrink_to_fit();
+    }
+
+    /// A burst grows the tables by the number of files in it; once it is through they are
+    /// shrunk again, so that memory does not keep the size of the largest burst ever.
+    fn give_back_memory(&mut self) {
+        if self.tracked.is_empty() && self.in_flight() == 0 && self.busy_since_trim {
+            // Idle after work: hand the allocator's free memory back to the system, or RSS
+            // keeps the high-water mark of the largest burst.
+            self.busy_since_trim = false;
+            release_free_memory();
+        }
+        if self.tracked.capacity() > 4 * self.tracked.len() + 1024 {
+            self.tracked.shrink_to(2 * self.tracked.len());
+        }
+        if self.ready.capacity() > 4 * self.ready.len() + 1024 {
+            self.ready.shrink_to(2 * self.ready.len());
+        }
+        if self.settling.capacity() > 4 * self.settling.len() + 1024 {
+            self.settling.shrink_to(2 * self.settling.len());
         }
     }
 
@@ -538,7 +556,7 @@ impl Scheduler {
         self.registry.set_draining();
         for job in unstarted.try_iter() {
             self.handed_over -= 1;
-            self.registry.forget(&job.id);
+            self.registry.forget(job.id);
             match self.lifecycle.unclaim(&job.claimed, &job.original_name) {
                 Ok(path) => log::debug!(
                     "job {}: not started; returned to {}",
@@ -559,11 +577,11 @@ impl Scheduler {
             .count();
         for tracked in self.tracked.values() {
             if let Tracked::Ready { job_id, .. } = tracked {
-                self.registry.forget(job_id);
+                self.registry.forget(*job_id);
             }
         }
         for job in self.requeued.drain(..) {
-            self.registry.forget(&job.id);
+            self.registry.forget(job.id);
         }
         log::info!(
             "shutting down: {} job(s) running, {queued} ready file(s) stay in unprocessed/",
@@ -586,5 +604,14 @@ impl Scheduler {
             }
         }
         self.in_flight()
+    }
+}
+
+/// Returns free heap memory to the system (glibc keeps it otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

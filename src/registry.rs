@@ -7,7 +7,6 @@
 //! the filesystem: it is a picture of the pipeline, not its source of truth.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -16,6 +15,9 @@ use serde::Serialize;
 
 use crate::analyze::{Kind, Progress};
 use crate::report::{ErrorInfo, Report, Status};
+
+/// A job's id: a ULID (sortable by time; 16 bytes, no allocation). Reports carry it as text.
+pub type JobId = ulid::Ulid;
 
 /// The scheduler beats at least this often; `/health` fails after a few missed beats.
 pub const HEARTBEAT_LIMIT: Duration = Duration::from_secs(5);
@@ -29,20 +31,19 @@ pub enum JobState {
     Failed,
 }
 
-/// What the registry keeps of a finished job's report.
+/// What the registry keeps of a finished job's report (the rest is in the report on disk,
+/// beside the file): small, so that the history costs little.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobSummary {
     pub kind: Kind,
-    pub sha256: Option<String>,
     pub duration_ms: u64,
     pub error: Option<ErrorInfo>,
-    pub report_path: PathBuf,
 }
 
 /// A copy of one job as it is now.
 #[derive(Debug, Clone)]
 pub struct JobSnapshot {
-    pub id: String,
+    pub id: JobId,
     pub original_name: String,
     /// The name now: in `unprocessed/`, `underprocess/`, then `processed/` or `failed/`.
     pub file: String,
@@ -68,7 +69,7 @@ pub struct Counts {
 /// A job that starts processing, with what the registry may not have seen when it was queued
 /// (a file requeued from `underprocess/` at start was never queued in this run).
 pub struct JobStart {
-    pub id: String,
+    pub id: JobId,
     pub original_name: String,
     pub file: String,
     pub size_bytes: u64,
@@ -76,16 +77,32 @@ pub struct JobStart {
     pub progress: Arc<Progress>,
 }
 
+/// One job as the registry keeps it: one allocation for the record and one for its name, so
+/// that a full history costs little and its churn does not fragment the heap.
 struct JobRecord {
-    snapshot: JobSnapshot,
+    id: JobId,
+    original_name: Box<str>,
+    /// The name now, when it differs from `original_name`.
+    renamed: Option<Box<str>>,
+    size_bytes: u64,
+    state: JobState,
+    queued_at: SystemTime,
+    started_at: Option<SystemTime>,
+    finished_at: Option<SystemTime>,
+    /// Live while processing.
     progress: Option<Arc<Progress>>,
+    /// What `progress` said last, once it is gone.
+    final_progress: Option<(u64, u64)>,
+    summary: Option<JobSummary>,
 }
 
 #[derive(Default)]
 struct Jobs {
-    by_id: HashMap<String, JobRecord>,
+    /// Boxed: the table's size then follows its length, not the record's size times the
+    /// largest burst ever queued.
+    by_id: HashMap<JobId, Box<JobRecord>>,
     /// Finished job ids, oldest first: the history that `history` bounds.
-    finished: VecDeque<String>,
+    finished: VecDeque<JobId>,
     counts: Counts,
 }
 
@@ -128,77 +145,60 @@ impl Registry {
     }
 
     /// A file in `unprocessed/` is ready and waits for a worker.
-    pub fn queue(&self, id: &str, name: &str, size_bytes: u64, queued_at: SystemTime) {
+    pub fn queue(&self, id: JobId, name: &str, size_bytes: u64, queued_at: SystemTime) {
         let mut jobs = self.lock();
         jobs.counts.queued += 1;
-        jobs.by_id.insert(
-            id.to_string(),
-            JobRecord {
-                snapshot: JobSnapshot {
-                    id: id.to_string(),
-                    original_name: name.to_string(),
-                    file: name.to_string(),
-                    size_bytes,
-                    state: JobState::Queued,
-                    queued_at,
-                    started_at: None,
-                    finished_at: None,
-                    progress: None,
-                    summary: None,
-                },
-                progress: None,
-            },
-        );
+        let record = JobRecord::new(id, name, size_bytes, queued_at);
+        jobs.by_id.insert(id, Box::new(record));
     }
 
     /// A queued job that will not run in this process: its file vanished, changed, or stays
     /// in `unprocessed/` at shutdown.
-    pub fn forget(&self, id: &str) {
+    pub fn forget(&self, id: JobId) {
         let mut jobs = self.lock();
-        if let Some(record) = jobs.by_id.remove(id) {
-            match record.snapshot.state {
+        if let Some(record) = jobs.by_id.remove(&id) {
+            match record.state {
                 JobState::Queued => jobs.counts.queued -= 1,
                 JobState::Processing => jobs.counts.processing -= 1,
                 JobState::Completed | JobState::Failed => {
-                    jobs.finished.retain(|finished| finished != id);
+                    jobs.finished.retain(|finished| *finished != id);
                 }
             }
+            jobs.give_back_memory();
         }
     }
 
     /// The file was claimed into `underprocess/` and is being analysed.
     pub fn start(&self, start: JobStart) {
-        let mut jobs = self.lock();
-        let previous = jobs.by_id.remove(&start.id);
-        if previous
-            .as_ref()
-            .is_some_and(|r| r.snapshot.state == JobState::Queued)
-        {
-            jobs.counts.queued -= 1;
-        }
+        let mut guard = self.lock();
+        let jobs = &mut *guard;
+        let record = match jobs.by_id.get_mut(&start.id) {
+            Some(record) => {
+                if record.state == JobState::Queued {
+                    jobs.counts.queued -= 1;
+                }
+                record
+            }
+            None => {
+                let record = JobRecord::new(
+                    start.id,
+                    &start.original_name,
+                    start.size_bytes,
+                    start.queued_at,
+                );
+                jobs.by_id.entry(start.id).or_insert(Box::new(record))
+            }
+        };
         jobs.counts.processing += 1;
-        jobs.by_id.insert(
-            start.id.clone(),
-            JobRecord {
-                snapshot: JobSnapshot {
-                    id: start.id,
-                    original_name: start.original_name,
-                    file: start.file,
-                    size_bytes: start.size_bytes,
-                    state: JobState::Processing,
-                    queued_at: start.queued_at,
-                    started_at: Some(SystemTime::now()),
-                    finished_at: None,
-                    progress: None,
-                    summary: None,
-                },
-                progress: Some(start.progress),
-            },
-        );
+        record.state = JobState::Processing;
+        record.size_bytes = start.size_bytes;
+        record.set_file(&start.file);
+        record.started_at = Some(SystemTime::now());
+        record.progress = Some(start.progress);
     }
 
     /// The job's report is published; the job joins the bounded history.
-    pub fn finish(&self, report: &Report, report_path: PathBuf) {
+    pub fn finish(&self, id: JobId, report: &Report) {
         let mut guard = self.lock();
         let jobs = &mut *guard;
         let state = match report.status {
@@ -209,69 +209,53 @@ impl Registry {
             JobState::Completed => jobs.counts.completed += 1,
             _ => jobs.counts.failed += 1,
         }
-        let summary = JobSummary {
-            kind: report.kind,
-            sha256: report.sha256.clone(),
-            duration_ms: report.duration_ms,
-            error: report.error.clone(),
-            report_path,
-        };
         let now = SystemTime::now();
-        match jobs.by_id.get_mut(&report.job_id) {
+        let record = match jobs.by_id.get_mut(&id) {
             Some(record) => {
-                if record.snapshot.state == JobState::Processing {
+                if record.state == JobState::Processing {
                     jobs.counts.processing -= 1;
                 }
-                let snapshot = &mut record.snapshot;
-                snapshot.state = state;
-                snapshot.file = report.file.clone();
-                snapshot.finished_at = Some(now);
-                snapshot.progress = record.progress.take().map(|p| p.get());
-                snapshot.summary = Some(summary);
+                record
             }
             None => {
-                let snapshot = JobSnapshot {
-                    id: report.job_id.clone(),
-                    original_name: report.original_name.clone(),
-                    file: report.file.clone(),
-                    size_bytes: report.size_bytes,
-                    state,
-                    queued_at: now,
-                    started_at: None,
-                    finished_at: Some(now),
-                    progress: None,
-                    summary: Some(summary),
-                };
-                jobs.by_id.insert(
-                    report.job_id.clone(),
-                    JobRecord {
-                        snapshot,
-                        progress: None,
-                    },
-                );
+                let record = JobRecord::new(id, &report.original_name, report.size_bytes, now);
+                jobs.by_id.entry(id).or_insert(Box::new(record))
             }
-        }
-        jobs.finished.push_back(report.job_id.clone());
+        };
+        record.state = state;
+        record.set_file(&report.file);
+        record.finished_at = Some(now);
+        record.final_progress = record.progress.take().map(|p| p.get());
+        record.summary = Some(JobSummary {
+            kind: report.kind,
+            duration_ms: report.duration_ms,
+            error: report.error.clone(),
+        });
+        jobs.finished.push_back(id);
         while jobs.finished.len() > self.history {
             if let Some(oldest) = jobs.finished.pop_front() {
                 jobs.by_id.remove(&oldest);
             }
         }
+        jobs.give_back_memory();
     }
 
     pub fn counts(&self) -> Counts {
         self.lock().counts
     }
 
-    pub fn get(&self, id: &str) -> Option<JobSnapshot> {
+    pub fn get(&self, id: JobId) -> Option<JobSnapshot> {
         let jobs = self.lock();
-        jobs.by_id.get(id).map(JobRecord::snapshot_now)
+        jobs.by_id.get(&id).map(|record| record.snapshot_now())
     }
 
     /// Every job the registry holds, in no particular order.
     pub fn all(&self) -> Vec<JobSnapshot> {
         let jobs = self.lock();
-        jobs.by_id.values().map(JobRecord::snapshot_now).collect()
+        jobs.by_id
+            .values()
+            .map(|record| record.snapshot_now())
+            .collect()
     }
 
     /// Called by the scheduler on every turn of its loop.
@@ -312,13 +296,65 @@ impl Registry {
     }
 }
 
-impl JobRecord {
-    fn snapshot_now(&self) -> JobSnapshot {
-        let mut snapshot = self.snapshot.clone();
-        if let Some(progress) = &self.progress {
-            snapshot.progress = Some(progress.get());
+impl Jobs {
+    /// A burst grows the table by the number of queued files; once they are done it is
+    /// shrunk again, so that memory follows what is held now, not the largest burst ever.
+    fn give_back_memory(&mut self) {
+        let len = self.by_id.len();
+        if self.by_id.capacity() > 4 * len + 1024 {
+            self.by_id.shrink_to(2 * len);
         }
-        snapshot
+        let finished = self.finished.len();
+        if self.finished.capacity() > 4 * finished + 1024 {
+            self.finished.shrink_to(2 * finished);
+        }
+    }
+}
+
+impl JobRecord {
+    fn new(id: JobId, name: &str, size_bytes: u64, queued_at: SystemTime) -> JobRecord {
+        JobRecord {
+            id,
+            original_name: name.into(),
+            renamed: None,
+            size_bytes,
+            state: JobState::Queued,
+            queued_at,
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            final_progress: None,
+            summary: None,
+        }
+    }
+
+    fn file(&self) -> &str {
+        self.renamed.as_deref().unwrap_or(&self.original_name)
+    }
+
+    fn set_file(&mut self, file: &str) {
+        if file != self.file() {
+            self.renamed = (file != &*self.original_name).then(|| file.into());
+        }
+    }
+
+    fn snapshot_now(&self) -> JobSnapshot {
+        JobSnapshot {
+            id: self.id,
+            original_name: self.original_name.to_string(),
+            file: self.file().to_string(),
+            size_bytes: self.size_bytes,
+            state: self.state,
+            queued_at: self.queued_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            progress: self
+                .progress
+                .as_ref()
+                .map(|p| p.get())
+                .or(self.final_progress),
+            summary: self.summary.clone(),
+        }
     }
 }
 
@@ -329,7 +365,11 @@ mod tests {
     use crate::report::Timing;
     use std::ffi::OsStr;
 
-    fn report(id: &str, ok: bool) -> Report {
+    fn id(n: u128) -> JobId {
+        JobId::from(n)
+    }
+
+    fn report(id: JobId, ok: bool) -> Report {
         let now = SystemTime::now();
         let analysis = Analysis {
             kind: Kind::Binary,
@@ -347,7 +387,7 @@ mod tests {
             finished_at: now,
         };
         Report::new(
-            id.into(),
+            id.to_string(),
             OsStr::new("f"),
             OsStr::new("f"),
             analysis,
@@ -355,9 +395,9 @@ mod tests {
         )
     }
 
-    fn start(registry: &Registry, id: &str) {
+    fn start(registry: &Registry, id: JobId) {
         registry.start(JobStart {
-            id: id.into(),
+            id,
             original_name: "f".into(),
             file: "f".into(),
             size_bytes: 1,
@@ -369,38 +409,43 @@ mod tests {
     #[test]
     fn a_job_moves_through_its_states_and_the_counts_follow() {
         let registry = Registry::new(10);
-        registry.queue("a", "f", 1, SystemTime::now());
-        registry.queue("b", "g", 1, SystemTime::now());
+        let (a, b) = (id(1), id(2));
+        registry.queue(a, "f", 1, SystemTime::now());
+        registry.queue(b, "g", 1, SystemTime::now());
         assert_eq!(registry.counts().queued, 2);
-        start(&registry, "a");
-        registry.forget("b");
+        start(&registry, a);
+        registry.forget(b);
         let counts = registry.counts();
         assert_eq!((counts.queued, counts.processing), (0, 1));
-        assert_eq!(
-            registry.get("a").map(|j| j.state),
-            Some(JobState::Processing)
-        );
-        registry.finish(&report("a", false), PathBuf::from("x"));
+        assert_eq!(registry.get(a).map(|j| j.state), Some(JobState::Processing));
+        let mut failed = report(a, false);
+        failed.file = "f-2".into();
+        registry.finish(a, &failed);
         let counts = registry.counts();
         assert_eq!(
             (counts.processing, counts.completed, counts.failed),
             (0, 0, 1)
         );
-        assert_eq!(registry.get("a").map(|j| j.state), Some(JobState::Failed));
-        assert!(registry.get("b").is_none());
+        let job = registry.get(a).expect("kept");
+        assert_eq!(job.state, JobState::Failed);
+        assert_eq!(
+            (job.original_name.as_str(), job.file.as_str()),
+            ("f", "f-2")
+        );
+        assert!(job.summary.and_then(|s| s.error).is_some());
+        assert!(registry.get(b).is_none());
     }
 
     #[test]
     fn history_is_bounded_and_drops_the_oldest() {
         let registry = Registry::new(3);
         for i in 0..10 {
-            let id = format!("job{i}");
-            start(&registry, &id);
-            registry.finish(&report(&id, true), PathBuf::from("x"));
+            start(&registry, id(i));
+            registry.finish(id(i), &report(id(i), true));
         }
         assert_eq!(registry.all().len(), 3);
-        assert!(registry.get("job6").is_none());
-        assert!(registry.get("job7").is_some());
+        assert!(registry.get(id(6)).is_none());
+        assert!(registry.get(id(7)).is_some());
         assert_eq!(registry.counts().completed, 10);
     }
 
