@@ -81,12 +81,10 @@ pub fn run(
     let _lock = lock(&folders)?;
     let lifecycle = Arc::new(Lifecycle::new(folders, settings.fsync));
     let recovered = lifecycle.recover()?;
-    if recovered.published + recovered.removed + recovered.requeue.len() > 0 {
+    if recovered.removed + recovered.requeue.len() > 0 {
         log::info!(
-            "recovered from an earlier run: {} file(s) to requeue, {} report(s) published, {} \
-             temp file(s) removed",
+            "recovered from an earlier run: {} file(s) to requeue, {} temp file(s) removed",
             recovered.requeue.len(),
-            recovered.published,
             recovered.removed
         );
     }

@@ -198,6 +198,96 @@ pub fn move_into(
     })
 }
 
+/// Creates `dir/name` holding `bytes` all at once: nobody ever sees it partly written, a crash
+/// never leaves it partly written, and a taken name fails with `AlreadyExists` (nothing is
+/// replaced). The bytes go to an unnamed file (`O_TMPFILE`) that is then linked into place: one
+/// change to the folder. Where the filesystem cannot do that, a hidden temp file is written and
+/// renamed instead (a crash can then leave the temp file, which the next start removes).
+pub fn publish_new_file(dir: &Path, name: &OsStr, bytes: &[u8], durable: bool) -> io::Result<()> {
+    let target = dir.join(name);
+    match publish_unnamed(dir, &target, bytes, durable) {
+        Ok(()) => Ok(()),
+        Err(Unnamed::Failed(err)) => Err(err),
+        Err(Unnamed::Unsupported(err)) => {
+            log::debug!(
+                "no unnamed files in {} ({err}): using a temp file",
+                dir.display()
+            );
+            let mut temp = temp_in(dir)?;
+            write_maybe_crashing(temp.as_file_mut(), bytes)?;
+            if durable {
+                temp.as_file().sync_all()?;
+            }
+            temp.persist_noclobber(&target)
+                .map(drop)
+                .map_err(|err| err.error)
+        }
+    }
+}
+
+enum Unnamed {
+    Unsupported(io::Error),
+    Failed(io::Error),
+}
+
+fn publish_unnamed(dir: &Path, target: &Path, bytes: &[u8], durable: bool) -> Result<(), Unnamed> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    use std::os::fd::AsRawFd;
+    let fd = rustix::fs::openat(
+        CWD,
+        dir,
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|errno| match errno {
+        rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL => {
+            Unnamed::Unsupported(errno.into())
+        }
+        errno => Unnamed::Failed(errno.into()),
+    })?;
+    let mut file = File::from(fd);
+    write_maybe_crashing(&mut file, bytes).map_err(Unnamed::Failed)?;
+    if durable {
+        file.sync_all().map_err(Unnamed::Failed)?;
+    }
+    // Linking an unnamed file by descriptor needs a privilege; through /proc it does not.
+    let by_proc = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match rustix::fs::linkat(CWD, by_proc.as_str(), CWD, target, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOENT) if !Path::new("/proc/self/fd").exists() => {
+            Err(Unnamed::Unsupported(rustix::io::Errno::NOENT.into()))
+        }
+        Err(errno) => Err(Unnamed::Failed(errno.into())),
+    }
+}
+
+fn write_maybe_crashing(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    if crash_armed("during-report-write") {
+        file.write_all(&bytes[..bytes.len() / 2])?;
+        crash_point("during-report-write");
+    }
+    file.write_all(bytes)
+}
+
+/// Test hook: with `FP_CRASH_AT=POINT` in the environment the process kills itself with
+/// SIGKILL when it reaches POINT, so that the tests can crash the real binary at each step of
+/// a file's life. Points: `after-claim`, `during-report-write`, `after-report`.
+pub fn crash_point(point: &str) {
+    if crash_armed(point) {
+        log::warn!("FP_CRASH_AT={point}: killing this process");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
+}
+
+fn crash_armed(point: &str) -> bool {
+    static CRASH_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    CRASH_AT
+        .get_or_init(|| std::env::var("FP_CRASH_AT").ok())
+        .as_deref()
+        == Some(point)
+}
+
 /// Writes `bytes` as a new file `dir/name` (or a derived name if taken): a hidden temp file,
 /// synced, then linked into place without replacing anything. Returns the path written.
 pub fn write_new_file(dir: &Path, name: &OsStr, bytes: &[u8]) -> Result<PathBuf, FolderError> {
@@ -352,6 +442,27 @@ mod tests {
         assert_eq!(fs::read_to_string(dst.join("a.txt")).expect("read"), "old");
         assert_eq!(fs::read_to_string(&moved).expect("read"), "new");
         assert!(!src.join("a.txt").exists());
+    }
+
+    #[test]
+    fn published_files_appear_whole_and_never_replace() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        publish_new_file(dir.path(), OsStr::new("r.json"), b"first", false).expect("publish");
+        let again = publish_new_file(dir.path(), OsStr::new("r.json"), b"second", true);
+        assert_eq!(
+            again.map_err(|e| e.kind()),
+            Err(io::ErrorKind::AlreadyExists)
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("r.json")).expect("read"),
+            "first"
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![OsString::from("r.json")]);
     }
 
     #[test]

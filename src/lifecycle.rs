@@ -1,33 +1,44 @@
 //! The life of a claimed file on disk: claiming it into `underprocess/`, finishing it into
-//! `processed/` or `failed/` with its report, and repairing at start what a crash left half-way.
+//! `processed/` or `failed/` with its report, and finding at start what a crash left half-way.
 //!
-//! Finishing is a small commit protocol in which every intermediate state can be recovered:
+//! A claimed file is named `<job id>_<original name>` in `underprocess/`: unique, so a claim
+//! never meets a taken name, and after a crash the file still says which job it was and what it
+//! was called. Finishing is a small commit protocol whose every state can be recovered:
 //! 1. choose a name free in the target folder together with its report's name, and reserve it
 //!    against the other workers of this process;
-//! 2. write the report to a hidden temp file `.fp-<job>.tmp` in the target folder;
-//! 3. move the file from `underprocess/` to its name (never replacing anything);
-//! 4. rename the temp report to `NAME.report.json` (never replacing anything).
+//! 2. publish the report, whole, under `NAME.report.json` (written unnamed, then linked; never
+//!    replacing anything);
+//! 3. move the file from `underprocess/` to `NAME` (never replacing anything).
 //!
-//! A crash before 3 leaves the file in `underprocess/` and perhaps a temp report, which
-//! `recover` removes; the file is analysed again. A crash between 3 and 4 leaves a complete temp
-//! report whose file is in place: `recover` publishes it. So every file ends with exactly one
-//! report. Nothing here opens a user's file for writing, and nothing here spawns.
+//! A crash before 2 leaves only the claimed file: it is analysed again at the next start. A
+//! crash between 2 and 3 leaves a report whose file is missing beside it: when the file is
+//! analysed again, its finish finds that report by its job id and moves the file beside it
+//! instead of writing a second one. So every file ends with exactly one report. Nothing here
+//! opens a user's file for writing, and nothing here spawns.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::Deserialize;
 
 use crate::analyze::Analysis;
-use crate::folders::{self, FolderError, Folders};
+use crate::folders::{self, FolderError, Folders, crash_point};
+use crate::registry::JobId;
 use crate::report::{Report, Status, Timing};
 
-/// Reports are small; a temp report larger than this is not one of ours.
+/// Reports are small; a file larger than this where a report should be is not one of ours.
 const MAX_REPORT_BYTES: u64 = 256 << 20;
+
+/// Entries kept in `Names::next_attempt` before it is cleared.
+const NAME_HINTS: usize = 4096;
+
+/// Between the job id and the original name in a claimed file's name.
+const CLAIM_SEPARATOR: u8 = b'_';
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -47,13 +58,20 @@ pub struct Finished {
     pub report_path: PathBuf,
 }
 
+/// A file found in `underprocess/` at start: claimed before a crash, to be analysed again.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Leftover {
+    pub path: PathBuf,
+    /// The job it was, when its name says so (then its report may already be published).
+    pub job_id: Option<JobId>,
+    pub original_name: OsString,
+}
+
 /// What `recover` found and did.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Files claimed before the crash, to analyse again, oldest first.
-    pub requeue: Vec<PathBuf>,
-    /// Temp reports whose file had already been moved: now in place.
-    pub published: usize,
+    /// Files claimed before the crash, oldest first.
+    pub requeue: Vec<Leftover>,
     /// Temp files of interrupted writes, removed.
     pub removed: usize,
 }
@@ -67,17 +85,42 @@ struct Names {
     next_attempt: HashMap<PathBuf, u32>,
 }
 
-/// Entries kept in `Names::next_attempt` before it is cleared.
-const NAME_HINTS: usize = 4096;
+/// A name chosen for a finishing file.
+enum Chosen {
+    /// Free, with its report's name: reserved until released.
+    Free(OsString),
+    /// This job's own report is already there, its file missing (a crash between steps 2 and
+    /// 3): the file goes beside it.
+    Stranded(OsString),
+}
 
 /// The folders plus the names reserved by finishes in progress.
 #[derive(Debug)]
 pub struct Lifecycle {
     pub folders: Folders,
-    /// Sync files and folders before each rename. A crash of this process never needs it
+    /// Sync files and folders before each next step. A crash of this process never needs it
     /// (renames are atomic and the page cache outlives the process); a power cut does.
     durable: bool,
     names: Mutex<Names>,
+}
+
+/// `<job id>_<name>`, shortened where needed to fit the filesystem's name limit.
+pub fn claimed_name(job_id: JobId, original_name: &OsStr) -> OsString {
+    let prefix = format!("{job_id}_");
+    let fitted = folders::fitting_name(original_name, 1, prefix.len());
+    let mut name = OsString::from(prefix);
+    name.push(fitted);
+    name
+}
+
+/// The job id and original name of a claimed file's name, if it has the claimed form.
+pub fn parse_claimed_name(name: &OsStr) -> Option<(JobId, OsString)> {
+    let bytes = name.as_bytes();
+    let separator = bytes.iter().position(|&b| b == CLAIM_SEPARATOR)?;
+    let id = std::str::from_utf8(&bytes[..separator]).ok()?;
+    let job_id = JobId::from_string(id).ok()?;
+    let original = &bytes[separator + 1..];
+    (!original.is_empty()).then(|| (job_id, OsStr::from_bytes(original).to_os_string()))
 }
 
 impl Lifecycle {
@@ -89,20 +132,40 @@ impl Lifecycle {
         }
     }
 
-    /// Claims `unprocessed/NAME` by renaming it into `underprocess/` under a free name.
+    fn lock_names(&self) -> MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims `unprocessed/NAME` by renaming it to `underprocess/<job id>_NAME`.
     /// `Ok(None)`: it is gone (claimed or removed by someone else).
-    pub fn claim(&self, name: &OsStr) -> Result<Option<PathBuf>, FolderError> {
+    pub fn claim(&self, job_id: JobId, name: &OsStr) -> Result<Option<PathBuf>, FolderError> {
         let from = self.folders.unprocessed.join(name);
-        match folders::move_into(&from, &self.folders.underprocess, name, None, self.durable) {
-            Ok(path) => {
-                crash_point("after-claim");
-                Ok(Some(path))
-            }
-            Err(FolderError::Move { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                Ok(None)
-            }
-            Err(err) => Err(err),
-        }
+        self.claim_from(&from, job_id, name)
+            .or_else(|err| match err {
+                FolderError::Move { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                    Ok(None)
+                }
+                err => Err(err),
+            })
+    }
+
+    /// Claims a file from anywhere (`--input`), copying it when it is on another filesystem.
+    pub fn claim_from(
+        &self,
+        from: &Path,
+        job_id: JobId,
+        name: &OsStr,
+    ) -> Result<Option<PathBuf>, FolderError> {
+        let claimed = claimed_name(job_id, name);
+        let path = folders::move_into(
+            from,
+            &self.folders.underprocess,
+            &claimed,
+            None,
+            self.durable,
+        )?;
+        crash_point("after-claim");
+        Ok(Some(path))
     }
 
     /// Returns a claimed file that was never started to `unprocessed/` (at shutdown), under
@@ -117,15 +180,17 @@ impl Lifecycle {
         )
     }
 
-    /// Moves the claimed file to `processed/` or `failed/` and publishes its report there
-    /// (see the module comment for the order and why).
+    /// Publishes the report and moves the claimed file beside it, in `processed/` or `failed/`
+    /// (see the module comment for the order and why). `after_crash`: the file was claimed
+    /// before a crash, so its report may already be there.
     pub fn finish(
         &self,
         claimed: &Path,
         original_name: &OsStr,
-        job_id: &str,
+        job_id: JobId,
         analysis: Analysis,
         timing: Timing,
+        after_crash: bool,
     ) -> Result<Finished, LifecycleError> {
         let status = if analysis.details.is_ok() {
             Status::Completed
@@ -137,11 +202,6 @@ impl Lifecycle {
             Status::Failed => &self.folders.failed,
         };
         let suffix = status.report_suffix();
-        let temp_path = target_dir.join(format!(
-            "{}{job_id}{}",
-            folders::TEMP_PREFIX,
-            folders::TEMP_SUFFIX
-        ));
         let mut report = Report::new(
             job_id.to_string(),
             original_name,
@@ -150,20 +210,41 @@ impl Lifecycle {
             timing,
         );
         let hint_key = target_dir.join(original_name);
-        let mut attempt = self
-            .lock_names()
-            .next_attempt
-            .get(&hint_key)
-            .copied()
-            .unwrap_or(1);
+        let mut attempt = if after_crash {
+            1
+        } else {
+            let names = self.lock_names();
+            names.next_attempt.get(&hint_key).copied().unwrap_or(1)
+        };
         loop {
-            let name = self.reserve_name(target_dir, original_name, suffix, &mut attempt)?;
+            let chosen = self.choose_name(
+                target_dir,
+                original_name,
+                suffix,
+                &mut attempt,
+                after_crash.then_some(job_id),
+            )?;
+            let (name, stranded) = match chosen {
+                Chosen::Free(name) => (name, false),
+                Chosen::Stranded(name) => (name, true),
+            };
             let path = target_dir.join(&name);
             let report_path = target_dir.join(with_suffix(&name, suffix));
-            let outcome = self.place(claimed, &path, &report_path, &temp_path, &name, &mut report);
-            self.release(&path, &report_path);
+            report.file = name.to_string_lossy().into_owned();
+            let outcome = if stranded {
+                log::info!(
+                    "job {job_id}: its report {} was published before a crash; moving the file \
+                     beside it",
+                    report_path.display()
+                );
+                self.move_beside_report(claimed, &path, None)
+            } else {
+                let outcome = self.publish_and_move(claimed, &path, &report_path, &report);
+                self.release(&path, &report_path);
+                outcome
+            };
             match outcome {
-                Ok(report_path) => {
+                Ok(()) => {
                     let mut names = self.lock_names();
                     if names.next_attempt.len() >= NAME_HINTS {
                         names.next_attempt.clear();
@@ -176,128 +257,91 @@ impl Lifecycle {
                         report_path,
                     });
                 }
-                // The name is taken (the move never replaces): next name.
-                Err(PlaceError::Taken) => {
+                // A name was taken after we looked (by something outside this process; the
+                // move and the report never replace anything): the next name.
+                Err(Step::Taken) => {
                     log::debug!("job {job_id}: {} was taken meanwhile", path.display());
                     attempt += 1;
                 }
-                Err(PlaceError::Failed(err)) => {
-                    let _ = fs::remove_file(&temp_path);
-                    return Err(err);
-                }
+                Err(Step::Failed(err)) => return Err(err),
             }
         }
     }
 
-    /// Steps 2–4 of the protocol for one chosen name.
-    fn place(
+    /// Steps 2 and 3 of the protocol for one chosen name.
+    fn publish_and_move(
         &self,
         claimed: &Path,
         path: &Path,
         report_path: &Path,
-        temp_path: &Path,
-        name: &OsStr,
-        report: &mut Report,
-    ) -> Result<PathBuf, PlaceError> {
-        report.file = name.to_string_lossy().into_owned();
+        report: &Report,
+    ) -> Result<(), Step> {
         let mut json = report.to_json();
         json.push('\n');
-        self.write_temp_report(temp_path, json.as_bytes())
-            .map_err(|source| {
-                PlaceError::Failed(LifecycleError::Report {
-                    path: temp_path.to_path_buf(),
-                    source,
-                })
-            })?;
-        crash_point("after-report-temp");
-        match folders::rename_no_replace(claimed, path) {
+        let dir = report_path.parent().unwrap_or(Path::new("."));
+        let name = report_path.file_name().unwrap_or_default();
+        match folders::publish_new_file(dir, name, json.as_bytes(), self.durable) {
             Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(PlaceError::Taken);
-            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Err(Step::Taken),
             Err(source) => {
-                return Err(PlaceError::Failed(
-                    FolderError::Move {
-                        from: claimed.to_path_buf(),
-                        to_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                        source,
-                    }
-                    .into(),
-                ));
-            }
-        }
-        crash_point("after-move");
-        let published = match folders::rename_no_replace(temp_path, report_path) {
-            Ok(()) => report_path.to_path_buf(),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                // A file of that name appeared after we checked (not ours: ours are reserved).
-                // The report goes beside it rather than over it.
-                let dir = report_path.parent().unwrap_or(Path::new("."));
-                let name = report_path.file_name().unwrap_or_default();
-                let written = folders::write_new_file(dir, name, json.as_bytes())
-                    .map_err(|err| PlaceError::Failed(err.into()))?;
-                let _ = fs::remove_file(temp_path);
-                written
-            }
-            Err(source) => {
-                return Err(PlaceError::Failed(LifecycleError::Report {
+                return Err(Step::Failed(LifecycleError::Report {
                     path: report_path.to_path_buf(),
                     source,
                 }));
             }
-        };
-        if self.durable {
-            if let Some(dir) = path.parent() {
-                folders::sync_dir(dir);
-            }
-            folders::sync_dir(&self.folders.underprocess);
         }
-        Ok(published)
+        crash_point("after-report");
+        self.move_beside_report(claimed, path, Some(report_path))
     }
 
-    fn write_temp_report(&self, temp_path: &Path, bytes: &[u8]) -> io::Result<()> {
-        // The job id makes the name unique; `create_new` still refuses to replace anything.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(temp_path)
-            .or_else(|err| {
-                // Left by an earlier attempt of this very job (a name taken meanwhile).
-                if err.kind() == io::ErrorKind::AlreadyExists {
-                    fs::remove_file(temp_path)?;
-                    OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(temp_path)
-                } else {
-                    Err(err)
+    /// Step 3. When the name turns out to be taken, the report just published for it (ours:
+    /// its name was free a moment ago) is withdrawn.
+    fn move_beside_report(
+        &self,
+        claimed: &Path,
+        path: &Path,
+        published: Option<&Path>,
+    ) -> Result<(), Step> {
+        match folders::rename_no_replace(claimed, path) {
+            Ok(()) => {
+                if self.durable {
+                    if let Some(dir) = path.parent() {
+                        folders::sync_dir(dir);
+                    }
+                    folders::sync_dir(&self.folders.underprocess);
                 }
-            })?;
-        if crash_armed("during-report-write") {
-            file.write_all(&bytes[..bytes.len() / 2])?;
-            crash_point("during-report-write");
+                Ok(())
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                if let Some(report_path) = published {
+                    let _ = fs::remove_file(report_path);
+                }
+                Err(Step::Taken)
+            }
+            Err(source) => Err(Step::Failed(
+                FolderError::Move {
+                    from: claimed.to_path_buf(),
+                    to_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                    source,
+                }
+                .into(),
+            )),
         }
-        file.write_all(bytes)?;
-        if self.durable {
-            file.sync_all()?;
-        }
-        Ok(())
-    }
-
-    fn lock_names(&self) -> std::sync::MutexGuard<'_, Names> {
-        self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The first name from `attempt` on that no other finish holds and whose report's name is
     /// free on disk; both are reserved until `release`. Whether the name itself is free is
-    /// left to the move, which never replaces: one system call fewer per file.
-    fn reserve_name(
+    /// left to the move, which never replaces: one system call fewer per file. With
+    /// `stranded_of`, a name whose report is that job's own and whose file is missing is
+    /// chosen too.
+    fn choose_name(
         &self,
         dir: &Path,
         name: &OsStr,
         suffix: &str,
         attempt: &mut u32,
-    ) -> Result<OsString, FolderError> {
+        stranded_of: Option<JobId>,
+    ) -> Result<Chosen, FolderError> {
         while *attempt <= folders::MAX_NAME_ATTEMPTS {
             let candidate = folders::fitting_name(name, *attempt, suffix.len());
             let path = dir.join(&candidate);
@@ -316,9 +360,15 @@ impl Lifecycle {
             // other's system calls.
             if reserved_here {
                 if !folders::exists(&report_path) {
-                    return Ok(candidate);
+                    return Ok(Chosen::Free(candidate));
                 }
                 self.release(&path, &report_path);
+                if let Some(job_id) = stranded_of
+                    && !folders::exists(&path)
+                    && report_job_id(&report_path) == Some(job_id)
+                {
+                    return Ok(Chosen::Stranded(candidate));
+                }
             }
             *attempt += 1;
         }
@@ -334,37 +384,28 @@ impl Lifecycle {
         names.reserved.remove(report_path);
     }
 
-    /// Repairs what a crash left: removes temp files of interrupted writes, publishes temp
-    /// reports whose file was already moved, and lists the files left in `underprocess/`.
-    /// Must run before anything else touches the folders.
+    /// Removes temp files of interrupted writes (uploads, copies, reports on filesystems
+    /// without unnamed files) and lists the files left in `underprocess/`. Must run before
+    /// anything else touches the folders.
     pub fn recover(&self) -> Result<Recovered, LifecycleError> {
         let mut recovered = Recovered::default();
-        for dir in [&self.folders.unprocessed, &self.folders.underprocess] {
-            for name in temp_files(dir)? {
-                remove_leftover(&dir.join(name), &mut recovered);
-            }
-        }
-        for (dir, suffix) in [
-            (&self.folders.processed, Status::Completed.report_suffix()),
-            (&self.folders.failed, Status::Failed.report_suffix()),
+        for dir in [
+            &self.folders.unprocessed,
+            &self.folders.underprocess,
+            &self.folders.processed,
+            &self.folders.failed,
         ] {
             for name in temp_files(dir)? {
-                let temp = dir.join(&name);
-                match stranded_report_target(&temp, dir, suffix) {
-                    Some(report_path) => match folders::rename_no_replace(&temp, &report_path) {
-                        Ok(()) => {
-                            log::info!(
-                                "recovered the report of an interrupted job: {}",
-                                report_path.display()
-                            );
-                            recovered.published += 1;
-                        }
-                        Err(err) => {
-                            log::warn!("cannot publish {}: {err}", temp.display());
-                            remove_leftover(&temp, &mut recovered);
-                        }
-                    },
-                    None => remove_leftover(&temp, &mut recovered),
+                let temp = dir.join(name);
+                match fs::remove_file(&temp) {
+                    Ok(()) => {
+                        log::info!(
+                            "removed the leftover of an interrupted write: {}",
+                            temp.display()
+                        );
+                        recovered.removed += 1;
+                    }
+                    Err(err) => log::warn!("cannot remove {}: {err}", temp.display()),
                 }
             }
         }
@@ -376,23 +417,35 @@ impl Lifecycle {
         let mut left = Vec::new();
         for entry in fs::read_dir(underprocess).map_err(list_error)? {
             let entry = entry.map_err(list_error)?;
+            let name = entry.file_name();
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            if !is_file || entry.file_name().as_encoded_bytes().starts_with(b".") {
+            if !is_file || name.as_bytes().starts_with(b".") {
                 continue;
             }
             let modified = entry
                 .metadata()
                 .and_then(|m| m.modified())
                 .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-            left.push((modified, entry.path()));
+            let (job_id, original_name) = match parse_claimed_name(&name) {
+                Some((job_id, original)) => (Some(job_id), original),
+                None => (None, name),
+            };
+            left.push((
+                modified,
+                Leftover {
+                    path: entry.path(),
+                    job_id,
+                    original_name,
+                },
+            ));
         }
-        left.sort();
-        recovered.requeue = left.into_iter().map(|(_, path)| path).collect();
+        left.sort_by_key(|(modified, _)| *modified);
+        recovered.requeue = left.into_iter().map(|(_, leftover)| leftover).collect();
         Ok(recovered)
     }
 }
 
-enum PlaceError {
+enum Step {
     Taken,
     Failed(LifecycleError),
 }
@@ -418,57 +471,20 @@ fn temp_files(dir: &Path) -> Result<Vec<OsString>, LifecycleError> {
     Ok(names)
 }
 
-fn remove_leftover(path: &Path, recovered: &mut Recovered) {
-    match fs::remove_file(path) {
-        Ok(()) => {
-            log::info!(
-                "removed the leftover of an interrupted write: {}",
-                path.display()
-            );
-            recovered.removed += 1;
-        }
-        Err(err) => log::warn!("cannot remove {}: {err}", path.display()),
-    }
-}
-
-/// Where a temp report belongs, if it is a complete report whose file is already in `dir`
-/// and whose own name is still free there (step 3 done, step 4 not).
-fn stranded_report_target(temp: &Path, dir: &Path, suffix: &str) -> Option<PathBuf> {
+/// The `job_id` of the report at `path`, if it is one.
+fn report_job_id(path: &Path) -> Option<JobId> {
     #[derive(Deserialize)]
     struct Stub {
-        file: String,
+        job_id: String,
     }
     let mut bytes = Vec::new();
-    File::open(temp)
+    File::open(path)
         .ok()?
         .take(MAX_REPORT_BYTES)
         .read_to_end(&mut bytes)
         .ok()?;
     let stub: Stub = serde_json::from_slice(&bytes).ok()?;
-    let file = Path::new(&stub.file);
-    let name = folders::file_name_of(file).filter(|name| *name == file.as_os_str())?;
-    let report_path = dir.join(with_suffix(name, suffix));
-    (folders::exists(&dir.join(name)) && !folders::exists(&report_path)).then_some(report_path)
-}
-
-/// Test hook: with `FP_CRASH_AT=POINT` in the environment the process kills itself with
-/// SIGKILL when it reaches POINT, so that the tests can crash the real binary at each step of
-/// the protocol. Points: `after-claim`, `during-report-write`, `after-report-temp`,
-/// `after-move`.
-fn crash_point(point: &str) {
-    if crash_armed(point) {
-        log::warn!("FP_CRASH_AT={point}: killing this process");
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-    }
-}
-
-fn crash_armed(point: &str) -> bool {
-    static CRASH_AT: OnceLock<Option<String>> = OnceLock::new();
-    CRASH_AT
-        .get_or_init(|| std::env::var("FP_CRASH_AT").ok())
-        .as_deref()
-        == Some(point)
+    JobId::from_string(&stub.job_id).ok()
 }
 
 #[cfg(test)]
@@ -483,30 +499,75 @@ mod tests {
         (dir, Lifecycle::new(folders, false))
     }
 
-    fn finish(lifecycle: &Lifecycle, name: &str, content: &str) -> Finished {
-        fs::write(lifecycle.folders.unprocessed.join(name), content).expect("write");
-        let claimed = lifecycle
-            .claim(OsStr::new(name))
-            .expect("claim")
-            .expect("present");
-        let analysis = analyze(&claimed, &AnalysisOptions::default(), &Progress::silent());
+    fn timing() -> Timing {
         let now = SystemTime::now();
-        let timing = Timing {
+        Timing {
             queued_at: now,
             started_at: now,
             finished_at: now,
-        };
-        let id = ulid::Ulid::generate().to_string();
+        }
+    }
+
+    fn finish_claimed(lifecycle: &Lifecycle, leftover: &Leftover, after_crash: bool) -> Finished {
+        let analysis = analyze(
+            &leftover.path,
+            &AnalysisOptions::default(),
+            &Progress::silent(),
+        );
         lifecycle
-            .finish(&claimed, OsStr::new(name), &id, analysis, timing)
+            .finish(
+                &leftover.path,
+                &leftover.original_name,
+                leftover.job_id.expect("claimed name"),
+                analysis,
+                timing(),
+                after_crash,
+            )
             .expect("finish")
+    }
+
+    fn drop_and_finish(lifecycle: &Lifecycle, name: &str, content: &str) -> Finished {
+        fs::write(lifecycle.folders.unprocessed.join(name), content).expect("write");
+        let job_id = JobId::generate();
+        let claimed = lifecycle
+            .claim(job_id, OsStr::new(name))
+            .expect("claim")
+            .expect("present");
+        let leftover = Leftover {
+            path: claimed,
+            job_id: Some(job_id),
+            original_name: name.into(),
+        };
+        finish_claimed(lifecycle, &leftover, false)
+    }
+
+    #[test]
+    fn claimed_names_carry_the_job_and_the_original_name() {
+        let id = JobId::generate();
+        let name = claimed_name(id, OsStr::new("my_data.csv"));
+        assert_eq!(
+            parse_claimed_name(&name),
+            Some((id, OsString::from("my_data.csv")))
+        );
+        let long = "x".repeat(250) + ".csv";
+        let name = claimed_name(id, OsStr::new(&long));
+        assert!(name.len() <= 255);
+        assert_eq!(parse_claimed_name(&name).map(|(got, _)| got), Some(id));
+        for plain in [
+            "data.csv",
+            "_x",
+            "not-a-ulid_x",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV_",
+        ] {
+            assert_eq!(parse_claimed_name(OsStr::new(plain)), None, "{plain}");
+        }
     }
 
     #[test]
     fn finishing_never_replaces_and_names_the_report_after_the_file() {
         let (_dir, lifecycle) = setup();
         fs::write(lifecycle.folders.processed.join("a.txt"), "mine").expect("write");
-        let done = finish(&lifecycle, "a.txt", "one\ntwo\n");
+        let done = drop_and_finish(&lifecycle, "a.txt", "one\ntwo\n");
         assert_eq!(done.path, lifecycle.folders.processed.join("a-2.txt"));
         assert_eq!(
             done.report_path,
@@ -521,55 +582,69 @@ mod tests {
             fs::read_to_string(lifecycle.folders.processed.join("a.txt")).expect("read"),
             "mine"
         );
-        let failed = finish(&lifecycle, "b.json", "{broken");
+        // A taken report name makes the pair taken, even when the file name is free.
+        fs::write(lifecycle.folders.processed.join("b.txt.report.json"), "{}").expect("write");
+        let done = drop_and_finish(&lifecycle, "b.txt", "x\n");
+        assert_eq!(done.path, lifecycle.folders.processed.join("b-2.txt"));
+        let failed = drop_and_finish(&lifecycle, "c.json", "{broken");
         assert_eq!(
             failed.report_path,
-            lifecycle.folders.failed.join("b.json.error.json")
+            lifecycle.folders.failed.join("c.json.error.json")
         );
         assert!(
-            temp_files(&lifecycle.folders.processed)
+            fs::read_dir(&lifecycle.folders.underprocess)
                 .expect("list")
-                .is_empty()
+                .next()
+                .is_none()
         );
     }
 
     #[test]
-    fn recovery_publishes_stranded_reports_and_drops_incomplete_ones() {
+    fn after_a_crash_the_file_joins_its_published_report() {
         let (_dir, lifecycle) = setup();
         let processed = &lifecycle.folders.processed;
-        // Crash between the move and the report's rename: the file is in place.
-        fs::write(processed.join("moved.txt"), "x").expect("write");
-        fs::write(
-            processed.join(".fp-AAA.tmp"),
-            r#"{"file": "moved.txt", "status": "completed"}"#,
-        )
-        .expect("write");
-        // Crash before the move: the file is still in underprocess/.
-        fs::write(
-            processed.join(".fp-BBB.tmp"),
-            r#"{"file": "waiting.txt", "status": "completed"}"#,
-        )
-        .expect("write");
-        fs::write(lifecycle.folders.underprocess.join("waiting.txt"), "y").expect("write");
-        // Crash during the report write.
-        fs::write(processed.join(".fp-CCC.tmp"), r#"{"file": "wai"#).expect("write");
-        // A report that names a path, not a name, is not trusted.
-        fs::write(processed.join(".fp-DDD.tmp"), r#"{"file": "../moved.txt"}"#).expect("write");
-        fs::write(lifecycle.folders.unprocessed.join(".fp-upload.tmp"), "z").expect("write");
+        fs::write(processed.join("log.txt"), "someone else's").expect("write");
+        fs::write(processed.join("log.txt.report.json"), "{}").expect("write");
+        // The state a crash between publishing the report and the move leaves.
+        let job_id = JobId::generate();
+        let claimed = lifecycle
+            .folders
+            .underprocess
+            .join(claimed_name(job_id, OsStr::new("log.txt")));
+        fs::write(&claimed, "line\n").expect("write");
+        let stranded = format!("{{\"job_id\": \"{job_id}\", \"file\": \"log-2.txt\"}}\n");
+        fs::write(processed.join("log-2.txt.report.json"), &stranded).expect("write");
+        fs::write(processed.join(".fp-upload.tmp"), "partial").expect("write");
 
         let recovered = lifecycle.recover().expect("recover");
-        assert_eq!(recovered.published, 1);
-        assert_eq!(recovered.removed, 4);
+        assert_eq!(recovered.removed, 1);
+        assert_eq!(recovered.requeue.len(), 1);
+        let leftover = &recovered.requeue[0];
+        assert_eq!(leftover.job_id, Some(job_id));
+        assert_eq!(leftover.original_name, OsString::from("log.txt"));
+
+        let done = finish_claimed(&lifecycle, leftover, true);
+        assert_eq!(done.path, processed.join("log-2.txt"));
+        assert_eq!(fs::read_to_string(&done.path).expect("read"), "line\n");
+        // The report published before the crash is the one: no second report.
         assert_eq!(
-            recovered.requeue,
-            vec![lifecycle.folders.underprocess.join("waiting.txt")]
+            fs::read_to_string(processed.join("log-2.txt.report.json")).expect("read"),
+            stranded
         );
-        assert!(processed.join("moved.txt.report.json").exists());
-        assert!(temp_files(processed).expect("list").is_empty());
-        assert!(
-            temp_files(&lifecycle.folders.unprocessed)
-                .expect("list")
-                .is_empty()
+        let mut names: Vec<_> = fs::read_dir(processed)
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "log-2.txt",
+                "log-2.txt.report.json",
+                "log.txt",
+                "log.txt.report.json"
+            ]
         );
     }
 }

@@ -80,9 +80,10 @@ impl Worker {
         match self.lifecycle.finish(
             &job.claimed,
             &job.original_name,
-            &job.id.to_string(),
+            job.id,
             analysis,
             timing,
+            job.after_crash,
         ) {
             Ok(finished) => {
                 let report = &finished.report;

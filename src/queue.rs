@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Leftover, Lifecycle};
 use crate::registry::{JobId, Registry};
 use crate::watch::{FileEvent, is_ignored};
 
@@ -48,6 +48,8 @@ pub struct Job {
     pub claimed: PathBuf,
     pub size_bytes: u64,
     pub queued_at: SystemTime,
+    /// Claimed before a crash: its report may already be published.
+    pub after_crash: bool,
 }
 
 /// Shared by the workers and the scheduler: how many claimed jobs have finished, and a
@@ -160,27 +162,28 @@ impl Scheduler {
         lifecycle: Arc<Lifecycle>,
         registry: Arc<Registry>,
         settings: SchedulerSettings,
-        requeue: Vec<PathBuf>,
+        requeue: Vec<Leftover>,
         completions: Arc<Completions>,
     ) -> Scheduler {
         let now = SystemTime::now();
         let requeued = requeue
             .into_iter()
-            .map(|claimed| {
-                let name = claimed.file_name().unwrap_or_default().to_os_string();
-                let size_bytes = fs::metadata(&claimed).map_or(0, |m| m.len());
-                let id = JobId::generate();
+            .map(|leftover| {
+                let size_bytes = fs::metadata(&leftover.path).map_or(0, |m| m.len());
+                let id = leftover.job_id.unwrap_or_else(JobId::generate);
+                let name = &leftover.original_name;
                 registry.queue(id, &name.to_string_lossy(), size_bytes, now);
                 log::info!(
                     "job {id}: requeued {} left by an earlier run",
-                    claimed.display()
+                    leftover.path.display()
                 );
                 Job {
                     id,
-                    original_name: name,
-                    claimed,
+                    original_name: leftover.original_name,
+                    claimed: leftover.path,
                     size_bytes,
                     queued_at: now,
+                    after_crash: true,
                 }
             })
             .collect();
@@ -314,7 +317,7 @@ impl Scheduler {
             // No second look before the claim: it was a regular file when it became ready, and
             // whatever replaced it since is refused by the analysis (not a regular file) and
             // reported in failed/ rather than lost.
-            match self.lifecycle.claim(&name) {
+            match self.lifecycle.claim(job_id, &name) {
                 Ok(Some(claimed)) => {
                     log::debug!(
                         "job {job_id}: claimed {} as {}",
@@ -327,6 +330,7 @@ impl Scheduler {
                         claimed,
                         size_bytes,
                         queued_at,
+                        after_crash: false,
                     });
                 }
                 Ok(None) => {

@@ -18,6 +18,7 @@ use crate::analyze::{self, AnalysisOptions, Progress};
 use crate::config::UsageError;
 use crate::folders::{self, FolderError, Folders};
 use crate::lifecycle::{Finished, Lifecycle, LifecycleError};
+use crate::registry::JobId;
 use crate::report::{Status, Timing};
 
 /// Files at least this large get a progress bar when stderr is a terminal.
@@ -58,17 +59,13 @@ pub fn run(
     let folders = Folders::create(dir).map_err(SingleShotError::Setup)?;
     // One file, so every step is synced: the cost is nothing next to the analysis.
     let lifecycle = Lifecycle::new(folders, true);
-    let job_id = ulid::Ulid::generate().to_string();
+    let job_id = JobId::generate();
 
     let queued_at = SystemTime::now();
-    let claimed = folders::move_into(
-        input,
-        &lifecycle.folders.underprocess,
-        &original_name,
-        None,
-        true,
-    )
-    .map_err(SingleShotError::Setup)?;
+    let claimed = lifecycle
+        .claim_from(input, job_id, &original_name)
+        .map_err(SingleShotError::Setup)?
+        .ok_or_else(|| UsageError(format!("no such file: {}", input.display())))?;
     log::debug!(
         "job {job_id}: claimed {} as {}",
         input.display(),
@@ -86,7 +83,7 @@ pub fn run(
         finished_at,
     };
     let finished = lifecycle
-        .finish(&claimed, &original_name, &job_id, analysis, timing)
+        .finish(&claimed, &original_name, job_id, analysis, timing, false)
         .map_err(|source| SingleShotError::Finish {
             source,
             location: claimed.clone(),
