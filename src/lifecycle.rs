@@ -80,9 +80,11 @@ pub struct Recovered {
 #[derive(Debug, Default)]
 struct Names {
     reserved: HashSet<PathBuf>,
-    /// Target folder + original name → the next derived-name attempt worth trying, so that a
-    /// name dropped for the thousandth time does not try the 999 taken ones first. Bounded.
-    next_attempt: HashMap<PathBuf, u32>,
+    /// Hash of target folder + original name → the next derived-name attempt worth trying,
+    /// so that a name dropped for the thousandth time does not try the 999 taken ones first.
+    /// Bounded, and without an allocation per entry. A collision only changes where the search
+    /// starts: every name is still checked.
+    next_attempt: HashMap<u64, u32>,
 }
 
 /// A name chosen for a finishing file.
@@ -209,7 +211,8 @@ impl Lifecycle {
             analysis,
             timing,
         );
-        let hint_key = target_dir.join(original_name);
+        let hint_key =
+            xxhash_rust::xxh3::xxh3_64(target_dir.join(original_name).as_os_str().as_bytes());
         let mut attempt = if after_crash {
             1
         } else {
