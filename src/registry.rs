@@ -236,7 +236,7 @@ impl Registry {
             } else if finished.len() == finished.capacity() {
                 // Grow, but never past `history`: a ring with spare slots would, as it turns,
                 // touch all of them.
-                let target = (2 * finished.len()).clamp(64, self.history);
+                let target = (2 * finished.len()).max(64).min(self.history);
                 finished.reserve_exact(target - finished.len());
             }
             finished.push_back(record);
