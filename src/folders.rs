@@ -4,8 +4,10 @@
 //! `RENAME_NOREPLACE`, or link + unlink where the filesystem lacks it). A taken name gets a
 //! derived free name (`data.csv` → `data-2.csv`). Across filesystems a file is copied to a
 //! hidden temporary name beside its target, synced, linked into place without replacing
-//! anything, and only then removed from where it was. Reports are written the same way. Nothing
-//! here ever opens a user's file for writing.
+//! anything, and only then removed from where it was. Reports are published whole
+//! (`publish_new_file`: written unnamed, then linked, never replacing). Nothing here ever opens
+//! a user's file for writing. It also holds the crash test hook (`FP_CRASH_AT`), because the
+//! deepest crash point is inside a report write.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
@@ -288,36 +290,6 @@ fn crash_armed(point: &str) -> bool {
         == Some(point)
 }
 
-/// Writes `bytes` as a new file `dir/name` (or a derived name if taken): a hidden temp file,
-/// synced, then linked into place without replacing anything. Returns the path written.
-pub fn write_new_file(dir: &Path, name: &OsStr, bytes: &[u8]) -> Result<PathBuf, FolderError> {
-    let write_error = |source| FolderError::Write {
-        path: dir.join(name),
-        source,
-    };
-    let mut temp = temp_in(dir).map_err(write_error)?;
-    temp.write_all(bytes).map_err(write_error)?;
-    temp.as_file().sync_all().map_err(write_error)?;
-    for attempt in 1..=MAX_NAME_ATTEMPTS {
-        let target = dir.join(derived_name(name, attempt));
-        match temp.persist_noclobber(&target) {
-            Ok(_) => {
-                sync_dir(dir);
-                return Ok(target);
-            }
-            Err(err) if err.error.kind() == io::ErrorKind::AlreadyExists => {
-                log::warn!("{} already exists; writing beside it", target.display());
-                temp = err.file;
-            }
-            Err(err) => return Err(write_error(err.error)),
-        }
-    }
-    Err(FolderError::NoFreeName {
-        name: name.to_os_string(),
-        dir: dir.to_path_buf(),
-    })
-}
-
 /// Prefix and suffix of every temporary file this program makes; at start, whatever carries
 /// both was left by a crash.
 pub const TEMP_PREFIX: &str = ".fp-";
@@ -463,23 +435,5 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, vec![OsString::from("r.json")]);
-    }
-
-    #[test]
-    fn reports_are_written_beside_taken_names() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        fs::write(dir.path().join("r.json"), "mine").expect("write");
-        let written = write_new_file(dir.path(), OsStr::new("r.json"), b"report").expect("write");
-        assert_eq!(written, dir.path().join("r-2.json"));
-        assert_eq!(
-            fs::read_to_string(dir.path().join("r.json")).expect("read"),
-            "mine"
-        );
-        let leftovers: Vec<_> = fs::read_dir(dir.path())
-            .expect("list")
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-            .collect();
-        assert!(leftovers.is_empty());
     }
 }

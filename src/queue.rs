@@ -619,3 +619,101 @@ fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::folders::Folders;
+
+    fn scheduler() -> (tempfile::TempDir, Scheduler) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folders = Folders::create(dir.path()).expect("folders");
+        let lifecycle = Arc::new(Lifecycle::new(folders, false));
+        let (completions, _doorbell) = Completions::new(1);
+        let settings = SchedulerSettings {
+            workers: 1,
+            settle: Duration::from_millis(50),
+            reconcile: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(1),
+        };
+        let registry = Arc::new(Registry::new(100));
+        let scheduler = Scheduler::new(lifecycle, registry, settings, Vec::new(), completions);
+        (dir, scheduler)
+    }
+
+    /// A file of `size` bytes (sparse: only its size matters here).
+    fn drop_file(scheduler: &Scheduler, name: &str, size: u64) {
+        let path = scheduler.lifecycle.folders.unprocessed.join(name);
+        fs::File::create(&path)
+            .and_then(|f| f.set_len(size))
+            .expect("create");
+    }
+
+    fn claim_order(scheduler: &mut Scheduler) -> Vec<String> {
+        std::iter::from_fn(|| scheduler.claim_next())
+            .map(|job| job.original_name.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn ready_files_run_small_first() {
+        let (_dir, mut scheduler) = scheduler();
+        for (name, size) in [("big", 50 << 20), ("small", 10), ("medium", 1 << 20)] {
+            drop_file(&scheduler, name, size);
+            scheduler.apply(FileEvent::Ready(name.into()));
+        }
+        assert_eq!(claim_order(&mut scheduler), ["small", "medium", "big"]);
+        assert_eq!(
+            scheduler.registry.counts().queued,
+            3,
+            "claimed, not started"
+        );
+    }
+
+    #[test]
+    fn a_large_file_that_waited_long_enough_goes_before_newer_small_ones() {
+        let (_dir, mut scheduler) = scheduler();
+        // 6.4 MB counts as 100 ms of waiting.
+        drop_file(&scheduler, "large", 100 * AGING_BYTES_PER_MS);
+        scheduler.apply(FileEvent::Ready("large".into()));
+        std::thread::sleep(Duration::from_millis(150));
+        drop_file(&scheduler, "small", 10);
+        scheduler.apply(FileEvent::Ready("small".into()));
+        assert_eq!(claim_order(&mut scheduler), ["large", "small"]);
+    }
+
+    #[test]
+    fn a_file_written_again_after_it_looked_ready_waits_for_its_close() {
+        let (_dir, mut scheduler) = scheduler();
+        drop_file(&scheduler, "log", 10);
+        scheduler.apply(FileEvent::Ready("log".into()));
+        scheduler.apply(FileEvent::Writing("log".into()));
+        assert!(claim_order(&mut scheduler).is_empty());
+        // A reconcile scan does not settle it either: only the close (or lost events) can.
+        scheduler.rescan(false);
+        std::thread::sleep(Duration::from_millis(80));
+        scheduler.check_settled(Instant::now());
+        assert!(claim_order(&mut scheduler).is_empty());
+        scheduler.apply(FileEvent::Ready("log".into()));
+        assert_eq!(claim_order(&mut scheduler), ["log"]);
+    }
+
+    #[test]
+    fn a_scanned_file_is_ready_only_once_unchanged_for_the_settle_time() {
+        let (_dir, mut scheduler) = scheduler();
+        drop_file(&scheduler, "found", 10);
+        scheduler.rescan(false);
+        scheduler.check_settled(Instant::now());
+        assert!(claim_order(&mut scheduler).is_empty(), "not settled yet");
+        std::thread::sleep(Duration::from_millis(80));
+        drop_file(&scheduler, "found", 20);
+        scheduler.check_settled(Instant::now());
+        assert!(
+            claim_order(&mut scheduler).is_empty(),
+            "it changed: settle again"
+        );
+        std::thread::sleep(Duration::from_millis(80));
+        scheduler.check_settled(Instant::now());
+        assert_eq!(claim_order(&mut scheduler), ["found"]);
+    }
+}
