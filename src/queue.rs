@@ -151,7 +151,6 @@ pub struct Scheduler {
     requeued: VecDeque<Job>,
     /// Jobs handed to the workers (and not taken back); `in_flight` subtracts the finished.
     handed_over: usize,
-    busy_since_trim: bool,
     completions: Arc<Completions>,
     generation: u64,
     epoch: Instant,
@@ -196,7 +195,6 @@ impl Scheduler {
             settling: VecDeque::new(),
             requeued,
             handed_over: 0,
-            busy_since_trim: false,
             completions,
             generation: 0,
             epoch: Instant::now(),
@@ -285,7 +283,6 @@ impl Scheduler {
                 return;
             }
             self.handed_over += 1;
-            self.busy_since_trim = true;
         }
     }
 
@@ -536,12 +533,6 @@ impl Scheduler {
     /// A burst grows the tables by the number of files in it; once it is through they are
     /// shrunk again, so that memory does not keep the size of the largest burst ever.
     fn give_back_memory(&mut self) {
-        if self.tracked.is_empty() && self.in_flight() == 0 && self.busy_since_trim {
-            // Idle after work: hand the allocator's free memory back to the system, or RSS
-            // keeps the high-water mark of the largest burst.
-            self.busy_since_trim = false;
-            release_free_memory();
-        }
         if self.tracked.capacity() > 4 * self.tracked.len() + 1024 {
             self.tracked.shrink_to(2 * self.tracked.len());
         }
@@ -608,15 +599,6 @@ impl Scheduler {
             }
         }
         self.in_flight()
-    }
-}
-
-/// Returns free heap memory to the system (glibc keeps it otherwise).
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
