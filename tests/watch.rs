@@ -96,6 +96,32 @@ fn stage_files(ws: &Workspace, count: usize, prefix: &str) -> Vec<(String, Vec<u
         .collect()
 }
 
+/// Writes `writes` lines of `level` into `unprocessed/NAME` through one open handle, pausing
+/// after each, and checks after each pause that the file was not claimed. Returns the bytes.
+fn write_slowly(
+    ws: &Workspace,
+    name: &str,
+    level: &str,
+    writes: usize,
+    pause: Duration,
+) -> Vec<u8> {
+    let path = ws.path(&format!("watch_dir/unprocessed/{name}"));
+    let mut file = fs::File::create(&path).expect("create");
+    let mut written = Vec::new();
+    for i in 0..writes {
+        let line = format!("{level} write {i} of a slow writer\n");
+        file.write_all(line.as_bytes()).expect("write");
+        file.flush().expect("flush");
+        written.extend_from_slice(line.as_bytes());
+        std::thread::sleep(pause);
+        assert!(
+            path.exists(),
+            "claimed while still being written (write {i})"
+        );
+    }
+    written
+}
+
 fn move_in(ws: &Workspace, name: &str) {
     fs::rename(
         ws.path(&format!("stage/{name}")),
@@ -178,21 +204,7 @@ fn a_slow_writer_is_never_read_half_written() {
     let ws = Workspace::new();
     // Scans every 200 ms and settles after 100 ms: only the close event may make it ready.
     let daemon = Daemon::start(&ws, &["--settle-ms", "100", "--reconcile-ms", "200"], &[]);
-    let path = ws.path("watch_dir/unprocessed/slow.log");
-    let mut file = fs::File::create(&path).expect("create");
-    let mut expected = Vec::new();
-    for i in 0..10 {
-        let line = format!("ERROR write {i} of a slow writer\n");
-        file.write_all(line.as_bytes()).expect("write");
-        file.flush().expect("flush");
-        expected.extend_from_slice(line.as_bytes());
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            path.exists(),
-            "claimed while still being written (write {i})"
-        );
-    }
-    drop(file);
+    let expected = write_slowly(&ws, "slow.log", "ERROR", 10, Duration::from_millis(300));
     assert!(
         wait_until(LONG, || count_finished(&ws) == 1),
         "{}",
@@ -405,21 +417,7 @@ fn polling_finds_written_and_moved_files_only_once_they_settle() {
     ws.write("stage/moved.csv", b"a,b\n1,2\n");
     move_in(&ws, "moved.csv");
     // A writer pausing less than the settle time between writes.
-    let path = ws.path("watch_dir/unprocessed/written.log");
-    let mut file = fs::File::create(&path).expect("create");
-    let mut expected = Vec::new();
-    for i in 0..8 {
-        let line = format!("WARN poll write {i}\n");
-        file.write_all(line.as_bytes()).expect("write");
-        file.flush().expect("flush");
-        expected.extend_from_slice(line.as_bytes());
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(
-            path.exists(),
-            "claimed while still being written (write {i})"
-        );
-    }
-    drop(file);
+    let expected = write_slowly(&ws, "written.log", "WARN", 8, Duration::from_millis(150));
     assert!(
         wait_until(LONG, || count_finished(&ws) == 2),
         "{}",
