@@ -467,3 +467,18 @@ fn health_a_bad_file_and_a_second_daemon_on_the_same_folder() {
     );
     assert!(Path::new(&ws.path("watch_dir/processed/fine.json")).exists());
 }
+
+#[test]
+fn health_turns_503_when_the_watched_folder_is_gone() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--reconcile-ms", "100"], &[]);
+    assert_eq!(daemon.get("/health").0, 200);
+    fs::remove_dir_all(ws.path("watch_dir/unprocessed")).expect("remove");
+    assert!(
+        wait_until(LONG, || daemon.get("/health").0 == 503),
+        "{}",
+        daemon.log()
+    );
+    let (_, body) = daemon.get("/health");
+    assert!(body.contains("watcher"), "{body}");
+}
