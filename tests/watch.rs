@@ -413,7 +413,7 @@ fn sigterm_lets_the_running_job_finish_leaves_the_queue_and_exits_0() {
 #[test]
 fn polling_finds_written_and_moved_files_only_once_they_settle() {
     let ws = Workspace::new();
-    let daemon = Daemon::start(&ws, &["--poll", "100", "--settle-ms", "400"], &[]);
+    let daemon = Daemon::start(&ws, &["--poll", "100", "--settle-ms", "1000"], &[]);
     ws.write("stage/moved.csv", b"a,b\n1,2\n");
     move_in(&ws, "moved.csv");
     // A writer pausing less than the settle time between writes.
