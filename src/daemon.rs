@@ -30,7 +30,7 @@ use crate::queue::{
     CLAIMED_PER_WORKER, Completions, Control, Scheduler, SchedulerChannels, SchedulerSettings,
 };
 use crate::registry::Registry;
-use crate::{watch, web};
+use crate::{history, watch, web};
 
 /// Errors that stop the daemon before it runs (exit 2), or that kill it (exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,14 @@ pub fn run(
         );
     }
     let registry = Arc::new(Registry::new(settings.history));
+    let history = history::load(&lifecycle.folders, settings.history);
+    log::info!(
+        "history: {} completed and {} failed report(s) on disk; the newest {} reloaded",
+        history.completed,
+        history.failed,
+        history.jobs.len()
+    );
+    registry.restore(history.jobs, history.completed, history.failed);
 
     let address = format!("{}:{}", settings.host, settings.port);
     let listener =
@@ -120,9 +128,10 @@ pub fn run(
 
     let (handle_tx, handle_rx) = bounded(1);
     let web_registry = Arc::clone(&registry);
+    let web_folders = lifecycle.folders.clone();
     let http = spawn("http", move || {
         actix_web::rt::System::new().block_on(async move {
-            match web::server(listener, web_registry) {
+            match web::server(listener, web_registry, &web_folders) {
                 Ok(server) => {
                     let _ = handle_tx.send(Ok(server.handle()));
                     if let Err(err) = server.await {

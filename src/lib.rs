@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod folders;
+pub mod history;
 pub mod lifecycle;
 pub mod pool;
 pub mod queue;

@@ -61,7 +61,8 @@ pub struct JobSnapshot {
 pub struct Counts {
     pub queued: usize,
     pub processing: usize,
-    /// Since the daemon started (not only those still in the history).
+    /// All time: the reports on disk at start, plus those finished since (not only those
+    /// still in the history).
     pub completed: u64,
     pub failed: u64,
 }
@@ -79,6 +80,19 @@ pub struct JobStart {
 
 /// One job as the registry keeps it: one allocation for the record and one for its name, so
 /// that a full history costs little and its churn does not fragment the heap.
+/// A finished job read back from its report at start.
+pub struct RestoredJob {
+    pub id: JobId,
+    pub original_name: String,
+    pub file: String,
+    pub size_bytes: u64,
+    pub state: JobState,
+    pub queued_at: SystemTime,
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+    pub summary: JobSummary,
+}
+
 struct JobRecord {
     id: JobId,
     original_name: Box<str>,
@@ -244,6 +258,63 @@ impl Registry {
         jobs.give_back_memory();
     }
 
+    /// Jobs in `state` (all when `None`), newest first: by finish time for finished jobs, by
+    /// start or queue time for the others. Returns the total and the page.
+    pub fn list(
+        &self,
+        state: Option<JobState>,
+        limit: usize,
+        offset: usize,
+    ) -> (usize, Vec<JobSnapshot>) {
+        let jobs = self.lock();
+        let wanted = |record: &&JobRecord| state.is_none_or(|state| record.state == state);
+        let mut active: Vec<&JobRecord> = jobs.active.values().filter(wanted).collect();
+        active.sort_by_key(|record| std::cmp::Reverse(record.newest_time()));
+        let finished = jobs.finished.iter().rev().filter(wanted);
+        let total = active.len() + jobs.finished.iter().filter(wanted).count();
+        let page = active
+            .into_iter()
+            .chain(finished)
+            .skip(offset)
+            .take(limit)
+            .map(JobRecord::snapshot_now)
+            .collect();
+        (total, page)
+    }
+
+    /// The newest finished job that completed.
+    pub fn last_processed(&self) -> Option<JobSnapshot> {
+        let jobs = self.lock();
+        jobs.finished
+            .iter()
+            .rev()
+            .find(|record| record.state == JobState::Completed)
+            .map(JobRecord::snapshot_now)
+    }
+
+    /// Puts finished jobs read back from their reports at start, oldest first, into the
+    /// history; the all-time counters start from the reports found on disk.
+    pub fn restore(&self, finished: Vec<RestoredJob>, completed: u64, failed: u64) {
+        let mut jobs = self.lock();
+        jobs.counts.completed += completed;
+        jobs.counts.failed += failed;
+        for job in finished {
+            let mut record =
+                JobRecord::new(job.id, &job.original_name, job.size_bytes, job.queued_at);
+            record.set_file(&job.file);
+            record.state = job.state;
+            record.started_at = job.started_at;
+            record.finished_at = job.finished_at;
+            record.summary = Some(job.summary);
+            if self.history > 0 {
+                if jobs.finished.len() >= self.history {
+                    jobs.finished.pop_front();
+                }
+                jobs.finished.push_back(record);
+            }
+        }
+    }
+
     pub fn counts(&self) -> Counts {
         self.lock().counts
     }
@@ -330,6 +401,12 @@ impl JobRecord {
             final_progress: None,
             summary: None,
         }
+    }
+
+    fn newest_time(&self) -> SystemTime {
+        self.finished_at
+            .or(self.started_at)
+            .unwrap_or(self.queued_at)
     }
 
     fn file(&self) -> &str {

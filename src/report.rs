@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::analyze::csv::CsvReport;
 use crate::analyze::json::JsonReport;
@@ -19,7 +19,7 @@ use crate::analyze::{Analysis, Details, Kind};
 pub const REPORT_SUFFIX: &str = ".report.json";
 pub const ERROR_SUFFIX: &str = ".error.json";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Completed,
@@ -36,7 +36,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
     pub kind: String,
     pub message: String,

@@ -1,7 +1,10 @@
 //! The HTTP server (actix-web): routes over the registry, read-only.
 //!
-//! `configure` is the one list of routes. Handlers only read the `Registry`; they never touch
-//! the folders or the pipeline. The server is started and stopped by `daemon`.
+//! `configure` is the one list of routes. Handlers read the `Registry` (and, for one job, its
+//! published report); they never move a file or touch the pipeline. The server is started and
+//! stopped by `daemon`.
+
+pub mod api;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -10,24 +13,38 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
 
+use crate::folders::Folders;
 use crate::registry::Registry;
 
 /// The server on an already bound listener, not yet running: await it in an actix system.
-pub fn server(listener: TcpListener, registry: Arc<Registry>) -> std::io::Result<Server> {
+pub fn server(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    folders: &Folders,
+) -> std::io::Result<Server> {
     let registry = web::Data::from(registry);
-    let server =
-        HttpServer::new(move || App::new().app_data(registry.clone()).configure(configure))
-            .workers(2)
-            // The daemon handles SIGINT/SIGTERM itself and stops the server last.
-            .disable_signals()
-            .shutdown_timeout(2)
-            .listen(listener)?
-            .run();
+    let folders = api::folders_data(folders);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(registry.clone())
+            .app_data(folders.clone())
+            .configure(configure)
+    })
+    .workers(2)
+    // The daemon handles SIGINT/SIGTERM itself and stops the server last.
+    .disable_signals()
+    .shutdown_timeout(2)
+    .listen(listener)?
+    .run();
     Ok(server)
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.route("/health", web::get().to(health));
+    config
+        .route("/health", web::get().to(health))
+        .route("/api/status", web::get().to(api::status))
+        .route("/api/jobs", web::get().to(api::jobs))
+        .route("/api/jobs/{id}", web::get().to(api::job));
 }
 
 /// 200 while the watcher and the pool are alive, else 503 with the reason.

@@ -1,0 +1,201 @@
+//! The JSON API (SPEC §5): `/api/status`, `/api/jobs`, `/api/jobs/{id}`.
+//!
+//! Every answer is built from the registry; only `/api/jobs/{id}` reads a file, the job's
+//! published report, to embed it. Errors are JSON objects `{"error": "..."}` with the status.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::folders::Folders;
+use crate::registry::{Counts, JobId, JobSnapshot, JobState, Registry};
+use crate::report::{ERROR_SUFFIX, REPORT_SUFFIX};
+
+/// Finished jobs listed per state by `/api/status` (the rest is paged by `/api/jobs`).
+const STATUS_RECENT: usize = 50;
+/// `/api/jobs` without `limit`, and the most it gives at once.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+
+/// An API error: its status and a message, answered as `{"error": message}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no job with id {0}")]
+    UnknownJob(String),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownJob(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
+    }
+}
+
+/// One job as the API shows it.
+#[derive(Serialize)]
+pub struct JobView {
+    pub job_id: String,
+    pub file: String,
+    pub original_name: String,
+    pub state: JobState,
+    pub size_bytes: u64,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// `{done, total}` segments while processing (and as it ended).
+    pub progress: Option<Progress>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::analyze::Kind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::report::ErrorInfo>,
+    pub status_url: String,
+}
+
+#[derive(Serialize)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+impl From<JobSnapshot> for JobView {
+    fn from(job: JobSnapshot) -> JobView {
+        let summary = job.summary;
+        JobView {
+            job_id: job.id.to_string(),
+            status_url: format!("/api/jobs/{}", job.id),
+            file: job.file,
+            original_name: job.original_name,
+            state: job.state,
+            size_bytes: job.size_bytes,
+            queued_at: rfc3339(job.queued_at),
+            started_at: job.started_at.map(rfc3339),
+            finished_at: job.finished_at.map(rfc3339),
+            progress: job.progress.map(|(done, total)| Progress { done, total }),
+            kind: summary.as_ref().map(|s| s.kind),
+            duration_ms: summary.as_ref().map(|s| s.duration_ms),
+            error: summary.and_then(|s| s.error),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    counts: Counts,
+    queued: Vec<JobView>,
+    processing: Vec<JobView>,
+    processed: Vec<JobView>,
+    failed: Vec<JobView>,
+    last_processed: Option<JobView>,
+}
+
+fn views(jobs: Vec<JobSnapshot>) -> Vec<JobView> {
+    jobs.into_iter().map(JobView::from).collect()
+}
+
+/// `GET /api/status`: counts, every queued and running job (up to a bound), the most recent
+/// finished ones, and the last processed file.
+pub async fn status(registry: web::Data<Registry>) -> HttpResponse {
+    let page = |state| views(registry.list(Some(state), STATUS_RECENT, 0).1);
+    let body = Status {
+        counts: registry.counts(),
+        queued: page(JobState::Queued),
+        processing: page(JobState::Processing),
+        processed: page(JobState::Completed),
+        failed: page(JobState::Failed),
+        last_processed: registry.last_processed().map(JobView::from),
+    };
+    HttpResponse::Ok().json(body)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// `GET /api/jobs?state=&limit=&offset=`: newest first.
+pub async fn jobs(
+    registry: web::Data<Registry>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let state = match query.state.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some("queued") => Some(JobState::Queued),
+        Some("processing") => Some(JobState::Processing),
+        Some("completed") | Some("processed") => Some(JobState::Completed),
+        Some("failed") => Some(JobState::Failed),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown state {other:?}: use queued, processing, completed or failed"
+            )));
+        }
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+    let offset = query.offset.unwrap_or(0);
+    let (total, page) = registry.list(state, limit, offset);
+    Ok(HttpResponse::Ok().json(json!({
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "jobs": views(page),
+    })))
+}
+
+/// `GET /api/jobs/{id}`: the job, and its report once published.
+pub async fn job(
+    registry: web::Data<Registry>,
+    folders: web::Data<Folders>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let job = JobId::from_string(&id)
+        .ok()
+        .and_then(|job_id| registry.get(job_id))
+        .ok_or(ApiError::UnknownJob(id))?;
+    let report = report_path(&folders, &job).and_then(|path| read_report(&path));
+    let mut body = serde_json::to_value(JobView::from(job)).unwrap_or(Value::Null);
+    if let (Some(report), Value::Object(map)) = (report, &mut body) {
+        map.insert("report".to_string(), report);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Where a finished job's report is.
+pub fn report_path(folders: &Folders, job: &JobSnapshot) -> Option<PathBuf> {
+    let (dir, suffix) = match job.state {
+        JobState::Completed => (&folders.processed, REPORT_SUFFIX),
+        JobState::Failed => (&folders.failed, ERROR_SUFFIX),
+        JobState::Queued | JobState::Processing => return None,
+    };
+    // The name comes from the registry (a name this daemon chose), never from the request.
+    Some(dir.join(format!("{}{suffix}", job.file)))
+}
+
+fn read_report(path: &std::path::Path) -> Option<Value> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Shared for handlers that need the folders.
+pub fn folders_data(folders: &Folders) -> web::Data<Folders> {
+    web::Data::from(Arc::new(folders.clone()))
+}

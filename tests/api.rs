@@ -1,0 +1,137 @@
+//! The JSON API over real HTTP against the running daemon (SPEC §5).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, Workspace, wait_until};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn get_json(daemon: &Daemon, path: &str) -> (u16, Value) {
+    let (status, body) = daemon.get(path);
+    let json = serde_json::from_str(&body).unwrap_or_else(|err| panic!("{path}: {err}: {body}"));
+    (status, json)
+}
+
+fn drop_file(ws: &Workspace, name: &str, body: &[u8]) {
+    ws.write(&format!("stage/{name}"), body);
+    std::fs::rename(
+        ws.path(&format!("stage/{name}")),
+        ws.path(&format!("watch_dir/unprocessed/{name}")),
+    )
+    .expect("move in");
+}
+
+fn finished(daemon: &Daemon) -> u64 {
+    let (_, status) = get_json(daemon, "/api/status");
+    status["counts"]["completed"].as_u64().unwrap_or(0)
+        + status["counts"]["failed"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn status_jobs_and_one_job_tell_what_happened() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--settle-ms", "50"], &[]);
+    drop_file(&ws, "users.csv", b"user_id,amount\nu1,5\nu2,7\nu1,1\n");
+    assert!(
+        wait_until(LONG, || finished(&daemon) == 1),
+        "{}",
+        daemon.log()
+    );
+    drop_file(&ws, "broken.json", b"{\"a\": ");
+    assert!(
+        wait_until(LONG, || finished(&daemon) == 2),
+        "{}",
+        daemon.log()
+    );
+
+    let (code, status) = get_json(&daemon, "/api/status");
+    assert_eq!(code, 200);
+    assert_eq!(status["counts"]["completed"], 1);
+    assert_eq!(status["counts"]["failed"], 1);
+    assert_eq!(status["counts"]["queued"], 0);
+    assert_eq!(status["processed"][0]["file"], "users.csv");
+    assert_eq!(status["processed"][0]["kind"], "csv");
+    assert_eq!(status["failed"][0]["error"]["kind"], "invalid_json");
+    assert_eq!(status["last_processed"]["file"], "users.csv");
+
+    // Newest first: the failed job came second.
+    let (_, all) = get_json(&daemon, "/api/jobs");
+    assert_eq!(all["total"], 2);
+    assert_eq!(all["jobs"][0]["file"], "broken.json");
+    assert_eq!(all["jobs"][1]["file"], "users.csv");
+    let (_, page) = get_json(&daemon, "/api/jobs?limit=1&offset=1");
+    assert_eq!(page["jobs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["jobs"][0]["file"], "users.csv");
+    let (_, failed) = get_json(&daemon, "/api/jobs?state=failed");
+    assert_eq!(failed["total"], 1);
+    let (code, bad) = get_json(&daemon, "/api/jobs?state=sideways");
+    assert_eq!(code, 400);
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("sideways"))
+    );
+
+    // One job: its report is the one on disk.
+    let id = status["processed"][0]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (code, job) = get_json(&daemon, &format!("/api/jobs/{id}"));
+    assert_eq!(code, 200);
+    assert_eq!(job["state"], "completed");
+    let on_disk = ws.read_json("watch_dir/processed/users.csv.report.json");
+    assert_eq!(job["report"], on_disk);
+    assert_eq!(job["report"]["csv"]["distinct_users"], 2);
+
+    for unknown in [
+        "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "not-an-id",
+        "..%2F..%2Fetc%2Fpasswd",
+    ] {
+        let (code, error) = get_json(&daemon, &format!("/api/jobs/{unknown}"));
+        assert_eq!(code, 404, "{unknown}");
+        assert!(error["error"].as_str().is_some(), "{unknown}: {error}");
+    }
+}
+
+#[test]
+fn the_history_survives_a_restart() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--settle-ms", "50"], &[]);
+    for i in 0..5 {
+        drop_file(&ws, &format!("f{i}.txt"), format!("line {i}\n").as_bytes());
+    }
+    drop_file(&ws, "bad.json", b"[");
+    assert!(
+        wait_until(LONG, || finished(&daemon) == 6),
+        "{}",
+        daemon.log()
+    );
+    let (_, before) = get_json(&daemon, "/api/jobs?limit=100");
+    daemon.kill();
+
+    // Only the newest 4 come back into the history; the counters count every report.
+    let daemon = Daemon::start(&ws, &["--history", "4"], &[]);
+    let (_, status) = get_json(&daemon, "/api/status");
+    assert_eq!(status["counts"]["completed"], 5);
+    assert_eq!(status["counts"]["failed"], 1);
+    let (_, after) = get_json(&daemon, "/api/jobs?limit=100");
+    assert_eq!(after["total"], 4);
+    let before_ids: Vec<&Value> = before["jobs"].as_array().expect("jobs").iter().collect();
+    for job in after["jobs"].as_array().expect("jobs") {
+        let same = before_ids
+            .iter()
+            .find(|old| old["job_id"] == job["job_id"])
+            .unwrap_or_else(|| panic!("{job} was not there before"));
+        assert_eq!(same["file"], job["file"]);
+        assert_eq!(same["state"], job["state"]);
+    }
+    let id = after["jobs"][0]["job_id"].as_str().expect("id");
+    let (code, job) = get_json(&daemon, &format!("/api/jobs/{id}"));
+    assert_eq!(code, 200);
+    assert!(job["report"].is_object(), "{job}");
+}
