@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod folders;
 pub mod history;
 pub mod lifecycle;
+pub mod metrics;
 pub mod pool;
 pub mod queue;
 pub mod registry;

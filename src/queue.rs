@@ -221,6 +221,7 @@ impl Scheduler {
             self.registry.heartbeat();
             if missed.swap(false, Ordering::AcqRel) {
                 log::warn!("the scheduler fell behind and events were dropped; rescanning");
+                self.registry.note_rescan();
                 self.rescan(true);
             }
             self.dispatch(&jobs);
@@ -359,6 +360,7 @@ impl Scheduler {
             FileEvent::Gone(name) => self.untrack(&name),
             FileEvent::Rescan => {
                 log::warn!("the kernel dropped folder events (queue overflow); rescanning");
+                self.registry.note_rescan();
                 self.rescan(true);
             }
             FileEvent::Failed(message) => {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::analyze::{Kind, Progress};
+use crate::metrics::Metrics;
 use crate::report::{ErrorInfo, Report, Status};
 
 /// A job's id: a ULID (sortable by time; 16 bytes, no allocation). Reports carry it as text.
@@ -123,6 +124,7 @@ struct Jobs {
 
 pub struct Registry {
     jobs: Mutex<Jobs>,
+    metrics: Metrics,
     history: usize,
     liveness: Liveness,
 }
@@ -140,6 +142,7 @@ impl Registry {
     pub fn new(history: usize) -> Registry {
         Registry {
             jobs: Mutex::new(Jobs::default()),
+            metrics: Metrics::new(),
             history,
             liveness: Liveness {
                 started: Instant::now(),
@@ -213,6 +216,8 @@ impl Registry {
 
     /// The job's report is published; the job joins the bounded history.
     pub fn finish(&self, id: JobId, report: &Report) {
+        self.metrics
+            .job_finished(report.size_bytes, report.duration_ms);
         let mut guard = self.lock();
         let jobs = &mut *guard;
         let state = match report.status {
@@ -335,6 +340,16 @@ impl Registry {
             .chain(jobs.finished.iter())
             .map(JobRecord::snapshot_now)
             .collect()
+    }
+
+    /// `unprocessed/` was listed again after lost events.
+    pub fn note_rescan(&self) {
+        self.metrics.rescanned();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.encode(self.counts())
     }
 
     /// Called by the scheduler on every turn of its loop.

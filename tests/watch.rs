@@ -193,6 +193,12 @@ fn a_burst_with_dropped_events_loses_nothing_and_repeats_nothing() {
         "no rescan happened:\n{}",
         &log[..log.len().min(3000)]
     );
+    let (_, metrics) = daemon.get("/metrics");
+    let rescans = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("file_processor_rescans_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(rescans.is_some_and(|n| n >= 1), "{metrics}");
     std::thread::sleep(Duration::from_millis(300));
     let dropped: Vec<Vec<u8>> = files.into_iter().map(|(_, body)| body).collect();
     assert_exactly_once(&ws, &dropped);

@@ -44,7 +44,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/health", web::get().to(health))
         .route("/api/status", web::get().to(api::status))
         .route("/api/jobs", web::get().to(api::jobs))
-        .route("/api/jobs/{id}", web::get().to(api::job));
+        .route("/api/jobs/{id}", web::get().to(api::job))
+        .route("/metrics", web::get().to(metrics));
 }
 
 /// 200 while the watcher and the pool are alive, else 503 with the reason.
@@ -54,4 +55,11 @@ async fn health(registry: web::Data<Registry>) -> HttpResponse {
         Err(reason) => HttpResponse::ServiceUnavailable()
             .json(json!({ "status": "unavailable", "reason": reason })),
     }
+}
+
+/// Prometheus text format.
+async fn metrics(registry: web::Data<Registry>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(registry.metrics_text())
 }
