@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use tokio::sync::broadcast;
 
 use crate::analyze::{Kind, Progress};
 use crate::metrics::Metrics;
@@ -19,6 +20,9 @@ use crate::report::{ErrorInfo, Report, Status};
 
 /// A job's id: a ULID (sortable by time; 16 bytes, no allocation). Reports carry it as text.
 pub type JobId = ulid::Ulid;
+
+/// State changes kept for a subscriber that is behind; older ones are dropped for it.
+const EVENT_BACKLOG: usize = 1024;
 
 /// The scheduler beats at least this often; `/health` fails after a few missed beats.
 pub const HEARTBEAT_LIMIT: Duration = Duration::from_secs(5);
@@ -125,6 +129,9 @@ struct Jobs {
 pub struct Registry {
     jobs: Mutex<Jobs>,
     metrics: Metrics,
+    /// Every state change, for the live views. A send never waits: a subscriber that falls
+    /// behind loses the oldest events (and is told so), the pipeline never does.
+    events: broadcast::Sender<JobSnapshot>,
     history: usize,
     liveness: Liveness,
 }
@@ -143,6 +150,7 @@ impl Registry {
         Registry {
             jobs: Mutex::new(Jobs::default()),
             metrics: Metrics::new(),
+            events: broadcast::channel(EVENT_BACKLOG).0,
             history,
             liveness: Liveness {
                 started: Instant::now(),
@@ -167,6 +175,7 @@ impl Registry {
         let mut jobs = self.lock();
         jobs.counts.queued += 1;
         let record = JobRecord::new(id, name, size_bytes, queued_at);
+        self.announce(&record);
         jobs.active.insert(id, record);
     }
 
@@ -212,6 +221,7 @@ impl Registry {
         record.set_file(&start.file);
         record.started_at = Some(SystemTime::now());
         record.progress = Some(start.progress);
+        self.announce(record);
     }
 
     /// The job's report is published; the job joins the bounded history.
@@ -248,6 +258,7 @@ impl Registry {
             duration_ms: report.duration_ms,
             error: report.error.clone(),
         });
+        self.announce(&record);
         if self.history > 0 {
             let finished = &mut jobs.finished;
             if finished.len() >= self.history {
@@ -340,6 +351,18 @@ impl Registry {
             .chain(jobs.finished.iter())
             .map(JobRecord::snapshot_now)
             .collect()
+    }
+
+    /// A receiver of every state change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<JobSnapshot> {
+        self.events.subscribe()
+    }
+
+    /// Tells the subscribers, if any (no copy is made when nobody listens).
+    fn announce(&self, record: &JobRecord) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(record.snapshot_now());
+        }
     }
 
     /// `unprocessed/` was listed again after lost events.

@@ -135,3 +135,55 @@ fn the_history_survives_a_restart() {
     assert_eq!(code, 200);
     assert!(job["report"].is_object(), "{job}");
 }
+
+/// Reads a Server-Sent Events stream until `done` says the text so far is enough.
+fn read_events(port: u16, done: impl Fn(&str) -> bool, after_connect: impl FnOnce()) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    let mut after_connect = Some(after_connect);
+    let deadline = std::time::Instant::now() + LONG;
+    while std::time::Instant::now() < deadline && !done(&text) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {}
+        }
+        if text.contains(": connected")
+            && let Some(act) = after_connect.take()
+        {
+            act();
+        }
+    }
+    text
+}
+
+#[test]
+fn events_stream_every_state_change_of_a_job() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--settle-ms", "50"], &[]);
+    let text = read_events(
+        daemon.port,
+        |text| text.contains("\"state\":\"completed\""),
+        || drop_file(&ws, "live.log", b"WARN live\n"),
+    );
+    assert!(text.contains("text/event-stream"), "{text}");
+    let states: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter(|job| job["file"] == "live.log" || job["original_name"] == "live.log")
+        .map(|job| job["state"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(states, ["queued", "processing", "completed"], "{text}");
+    assert!(text.contains("event: job"), "{text}");
+}

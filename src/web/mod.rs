@@ -5,6 +5,7 @@
 //! stopped by `daemon`.
 
 pub mod api;
+pub mod events;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/api/status", web::get().to(api::status))
         .route("/api/jobs", web::get().to(api::jobs))
         .route("/api/jobs/{id}", web::get().to(api::job))
+        .route("/api/events", web::get().to(events::events))
         .route("/metrics", web::get().to(metrics));
 }
 

@@ -1,0 +1,48 @@
+//! `GET /api/events`: Server-Sent Events, a `job` event (the job as `/api/jobs/{id}` shows it,
+//! without the report) on every state change, and a keep-alive comment when nothing happens.
+//!
+//! Each client reads its own broadcast receiver: a slow or vanished client only loses its own
+//! oldest events (it gets a `lagged` event saying how many) and never blocks the pipeline.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use actix_web::web::{self, Bytes};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::registry::Registry;
+use crate::web::api::JobView;
+
+/// A comment line this often keeps proxies from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub async fn events(registry: web::Data<Registry>) -> HttpResponse {
+    let receiver = registry.subscribe();
+    // The first chunk opens the stream at once and sets the client's reconnection delay.
+    let opening = Bytes::from_static(b"retry: 2000\n: connected\n\n");
+    let stream = futures_util::stream::unfold(
+        (receiver, Some(opening)),
+        |(mut receiver, opening)| async move {
+            if let Some(opening) = opening {
+                return Some((Ok::<_, Infallible>(opening), (receiver, None)));
+            }
+            let chunk = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
+                Ok(Ok(job)) => {
+                    let data = serde_json::to_string(&JobView::from(job)).unwrap_or_default();
+                    Bytes::from(format!("event: job\ndata: {data}\n\n"))
+                }
+                Ok(Err(RecvError::Lagged(missed))) => {
+                    Bytes::from(format!("event: lagged\ndata: {missed}\n\n"))
+                }
+                Ok(Err(RecvError::Closed)) => return None,
+                Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+            };
+            Some((Ok(chunk), (receiver, None)))
+        },
+    );
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .streaming(stream)
+}
