@@ -193,6 +193,29 @@ def wait_for_old_deletions(marker):
         time.sleep(wait)
 
 
+def api(binary, base):
+    """wrk on /api/status with a full history of 10,000 jobs; returns (req/s, p99 ms, RSS KiB)."""
+    if shutil.which("wrk") is None:
+        return None
+    root = folders(base)
+    for i in range(10000):
+        with open(os.path.join(root, "unprocessed", f"h{i:05d}.log"), "wb") as f:
+            f.write(BODY)
+    daemon = Daemon(binary, root)
+    if not wait_for_reports(root, 10000):
+        raise SystemExit("api: the 10,000 files were not processed")
+    time.sleep(0.5)
+    port = re.search(r"http://[0-9.]+:(\d+)/health", open(daemon.log_path).read()).group(1)
+    out = subprocess.run(["wrk", "-t2", "-c50", "-d10s", "--latency", f"http://127.0.0.1:{port}/api/status"],
+                         capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    rss = daemon.rss_kib()
+    daemon.stop()
+    return rate, p99_ms, rss
+
+
 def main():
     binary, floor, workdir = sys.argv[1:4]
     root = os.path.join(workdir, f"watch-bench-{os.getpid()}")
@@ -218,6 +241,13 @@ def main():
     print(f"      RSS after {step}: {first / 1024:.1f} MiB, after {total}: {last / 1024:.1f} MiB "
           f"({(last - first) / first * 100:+.1f}%); peak {peak / 1024:.1f} MiB")
     print(f"      RSS every {step} files (MiB): {', '.join(f'{r / 1024:.1f}' for r in rss)}")
+    measured = api(binary, root)
+    print("== api: wrk -t2 -c50 -d10s on /api/status, 10,000 jobs in the history (wrk on the same 2 cores)")
+    if measured is None:
+        print("      (wrk is not installed: apt-get install wrk)")
+    else:
+        rate, p99_ms, rss = measured
+        print(f"      {rate:,.0f} req/s, p99 {p99_ms:.2f} ms; daemon RSS {rss / 1024:.1f} MiB")
     shutil.rmtree(root, ignore_errors=True)
     with open(marker, "w"):
         pass

@@ -298,6 +298,31 @@ impl Registry {
         (total, page)
     }
 
+    /// The newest `limit` jobs in `state`, without counting them all (for `/api/status`).
+    pub fn recent(&self, state: JobState, limit: usize) -> Vec<JobSnapshot> {
+        let jobs = self.lock();
+        match state {
+            JobState::Queued | JobState::Processing => {
+                let mut active: Vec<&JobRecord> =
+                    jobs.active.values().filter(|r| r.state == state).collect();
+                active.sort_by_key(|record| std::cmp::Reverse(record.newest_time()));
+                active
+                    .into_iter()
+                    .take(limit)
+                    .map(JobRecord::snapshot_now)
+                    .collect()
+            }
+            JobState::Completed | JobState::Failed => jobs
+                .finished
+                .iter()
+                .rev()
+                .filter(|r| r.state == state)
+                .take(limit)
+                .map(JobRecord::snapshot_now)
+                .collect(),
+        }
+    }
+
     /// The newest finished job that completed.
     pub fn last_processed(&self) -> Option<JobSnapshot> {
         let jobs = self.lock();

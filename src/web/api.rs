@@ -15,8 +15,8 @@ use crate::folders::Folders;
 use crate::registry::{Counts, JobId, JobSnapshot, JobState, Registry};
 use crate::report::{ERROR_SUFFIX, REPORT_SUFFIX};
 
-/// Finished jobs listed per state by `/api/status` (the rest is paged by `/api/jobs`).
-const STATUS_RECENT: usize = 50;
+/// Jobs listed per state by `/api/status` (the rest is paged by `/api/jobs`).
+const STATUS_RECENT: usize = 20;
 /// `/api/jobs` without `limit`, and the most it gives at once.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
@@ -113,7 +113,7 @@ fn views(jobs: Vec<JobSnapshot>) -> Vec<JobView> {
 /// `GET /api/status`: counts, every queued and running job (up to a bound), the most recent
 /// finished ones, and the last processed file.
 pub async fn status(registry: web::Data<Registry>) -> HttpResponse {
-    let page = |state| views(registry.list(Some(state), STATUS_RECENT, 0).1);
+    let page = |state| views(registry.recent(state, STATUS_RECENT));
     let body = Status {
         counts: registry.counts(),
         queued: page(JobState::Queued),
