@@ -43,6 +43,16 @@ struct ReportStub {
     finished_at: String,
     duration_ms: u64,
     error: Option<ErrorInfo>,
+    text: Option<CountStub>,
+    csv: Option<CountStub>,
+    json: Option<CountStub>,
+}
+
+/// The key figure of a report's section, whatever its name there.
+#[derive(Deserialize)]
+struct CountStub {
+    #[serde(alias = "rows", alias = "records")]
+    lines: Option<u64>,
 }
 
 /// Reads back the newest `limit` reports of `folders`.
@@ -127,6 +137,10 @@ fn read(path: &Path) -> Option<RestoredJob> {
             kind: stub.kind,
             duration_ms: stub.duration_ms,
             error: stub.error,
+            count: [stub.text, stub.csv, stub.json]
+                .into_iter()
+                .flatten()
+                .find_map(|section| section.lines),
         },
     })
 }

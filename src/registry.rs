@@ -43,7 +43,38 @@ pub struct JobSummary {
     pub kind: Kind,
     pub duration_ms: u64,
     pub error: Option<ErrorInfo>,
+    /// The key figure of its kind: lines (text), rows (csv), records (json).
+    pub count: Option<u64>,
 }
+
+impl JobSummary {
+    /// The summary of a report.
+    pub fn of(report: &Report) -> JobSummary {
+        JobSummary {
+            kind: report.kind,
+            duration_ms: report.duration_ms,
+            error: report.error.clone(),
+            count: report
+                .text
+                .as_ref()
+                .map(|text| text.lines)
+                .or(report.csv.as_ref().map(|csv| csv.rows))
+                .or(report.json.as_ref().map(|json| json.records)),
+        }
+    }
+}
+
+/// Files and bytes finished in one minute.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Minute {
+    /// Minutes since the Unix epoch.
+    pub minute: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Minutes of throughput kept.
+pub const THROUGHPUT_MINUTES: usize = 30;
 
 /// A copy of one job as it is now.
 #[derive(Debug, Clone)]
@@ -124,6 +155,13 @@ struct Jobs {
     /// first: microseconds for 10,000).
     finished: VecDeque<JobRecord>,
     counts: Counts,
+    /// Files and bytes finished per minute, the last `THROUGHPUT_MINUTES` minutes with any.
+    throughput: VecDeque<Minute>,
+}
+
+fn minute_of(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60)
 }
 
 pub struct Registry {
@@ -253,11 +291,24 @@ impl Registry {
         record.set_file(&report.file);
         record.finished_at = Some(now);
         record.final_progress = record.progress.take().map(|p| p.get());
-        record.summary = Some(JobSummary {
-            kind: report.kind,
-            duration_ms: report.duration_ms,
-            error: report.error.clone(),
-        });
+        record.summary = Some(JobSummary::of(report));
+        let minute = minute_of(now);
+        match jobs.throughput.back_mut() {
+            Some(last) if last.minute == minute => {
+                last.files += 1;
+                last.bytes += report.size_bytes;
+            }
+            _ => {
+                if jobs.throughput.len() >= THROUGHPUT_MINUTES {
+                    jobs.throughput.pop_front();
+                }
+                jobs.throughput.push_back(Minute {
+                    minute,
+                    files: 1,
+                    bytes: report.size_bytes,
+                });
+            }
+        }
         self.announce(&record);
         if self.history > 0 {
             let finished = &mut jobs.finished;
@@ -354,6 +405,26 @@ impl Registry {
                 jobs.finished.push_back(record);
             }
         }
+    }
+
+    /// Files and bytes finished per minute over the last `THROUGHPUT_MINUTES` minutes, oldest
+    /// first, with the minutes without any included as zeros.
+    pub fn throughput(&self) -> Vec<Minute> {
+        let jobs = self.lock();
+        let now = minute_of(SystemTime::now());
+        let first = now + 1 - THROUGHPUT_MINUTES as u64;
+        (first..=now)
+            .map(|minute| {
+                jobs.throughput
+                    .iter()
+                    .find(|m| m.minute == minute)
+                    .copied()
+                    .unwrap_or(Minute {
+                        minute,
+                        ..Minute::default()
+                    })
+            })
+            .collect()
     }
 
     pub fn counts(&self) -> Counts {

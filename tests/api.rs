@@ -187,3 +187,47 @@ fn events_stream_every_state_change_of_a_job() {
     assert_eq!(states, ["queued", "processing", "completed"], "{text}");
     assert!(text.contains("event: job"), "{text}");
 }
+
+#[test]
+fn the_dashboard_is_complete_without_javascript() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--settle-ms", "50"], &[]);
+    drop_file(&ws, "a<b&c>.log", b"ERROR x\nINFO y\nINFO z\n");
+    drop_file(&ws, "broken.json", b"{");
+    assert!(
+        wait_until(LONG, || finished(&daemon) == 2),
+        "{}",
+        daemon.log()
+    );
+
+    let (code, html) = daemon.get("/");
+    assert_eq!(code, 200);
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    // Names are escaped, never markup.
+    assert!(!html.contains("a<b&c>.log"), "{html}");
+    assert!(html.contains("a&#60;b&#38;c&#62;.log"), "{html}");
+    assert!(html.contains("3 lines"), "{html}");
+    assert!(html.contains("id=\"last-processed\""), "{html}");
+    assert!(
+        html.contains("invalid_json"),
+        "the failure and its message: {html}"
+    );
+    assert!(
+        html.contains("<script src=\"/static/dashboard.js\">"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no CDN: {html}"
+    );
+
+    let (code, fragment) = daemon.get("/?fragment=1");
+    assert_eq!(code, 200);
+    assert!(
+        !fragment.contains("<html") && fragment.contains("id=\"processed\""),
+        "{fragment}"
+    );
+    let (code, script) = daemon.get("/static/dashboard.js");
+    assert_eq!(code, 200);
+    assert!(script.contains("EventSource"), "{script}");
+}

@@ -5,6 +5,7 @@
 //! stopped by `daemon`.
 
 pub mod api;
+pub mod dashboard;
 pub mod events;
 
 use std::net::TcpListener;
@@ -42,6 +43,8 @@ pub fn server(
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
+        .route("/", web::get().to(dashboard::dashboard))
+        .route("/static/dashboard.js", web::get().to(dashboard::script))
         .route("/health", web::get().to(health))
         .route("/api/status", web::get().to(api::status))
         .route("/api/jobs", web::get().to(api::jobs))

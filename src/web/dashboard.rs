@@ -1,0 +1,175 @@
+//! `GET /`: the dashboard (askama), and the script that keeps it live.
+//!
+//! The page is complete without JavaScript. With it, `static/dashboard.js` listens to
+//! `/api/events` and, on each job event (at most four times a second), fetches the page's live
+//! part (`?fragment=1`) and swaps it in: no reload, no polling. Assets are compiled into the
+//! binary: nothing comes from a CDN.
+
+use std::time::SystemTime;
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::registry::{Counts, JobSnapshot, JobState, Registry};
+use crate::report::human_bytes;
+
+/// Rows of the processed list per page.
+const PAGE_ROWS: usize = 50;
+/// Rows shown of the queued, running and failed lists.
+const LIST_ROWS: usize = 100;
+/// Throughput is averaged over this many recent minutes.
+const RATE_MINUTES: usize = 5;
+
+const SCRIPT: &str = include_str!("../../static/dashboard.js");
+
+/// One job as a table row: everything already formatted.
+pub struct Row {
+    pub id: String,
+    pub file: String,
+    pub original: String,
+    pub kind: String,
+    pub size: String,
+    pub figure: String,
+    pub duration: String,
+    pub when: String,
+    pub progress_done: u64,
+    pub progress_total: u64,
+    pub percent: u64,
+    pub error: String,
+}
+
+pub struct Bar {
+    pub x: usize,
+    pub height: u64,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    fragment: bool,
+    counts: Counts,
+    last: Option<Row>,
+    queued: Vec<Row>,
+    processing: Vec<Row>,
+    processed: Vec<Row>,
+    failed: Vec<Row>,
+    page: usize,
+    pages: usize,
+    throughput: Vec<Bar>,
+    chart_width: usize,
+    files_per_min: String,
+    mb_per_s: String,
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<usize>,
+    fragment: Option<u8>,
+}
+
+fn clock(time: SystemTime) -> String {
+    // RFC 3339 to the second, shown as "YYYY-MM-DD HH:MM:SS" UTC.
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+impl From<JobSnapshot> for Row {
+    fn from(job: JobSnapshot) -> Row {
+        let summary = job.summary.as_ref();
+        let kind = summary.map_or("", |s| s.kind.as_str()).to_string();
+        let figure = match (summary.and_then(|s| s.count), kind.as_str()) {
+            (Some(n), "csv") => format!("{n} rows"),
+            (Some(n), "json") => format!("{n} records"),
+            (Some(n), _) => format!("{n} lines"),
+            (None, _) => String::new(),
+        };
+        let (done, total) = job.progress.unwrap_or((0, 0));
+        let when = job.finished_at.or(job.started_at).unwrap_or(job.queued_at);
+        Row {
+            id: job.id.to_string(),
+            original: job.original_name,
+            file: job.file,
+            kind,
+            size: human_bytes(job.size_bytes),
+            figure,
+            duration: summary.map_or(String::new(), |s| format!("{} ms", s.duration_ms)),
+            when: clock(when),
+            progress_done: done,
+            progress_total: total.max(1),
+            percent: (done * 100).checked_div(total).unwrap_or(0),
+            error: summary
+                .and_then(|s| s.error.as_ref())
+                .map_or(String::new(), |e| format!("{}: {}", e.kind, e.message)),
+        }
+    }
+}
+
+fn rows(jobs: Vec<JobSnapshot>) -> Vec<Row> {
+    jobs.into_iter().map(Row::from).collect()
+}
+
+pub async fn dashboard(
+    registry: web::Data<Registry>,
+    query: web::Query<PageQuery>,
+) -> HttpResponse {
+    let counts = registry.counts();
+    let (total, processed) = registry.list(
+        Some(JobState::Completed),
+        PAGE_ROWS,
+        query.page.unwrap_or(0) * PAGE_ROWS,
+    );
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
+    let minutes = registry.throughput();
+    let most = minutes.iter().map(|m| m.files).max().unwrap_or(0).max(1);
+    let recent = &minutes[minutes.len().saturating_sub(RATE_MINUTES)..];
+    let files: u64 = recent.iter().map(|m| m.files).sum();
+    let bytes: u64 = recent.iter().map(|m| m.bytes).sum();
+    let seconds = (recent.len().max(1) * 60) as f64;
+    let page = Dashboard {
+        fragment: query.fragment.is_some(),
+        counts,
+        last: registry.last_processed().map(Row::from),
+        queued: rows(registry.recent(JobState::Queued, LIST_ROWS)),
+        processing: rows(registry.recent(JobState::Processing, LIST_ROWS)),
+        processed: rows(processed),
+        failed: rows(registry.recent(JobState::Failed, LIST_ROWS)),
+        page: query.page.unwrap_or(0).min(pages - 1),
+        pages,
+        chart_width: minutes.len() * 20,
+        throughput: minutes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Bar {
+                x: i * 20,
+                height: m.files * 60 / most,
+                label: format!(
+                    "{}: {} files, {}",
+                    clock(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(m.minute * 60)),
+                    m.files,
+                    human_bytes(m.bytes)
+                ),
+            })
+            .collect(),
+        files_per_min: format!("{:.1}", files as f64 * 60.0 / seconds),
+        mb_per_s: format!("{:.2}", bytes as f64 / seconds / 1e6),
+    };
+    match page.render() {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(err) => {
+            log::error!("cannot render the dashboard: {err}");
+            HttpResponse::InternalServerError().body("cannot render the dashboard")
+        }
+    }
+}
+
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript; charset=utf-8")
+        .body(SCRIPT)
+}
