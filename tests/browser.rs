@@ -1,0 +1,248 @@
+//! The dashboard in a real browser: Debian's chromium, headless, driven over the DevTools
+//! protocol. Opens the page, drops a file, and checks that the page shows it as processed
+//! without a reload; saves a screenshot to `target/dashboard.png`.
+//!
+//! Without a chromium on the machine the test says so and passes, unless `FP_REQUIRE_BROWSER`
+//! is set, as `.ci/run` does: in CI it cannot be skipped.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Daemon, Workspace, wait_until};
+use serde_json::{Value, json};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn find_chromium() -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    let dirs: Vec<PathBuf> = std::env::split_paths(&paths).collect();
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
+        .find(|path| path.is_file())
+}
+
+/// GET on chromium's DevTools HTTP endpoint, read up to its Content-Length (it does not close
+/// the connection when done).
+fn devtools_json(port: u16, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Value::Null;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )
+    .is_err()
+    {
+        return Value::Null;
+    }
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(str::to_string)
+                })
+                .and_then(|n| n.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| body.len() >= n) {
+                return serde_json::from_str(body).unwrap_or(Value::Null);
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return Value::Null,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A headless chromium showing one page, killed when dropped.
+struct Browser {
+    child: Child,
+    page: WebSocket<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn open(binary: &PathBuf, url: &str) -> Browser {
+        let profile = tempfile::tempdir().expect("profile dir");
+        let mut child = Command::new(binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                "--window-size=1200,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/..."
+        let stderr = child.stderr.take().expect("stderr");
+        let mut port = None;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("ws://127.0.0.1:").nth(1) {
+                port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
+                break;
+            }
+        }
+        let port = port.expect("chromium announced its DevTools port");
+        let mut page_url = None;
+        let found = wait_until(LONG, || {
+            let targets = devtools_json(port, "/json/list");
+            page_url = targets.as_array().and_then(|targets| {
+                targets
+                    .iter()
+                    .find(|t| t["type"] == "page")
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+                    .map(str::to_string)
+            });
+            page_url.is_some()
+        });
+        assert!(found, "chromium has no page target");
+        let (page, _) = tungstenite::connect(page_url.expect("page")).expect("DevTools socket");
+        Browser {
+            child,
+            page,
+            next_id: 0,
+            _profile: profile,
+        }
+    }
+
+    /// Sends a DevTools command and returns its result.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({ "id": id, "method": method, "params": params });
+        self.page
+            .send(Message::text(message.to_string()))
+            .expect("send");
+        loop {
+            let reply = self.page.read().expect("read");
+            let Message::Text(text) = reply else { continue };
+            let reply: Value = serde_json::from_str(text.as_str()).expect("json");
+            if reply["id"] == id {
+                assert!(reply.get("error").is_none(), "{method}: {reply}");
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates a JavaScript expression in the page; returns its value.
+    fn eval(&mut self, expression: &str) -> Value {
+        let result = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true }),
+        );
+        result["result"]["value"].clone()
+    }
+
+    fn eval_until(&mut self, expression: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + LONG;
+        loop {
+            let value = self.eval(expression);
+            if want(&value) || Instant::now() >= deadline {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_dashboard_shows_a_dropped_file_as_processed_without_a_reload() {
+    let Some(chromium) = find_chromium() else {
+        assert!(
+            std::env::var_os("FP_REQUIRE_BROWSER").is_none(),
+            "FP_REQUIRE_BROWSER is set but no chromium was found"
+        );
+        eprintln!("no chromium on this machine: the browser test is skipped");
+        return;
+    };
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--settle-ms", "50"], &[]);
+    let mut browser = Browser::open(&chromium, &format!("http://127.0.0.1:{}/", daemon.port));
+
+    // The page is up and its event stream is open.
+    let state = browser.eval_until(
+        "document.getElementById('state') ? document.getElementById('state').textContent : ''",
+        |v| v.as_str().is_some_and(|s| s.contains("live")),
+    );
+    assert!(
+        state.as_str().is_some_and(|s| s.contains("live")),
+        "{state}"
+    );
+    let before = browser.eval("document.getElementById('count-completed').textContent");
+    assert!(before.as_str().is_some_and(|s| s.contains('0')), "{before}");
+    // A reload would lose this.
+    browser.eval("window.__sameDocument = 'yes'");
+
+    ws.write("stage/seen-live.csv", b"user_id,n\nu1,1\nu2,2\n");
+    std::fs::rename(
+        ws.path("stage/seen-live.csv"),
+        ws.path("watch_dir/unprocessed/seen-live.csv"),
+    )
+    .expect("move in");
+
+    let processed = browser.eval_until(
+        "(document.getElementById('processed') || {textContent: ''}).textContent",
+        |v| v.as_str().is_some_and(|s| s.contains("seen-live.csv")),
+    );
+    assert!(
+        processed
+            .as_str()
+            .is_some_and(|s| s.contains("seen-live.csv") && s.contains("2 rows")),
+        "the page did not show the file: {processed}\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        browser.eval("window.__sameDocument"),
+        json!("yes"),
+        "the page reloaded"
+    );
+    let last = browser.eval("document.getElementById('last-processed').textContent");
+    assert!(
+        last.as_str().is_some_and(|s| s.contains("seen-live.csv")),
+        "{last}"
+    );
+
+    let shot = browser.call("Page.captureScreenshot", json!({ "format": "png" }));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().expect("screenshot data"))
+        .expect("base64");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    std::fs::write(&out, png).expect("save screenshot");
+    eprintln!("screenshot: {}", out.display());
+}
