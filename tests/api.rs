@@ -231,3 +231,52 @@ fn the_dashboard_is_complete_without_javascript() {
     assert_eq!(code, 200);
     assert!(script.contains("EventSource"), "{script}");
 }
+
+#[test]
+fn a_job_page_shows_its_report_as_tables() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--settle-ms", "50"], &[]);
+    drop_file(
+        &ws,
+        "orders.csv",
+        b"user_id,amount,city\nu1,5,Oslo\nu2,7,Rome\nu1,1,Oslo\nu1,2,<Paris>\n",
+    );
+    drop_file(&ws, "app.log", b"ERROR one\nWARN two\nERROR three\n");
+    assert!(
+        wait_until(LONG, || finished(&daemon) == 2),
+        "{}",
+        daemon.log()
+    );
+    let (_, jobs) = get_json(&daemon, "/api/jobs");
+    let id_of = |file: &str| {
+        jobs["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["file"] == file))
+            .and_then(|j| j["job_id"].as_str())
+            .expect("job")
+            .to_string()
+    };
+
+    let (code, html) = daemon.get(&format!("/jobs/{}", id_of("orders.csv")));
+    assert_eq!(code, 200);
+    for want in [
+        "id=\"columns\"",
+        "<td>amount</td>",
+        "<td>integer</td>",
+        "id=\"top-users\"",
+        "<th>u1</th><td class=\"num\">3</td>",
+        "&#60;Paris&#62;",
+    ] {
+        assert!(html.contains(want), "{want} missing in:\n{html}");
+    }
+    assert!(!html.contains("<Paris>"), "escaped");
+
+    let (code, html) = daemon.get(&format!("/jobs/{}", id_of("app.log")));
+    assert_eq!(code, 200);
+    assert!(html.contains("id=\"levels\""), "{html}");
+    assert!(
+        html.contains("<th>ERROR</th><td class=\"num\">2</td>"),
+        "{html}"
+    );
+    assert_eq!(daemon.get("/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV").0, 404);
+}

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod dashboard;
 pub mod events;
+pub mod job_page;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/", web::get().to(dashboard::dashboard))
         .route("/static/dashboard.js", web::get().to(dashboard::script))
+        .route("/jobs/{id}", web::get().to(job_page::job_page))
         .route("/health", web::get().to(health))
         .route("/api/status", web::get().to(api::status))
         .route("/api/jobs", web::get().to(api::jobs))
