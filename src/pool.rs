@@ -11,14 +11,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Receiver;
 
 use crate::analyze::{self, Analysis, AnalysisError, AnalysisOptions, Kind, Progress};
 use crate::lifecycle::Lifecycle;
 use crate::queue::{Completions, Job};
-use crate::registry::{JobStart, Registry};
+use crate::registry::{JobId, JobStart, Registry};
 use crate::report::Timing;
 
 /// What every job needs; shared by all of them.
@@ -37,9 +38,31 @@ pub fn work(jobs: Receiver<Job>, worker: Arc<Worker>) {
     }
 }
 
+/// Progress events of one job are sent at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
 impl Worker {
+    /// Progress that tells the registry's subscribers, at most every `PROGRESS_EVERY`.
+    fn live_progress(&self, id: JobId) -> Progress {
+        let registry = Arc::clone(&self.registry);
+        let started = Instant::now();
+        let last_sent_ms = AtomicU64::new(0);
+        Progress::with_callback(move |_, _| {
+            let now_ms = started.elapsed().as_millis() as u64;
+            let last = last_sent_ms.load(Ordering::Relaxed);
+            let due = now_ms >= last + PROGRESS_EVERY.as_millis() as u64;
+            if due
+                && last_sent_ms
+                    .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                registry.progressed(id);
+            }
+        })
+    }
+
     fn run(&self, job: Job) {
-        let progress = Arc::new(Progress::silent());
+        let progress = Arc::new(self.live_progress(job.id));
         let original_name = job.original_name.to_string_lossy().into_owned();
         self.registry.start(JobStart {
             id: job.id,

@@ -449,6 +449,17 @@ impl Registry {
             .collect()
     }
 
+    /// A running job made progress: tell the subscribers (the caller throttles).
+    pub fn progressed(&self, id: JobId) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let jobs = self.lock();
+        if let Some(record) = jobs.active.get(&id) {
+            self.announce(record);
+        }
+    }
+
     /// A receiver of every state change from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<JobSnapshot> {
         self.events.subscribe()
@@ -488,6 +499,11 @@ impl Registry {
     /// Shutdown has begun: no new claims.
     pub fn set_draining(&self) {
         self.liveness.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Seconds since the registry (the daemon) started.
+    pub fn uptime_seconds(&self) -> u64 {
+        self.liveness.started.elapsed().as_secs()
     }
 
     /// `Ok` while the watcher and the pool are alive; else why not.

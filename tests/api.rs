@@ -280,3 +280,54 @@ fn a_job_page_shows_its_report_as_tables() {
     );
     assert_eq!(daemon.get("/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV").0, 404);
 }
+
+#[test]
+fn a_large_file_sends_throttled_progress_events() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(
+        &ws,
+        &["--settle-ms", "50", "--segment-bytes", "1048576"],
+        &[],
+    );
+    let line = b"INFO one line of a large log, repeated to make the analysis last a while\n";
+    let big: Vec<u8> = line.iter().copied().cycle().take(40 << 20).collect();
+    ws.write("stage/big.log", &big);
+    let started = std::time::Instant::now();
+    let text = read_events(
+        daemon.port,
+        |text| text.contains("\"state\":\"completed\""),
+        || {
+            std::fs::rename(
+                ws.path("stage/big.log"),
+                ws.path("watch_dir/unprocessed/big.log"),
+            )
+            .expect("move in")
+        },
+    );
+    let elapsed = started.elapsed();
+    let progress: Vec<(u64, u64)> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter(|job| job["state"] == "processing")
+        .filter_map(|job| {
+            Some((
+                job["progress"]["done"].as_u64()?,
+                job["progress"]["total"].as_u64()?,
+            ))
+        })
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|&(done, total)| done > 0 && done < total),
+        "no progress in between: {progress:?} after {elapsed:?}"
+    );
+    // At most four a second (plus the start).
+    let most = elapsed.as_millis() as usize / 250 + 2;
+    assert!(
+        progress.len() <= most,
+        "{} events in {elapsed:?}",
+        progress.len()
+    );
+}

@@ -442,6 +442,9 @@ fn health_a_bad_file_and_a_second_daemon_on_the_same_folder() {
     let (status, body) = daemon.get("/health");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"ok\""), "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(health["status"], "ok");
+    assert!(health["jobs"]["uptime_seconds"].is_u64(), "{health}");
 
     ws.write("stage/broken.json", b"{\"a\": [1, 2");
     ws.write("stage/fine.json", b"{\"a\": [1, 2]}");

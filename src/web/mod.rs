@@ -55,12 +55,24 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics));
 }
 
-/// 200 while the watcher and the pool are alive, else 503 with the reason.
+/// 200 while the watcher and the pool are alive, else 503 with the reason; with the counts
+/// and the uptime either way.
 async fn health(registry: web::Data<Registry>) -> HttpResponse {
+    let counts = registry.counts();
+    let details = json!({
+        "queued": counts.queued,
+        "processing": counts.processing,
+        "completed": counts.completed,
+        "failed": counts.failed,
+        "uptime_seconds": registry.uptime_seconds(),
+    });
     match registry.health() {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok" })),
-        Err(reason) => HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "unavailable", "reason": reason })),
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok", "jobs": details })),
+        Err(reason) => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unavailable",
+            "reason": reason,
+            "jobs": details,
+        })),
     }
 }
 
