@@ -86,6 +86,9 @@ class Daemon:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
         return int(out.split()[0])
 
+    def port(self):
+        return re.search(r"http://[0-9.]+:(\d+)/health", open(self.log_path).read()).group(1)
+
     def rss_kib(self):
         with open(f"/proc/{self.pid}/status") as f:
             return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
@@ -205,15 +208,52 @@ def api(binary, base):
     if not wait_for_reports(root, 10000):
         raise SystemExit("api: the 10,000 files were not processed")
     time.sleep(0.5)
-    port = re.search(r"http://[0-9.]+:(\d+)/health", open(daemon.log_path).read()).group(1)
-    out = subprocess.run(["wrk", "-t2", "-c50", "-d10s", "--latency", f"http://127.0.0.1:{port}/api/status"],
-                         capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    port = daemon.port()
+    results = {}
+    for path in ("/api/status", "/"):
+        out = subprocess.run(["wrk", "-t2", "-c50", "-d10s", "--latency", f"http://127.0.0.1:{port}{path}"],
+                             capture_output=True, text=True, check=True).stdout
+        rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+        p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+        results[path] = (rate, p99_ms)
     rss = daemon.rss_kib()
     daemon.stop()
-    return rate, p99_ms, rss
+    return results, rss
+
+
+def watched_burst(binary, base, with_wrk):
+    """The burst again, with the dashboard open in headless chromium (live through SSE), and
+    with `with_wrk` also wrk -t1 -c1 asking /api/status without pause. Returns files/s, or None
+    without the tools."""
+    chromium = shutil.which("chromium")
+    if chromium is None or shutil.which("wrk") is None:
+        return None
+    root = folders(base)
+    names = stage(root, FILES, "w")
+    daemon = Daemon(binary, root)
+    port = daemon.port()
+    profile = os.path.join(root, "chromium-profile")
+    browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                f"--user-data-dir={profile}", "--remote-debugging-port=0", f"http://127.0.0.1:{port}/"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    load = subprocess.Popen(["wrk", "-t1", "-c1", "-d120s", f"http://127.0.0.1:{port}/api/status"]
+                            if with_wrk else ["sleep", "120"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2)
+    start = time.time()
+    for name in names:
+        os.rename(os.path.join(root, "stage", name), os.path.join(root, "unprocessed", name))
+    if not wait_for_reports(root, FILES):
+        raise SystemExit("watched burst: not all reports")
+    end = max(e.stat().st_mtime for e in reports(root))
+    load.kill()
+    browser.kill()
+    load.wait()
+    browser.wait()
+    daemon.stop()
+    return FILES / (end - start)
 
 
 def main():
@@ -242,12 +282,22 @@ def main():
           f"({(last - first) / first * 100:+.1f}%); peak {peak / 1024:.1f} MiB")
     print(f"      RSS every {step} files (MiB): {', '.join(f'{r / 1024:.1f}' for r in rss)}")
     measured = api(binary, root)
-    print("== api: wrk -t2 -c50 -d10s on /api/status, 10,000 jobs in the history (wrk on the same 2 cores)")
+    print("== http: wrk -t2 -c50 -d10s, 10,000 jobs in the history (wrk on the same 2 cores)")
     if measured is None:
         print("      (wrk is not installed: apt-get install wrk)")
     else:
-        rate, p99_ms, rss = measured
-        print(f"      {rate:,.0f} req/s, p99 {p99_ms:.2f} ms; daemon RSS {rss / 1024:.1f} MiB")
+        results, rss = measured
+        for path, (rate, p99_ms) in results.items():
+            print(f"      {path:12} {rate:8,.0f} req/s, p99 {p99_ms:.2f} ms")
+        print(f"      daemon RSS with the full history, after the load: {rss / 1024:.1f} MiB")
+    for with_wrk, label in ((False, "the dashboard open in headless chromium"),
+                            (True, "the dashboard in chromium and wrk -t1 -c1 on /api/status")):
+        watched = watched_burst(binary, root, with_wrk)
+        print(f"== watch: the burst again, watched by {label}")
+        if watched is None:
+            print("      (needs chromium and wrk)")
+        else:
+            print(f"      {watched:8.0f} files/s, {(watched - o) / o * 100:+.1f}% against the unwatched median above")
     shutil.rmtree(root, ignore_errors=True)
     with open(marker, "w"):
         pass

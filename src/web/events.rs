@@ -9,10 +9,22 @@ use std::time::Duration;
 
 use actix_web::HttpResponse;
 use actix_web::web::{self, Bytes};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::registry::Registry;
 use crate::web::api::JobView;
+
+/// Events already waiting that are sent together in one write.
+const BATCH: usize = 256;
+
+fn job_event(job: crate::registry::JobSnapshot) -> String {
+    let data = serde_json::to_string(&JobView::from(job)).unwrap_or_default();
+    format!("event: job\ndata: {data}\n\n")
+}
+
+fn lagged_event(missed: u64) -> String {
+    format!("event: lagged\ndata: {missed}\n\n")
+}
 
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -27,17 +39,26 @@ pub async fn events(registry: web::Data<Registry>) -> HttpResponse {
             if let Some(opening) = opening {
                 return Some((Ok::<_, Infallible>(opening), (receiver, None)));
             }
-            let chunk = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
-                Ok(Ok(job)) => {
-                    let data = serde_json::to_string(&JobView::from(job)).unwrap_or_default();
-                    Bytes::from(format!("event: job\ndata: {data}\n\n"))
-                }
-                Ok(Err(RecvError::Lagged(missed))) => {
-                    Bytes::from(format!("event: lagged\ndata: {missed}\n\n"))
-                }
+            let mut chunk = match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
+                Ok(Ok(job)) => job_event(job),
+                Ok(Err(RecvError::Lagged(missed))) => lagged_event(missed),
                 Ok(Err(RecvError::Closed)) => return None,
-                Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+                Err(_) => {
+                    return Some((
+                        Ok(Bytes::from_static(b": keep-alive\n\n")),
+                        (receiver, None),
+                    ));
+                }
             };
+            // Whatever else is already waiting goes out in the same write.
+            for _ in 0..BATCH {
+                match receiver.try_recv() {
+                    Ok(job) => chunk.push_str(&job_event(job)),
+                    Err(TryRecvError::Lagged(missed)) => chunk.push_str(&lagged_event(missed)),
+                    Err(_) => break,
+                }
+            }
+            let chunk = Bytes::from(chunk);
             Some((Ok(chunk), (receiver, None)))
         },
     );
