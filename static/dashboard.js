@@ -1,5 +1,6 @@
-// Keeps the dashboard live: on every job event from /api/events, re-fetch the page's live part
-// (at most four times a second) and swap it in. Without JavaScript the page is still complete.
+// Keeps the dashboard live: /api/events?changes=250 says, at most four times a second, that
+// jobs changed; then the page's live part is re-fetched and swapped in. Without JavaScript the
+// page is still complete.
 (function () {
   "use strict";
   if (!window.EventSource || !window.fetch) return;
@@ -16,10 +17,10 @@
       .then(function (html) { live.innerHTML = html; })
       .catch(function () { pending = false; });
   }
-  var events = new EventSource("/api/events");
+  var events = new EventSource("/api/events?changes=250");
   events.addEventListener("open", function () { state.textContent = "— live"; });
   events.addEventListener("error", function () { state.textContent = "— reconnecting…"; });
-  events.addEventListener("job", function () {
+  events.addEventListener("changed", function () {
     if (pending) return;
     pending = true;
     setTimeout(refresh, Math.max(0, 250 - (Date.now() - last)));

@@ -138,6 +138,15 @@ fn the_history_survives_a_restart() {
 
 /// Reads a Server-Sent Events stream until `done` says the text so far is enough.
 fn read_events(port: u16, done: impl Fn(&str) -> bool, after_connect: impl FnOnce()) -> String {
+    read_stream(port, "/api/events", done, after_connect)
+}
+
+fn read_stream(
+    port: u16,
+    path: &str,
+    done: impl Fn(&str) -> bool,
+    after_connect: impl FnOnce(),
+) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
@@ -145,7 +154,7 @@ fn read_events(port: u16, done: impl Fn(&str) -> bool, after_connect: impl FnOnc
         .expect("timeout");
     write!(
         stream,
-        "GET /api/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"
     )
     .expect("send");
     let mut text = String::new();
@@ -329,5 +338,30 @@ fn a_large_file_sends_throttled_progress_events() {
         progress.len() <= most,
         "{} events in {elapsed:?}",
         progress.len()
+    );
+}
+
+#[test]
+fn the_changes_stream_coalesces_a_burst_into_a_few_events() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--settle-ms", "50"], &[]);
+    let started = std::time::Instant::now();
+    let text = read_stream(
+        daemon.port,
+        "/api/events?changes=200",
+        |text| text.contains("\"completed\":50"),
+        || {
+            for i in 0..50 {
+                drop_file(&ws, &format!("b{i}.txt"), format!("{i}\n").as_bytes());
+            }
+        },
+    );
+    let elapsed = started.elapsed();
+    let changed = text.matches("event: changed").count();
+    assert!(text.contains("\"completed\":50"), "{text}");
+    assert!(!text.contains("event: job"), "{text}");
+    assert!(
+        changed >= 1 && changed <= elapsed.as_millis() as usize / 200 + 2,
+        "{changed} events in {elapsed:?}"
     );
 }

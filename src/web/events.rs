@@ -1,6 +1,11 @@
 //! `GET /api/events`: Server-Sent Events, a `job` event (the job as `/api/jobs/{id}` shows it,
 //! without the report) on every state change, and a keep-alive comment when nothing happens.
 //!
+//! With `?changes=MS` (what the dashboard uses) it sends instead at most one `changed` event
+//! every MS milliseconds (at least 100), carrying the counts, whenever anything changed: a page
+//! that only redraws needs no event per file, and a burst of thousands of files then costs the
+//! daemon and the browser a few events a second.
+//!
 //! Each client reads its own broadcast receiver: a slow or vanished client only loses its own
 //! oldest events (it gets a `lagged` event saying how many) and never blocks the pipeline.
 
@@ -29,7 +34,15 @@ fn lagged_event(missed: u64) -> String {
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub async fn events(registry: web::Data<Registry>) -> HttpResponse {
+#[derive(serde::Deserialize)]
+pub struct EventsQuery {
+    changes: Option<u64>,
+}
+
+pub async fn events(registry: web::Data<Registry>, query: web::Query<EventsQuery>) -> HttpResponse {
+    if let Some(ms) = query.changes {
+        return changes(registry, Duration::from_millis(ms.max(100)));
+    }
     let receiver = registry.subscribe();
     // The first chunk opens the stream at once and sets the client's reconnection delay.
     let opening = Bytes::from_static(b"retry: 2000\n: connected\n\n");
@@ -60,6 +73,41 @@ pub async fn events(registry: web::Data<Registry>) -> HttpResponse {
             }
             let chunk = Bytes::from(chunk);
             Some((Ok(chunk), (receiver, None)))
+        },
+    );
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .streaming(stream)
+}
+
+/// `?changes=MS`: one `changed` event (with the counts) per interval in which anything changed.
+fn changes(registry: web::Data<Registry>, every: Duration) -> HttpResponse {
+    let receiver = registry.subscribe();
+    let opening = Bytes::from_static(b"retry: 2000\n: connected\n\n");
+    let stream = futures_util::stream::unfold(
+        (receiver, registry, Some(opening)),
+        move |(mut receiver, registry, opening)| async move {
+            if let Some(opening) = opening {
+                return Some((Ok::<_, Infallible>(opening), (receiver, registry, None)));
+            }
+            match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
+                Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
+                Ok(Err(RecvError::Closed)) => return None,
+                Err(_) => {
+                    let keep_alive = Bytes::from_static(b": keep-alive\n\n");
+                    return Some((Ok(keep_alive), (receiver, registry, None)));
+                }
+            }
+            // Let the interval's other changes gather, then drop them: one event says it all.
+            tokio::time::sleep(every).await;
+            while !matches!(
+                receiver.try_recv(),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Closed)
+            ) {}
+            let counts = serde_json::to_string(&registry.counts()).unwrap_or_default();
+            let chunk = Bytes::from(format!("event: changed\ndata: {counts}\n\n"));
+            Some((Ok(chunk), (receiver, registry, None)))
         },
     );
     HttpResponse::Ok()
