@@ -6,8 +6,7 @@
 //! small stub of the report's fields. It never writes, and a report it cannot read is skipped.
 
 use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -17,10 +16,7 @@ use serde::Deserialize;
 use crate::analyze::Kind;
 use crate::folders::Folders;
 use crate::registry::{JobId, JobState, JobSummary, RestoredJob};
-use crate::report::{ERROR_SUFFIX, ErrorInfo, REPORT_SUFFIX, Status};
-
-/// A report larger than this is not read back (ours are far smaller).
-const MAX_REPORT_BYTES: u64 = 64 << 20;
+use crate::report::{self, ERROR_SUFFIX, ErrorInfo, REPORT_SUFFIX, Status};
 
 /// The finished jobs to restore, oldest first, and the all-time counts of reports on disk.
 #[derive(Default)]
@@ -113,13 +109,7 @@ fn is_report_name(name: &OsStr, suffix: &str) -> bool {
 }
 
 fn read(path: &Path) -> Option<RestoredJob> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .ok()?
-        .take(MAX_REPORT_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    let stub: ReportStub = serde_json::from_slice(&bytes).ok()?;
+    let stub: ReportStub = report::read_back(path)?;
     let time = |text: &str| humantime::parse_rfc3339(text).ok();
     Some(RestoredJob {
         id: JobId::from_string(&stub.job_id).ok()?,
@@ -172,7 +162,7 @@ mod tests {
             )
             .expect("write");
             let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i as u64);
-            File::options()
+            fs::File::options()
                 .write(true)
                 .open(&path)
                 .and_then(|f| f.set_modified(when))

@@ -18,8 +18,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -30,9 +30,6 @@ use crate::analyze::Analysis;
 use crate::folders::{self, FolderError, Folders, crash_point};
 use crate::registry::JobId;
 use crate::report::{Report, Status, Timing};
-
-/// Reports are small; a file larger than this where a report should be is not one of ours.
-const MAX_REPORT_BYTES: u64 = 256 << 20;
 
 /// Entries kept in `Names::next_attempt` before it is cleared.
 const NAME_HINTS: usize = 4096;
@@ -480,13 +477,7 @@ fn report_job_id(path: &Path) -> Option<JobId> {
     struct Stub {
         job_id: String,
     }
-    let mut bytes = Vec::new();
-    File::open(path)
-        .ok()?
-        .take(MAX_REPORT_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    let stub: Stub = serde_json::from_slice(&bytes).ok()?;
+    let stub: Stub = crate::report::read_back(path)?;
     JobId::from_string(&stub.job_id).ok()
 }
 

@@ -17,6 +17,22 @@ use crate::analyze::text::TextReport;
 use crate::analyze::{Analysis, Details, Kind};
 
 pub const REPORT_SUFFIX: &str = ".report.json";
+
+/// A report larger than this is not read back (ours are far smaller).
+pub const MAX_REPORT_BYTES: u64 = 64 << 20;
+
+/// Reads a report (or the part of it `T` describes) back from disk; `None` when it is missing,
+/// too large or not such JSON.
+pub fn read_back<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_REPORT_BYTES)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
 pub const ERROR_SUFFIX: &str = ".error.json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,12 +166,9 @@ pub async fn job(
     folders: web::Data<Folders>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let job = JobId::from_string(&id)
-        .ok()
-        .and_then(|job_id| registry.get(job_id))
-        .ok_or(ApiError::UnknownJob(id))?;
-    let report = report_path(&folders, &job).and_then(|path| read_report(&path));
+    let job = find_job(&registry, id.into_inner())?;
+    let report: Option<Value> =
+        report_path(&folders, &job).and_then(|path| crate::report::read_back(&path));
     let mut body = serde_json::to_value(JobView::from(job)).unwrap_or(Value::Null);
     if let (Some(report), Value::Object(map)) = (report, &mut body) {
         map.insert("report".to_string(), report);
@@ -190,9 +187,12 @@ pub fn report_path(folders: &Folders, job: &JobSnapshot) -> Option<PathBuf> {
     Some(dir.join(format!("{}{suffix}", job.file)))
 }
 
-fn read_report(path: &std::path::Path) -> Option<Value> {
-    let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The job with the id of a request's path, or a 404.
+pub fn find_job(registry: &Registry, id: String) -> Result<JobSnapshot, ApiError> {
+    JobId::from_string(&id)
+        .ok()
+        .and_then(|job_id| registry.get(job_id))
+        .ok_or(ApiError::UnknownJob(id))
 }
 
 /// Shared for handlers that need the folders.

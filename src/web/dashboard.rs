@@ -157,15 +157,7 @@ pub async fn dashboard(
         files_per_min: format!("{:.1}", files as f64 * 60.0 / seconds),
         mb_per_s: format!("{:.2}", bytes as f64 / seconds / 1e6),
     };
-    match page.render() {
-        Ok(html) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-        Err(err) => {
-            log::error!("cannot render the dashboard: {err}");
-            HttpResponse::InternalServerError().body("cannot render the dashboard")
-        }
-    }
+    super::html(page.render(), "the dashboard")
 }
 
 pub async fn script() -> HttpResponse {

@@ -6,9 +6,9 @@ use askama::Template;
 use serde_json::Value;
 
 use crate::folders::Folders;
-use crate::registry::{JobId, Registry};
+use crate::registry::Registry;
 use crate::report::human_bytes;
-use crate::web::api::{ApiError, report_path};
+use crate::web::api::{ApiError, find_job, report_path};
 
 pub struct BarRow {
     pub label: String,
@@ -76,14 +76,9 @@ pub async fn job_page(
     folders: web::Data<Folders>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let job = JobId::from_string(&id)
-        .ok()
-        .and_then(|job_id| registry.get(job_id))
-        .ok_or(ApiError::UnknownJob(id))?;
+    let job = find_job(&registry, id.into_inner())?;
     let report: Value = report_path(&folders, &job)
-        .and_then(|path| std::fs::read(path).ok())
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .and_then(|path| crate::report::read_back(&path))
         .unwrap_or(Value::Null);
     let state = serde_json::to_value(job.state).map_or(String::new(), |v| shown(&v));
     let mut page = JobPage {
@@ -170,13 +165,5 @@ pub async fn job_page(
     if let Some(json) = report.get("json") {
         page.json = facts(json, &["format", "valid", "top_level", "records", "keys"]);
     }
-    Ok(match page.render() {
-        Ok(html) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(html),
-        Err(err) => {
-            log::error!("cannot render the job page: {err}");
-            HttpResponse::InternalServerError().body("cannot render the job page")
-        }
-    })
+    Ok(super::html(page.render(), "the job page"))
 }

@@ -82,3 +82,16 @@ async fn metrics(registry: web::Data<Registry>) -> HttpResponse {
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(registry.metrics_text())
 }
+
+/// A rendered page, or a 500 that says which page failed (the cause goes to the log).
+fn html(rendered: Result<String, askama::Error>, what: &str) -> HttpResponse {
+    match rendered {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(err) => {
+            log::error!("cannot render {what}: {err}");
+            HttpResponse::InternalServerError().body(format!("cannot render {what}"))
+        }
+    }
+}
