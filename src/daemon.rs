@@ -2,7 +2,8 @@
 //! order of start and shutdown.
 //!
 //! Start: lock the folder root (one daemon per folder), repair what a crash left
-//! (`Lifecycle::recover`), bind the HTTP port, start watching, then the scheduler scans
+//! (`Lifecycle::recover`), reload the history from the reports on disk, bind the HTTP port,
+//! start watching, then the scheduler scans
 //! `unprocessed/` (watching first, so nothing slips in between) and requeues what was left in
 //! `underprocess/`. Shutdown on SIGINT/SIGTERM: the scheduler stops claiming and waits for
 //! running jobs (bounded), then the watcher, the job threads and the HTTP server stop in that

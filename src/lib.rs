@@ -3,9 +3,10 @@
 //! The flow, one module per stage: `cli` (flags) → `config` (resolved settings) → `daemon`
 //! (builds the pipeline) → `watch` (folder events) → `queue` (readiness, order, claims) →
 //! `pool` (workers) → `analyze` (the analyzers) → `lifecycle` (claim, finish, recover) →
-//! `report` (the JSON report) → `registry` (jobs in memory) → `web` (HTTP). `single_shot` runs
-//! one file through the same analysis and lifecycle. `run` builds the rayon pool; `daemon`
-//! builds everything else; nothing else spawns threads.
+//! `report` (the JSON report) → `registry` (jobs in memory, with `metrics` and, at start,
+//! `history`) → `web` (dashboard, API, events). `single_shot` runs one file through the same
+//! analysis and lifecycle. `run` builds the rayon pool; `daemon` builds everything else;
+//! nothing else spawns threads.
 
 pub mod analyze;
 pub mod cli;

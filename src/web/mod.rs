@@ -1,4 +1,5 @@
-//! The HTTP server (actix-web): routes over the registry, read-only.
+//! The HTTP server (actix-web): the dashboard, the job pages, the JSON API, the event stream,
+//! metrics and health — all read-only views of the registry.
 //!
 //! `configure` is the one list of routes. Handlers read the `Registry` (and, for one job, its
 //! published report); they never move a file or touch the pipeline. The server is started and
