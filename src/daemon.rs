@@ -1,9 +1,9 @@
 //! Watch mode: the one place that creates every thread and channel of the daemon and owns the
 //! order of start and shutdown.
 //!
-//! Start: lock the folder root (one daemon per folder), repair what a crash left
-//! (`Lifecycle::recover`), reload the history from the reports on disk, bind the HTTP port,
-//! start watching, then the scheduler scans
+//! Start: lock the folder root (one daemon per folder), bind the HTTP port, repair what a
+//! crash left (`Lifecycle::recover`), reload the history from the reports on disk, start
+//! watching, then the scheduler scans
 //! `unprocessed/` (watching first, so nothing slips in between) and requeues what was left in
 //! `underprocess/`. Shutdown on SIGINT/SIGTERM: the scheduler stops claiming and waits for
 //! running jobs (bounded), then the watcher, the job threads and the HTTP server stop in that
@@ -80,6 +80,16 @@ pub fn run(
 ) -> Result<ExitCode, DaemonError> {
     let folders = Folders::create(dir)?;
     let _lock = lock(&folders)?;
+    // Before anything changes on disk: a daemon that cannot serve does not start at all.
+    let address = format!("{}:{}", settings.host, settings.port);
+    let listener =
+        TcpListener::bind((settings.host.as_str(), settings.port)).map_err(|source| {
+            DaemonError::Listen {
+                address: address.clone(),
+                source,
+            }
+        })?;
+    let local = listener.local_addr().map_err(DaemonError::Start)?;
     let lifecycle = Arc::new(Lifecycle::new(folders, settings.fsync));
     let recovered = lifecycle.recover()?;
     if recovered.removed + recovered.requeue.len() > 0 {
@@ -98,16 +108,6 @@ pub fn run(
         history.jobs.len()
     );
     registry.restore(history.jobs, history.completed, history.failed);
-
-    let address = format!("{}:{}", settings.host, settings.port);
-    let listener =
-        TcpListener::bind((settings.host.as_str(), settings.port)).map_err(|source| {
-            DaemonError::Listen {
-                address: address.clone(),
-                source,
-            }
-        })?;
-    let local = listener.local_addr().map_err(DaemonError::Start)?;
 
     // Every channel of the pipeline.
     // Watcher → scheduler. When full the watcher drops events and flags a rescan.

@@ -189,5 +189,10 @@ mod tests {
         assert_eq!(restored.len(), 2, "{}", restored.len());
         assert!(history.jobs.iter().any(|job| job.state == JobState::Failed));
         assert!(restored.contains(&ids[3]));
+
+        // No history kept: nothing read back, every report still counted.
+        let none = load(&folders, 0);
+        assert!(none.jobs.is_empty());
+        assert_eq!((none.completed, none.failed), (5, 1));
     }
 }

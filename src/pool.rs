@@ -113,10 +113,7 @@ impl Worker {
                 log::info!(
                     "job {}: {} {original_name} -> {} ({}, {} bytes, {} ms)",
                     job.id,
-                    match report.status {
-                        crate::report::Status::Completed => "completed",
-                        crate::report::Status::Failed => "failed",
-                    },
+                    report.status.as_str(),
                     finished.path.display(),
                     report.kind.as_str(),
                     report.size_bytes,

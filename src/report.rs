@@ -43,6 +43,14 @@ pub enum Status {
 }
 
 impl Status {
+    /// The word the report's `status` field carries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+        }
+    }
+
     /// The suffix of the report written beside a file that ended in this state.
     pub fn report_suffix(self) -> &'static str {
         match self {
@@ -153,10 +161,7 @@ impl Report {
     /// A few lines for a person at a terminal.
     pub fn summary(&self, file_path: &Path, report_path: &Path) -> String {
         let mut out = String::new();
-        let status = match self.status {
-            Status::Completed => "completed",
-            Status::Failed => "failed",
-        };
+        let status = self.status.as_str();
         let _ = writeln!(
             out,
             "{status}: {} -> {}",

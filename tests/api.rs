@@ -230,6 +230,17 @@ fn the_dashboard_is_complete_without_javascript() {
         "no CDN: {html}"
     );
 
+    // The chart's tallest bar is the minute with the most files: full height.
+    assert!(html.contains("height=\"60\""), "{html}");
+    assert!(html.contains("page 1 of 1"), "{html}");
+    // Past the last page: the last page, not an error.
+    let (code, past) = daemon.get("/?page=9");
+    assert_eq!(code, 200);
+    assert!(
+        past.contains("page 1 of 1") && past.contains("id=\"processed\""),
+        "{past}"
+    );
+
     let (code, fragment) = daemon.get("/?fragment=1");
     assert_eq!(code, 200);
     assert!(

@@ -491,3 +491,90 @@ fn health_turns_503_when_the_watched_folder_is_gone() {
     let (_, body) = daemon.get("/health");
     assert!(body.contains("watcher"), "{body}");
 }
+
+/// Starts a one-worker daemon with `args` and waits until a large log is claimed; returns it
+/// with the log's bytes.
+fn daemon_busy_with_a_large_file(ws: &Workspace, args: &[&str]) -> (Daemon, Vec<u8>) {
+    let mut all = vec!["--workers", "1", "--settle-ms", "50"];
+    all.extend_from_slice(args);
+    let daemon = Daemon::start(ws, &all, &[]);
+    let line = b"INFO a line of a large log file that takes a while to analyse\n";
+    let big: Vec<u8> = line.iter().copied().cycle().take(48 << 20).collect();
+    ws.write("stage/big.log", &big);
+    move_in(ws, "big.log");
+    assert!(
+        wait_until(LONG, || ws.files_in("watch_dir/underprocess").len() == 1),
+        "{}",
+        daemon.log()
+    );
+    (daemon, big)
+}
+
+/// After an interrupted shutdown: the file waits in `underprocess/` with no report; a restart
+/// finishes it exactly once.
+fn assert_left_for_the_next_start(ws: &Workspace, big: Vec<u8>) {
+    let left = ws.files_in("watch_dir/underprocess");
+    assert!(left.len() == 1 && left[0].ends_with("_big.log"), "{left:?}");
+    assert!(finished_files(ws).is_empty(), "{:?}", finished_files(ws));
+    let daemon = Daemon::start(ws, &["--workers", "1"], &[]);
+    assert!(
+        wait_until(LONG, || count_finished(ws) == 1),
+        "{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_exactly_once(ws, &[big]);
+}
+
+#[test]
+fn a_shutdown_timeout_leaves_the_running_file_for_the_next_start() {
+    let ws = Workspace::new();
+    let (mut daemon, big) = daemon_busy_with_a_large_file(&ws, &["--shutdown-timeout", "200ms"]);
+    daemon.signal(Signal::TERM);
+    let status = daemon.wait(LONG).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("still running after"),
+        "{}",
+        daemon.log()
+    );
+    assert_left_for_the_next_start(&ws, big);
+}
+
+#[test]
+fn a_second_signal_exits_at_once_and_nothing_is_lost() {
+    let ws = Workspace::new();
+    let (mut daemon, big) = daemon_busy_with_a_large_file(&ws, &[]);
+    daemon.signal(Signal::TERM);
+    assert!(
+        wait_until(LONG, || daemon.log().contains("finishing running jobs")),
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(Signal::TERM);
+    let status = daemon.wait(LONG).expect("exits");
+    assert_eq!(status.code(), Some(1), "{}", daemon.log());
+    assert_left_for_the_next_start(&ws, big);
+}
+
+#[test]
+fn a_port_in_use_is_one_error_line_and_nothing_moves() {
+    let ws = Workspace::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    ws.write("watch_dir/unprocessed/waiting.txt", b"stays\n");
+    ws.write("watch_dir/unprocessed/.fp-upload.tmp", b"left by a crash\n");
+    let out = ws.run(&["--dir", "watch_dir", "--port", &port]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    // Not even start-up recovery ran: the daemon did not start.
+    assert_eq!(
+        ws.files_in("watch_dir/unprocessed"),
+        [".fp-upload.tmp", "waiting.txt"]
+    );
+}

@@ -383,6 +383,31 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_or_a_link_is_refused_at_once_not_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("swapped.csv");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .expect("mkfifo");
+        // With no writer, a blocking open would hang here forever.
+        let analysis = analyze(&fifo, &AnalysisOptions::default(), &Progress::silent());
+        let err = analysis.details.expect_err("a FIFO is not analysed");
+        assert_eq!(err.kind(), "not_a_regular_file");
+
+        let target = dir.path().join("real.txt");
+        std::fs::write(&target, "x\n").expect("write");
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let analysis = analyze(&link, &AnalysisOptions::default(), &Progress::silent());
+        assert_eq!(analysis.details.expect_err("not followed").kind(), "io");
+    }
+
+    #[test]
     fn kind_by_extension_is_case_insensitive() {
         let table = [
             ("a.CSV", Some(Kind::Csv)),

@@ -117,12 +117,11 @@ pub async fn dashboard(
     query: web::Query<PageQuery>,
 ) -> HttpResponse {
     let counts = registry.counts();
-    let (total, processed) = registry.list(
-        Some(JobState::Completed),
-        PAGE_ROWS,
-        query.page.unwrap_or(0) * PAGE_ROWS,
-    );
+    // A page past the end shows the last page.
+    let (total, _) = registry.list(Some(JobState::Completed), 0, 0);
     let pages = total.div_ceil(PAGE_ROWS).max(1);
+    let page = query.page.unwrap_or(0).min(pages - 1);
+    let (_, processed) = registry.list(Some(JobState::Completed), PAGE_ROWS, page * PAGE_ROWS);
     let minutes = registry.throughput();
     let most = minutes.iter().map(|m| m.files).max().unwrap_or(0).max(1);
     let recent = &minutes[minutes.len().saturating_sub(RATE_MINUTES)..];
@@ -137,7 +136,7 @@ pub async fn dashboard(
         processing: rows(registry.recent(JobState::Processing, LIST_ROWS)),
         processed: rows(processed),
         failed: rows(registry.recent(JobState::Failed, LIST_ROWS)),
-        page: query.page.unwrap_or(0).min(pages - 1),
+        page,
         pages,
         chart_width: minutes.len() * 20,
         throughput: minutes
