@@ -15,13 +15,13 @@ use serde::Deserialize;
 
 use crate::analyze::Kind;
 use crate::folders::Folders;
-use crate::registry::{JobId, JobState, JobSummary, RestoredJob};
+use crate::registry::{JobId, JobSnapshot, JobState, JobSummary};
 use crate::report::{self, ERROR_SUFFIX, ErrorInfo, REPORT_SUFFIX, Status};
 
 /// The finished jobs to restore, oldest first, and the all-time counts of reports on disk.
 #[derive(Default)]
 pub struct History {
-    pub jobs: Vec<RestoredJob>,
+    pub jobs: Vec<JobSnapshot>,
     pub completed: u64,
     pub failed: u64,
 }
@@ -108,10 +108,10 @@ fn is_report_name(name: &OsStr, suffix: &str) -> bool {
     !bytes.starts_with(b".") && bytes.len() > suffix.len() && bytes.ends_with(suffix.as_bytes())
 }
 
-fn read(path: &Path) -> Option<RestoredJob> {
+fn read(path: &Path) -> Option<JobSnapshot> {
     let stub: ReportStub = report::read_back(path)?;
     let time = |text: &str| humantime::parse_rfc3339(text).ok();
-    Some(RestoredJob {
+    Some(JobSnapshot {
         id: JobId::from_string(&stub.job_id).ok()?,
         original_name: stub.original_name,
         file: stub.file,
@@ -123,7 +123,8 @@ fn read(path: &Path) -> Option<RestoredJob> {
         queued_at: time(&stub.queued_at)?,
         started_at: time(&stub.started_at),
         finished_at: time(&stub.finished_at),
-        summary: JobSummary {
+        progress: None,
+        summary: Some(JobSummary {
             kind: stub.kind,
             duration_ms: stub.duration_ms,
             error: stub.error,
@@ -131,7 +132,7 @@ fn read(path: &Path) -> Option<RestoredJob> {
                 .into_iter()
                 .flatten()
                 .find_map(|section| section.lines),
-        },
+        }),
     })
 }
 

@@ -116,19 +116,6 @@ pub struct JobStart {
 
 /// One job as the registry keeps it: one allocation for the record and one for its name, so
 /// that a full history costs little and its churn does not fragment the heap.
-/// A finished job read back from its report at start.
-pub struct RestoredJob {
-    pub id: JobId,
-    pub original_name: String,
-    pub file: String,
-    pub size_bytes: u64,
-    pub state: JobState,
-    pub queued_at: SystemTime,
-    pub started_at: Option<SystemTime>,
-    pub finished_at: Option<SystemTime>,
-    pub summary: JobSummary,
-}
-
 struct JobRecord {
     id: JobId,
     original_name: Box<str>,
@@ -386,7 +373,7 @@ impl Registry {
 
     /// Puts finished jobs read back from their reports at start, oldest first, into the
     /// history; the all-time counters start from the reports found on disk.
-    pub fn restore(&self, finished: Vec<RestoredJob>, completed: u64, failed: u64) {
+    pub fn restore(&self, finished: Vec<JobSnapshot>, completed: u64, failed: u64) {
         let mut jobs = self.lock();
         jobs.counts.completed += completed;
         jobs.counts.failed += failed;
@@ -397,7 +384,7 @@ impl Registry {
             record.state = job.state;
             record.started_at = job.started_at;
             record.finished_at = job.finished_at;
-            record.summary = Some(job.summary);
+            record.summary = job.summary;
             if self.history > 0 {
                 if jobs.finished.len() >= self.history {
                     jobs.finished.pop_front();
