@@ -222,10 +222,10 @@ def api(binary, base):
     return results, rss
 
 
-def watched_burst(binary, base, with_wrk):
-    """The burst again, with the dashboard open in headless chromium (live through SSE), and
-    with `with_wrk` also wrk -t1 -c1 asking /api/status without pause. Returns files/s, or None
-    without the tools."""
+def watched_burst(binary, base, load):
+    """The burst with the dashboard open in headless chromium (live through SSE) and `load`, a
+    wrk command line (or None) asking /api/status meanwhile. Returns files/s, or None without
+    the tools."""
     chromium = shutil.which("chromium")
     if chromium is None or shutil.which("wrk") is None:
         return None
@@ -238,9 +238,8 @@ def watched_burst(binary, base, with_wrk):
                                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                                 f"--user-data-dir={profile}", "--remote-debugging-port=0", f"http://127.0.0.1:{port}/"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    load = subprocess.Popen(["wrk", "-t1", "-c1", "-d120s", f"http://127.0.0.1:{port}/api/status"]
-                            if with_wrk else ["sleep", "120"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = (load + ["-d120s", f"http://127.0.0.1:{port}/api/status"]) if load else ["sleep", "120"]
+    watcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     time.sleep(2)
     start = time.time()
     for name in names:
@@ -248,12 +247,41 @@ def watched_burst(binary, base, with_wrk):
     if not wait_for_reports(root, FILES):
         raise SystemExit("watched burst: not all reports")
     end = max(e.stat().st_mtime for e in reports(root))
-    load.kill()
+    watcher.send_signal(signal.SIGINT)
+    out, _ = watcher.communicate()
     browser.kill()
-    load.wait()
     browser.wait()
     daemon.stop()
-    return FILES / (end - start)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out or "")
+    return FILES / (end - start), float(rate.group(1)) if rate else None
+
+
+PACED = ["wrk", "-t1", "-c4", "-s", os.path.join(os.path.dirname(os.path.abspath(__file__)), "paced.lua")]
+FLOOD = ["wrk", "-t1", "-c1"]
+
+
+def watched(binary, root):
+    """Alternating pairs, so that the machine's drift hits both sides alike: the burst unwatched,
+    then watched by chromium and a paced wrk (<= 100 req/s); once more watched by chromium and
+    an unpaced wrk, for the record."""
+    print(f"== watch: the burst watched by the dashboard in headless chromium and wrk on /api/status "
+          f"({RUNS} alternating pairs)")
+    if shutil.which("chromium") is None or shutil.which("wrk") is None:
+        print("      (needs chromium and wrk)")
+        return
+    plain, seen, rates = [], [], []
+    for _ in range(RUNS):
+        plain.append(burst_run(binary, root))
+        files, rate = watched_burst(binary, root, PACED)
+        seen.append(files)
+        rates.append(rate or 0)
+    p, w = statistics.median(plain), statistics.median(seen)
+    print(f"      unwatched:                                     {p:8.0f} files/s  (runs: {', '.join(f'{x:.0f}' for x in plain)})")
+    print(f"      chromium + wrk -t1 -c4, 40 ms pace ({statistics.median(rates):.0f} req/s): {w:8.0f} files/s  "
+          f"(runs: {', '.join(f'{x:.0f}' for x in seen)})  -> {(w - p) / p * 100:+.1f}%")
+    files, rate = watched_burst(binary, root, FLOOD)
+    print(f"      chromium + wrk -t1 -c1 unpaced ({rate or 0:,.0f} req/s):  {files:8.0f} files/s  "
+          f"-> {(files - p) / p * 100:+.1f}% (wrk and the server take a core of the two)")
 
 
 def main():
@@ -261,6 +289,12 @@ def main():
     root = os.path.join(workdir, f"watch-bench-{os.getpid()}")
     marker = os.path.join(workdir, ".watch-bench-deleted")
     wait_for_old_deletions(marker)
+    if os.environ.get("WATCH_ONLY") == "watched":
+        watched(binary, root)
+        shutil.rmtree(root, ignore_errors=True)
+        with open(marker, "w"):
+            pass
+        return
     print(f"== watch: burst of {FILES} files of 1 KiB moved in at once, {os.cpu_count()} cores, {RUNS} runs each")
     floors, ours = [], []
     for _ in range(RUNS):
@@ -290,14 +324,7 @@ def main():
         for path, (rate, p99_ms) in results.items():
             print(f"      {path:12} {rate:8,.0f} req/s, p99 {p99_ms:.2f} ms")
         print(f"      daemon RSS with the full history, after the load: {rss / 1024:.1f} MiB")
-    for with_wrk, label in ((False, "the dashboard open in headless chromium"),
-                            (True, "the dashboard in chromium and wrk -t1 -c1 on /api/status")):
-        watched = watched_burst(binary, root, with_wrk)
-        print(f"== watch: the burst again, watched by {label}")
-        if watched is None:
-            print("      (needs chromium and wrk)")
-        else:
-            print(f"      {watched:8.0f} files/s, {(watched - o) / o * 100:+.1f}% against the unwatched median above")
+    watched(binary, root)
     shutil.rmtree(root, ignore_errors=True)
     with open(marker, "w"):
         pass

@@ -4,7 +4,7 @@
 //! With `?changes=MS` (what the dashboard uses) it sends instead at most one `changed` event
 //! every MS milliseconds (at least 100), carrying the counts, whenever anything changed: a page
 //! that only redraws needs no event per file, and a burst of thousands of files then costs the
-//! daemon and the browser a few events a second.
+//! daemon and the browser a few events a second, and the pipeline nothing but a counter.
 //!
 //! Each client reads its own broadcast receiver: a slow or vanished client only loses its own
 //! oldest events (it gets a `lagged` event saying how many) and never blocks the pipeline.
@@ -82,32 +82,34 @@ pub async fn events(registry: web::Data<Registry>, query: web::Query<EventsQuery
 }
 
 /// `?changes=MS`: one `changed` event (with the counts) per interval in which anything changed.
+/// It reads the registry's version counter once per interval and subscribes to nothing, so a
+/// burst of thousands of files costs the daemon a few events a second per open dashboard.
 fn changes(registry: web::Data<Registry>, every: Duration) -> HttpResponse {
-    let receiver = registry.subscribe();
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let opening = Bytes::from_static(b"retry: 2000\n: connected\n\n");
+    let seen = registry.version();
     let stream = futures_util::stream::unfold(
-        (receiver, registry, Some(opening)),
-        move |(mut receiver, registry, opening)| async move {
+        (ticks, registry, seen, Some(opening)),
+        |(mut ticks, registry, mut seen, opening)| async move {
             if let Some(opening) = opening {
-                return Some((Ok::<_, Infallible>(opening), (receiver, registry, None)));
+                return Some((Ok::<_, Infallible>(opening), (ticks, registry, seen, None)));
             }
-            match tokio::time::timeout(KEEP_ALIVE, receiver.recv()).await {
-                Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
-                Ok(Err(RecvError::Closed)) => return None,
-                Err(_) => {
+            let quiet_since = tokio::time::Instant::now();
+            loop {
+                ticks.tick().await;
+                let now = registry.version();
+                if now != seen {
+                    seen = now;
+                    let counts = serde_json::to_string(&registry.counts()).unwrap_or_default();
+                    let chunk = Bytes::from(format!("event: changed\ndata: {counts}\n\n"));
+                    return Some((Ok(chunk), (ticks, registry, seen, None)));
+                }
+                if quiet_since.elapsed() >= KEEP_ALIVE {
                     let keep_alive = Bytes::from_static(b": keep-alive\n\n");
-                    return Some((Ok(keep_alive), (receiver, registry, None)));
+                    return Some((Ok(keep_alive), (ticks, registry, seen, None)));
                 }
             }
-            // Let the interval's other changes gather, then drop them: one event says it all.
-            tokio::time::sleep(every).await;
-            while !matches!(
-                receiver.try_recv(),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Closed)
-            ) {}
-            let counts = serde_json::to_string(&registry.counts()).unwrap_or_default();
-            let chunk = Bytes::from(format!("event: changed\ndata: {counts}\n\n"));
-            Some((Ok(chunk), (receiver, registry, None)))
         },
     );
     HttpResponse::Ok()
