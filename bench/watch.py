@@ -9,6 +9,10 @@
 3. Memory: 100,000 files through one daemon, dropped in batches of 1,000 (each batch once the
    previous one is done); VmRSS after 10,000 and after 100,000, and the peak from
    /usr/bin/time -v.
+4. HTTP: wrk on /api/status and / with 10,000 jobs in the history.
+5. The burst watched: alternating pairs of the burst unwatched and the burst with the dashboard
+   open in headless chromium and a paced wrk (bench/paced.lua) on /api/status; then once with
+   an unpaced wrk. WATCH_ONLY=watched runs only this part.
 
 Usage: watch.py BIN FLOOR WORKDIR
 """

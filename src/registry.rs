@@ -240,10 +240,10 @@ impl Registry {
                 _ => jobs.counts.processing -= 1,
             }
             jobs.give_back_memory();
-        } else if let Some(at) = jobs.finished.iter().position(|record| record.id == id) {
-            if let Some(record) = jobs.finished.remove(at) {
-                jobs.in_ring[finished_slot(record.state)] -= 1;
-            }
+        } else if let Some(at) = jobs.finished.iter().position(|record| record.id == id)
+            && let Some(record) = jobs.finished.remove(at)
+        {
+            jobs.in_ring[finished_slot(record.state)] -= 1;
         }
     }
 
