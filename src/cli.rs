@@ -54,7 +54,7 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub segment_bytes: u64,
 
-    /// Address of the HTTP server (health, and the dashboard to come).
+    /// Address of the dashboard and the API.
     #[arg(
         long,
         env = "FP_HOST",
@@ -97,6 +97,21 @@ pub struct Cli {
     /// lose one (about 0.3 ms more per file here). A crash of the daemon never needs it.
     #[arg(long, env = "FP_FSYNC")]
     pub fsync: bool,
+
+    /// When set, every route but /health needs it: `Authorization: Bearer T`, or the cookie
+    /// that the sign-in page sets for browsers. Prefer FP_TOKEN: a flag shows in `ps`.
+    #[arg(long, env = "FP_TOKEN", value_name = "T", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The most file bytes one upload request may carry; a larger one gets 413 and leaves
+    /// nothing behind.
+    #[arg(long, env = "FP_MAX_UPLOAD_BYTES", value_name = "N", default_value_t = 1 << 30)]
+    pub max_upload_bytes: u64,
+
+    /// Ask the daemon on --host/--port whether it is healthy (GET /health) and exit 0 if so,
+    /// 1 if not: the Docker image's HEALTHCHECK, with no other tool needed.
+    #[arg(long, conflicts_with_all = ["input", "watch"])]
+    pub check_health: bool,
 
     /// Folder events buffered between the watcher and the scheduler; when full, events are
     /// dropped and the folder is rescanned (the tests make it tiny to force that).

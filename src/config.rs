@@ -19,6 +19,8 @@ pub enum Mode {
     SingleShot { input: PathBuf, json: bool },
     /// `--watch` (the default): the daemon.
     Watch(WatchSettings),
+    /// `--check-health`: ask a running daemon.
+    CheckHealth { host: String, port: u16 },
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct WatchSettings {
     pub history: usize,
     pub fsync: bool,
     pub event_buffer: usize,
+    pub token: Option<String>,
+    pub max_upload_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +56,27 @@ impl Config {
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             |n| n.get(),
         );
+        if cli
+            .token
+            .as_deref()
+            .is_some_and(|token| token.trim().is_empty())
+        {
+            return Err(UsageError(
+                "--token (FP_TOKEN) is empty: give a token, or unset it to run without one"
+                    .to_string(),
+            ));
+        }
+        if cli.check_health {
+            return Ok(Config {
+                mode: Mode::CheckHealth {
+                    host: cli.host,
+                    port: cli.port,
+                },
+                dir: cli.dir,
+                workers,
+                analysis: AnalysisOptions::default(),
+            });
+        }
         let mode = match cli.input {
             Some(input) => Mode::SingleShot {
                 input,
@@ -72,6 +97,8 @@ impl Config {
                 history: cli.history,
                 fsync: cli.fsync,
                 event_buffer: usize::try_from(cli.event_buffer).unwrap_or(usize::MAX),
+                token: cli.token,
+                max_upload_bytes: cli.max_upload_bytes,
             }),
         };
         Ok(Config {

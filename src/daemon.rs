@@ -25,6 +25,7 @@ use signal_hook::iterator::Signals;
 use crate::analyze::AnalysisOptions;
 use crate::config::WatchSettings;
 use crate::folders::{FolderError, Folders};
+use crate::intake::Intake;
 use crate::lifecycle::{Lifecycle, LifecycleError};
 use crate::pool::{self, Worker};
 use crate::queue::{
@@ -130,9 +131,22 @@ pub fn run(
     let (handle_tx, handle_rx) = bounded(1);
     let web_registry = Arc::clone(&registry);
     let web_folders = lifecycle.folders.clone();
+    let intake = Arc::new(Intake::default());
+    let web_intake = Arc::clone(&intake);
+    let web_settings = web::WebSettings {
+        token: settings.token.clone(),
+        max_upload_bytes: settings.max_upload_bytes,
+        fsync: settings.fsync,
+    };
     let http = spawn("http", move || {
         actix_web::rt::System::new().block_on(async move {
-            match web::server(listener, web_registry, &web_folders) {
+            match web::server(
+                listener,
+                web_registry,
+                web_intake,
+                &web_folders,
+                web_settings,
+            ) {
                 Ok(server) => {
                     let _ = handle_tx.send(Ok(server.handle()));
                     if let Err(err) = server.await {
@@ -174,6 +188,7 @@ pub fn run(
         },
         recovered.requeue,
         Arc::clone(&completions),
+        intake,
     );
     let channels = SchedulerChannels {
         events: event_rx,
@@ -203,11 +218,17 @@ pub fn run(
     })?;
 
     log::info!(
-        "watching {} with {workers} worker(s){}; health on http://{local}/health",
+        "watching {} with {workers} worker(s){}; dashboard on http://{local}/, health on \
+         http://{local}/health{}",
         unprocessed.display(),
         match settings.poll {
             Some(interval) => format!(", polling every {interval:?}"),
             None => String::new(),
+        },
+        if settings.token.is_some() {
+            " (every other route needs the token)"
+        } else {
+            ""
         }
     );
 

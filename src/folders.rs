@@ -301,11 +301,15 @@ pub fn is_temp_name(name: &OsStr) -> bool {
     bytes.starts_with(TEMP_PREFIX.as_bytes()) && bytes.ends_with(TEMP_SUFFIX.as_bytes())
 }
 
-/// Temp files start with a dot and end in `.tmp`: the watcher ignores both.
+/// Temp files start with a dot and end in `.tmp`: the watcher ignores both. They are created
+/// with the mode of any new file (0666 less the umask), not tempfile's 0600, as they become
+/// the user's files and reports.
 pub fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)
+        .permissions(fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
 }
 

@@ -13,7 +13,9 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod folders;
+pub mod health_check;
 pub mod history;
+pub mod intake;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pool;
@@ -53,6 +55,9 @@ impl RunError {
 
 /// Runs the program with resolved settings; `Ok` carries the exit code of a normal run.
 pub fn run(config: Config) -> Result<ExitCode, RunError> {
+    if let Mode::CheckHealth { host, port } = &config.mode {
+        return Ok(health_check::check(host, *port));
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(config.workers)
         .thread_name(|i| format!("analyze-{i}"))
@@ -71,5 +76,6 @@ pub fn run(config: Config) -> Result<ExitCode, RunError> {
             &config.analysis,
             settings,
         )?),
+        Mode::CheckHealth { host, port } => Ok(health_check::check(host, *port)),
     }
 }

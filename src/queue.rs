@@ -15,6 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs::{self, Metadata};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
+use crate::intake::Intake;
 use crate::lifecycle::{Leftover, Lifecycle};
 use crate::registry::{JobId, Registry};
 use crate::watch::{FileEvent, is_ignored};
@@ -152,6 +154,8 @@ pub struct Scheduler {
     /// Jobs handed to the workers (and not taken back); `in_flight` subtracts the finished.
     handed_over: usize,
     completions: Arc<Completions>,
+    /// Uploaded and retried files come with their job id.
+    intake: Arc<Intake>,
     generation: u64,
     epoch: Instant,
 }
@@ -163,6 +167,7 @@ impl Scheduler {
         settings: SchedulerSettings,
         requeue: Vec<Leftover>,
         completions: Arc<Completions>,
+        intake: Arc<Intake>,
     ) -> Scheduler {
         let now = SystemTime::now();
         let requeued = requeue
@@ -196,6 +201,7 @@ impl Scheduler {
             requeued,
             handed_over: 0,
             completions,
+            intake,
             generation: 0,
             epoch: Instant::now(),
         }
@@ -387,15 +393,17 @@ impl Scheduler {
             return;
         }
         let path = self.lifecycle.folders.unprocessed.join(&name);
-        let size = match fs::symlink_metadata(&path) {
-            Ok(metadata) if metadata.is_file() => metadata.len(),
+        let (size, key) = match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() => {
+                (metadata.len(), (metadata.dev(), metadata.ino()))
+            }
             _ => {
                 self.tracked.remove(&name);
                 return;
             }
         };
         let generation = self.next_generation();
-        let job_id = JobId::generate();
+        let job_id = self.intake.take(key).unwrap_or_else(JobId::generate);
         let queued_at = SystemTime::now();
         let waited_ms = self.epoch.elapsed().as_millis() as u64;
         log::debug!("job {job_id}: {} is ready ({size} bytes)", path.display());
@@ -621,7 +629,14 @@ mod tests {
             shutdown_timeout: Duration::from_secs(1),
         };
         let registry = Arc::new(Registry::new(100));
-        let scheduler = Scheduler::new(lifecycle, registry, settings, Vec::new(), completions);
+        let scheduler = Scheduler::new(
+            lifecycle,
+            registry,
+            settings,
+            Vec::new(),
+            completions,
+            Arc::new(Intake::default()),
+        );
         (dir, scheduler)
     }
 

@@ -64,6 +64,15 @@ impl JobSummary {
     }
 }
 
+/// Why a job cannot be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryRefused {
+    /// Not in the registry (never seen, or older than the history).
+    Unknown,
+    /// Only a failed job can be retried.
+    NotFailed(JobState),
+}
+
 /// Files and bytes finished in one minute.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Minute {
@@ -331,6 +340,40 @@ impl Registry {
         self.announce(&record);
         jobs.push_finished(record, self.history);
         jobs.give_back_memory();
+    }
+
+    /// A failed job goes back to the queue under its id: out of the history and counted as
+    /// queued (no longer as failed). Returns the job as it was; its file is still in `failed/`.
+    pub fn begin_retry(&self, id: JobId) -> Result<JobSnapshot, RetryRefused> {
+        let mut guard = self.lock();
+        let jobs = &mut *guard;
+        if let Some(record) = jobs.active.get(&id) {
+            return Err(RetryRefused::NotFailed(record.state));
+        }
+        let at = jobs
+            .finished
+            .iter()
+            .rposition(|record| record.id == id)
+            .ok_or(RetryRefused::Unknown)?;
+        let state = jobs.finished[at].state;
+        if state != JobState::Failed {
+            return Err(RetryRefused::NotFailed(state));
+        }
+        let mut record = jobs.finished.remove(at).ok_or(RetryRefused::Unknown)?;
+        jobs.in_ring[finished_slot(state)] -= 1;
+        let before = record.snapshot_now();
+        jobs.counts.failed = jobs.counts.failed.saturating_sub(1);
+        jobs.counts.queued += 1;
+        record.state = JobState::Queued;
+        record.queued_at = SystemTime::now();
+        record.started_at = None;
+        record.finished_at = None;
+        record.final_progress = None;
+        record.summary = None;
+        record.entered = jobs.enter(id, JobState::Queued);
+        self.announce(&record);
+        jobs.active.insert(id, record);
+        Ok(before)
     }
 
     /// Jobs in `state` (all when `None`), newest first: by finish time for finished jobs, by

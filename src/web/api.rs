@@ -1,4 +1,5 @@
-//! The JSON API (SPEC §5): `/api/status`, `/api/jobs`, `/api/jobs/{id}`.
+//! The JSON API (SPEC §5): `/api/status`, `/api/jobs`, `/api/jobs/{id}` (uploads and retries
+//! are `upload` and `retry`).
 //!
 //! Every answer is built from the registry; only `/api/jobs/{id}` reads a file, the job's
 //! published report, to embed it. Errors are JSON objects `{"error": "..."}` with the status.
@@ -28,6 +29,10 @@ pub enum ApiError {
     UnknownJob(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ResponseError for ApiError {
@@ -35,10 +40,15 @@ impl ResponseError for ApiError {
         match self {
             ApiError::UnknownJob(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(message) = self {
+            log::error!("{message}");
+        }
         HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
     }
 }

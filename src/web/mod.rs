@@ -1,37 +1,64 @@
 //! The HTTP server (actix-web): the dashboard, the job pages, the JSON API, the event stream,
-//! metrics and health — all read-only views of the registry.
+//! metrics and health, uploads and retries, and the token check in front of them.
 //!
-//! `configure` is the one list of routes. Handlers read the `Registry` (and, for one job, its
-//! published report); they never move a file or touch the pipeline. The server is started and
-//! stopped by `daemon`.
+//! `configure` is the one list of routes. The views read the `Registry` (and, for one job,
+//! its published report). Only two handlers change anything on disk, and only by putting a
+//! file into `unprocessed/` for the pipeline to find: `upload` and `retry`. The server is
+//! started and stopped by `daemon`.
 
 pub mod api;
+pub mod auth;
 pub mod dashboard;
 pub mod events;
 pub mod job_page;
+pub mod retry;
+pub mod upload;
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
 
 use crate::folders::Folders;
+use crate::intake::Intake;
 use crate::registry::Registry;
+
+/// What the HTTP side is told at start.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// `--token`: when set, every route but `/health` and `/login` needs it.
+    pub token: Option<String>,
+    /// `--max-upload-bytes`: the most file bytes one upload request may carry.
+    pub max_upload_bytes: u64,
+    /// `--fsync`: uploads and retries are synced too.
+    pub fsync: bool,
+}
 
 /// The server on an already bound listener, not yet running: await it in an actix system.
 pub fn server(
     listener: TcpListener,
     registry: Arc<Registry>,
+    intake: Arc<Intake>,
     folders: &Folders,
+    settings: WebSettings,
 ) -> std::io::Result<Server> {
     let registry = web::Data::from(registry);
+    let intake = web::Data::from(intake);
     let folders = api::folders_data(folders);
+    let auth = web::Data::new(auth::Auth::new(settings.token.as_deref()));
+    let settings = web::Data::new(settings);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(registry.clone())
+            .app_data(intake.clone())
             .app_data(folders.clone())
+            .app_data(auth.clone())
+            .app_data(settings.clone())
+            .wrap(from_fn(auth::require_token))
             .configure(configure)
     })
     .workers(2)
@@ -52,6 +79,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/api/status", web::get().to(api::status))
         .route("/api/jobs", web::get().to(api::jobs))
         .route("/api/jobs/{id}", web::get().to(api::job))
+        .route("/api/jobs/{id}/retry", web::post().to(retry::retry))
+        .route("/api/upload", web::post().to(upload::upload))
+        .route("/login", web::get().to(auth::login_form))
+        .route("/login", web::post().to(auth::login))
         .route("/api/events", web::get().to(events::events))
         .route("/metrics", web::get().to(metrics));
 }
@@ -86,13 +117,51 @@ async fn metrics(registry: web::Data<Registry>) -> HttpResponse {
 
 /// A rendered page, or a 500 that says which page failed (the cause goes to the log).
 fn html(rendered: Result<String, askama::Error>, what: &str) -> HttpResponse {
+    html_with_status(rendered, what, StatusCode::OK)
+}
+
+fn html_with_status(
+    rendered: Result<String, askama::Error>,
+    what: &str,
+    status: StatusCode,
+) -> HttpResponse {
     match rendered {
-        Ok(html) => HttpResponse::Ok()
+        Ok(html) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .body(html),
         Err(err) => {
             log::error!("cannot render {what}: {err}");
             HttpResponse::InternalServerError().body(format!("cannot render {what}"))
+        }
+    }
+}
+
+/// `next` when it is a path on this server (`/…`, not `//host/…`): where a form may send the
+/// browser back to, never elsewhere.
+pub fn local_path(next: &str) -> Option<&str> {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    local.then_some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_local_paths_are_followed() {
+        for good in ["/", "/jobs/01J?x=1", "/?page=2"] {
+            assert_eq!(super::local_path(good), Some(good));
+        }
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "evil",
+            "/\\evil",
+            "/a\nb",
+            "",
+        ] {
+            assert_eq!(super::local_path(bad), None, "{bad:?}");
         }
     }
 }

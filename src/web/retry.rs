@@ -1,0 +1,145 @@
+//! `POST /api/jobs/{id}/retry`: a failed job's file goes from `failed/` back to
+//! `unprocessed/` under the same job id; its error report is kept in `failed/.retried/`.
+//!
+//! Order: the registry takes the job out of the failed ones first (so that a second retry of
+//! the same job is refused), then the report is set aside, then the file moves. If the file
+//! cannot move, the report goes back beside it and the job is dropped from the registry (the
+//! next start reads it back from disk).
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use actix_web::{HttpResponse, http::header, web};
+use serde_json::json;
+
+use crate::folders::{self, Folders};
+use crate::intake::Intake;
+use crate::registry::{JobId, JobSnapshot, Registry, RetryRefused};
+use crate::report::ERROR_SUFFIX;
+use crate::web::api::ApiError;
+use crate::web::{WebSettings, local_path};
+
+/// Under `failed/`: the error reports of retried jobs.
+pub const RETRIED_DIR: &str = ".retried";
+
+#[derive(serde::Deserialize)]
+pub struct RetryQuery {
+    /// A form without JavaScript: answer with a redirect to this local page.
+    next: Option<String>,
+}
+
+pub async fn retry(
+    path: web::Path<String>,
+    query: web::Query<RetryQuery>,
+    registry: web::Data<Registry>,
+    folders: web::Data<Folders>,
+    intake: web::Data<Intake>,
+    settings: web::Data<WebSettings>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = path.into_inner();
+    let id = JobId::from_string(&raw).map_err(|_| ApiError::UnknownJob(raw.clone()))?;
+    let job = registry.begin_retry(id).map_err(|refused| match refused {
+        RetryRefused::Unknown => ApiError::UnknownJob(raw),
+        RetryRefused::NotFailed(state) => ApiError::Conflict(format!(
+            "job {id} is {}, and only a failed job can be retried",
+            serde_json::to_value(state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        )),
+    })?;
+    let durable = settings.fsync;
+    let moved = {
+        let folders = folders.clone();
+        let intake = intake.clone();
+        web::block(move || requeue(&folders, &intake, id, &job, durable)).await
+    };
+    let file = match moved {
+        Ok(Ok(file)) => file,
+        Ok(Err(err)) => {
+            registry.forget(id);
+            return Err(err);
+        }
+        Err(err) => {
+            registry.forget(id);
+            return Err(ApiError::Internal(err.to_string()));
+        }
+    };
+    log::info!(
+        "job {id}: retried; {} is back in unprocessed/",
+        file.to_string_lossy()
+    );
+    if let Some(next) = query.next.as_deref().and_then(local_path) {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, next))
+            .finish());
+    }
+    Ok(HttpResponse::Accepted().json(json!({
+        "job_id": id.to_string(),
+        "file": file.to_string_lossy(),
+        "state": "queued",
+        "status_url": format!("/api/jobs/{id}"),
+    })))
+}
+
+/// Sets the error report aside and moves the file into `unprocessed/` under its original
+/// name (or the first free name derived from it). Returns the name it got.
+fn requeue(
+    folders: &Folders,
+    intake: &Intake,
+    id: JobId,
+    job: &JobSnapshot,
+    durable: bool,
+) -> Result<OsString, ApiError> {
+    let file = folders.failed.join(&job.file);
+    let metadata = fs::symlink_metadata(&file)
+        .ok()
+        .filter(fs::Metadata::is_file)
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "job {id}: its file {} is no longer in failed/",
+                job.file
+            ))
+        })?;
+    let key = (metadata.dev(), metadata.ino());
+    let report = folders.failed.join(format!("{}{ERROR_SUFFIX}", job.file));
+    let set_aside = set_aside(&folders.failed, &report, id, durable)
+        .map_err(|err| ApiError::Internal(format!("cannot keep the old report: {err}")))?;
+    intake.expect(key, id);
+    let name = OsString::from(&job.original_name);
+    match folders::move_into(&file, &folders.unprocessed, &name, None, durable) {
+        Ok(placed) => Ok(folders::file_name_of(&placed).map_or(name.clone(), |n| n.to_os_string())),
+        Err(err) => {
+            intake.withdraw(key);
+            if let Some(kept) = set_aside
+                && let Err(back) = folders::rename_no_replace(&kept, &report)
+            {
+                log::error!("job {id}: cannot put {} back: {back}", kept.display());
+            }
+            Err(ApiError::Internal(format!(
+                "cannot requeue the file: {err}"
+            )))
+        }
+    }
+}
+
+/// Moves the job's error report, if there is one, to `failed/.retried/<job id>.error.json`
+/// (or a derived free name after several retries). Returns where it went.
+fn set_aside(
+    failed: &Path,
+    report: &Path,
+    id: JobId,
+    durable: bool,
+) -> std::io::Result<Option<std::path::PathBuf>> {
+    if !folders::exists(report) {
+        return Ok(None);
+    }
+    let dir = failed.join(RETRIED_DIR);
+    fs::create_dir_all(&dir)?;
+    let name = OsString::from(format!("{id}{ERROR_SUFFIX}"));
+    folders::move_into(report, &dir, &name, None, durable)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}

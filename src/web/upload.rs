@@ -1,0 +1,299 @@
+//! `POST /api/upload`: multipart `file` parts streamed to temporary files in `unprocessed/`
+//! and renamed into place once the whole request has arrived, each under a job id it keeps
+//! through the pipeline.
+//!
+//! Nothing is held in memory but the chunk being written. A part is written to a
+//! `.fp-*.tmp` name, which the watcher ignores and the next start removes after a crash; the
+//! request is all or nothing: if it fails or goes over `--max-upload-bytes`, every part of it
+//! is deleted and none reaches the queue.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::time::SystemTime;
+
+use actix_multipart::Multipart;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+use tempfile::NamedTempFile;
+
+use crate::folders::{self, Folders};
+use crate::intake::Intake;
+use crate::registry::{JobId, Registry};
+use crate::web::{WebSettings, local_path};
+
+/// Small chunks are gathered up to this size before a write.
+const WRITE_BYTES: usize = 128 << 10;
+/// A request's body may exceed its files' bytes by this much (part headers and boundaries)
+/// before its `Content-Length` alone refuses it.
+const MULTIPART_OVERHEAD: u64 = 64 << 10;
+/// Longest name kept from a client, in bytes.
+const MAX_NAME_BYTES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the upload is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("no `file` part in the request")]
+    NoFile,
+    #[error("bad multipart request: {0}")]
+    Multipart(String),
+    #[error("cannot store the upload: {0}")]
+    Store(#[from] std::io::Error),
+}
+
+impl ResponseError for UploadError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::NoFile | UploadError::Multipart(_) => StatusCode::BAD_REQUEST,
+            UploadError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let UploadError::Store(err) = self {
+            log::error!("upload: {err}");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, UploadError::TooLarge(_)) {
+            // The rest of the body is not read: the connection cannot carry another request.
+            response.insert_header(("Connection", "close"));
+        }
+        response.json(json!({ "error": self.to_string() }))
+    }
+}
+
+/// One accepted file, as the answer lists it.
+#[derive(Serialize)]
+pub struct Accepted {
+    pub job_id: String,
+    /// Its name in `unprocessed/`.
+    pub file: String,
+    pub status_url: String,
+}
+
+/// A part received whole, not yet in `unprocessed/`.
+struct Staged {
+    temp: NamedTempFile,
+    name: OsString,
+    size: u64,
+}
+
+#[derive(serde::Deserialize)]
+pub struct UploadQuery {
+    /// A form without JavaScript: answer with a redirect to this local page.
+    next: Option<String>,
+}
+
+pub async fn upload(
+    request: HttpRequest,
+    mut payload: Multipart,
+    query: web::Query<UploadQuery>,
+    registry: web::Data<Registry>,
+    folders: web::Data<Folders>,
+    intake: web::Data<Intake>,
+    settings: web::Data<WebSettings>,
+) -> Result<HttpResponse, UploadError> {
+    let limit = settings.max_upload_bytes;
+    let declared = request
+        .headers()
+        .get("content-length")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit.saturating_add(MULTIPART_OVERHEAD)) {
+        return Err(UploadError::TooLarge(limit));
+    }
+    let mut staged: Vec<Staged> = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(field) = payload.next().await {
+        let mut field = field.map_err(|err| UploadError::Multipart(err.to_string()))?;
+        let is_file = field.name() == Some("file");
+        let name = field
+            .content_disposition()
+            .and_then(|disposition| disposition.get_filename())
+            .map(safe_name);
+        let mut temp = if is_file {
+            let dir = folders.unprocessed.clone();
+            Some(block(move || folders::temp_in(&dir)).await?)
+        } else {
+            None
+        };
+        let mut size: u64 = 0;
+        let mut pending = BytesMut::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|err| UploadError::Multipart(err.to_string()))?;
+            total += chunk.len() as u64;
+            if total > limit {
+                // `staged` and `temp` are dropped on return: their files are deleted.
+                return Err(UploadError::TooLarge(limit));
+            }
+            let Some(file) = temp.take() else {
+                continue; // not a file part: read and dropped
+            };
+            size += chunk.len() as u64;
+            pending.extend_from_slice(&chunk);
+            if pending.len() >= WRITE_BYTES {
+                temp = Some(write(file, pending.split().freeze()).await?);
+            } else {
+                temp = Some(file);
+            }
+        }
+        if let Some(file) = temp {
+            let file = write(file, pending.split().freeze()).await?;
+            let name = name.unwrap_or_else(|| OsString::from("upload"));
+            staged.push(Staged {
+                temp: file,
+                name,
+                size,
+            });
+        }
+    }
+    if staged.is_empty() {
+        return Err(UploadError::NoFile);
+    }
+    let durable = settings.fsync;
+    let registry = registry.into_inner();
+    let intake = intake.into_inner();
+    let unprocessed = folders.unprocessed.clone();
+    let accepted = block(move || {
+        staged
+            .into_iter()
+            .map(|part| place(part, &unprocessed, &registry, &intake, durable))
+            .collect::<std::io::Result<Vec<Accepted>>>()
+    })
+    .await?;
+    for job in &accepted {
+        log::info!("job {}: uploaded as {}", job.job_id, job.file);
+    }
+    if let Some(next) = query.next.as_deref().and_then(local_path) {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", next))
+            .finish());
+    }
+    Ok(HttpResponse::Accepted().json(json!({ "jobs": accepted })))
+}
+
+/// Runs blocking file work off the server's threads.
+async fn block<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    web::block(work)
+        .await
+        .map_err(|err| std::io::Error::other(err.to_string()))?
+}
+
+async fn write(mut temp: NamedTempFile, bytes: Bytes) -> std::io::Result<NamedTempFile> {
+    if bytes.is_empty() {
+        return Ok(temp);
+    }
+    block(move || {
+        temp.write_all(&bytes)?;
+        Ok(temp)
+    })
+    .await
+}
+
+/// Renames a received part into `unprocessed/` under its name, or the first derived name
+/// that is free (never replacing a file), under a new job id.
+fn place(
+    part: Staged,
+    unprocessed: &std::path::Path,
+    registry: &Registry,
+    intake: &Intake,
+    durable: bool,
+) -> std::io::Result<Accepted> {
+    if durable {
+        part.temp.as_file().sync_all()?;
+    }
+    let metadata = part.temp.as_file().metadata()?;
+    let key = (metadata.dev(), metadata.ino());
+    let id = JobId::generate();
+    // Queued before the rename, so that the scheduler, which may finish it at once, always
+    // comes after: it then only updates the name.
+    registry.queue(
+        id,
+        &part.name.to_string_lossy(),
+        part.size,
+        SystemTime::now(),
+    );
+    intake.expect(key, id);
+    let temp = part.temp.into_temp_path();
+    match folders::move_into(&temp, unprocessed, &part.name, None, durable) {
+        Ok(placed) => {
+            // Moved: the temp path must not be deleted on drop any more.
+            let _ = temp.keep();
+            let file = folders::file_name_of(&placed).unwrap_or(&part.name);
+            Ok(Accepted {
+                job_id: id.to_string(),
+                file: file.to_string_lossy().into_owned(),
+                status_url: format!("/api/jobs/{id}"),
+            })
+        }
+        Err(err) => {
+            intake.withdraw(key);
+            registry.forget(id);
+            Err(std::io::Error::other(err))
+        }
+    }
+}
+
+/// A client's file name reduced to one safe path component: the part after the last `/` or
+/// `\`, without control characters, leading dots or surrounding spaces, at most
+/// `MAX_NAME_BYTES` bytes, and never a name the watcher ignores.
+pub fn safe_name(raw: &str) -> OsString {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
+    let mut name = cleaned.trim().trim_start_matches('.').trim().to_string();
+    if name.len() > MAX_NAME_BYTES {
+        let mut end = MAX_NAME_BYTES;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    if name.is_empty() {
+        name = "upload".to_string();
+    }
+    let mut name = OsString::from(name);
+    if crate::watch::is_ignored(&name) {
+        // `notes.tmp` would wait in unprocessed/ forever.
+        name.push(".upload");
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_reduced_to_one_safe_component() {
+        let cases = [
+            ("report.csv", "report.csv"),
+            ("../../etc/passwd", "passwd"),
+            ("..\\..\\boot.ini", "boot.ini"),
+            ("/abs/path/x.log", "x.log"),
+            ("..", "upload"),
+            ("../", "upload"),
+            ("", "upload"),
+            ("   ", "upload"),
+            (".hidden", "hidden"),
+            ("...env", "env"),
+            ("a\u{0}b\nc\u{7f}.txt", "abc.txt"),
+            ("notes.tmp", "notes.tmp.upload"),
+            ("draft~", "draft~.upload"),
+            ("données été.csv", "données été.csv"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(safe_name(raw), OsString::from(expected), "{raw:?}");
+        }
+        let long = "é".repeat(300);
+        let name = safe_name(&long);
+        assert!(name.len() <= MAX_NAME_BYTES);
+        assert!(name.to_str().is_some(), "cut on a character boundary");
+    }
+}
