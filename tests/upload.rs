@@ -1,0 +1,383 @@
+//! Uploads, the token and retries over real HTTP (reqwest) against the running daemon
+//! (SPEC §5): files and reports are checked on disk, byte for byte.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, Workspace, wait_until};
+use reqwest::blocking::{Client, multipart};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(LONG)
+        .build()
+        .expect("client")
+}
+
+fn url(daemon: &Daemon, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", daemon.port)
+}
+
+fn part(name: &str, bytes: &[u8]) -> multipart::Part {
+    multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string())
+}
+
+fn upload(daemon: &Daemon, parts: Vec<(&str, &[u8])>, token: Option<&str>) -> (u16, Value) {
+    let mut form = multipart::Form::new();
+    for (name, bytes) in parts {
+        form = form.part("file", part(name, bytes));
+    }
+    let mut request = client().post(url(daemon, "/api/upload")).multipart(form);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().expect("upload");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+fn job(daemon: &Daemon, id: &str) -> Value {
+    let (status, body) = daemon.get(&format!("/api/jobs/{id}"));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("job JSON")
+}
+
+fn state_of(daemon: &Daemon, id: &str) -> String {
+    job(daemon, id)["state"].as_str().unwrap_or("").to_string()
+}
+
+/// Every file under `rel`, dot files and subfolders included, as paths relative to it.
+fn everything_in(ws: &Workspace, rel: &str) -> Vec<String> {
+    let root = ws.path(rel);
+    let mut found = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(&root).expect("under root");
+                found.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn several_files_in_one_request_keep_their_job_ids_and_safe_names() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[]);
+    let csv = b"user_id,amount\nu1,5\nu2,7\nu1,1\n".as_slice();
+    let log = b"ERROR disk full\nINFO retry\n".as_slice();
+    let sent: Vec<(&str, &[u8], &str)> = vec![
+        ("orders.csv", csv, "orders.csv"),
+        ("../../escape.log", log, "escape.log"),
+        ("..\\..\\win.log", log, "win.log"),
+        (".hidden", b"x\n", "hidden"),
+        ("..", b"dots\n", "upload"),
+        ("orders.csv", b"user_id\nu9\n", "orders-2.csv"),
+    ];
+    let (status, answer) = upload(
+        &daemon,
+        sent.iter()
+            .map(|(name, bytes, _)| (*name, *bytes))
+            .collect(),
+        None,
+    );
+    assert_eq!(status, 202, "{answer}\n{}", daemon.log());
+    let jobs = answer["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), sent.len());
+    let mut ids = Vec::new();
+    for (job, (_, _, safe)) in jobs.iter().zip(&sent) {
+        assert_eq!(job["file"], *safe, "{answer}");
+        let id = job["job_id"].as_str().expect("job_id").to_string();
+        assert_eq!(job["status_url"], format!("/api/jobs/{id}"));
+        ids.push(id);
+    }
+    assert!(
+        wait_until(LONG, || ids
+            .iter()
+            .all(|id| state_of(&daemon, id) == "completed")),
+        "{}",
+        daemon.log()
+    );
+    // The id the upload answered is the one in the report, and the bytes are the ones sent.
+    for (id, (_, bytes, safe)) in ids.iter().zip(&sent) {
+        let report = ws.read_json(&format!("watch_dir/processed/{safe}.report.json"));
+        assert_eq!(report["job_id"], id.as_str());
+        let kept = std::fs::read(ws.path(&format!("watch_dir/processed/{safe}"))).expect("file");
+        assert_eq!(kept, *bytes, "{safe}");
+    }
+    assert_eq!(job(&daemon, &ids[0])["report"]["csv"]["distinct_users"], 2);
+    // Nothing anywhere else: no escaped file, no temp file left.
+    let mut expected: Vec<String> = sent
+        .iter()
+        .flat_map(|(_, _, safe)| [format!("{safe}"), format!("{safe}.report.json")])
+        .map(|name| format!("processed/{name}"))
+        .collect();
+    expected.push(".file-processor.lock".to_string());
+    expected.sort();
+    assert_eq!(everything_in(&ws, "watch_dir"), expected);
+    let outside: Vec<String> = everything_in(&ws, "")
+        .into_iter()
+        .filter(|path| !path.starts_with("watch_dir/"))
+        .collect();
+    assert!(outside.is_empty(), "{outside:?}");
+}
+
+#[test]
+fn an_upload_over_the_limit_gets_413_and_leaves_nothing() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--max-upload-bytes", "10000"], &[]);
+    let small = vec![b'a'; 4000];
+    let large = vec![b'b'; 8000];
+    // Together over the limit: the first part was already written when the second went over.
+    let (status, answer) = upload(
+        &daemon,
+        vec![("small.txt", &small), ("large.txt", &large)],
+        None,
+    );
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("10000"))
+    );
+    // Declared too large by its Content-Length: refused before it is read.
+    let (status, _) = upload(&daemon, vec![("huge.txt", &vec![b'c'; 200_000])], None);
+    assert_eq!(status, 413);
+    // The daemon goes on, and the limit is what it says.
+    let (status, answer) = upload(&daemon, vec![("fits.txt", &vec![b'd'; 9000])], None);
+    assert_eq!(status, 202, "{answer}");
+    assert!(
+        wait_until(LONG, || ws.files_in("watch_dir/processed").len() == 2),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        everything_in(&ws, "watch_dir"),
+        [
+            ".file-processor.lock",
+            "processed/fits.txt",
+            "processed/fits.txt.report.json"
+        ]
+    );
+    let (_, status) = daemon.get("/api/status");
+    let status: Value = serde_json::from_str(&status).expect("status");
+    assert_eq!(status["counts"]["completed"], 1);
+    assert_eq!(status["counts"]["queued"], 0);
+}
+
+#[test]
+fn with_a_token_every_route_but_health_needs_it() {
+    let ws = Workspace::new();
+    let token = "correct horse battery staple";
+    let daemon = Daemon::start(&ws, &[], &[("FP_TOKEN", token)]);
+    let http = client();
+    for path in [
+        "/",
+        "/api/status",
+        "/api/jobs",
+        "/api/events",
+        "/metrics",
+        "/jobs/x",
+    ] {
+        let response = http.get(url(&daemon, path)).send().expect("get");
+        assert_eq!(response.status().as_u16(), 401, "{path}");
+        let response = http
+            .get(url(&daemon, path))
+            .bearer_auth("wrong")
+            .send()
+            .expect("get");
+        assert_eq!(response.status().as_u16(), 401, "{path} with a wrong token");
+    }
+    let health = http.get(url(&daemon, "/health")).send().expect("health");
+    assert_eq!(health.status().as_u16(), 200);
+    // A browser asking for the page gets the sign-in form.
+    let page = http
+        .get(url(&daemon, "/"))
+        .header("Accept", "text/html")
+        .send()
+        .expect("page");
+    assert_eq!(page.status().as_u16(), 401);
+    assert!(page.text().expect("body").contains("name=\"token\""));
+    // Nothing is written without the token.
+    let (status, _) = upload(&daemon, vec![("a.txt", b"a\n")], None);
+    assert_eq!(status, 401);
+    assert_eq!(everything_in(&ws, "watch_dir"), [".file-processor.lock"]);
+
+    // With it: the API, the stream and uploads.
+    for path in ["/", "/api/status", "/metrics"] {
+        let response = http
+            .get(url(&daemon, path))
+            .bearer_auth(token)
+            .send()
+            .expect("get");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    let events = http
+        .get(url(&daemon, "/api/events"))
+        .bearer_auth(token)
+        .send()
+        .expect("events");
+    assert_eq!(events.status().as_u16(), 200);
+    drop(events);
+    let (status, answer) = upload(&daemon, vec![("a.txt", b"a\n")], Some(token));
+    assert_eq!(status, 202, "{answer}");
+
+    // The sign-in form: a wrong token is refused, the right one sets the cookie.
+    let wrong = http
+        .post(url(&daemon, "/login"))
+        .form(&[("token", "nope"), ("next", "/")])
+        .send()
+        .expect("login");
+    assert_eq!(wrong.status().as_u16(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let right = http
+        .post(url(&daemon, "/login"))
+        .form(&[("token", token), ("next", "/api/status")])
+        .send()
+        .expect("login");
+    assert_eq!(right.status().as_u16(), 303);
+    assert_eq!(right.headers()["location"], "/api/status");
+    let cookie = right.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        !cookie.contains(token),
+        "the cookie must not carry the token"
+    );
+    let session = cookie.split(';').next().expect("name=value");
+    let status = http
+        .get(url(&daemon, "/api/status"))
+        .header("Cookie", session)
+        .send()
+        .expect("status");
+    assert_eq!(status.status().as_u16(), 200);
+    // `next` never leads off the server.
+    let away = http
+        .post(url(&daemon, "/login"))
+        .form(&[("token", token), ("next", "//evil.example/")])
+        .send()
+        .expect("login");
+    assert_eq!(away.headers()["location"], "/");
+}
+
+#[test]
+fn an_empty_token_is_a_usage_error() {
+    let ws = Workspace::new();
+    let out = ws.run_with_env(&["--watch", "--port", "0"], &[("FP_TOKEN", "  ")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = common::stderr(&out);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+fn retry(daemon: &Daemon, id: &str) -> (u16, Value) {
+    let response = client()
+        .post(url(daemon, &format!("/api/jobs/{id}/retry")))
+        .send()
+        .expect("retry");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_failed_job_is_retried_under_the_same_id() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[]);
+    let (_, answer) = upload(
+        &daemon,
+        vec![("broken.json", b"{\"a\": "), ("fine.txt", b"ok\n")],
+        None,
+    );
+    let broken = answer["jobs"][0]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let fine = answer["jobs"][1]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(
+        wait_until(LONG, || state_of(&daemon, &broken) == "failed"
+            && state_of(&daemon, &fine) == "completed"),
+        "{}",
+        daemon.log()
+    );
+
+    // Refused: a job that did not fail, an unknown id.
+    let (status, answer) = retry(&daemon, &fine);
+    assert_eq!(status, 409, "{answer}");
+    let (status, _) = retry(&daemon, "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+    assert_eq!(status, 404);
+    let (status, _) = retry(&daemon, "not-an-id");
+    assert_eq!(status, 404);
+
+    // Retried as it is: it fails again, under the same id, and failed/ holds it once.
+    let (status, answer) = retry(&daemon, &broken);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["job_id"], broken.as_str());
+    assert_eq!(answer["state"], "queued");
+    assert!(
+        wait_until(LONG, || state_of(&daemon, &broken) == "failed"),
+        "{}",
+        daemon.log()
+    );
+    let visible = |ws: &Workspace| -> Vec<String> {
+        let names = ws.files_in("watch_dir/failed");
+        names.into_iter().filter(|n| !n.starts_with('.')).collect()
+    };
+    let failed = visible(&ws);
+    assert_eq!(failed.len(), 2, "one file and its report: {failed:?}");
+    let file = failed
+        .iter()
+        .find(|name| !name.ends_with(".error.json"))
+        .expect("the file");
+    assert_eq!(
+        std::fs::read(ws.path(&format!("watch_dir/failed/{file}"))).expect("bytes"),
+        b"{\"a\": "
+    );
+    let report = ws.read_json(&format!("watch_dir/failed/{file}.error.json"));
+    assert_eq!(report["job_id"], broken.as_str());
+    // The first error report is kept aside, not left to confuse.
+    let aside = ws.read_json(&format!("watch_dir/failed/.retried/{broken}.error.json"));
+    assert_eq!(aside["job_id"], broken.as_str());
+    assert_eq!(aside["status"], "failed");
+    let (_, status) = daemon.get("/api/status");
+    let status: Value = serde_json::from_str(&status).expect("status");
+    assert_eq!(status["counts"]["failed"], 1, "counted once: {status}");
+
+    // Mended where it lies, then retried: completed under the same id, and failed/ is empty.
+    std::fs::write(ws.path(&format!("watch_dir/failed/{file}")), b"{\"a\": 1}").expect("mend");
+    let (status, _) = retry(&daemon, &broken);
+    assert_eq!(status, 202);
+    assert!(
+        wait_until(LONG, || state_of(&daemon, &broken) == "completed"),
+        "{}",
+        daemon.log()
+    );
+    assert!(visible(&ws).is_empty(), "{:?}", visible(&ws));
+    let (_, status) = daemon.get("/api/status");
+    let status: Value = serde_json::from_str(&status).expect("status");
+    assert_eq!(status["counts"]["failed"], 0);
+    assert_eq!(status["counts"]["completed"], 2);
+    let done = job(&daemon, &broken);
+    assert_eq!(done["report"]["job_id"], broken.as_str());
+    assert_eq!(
+        everything_in(&ws, "watch_dir/failed/.retried").len(),
+        2,
+        "both error reports kept"
+    );
+}
