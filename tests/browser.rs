@@ -1,6 +1,8 @@
 //! The dashboard in a real browser: Debian's chromium, headless, driven over the DevTools
 //! protocol. Opens the page, drops a file, and checks that the page shows it as processed
-//! without a reload; saves a screenshot to `target/dashboard.png`.
+//! without a reload; uploads two files through the page's file input and follows them in "my
+//! uploads"; retries the failed one with its button; saves a screenshot to
+//! `target/tmp/dashboard.png`.
 //!
 //! Without a chromium on the machine the test says so and passes, unless `FP_REQUIRE_BROWSER`
 //! is set, as `.ci/run` does: in CI it cannot be skipped.
@@ -235,6 +237,93 @@ fn the_dashboard_shows_a_dropped_file_as_processed_without_a_reload() {
     assert!(
         last.as_str().is_some_and(|s| s.contains("seen-live.csv")),
         "{last}"
+    );
+
+    // Upload through the page: two files chosen in its file input, as a user would.
+    let log_body = b"INFO started\nERROR disk full\n";
+    let good = ws.write("to-upload/uploaded.log", log_body);
+    let bad = ws.write("to-upload/broken.json", b"{\"a\": ");
+    let document = browser.call("DOM.getDocument", json!({}));
+    let input = browser.call(
+        "DOM.querySelector",
+        json!({ "nodeId": document["root"]["nodeId"], "selector": "#upload-input" }),
+    );
+    browser.call(
+        "DOM.setFileInputFiles",
+        json!({
+            "nodeId": input["nodeId"],
+            "files": [good.display().to_string(), bad.display().to_string()],
+        }),
+    );
+    let mine_text = "(document.getElementById('mine') || {textContent: ''}).textContent";
+    let both_done = |v: &Value| {
+        v.as_str().is_some_and(|s| {
+            s.contains("uploaded.log") && s.contains("completed") && s.contains("failed")
+        })
+    };
+    let mine = browser.eval_until(mine_text, both_done);
+    assert!(both_done(&mine), "my uploads: {mine}\n{}", daemon.log());
+    // The browser remembers the job ids the server gave; they are the reports' ids.
+    let stored = browser.eval("localStorage.getItem('file-processor.my-uploads')");
+    let stored: Value = serde_json::from_str(stored.as_str().expect("stored")).expect("JSON");
+    let id_of = |file: &str| -> String {
+        stored
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|job| job["file"] == file))
+            .and_then(|job| job["job_id"].as_str())
+            .unwrap_or_else(|| panic!("{file} not in {stored}"))
+            .to_string()
+    };
+    let report = ws.read_json("watch_dir/processed/uploaded.log.report.json");
+    assert_eq!(report["job_id"], id_of("uploaded.log").as_str());
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed/uploaded.log")).expect("uploaded"),
+        log_body
+    );
+    let broken = id_of("broken.json");
+    assert_eq!(
+        ws.read_json("watch_dir/failed/broken.json.error.json")["job_id"],
+        broken.as_str()
+    );
+
+    // The failed row's retry button: the job runs again under its id and fails again.
+    let failed_rows = browser.eval_until(
+        "(document.getElementById('failed') || {textContent: ''}).textContent",
+        |v| v.as_str().is_some_and(|s| s.contains("broken.json")),
+    );
+    assert!(
+        failed_rows.as_str().is_some_and(|s| s.contains("retry")),
+        "{failed_rows}"
+    );
+    browser.eval("document.querySelector('#failed form.retry button').click()");
+    assert!(
+        wait_until(LONG, || daemon
+            .log()
+            .contains(&format!("job {broken}: retried"))),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        wait_until(LONG, || {
+            ws.files_in("watch_dir/failed/.retried")
+                .contains(&format!("{broken}.error.json"))
+                && ws
+                    .files_in("watch_dir/failed")
+                    .iter()
+                    .filter(|n| !n.starts_with('.'))
+                    .count()
+                    == 2
+        }),
+        "{:?}\n{}",
+        ws.files_in("watch_dir/failed"),
+        daemon.log()
+    );
+    let again = browser.eval_until(mine_text, both_done);
+    assert!(both_done(&again), "{again}");
+    assert_eq!(
+        browser.eval("window.__sameDocument"),
+        json!("yes"),
+        "the page reloaded"
     );
 
     let shot = browser.call("Page.captureScreenshot", json!({ "format": "png" }));

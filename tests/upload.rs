@@ -120,7 +120,7 @@ fn several_files_in_one_request_keep_their_job_ids_and_safe_names() {
     // Nothing anywhere else: no escaped file, no temp file left.
     let mut expected: Vec<String> = sent
         .iter()
-        .flat_map(|(_, _, safe)| [format!("{safe}"), format!("{safe}.report.json")])
+        .flat_map(|(_, _, safe)| [safe.to_string(), format!("{safe}.report.json")])
         .map(|name| format!("processed/{name}"))
         .collect();
     expected.push(".file-processor.lock".to_string());

@@ -1,9 +1,11 @@
 //! `GET /`: the dashboard (askama), and the script that keeps it live.
 //!
-//! The page is complete without JavaScript. With it, `static/dashboard.js` listens to
-//! `/api/events` and, on each job event (at most four times a second), fetches the page's live
-//! part (`?fragment=1`) and swaps it in: no reload, no polling. Assets are compiled into the
-//! binary: nothing comes from a CDN.
+//! The page is complete without JavaScript, upload and retry forms included (they come back
+//! to the page). With it, `static/dashboard.js` listens to `/api/events?changes=250` and, when
+//! jobs changed (at most four times a second), fetches the page's live part (`?fragment=1`) and
+//! swaps it in: no reload, no polling. It also uploads dropped files with a progress bar each
+//! and follows "my uploads", the job ids this browser got, kept in its localStorage. Assets are
+//! compiled into the binary: nothing comes from a CDN.
 
 use std::time::SystemTime;
 

@@ -6,7 +6,7 @@ use askama::Template;
 use serde_json::Value;
 
 use crate::folders::Folders;
-use crate::registry::Registry;
+use crate::registry::{JobState, Registry};
 use crate::report::human_bytes;
 use crate::web::api::{ApiError, find_job, report_path};
 
@@ -32,6 +32,8 @@ pub struct ColumnRow {
 struct JobPage {
     id: String,
     file: String,
+    /// A failed job gets a retry button.
+    failed: bool,
     facts: Vec<(String, String)>,
     error: String,
     text: Vec<(String, String)>,
@@ -84,6 +86,7 @@ pub async fn job_page(
     let mut page = JobPage {
         id: job.id.to_string(),
         file: job.file.clone(),
+        failed: job.state == JobState::Failed,
         facts: vec![
             ("state".into(), state),
             ("file".into(), job.file.clone()),
