@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch docker clean
+.PHONY: build run watch input test lint bench bench-watch bench-upload docker clean
 
 build:
 	cargo build --release
@@ -37,6 +37,10 @@ bench:
 ## Only the watch-mode figures (burst vs the floor loop, latency, memory).
 bench-watch:
 	bash bench/run.sh watch
+
+## Only the upload figures (200 at once; a 1 GiB upload against a 1 MiB one).
+bench-upload:
+	bash bench/run.sh upload
 
 ## The Docker image (multi-stage; see README "Docker"). Needs a Docker engine.
 docker:

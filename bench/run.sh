@@ -28,8 +28,18 @@ mkdir -p "$DATA" "$OUT"
 bench_watch() {
   python3 bench/watch.py "$BIN" target/release/examples/floor "$OUT"
 }
+# Uploads: 200 at once, and a 1 GiB one against a 1 MiB one (bench/upload.py); the 1 GiB
+# upload is the log generated below.
+bench_upload() {
+  [ "$(stat -c %s $DATA/app.log 2>/dev/null || echo 0)" = "$LOG_BYTES" ] || python3 bench/gen.py log $DATA/app.log "$LOG_BYTES"
+  python3 bench/upload.py "$BIN" "$OUT/upload" "$DATA/app.log"
+}
 if [ "${1:-}" = watch ]; then
   bench_watch
+  exit 0
+fi
+if [ "${1:-}" = upload ]; then
+  bench_upload
   exit 0
 fi
 [ "$(stat -c %s $DATA/app.log 2>/dev/null || echo 0)" = "$LOG_BYTES" ] || python3 bench/gen.py log $DATA/app.log "$LOG_BYTES"
@@ -75,3 +85,4 @@ hyperfine --style basic --runs "$RUNS" --export-json "$OUT/sha.json" "openssl dg
   && echo "      openssl dgst -sha256 of the log: $(mean_of $OUT/sha.json | xargs printf '%.3f') s" \
   || echo "      (openssl not installed)"
 bench_watch
+bench_upload

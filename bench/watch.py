@@ -10,7 +10,7 @@
    previous one is done); VmRSS after 10,000 and after 100,000, and the peak from
    /usr/bin/time -v.
 4. HTTP: wrk on /api/status and / with 10,000 jobs in the history.
-5. The burst watched: alternating pairs of the burst unwatched and the burst with the dashboard
+5. The burst watched (WATCH_ONLY=http runs only part 4): alternating pairs of the burst unwatched and the burst with the dashboard
    open in headless chromium and a paced wrk (bench/paced.lua) on /api/status; then once with
    an unpaced wrk. WATCH_ONLY=watched runs only this part.
 
@@ -293,6 +293,15 @@ def main():
     root = os.path.join(workdir, f"watch-bench-{os.getpid()}")
     marker = os.path.join(workdir, ".watch-bench-deleted")
     wait_for_old_deletions(marker)
+    if os.environ.get("WATCH_ONLY") == "http":
+        results, rss = api(binary, root)
+        for path, (rate, p99_ms) in results.items():
+            print(f"      {path:12} {rate:8,.0f} req/s, p99 {p99_ms:.2f} ms")
+        print(f"      daemon RSS with the full history, after the load: {rss / 1024:.1f} MiB")
+        shutil.rmtree(root, ignore_errors=True)
+        with open(marker, "w"):
+            pass
+        return
     if os.environ.get("WATCH_ONLY") == "watched":
         watched(binary, root)
         shutil.rmtree(root, ignore_errors=True)

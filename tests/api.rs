@@ -388,7 +388,12 @@ fn check_health_answers_for_the_running_daemon() {
         &["--check-health"],
         &[("FP_HOST", "0.0.0.0"), ("FP_PORT", &port)],
     );
-    assert_eq!(healthy.status.code(), Some(0), "{}", common::stderr(&healthy));
+    assert_eq!(
+        healthy.status.code(),
+        Some(0),
+        "{}",
+        common::stderr(&healthy)
+    );
     drop(daemon);
     let gone = ws.run_with_env(&["--check-health", "--port", &port], &[]);
     assert_eq!(gone.status.code(), Some(1));

@@ -27,6 +27,9 @@ use crate::folders::Folders;
 use crate::intake::Intake;
 use crate::registry::Registry;
 
+/// Blocking threads per HTTP worker (actix's default is 512 shared by the workers).
+const BLOCKING_THREADS: usize = 4;
+
 /// What the HTTP side is told at start.
 #[derive(Debug, Clone)]
 pub struct WebSettings {
@@ -62,6 +65,9 @@ pub fn server(
             .configure(configure)
     })
     .workers(2)
+    // File work (upload writes, retries) runs on a few blocking threads per worker: enough to
+    // keep the disk busy, and each thread that exists keeps its own malloc arena.
+    .worker_max_blocking_threads(BLOCKING_THREADS)
     // The daemon handles SIGINT/SIGTERM itself and stops the server last.
     .disable_signals()
     .shutdown_timeout(2)
