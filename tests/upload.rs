@@ -450,3 +450,42 @@ fn a_half_upload_is_never_processed_and_leaves_nothing() {
         .files_in("watch_dir/processed")
         .contains(&"whole.log".to_string())));
 }
+
+#[test]
+fn forms_without_javascript_come_back_to_the_page() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[]);
+    let post = |path: &str, form: Option<multipart::Form>| {
+        let request = client().post(url(&daemon, path));
+        let request = match form {
+            Some(form) => request.multipart(form),
+            None => request,
+        };
+        request.send().expect("post")
+    };
+    // The dashboard's upload form: a 303 back to the page, and the file is queued.
+    let form = multipart::Form::new().part("file", part("form.txt", b"from a form\n"));
+    let back = post("/api/upload?next=/", Some(form));
+    assert_eq!(back.status().as_u16(), 303);
+    assert_eq!(back.headers()["location"], "/");
+    assert!(wait_until(LONG, || ws
+        .files_in("watch_dir/processed")
+        .contains(&"form.txt".to_string())));
+    // `next` off the server is not followed: the JSON answer instead.
+    let form = multipart::Form::new().part("file", part("b.json", b"{"));
+    let answer = post("/api/upload?next=//evil.example/", Some(form));
+    assert_eq!(answer.status().as_u16(), 202);
+    let answer: Value = answer.json().expect("json");
+    let id = answer["jobs"][0]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(wait_until(LONG, || state_of(&daemon, &id) == "failed"));
+    // A failed row's retry button: back to the page it was pressed on.
+    let back = post(&format!("/api/jobs/{id}/retry?next=/jobs/{id}"), None);
+    assert_eq!(back.status().as_u16(), 303);
+    assert_eq!(back.headers()["location"], format!("/jobs/{id}").as_str());
+    assert!(wait_until(LONG, || daemon
+        .log()
+        .contains(&format!("job {id}: retried"))));
+}

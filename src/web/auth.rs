@@ -15,7 +15,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::web::{html_with_status, local_path};
+use crate::web::{NextQuery, html_with_status, local_path, see_other};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "fp_session";
@@ -141,11 +141,6 @@ fn login_page(next: &str, wrong: bool, status: actix_web::http::StatusCode) -> H
     )
 }
 
-#[derive(serde::Deserialize)]
-pub struct NextQuery {
-    next: Option<String>,
-}
-
 /// `GET /login`: the sign-in form.
 pub async fn login_form(query: web::Query<NextQuery>, auth: web::Data<Auth>) -> HttpResponse {
     let next = query.next.as_deref().unwrap_or("/");
@@ -178,12 +173,6 @@ pub async fn login(form: web::Form<LoginForm>, auth: web::Data<Auth>) -> HttpRes
         log::error!("cannot set the session cookie: {err}");
     }
     response
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
 }
 
 #[cfg(test)]

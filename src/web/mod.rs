@@ -142,6 +142,26 @@ fn html_with_status(
     }
 }
 
+/// `?next=PATH`: where a form sent without JavaScript goes back to (the upload, retry and
+/// sign-in forms).
+#[derive(Debug, serde::Deserialize)]
+pub struct NextQuery {
+    pub next: Option<String>,
+}
+
+impl NextQuery {
+    /// A 303 to `next`, when it was given and is a local path.
+    pub fn redirect(&self) -> Option<HttpResponse> {
+        self.next.as_deref().and_then(local_path).map(see_other)
+    }
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
+}
+
 /// `next` when it is a path on this server (`/…`, not `//host/…`): where a form may send the
 /// browser back to, never elsewhere.
 pub fn local_path(next: &str) -> Option<&str> {

@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use actix_web::{HttpResponse, http::header, web};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::folders::{self, Folders};
@@ -19,20 +19,14 @@ use crate::intake::Intake;
 use crate::registry::{JobId, JobSnapshot, Registry, RetryRefused};
 use crate::report::ERROR_SUFFIX;
 use crate::web::api::ApiError;
-use crate::web::{WebSettings, local_path};
+use crate::web::{NextQuery, WebSettings};
 
 /// Under `failed/`: the error reports of retried jobs.
 pub const RETRIED_DIR: &str = ".retried";
 
-#[derive(serde::Deserialize)]
-pub struct RetryQuery {
-    /// A form without JavaScript: answer with a redirect to this local page.
-    next: Option<String>,
-}
-
 pub async fn retry(
     path: web::Path<String>,
-    query: web::Query<RetryQuery>,
+    query: web::Query<NextQuery>,
     registry: web::Data<Registry>,
     folders: web::Data<Folders>,
     intake: web::Data<Intake>,
@@ -71,10 +65,8 @@ pub async fn retry(
         "job {id}: retried; {} is back in unprocessed/",
         file.to_string_lossy()
     );
-    if let Some(next) = query.next.as_deref().and_then(local_path) {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, next))
-            .finish());
+    if let Some(back) = query.redirect() {
+        return Ok(back);
     }
     Ok(HttpResponse::Accepted().json(json!({
         "job_id": id.to_string(),

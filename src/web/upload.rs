@@ -23,7 +23,7 @@ use tempfile::NamedTempFile;
 use crate::folders::{self, Folders};
 use crate::intake::Intake;
 use crate::registry::{JobId, Registry};
-use crate::web::{WebSettings, local_path};
+use crate::web::{NextQuery, WebSettings};
 
 /// Small chunks are gathered up to this size before a write.
 const WRITE_BYTES: usize = 128 << 10;
@@ -83,16 +83,10 @@ struct Staged {
     size: u64,
 }
 
-#[derive(serde::Deserialize)]
-pub struct UploadQuery {
-    /// A form without JavaScript: answer with a redirect to this local page.
-    next: Option<String>,
-}
-
 pub async fn upload(
     request: HttpRequest,
     mut payload: Multipart,
-    query: web::Query<UploadQuery>,
+    query: web::Query<NextQuery>,
     registry: web::Data<Registry>,
     folders: web::Data<Folders>,
     intake: web::Data<Intake>,
@@ -169,10 +163,8 @@ pub async fn upload(
     for job in &accepted {
         log::info!("job {}: uploaded as {}", job.job_id, job.file);
     }
-    if let Some(next) = query.next.as_deref().and_then(local_path) {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header(("Location", next))
-            .finish());
+    if let Some(back) = query.redirect() {
+        return Ok(back);
     }
     Ok(HttpResponse::Accepted().json(json!({ "jobs": accepted })))
 }
