@@ -283,6 +283,26 @@ fn with_a_token_every_route_but_health_needs_it() {
         .send()
         .expect("status");
     assert_eq!(status.status().as_u16(), 200);
+    // Signed in, the page offers to sign out; signing out clears the cookie.
+    let page = http
+        .get(url(&daemon, "/"))
+        .header("Cookie", session)
+        .send()
+        .expect("page");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().expect("body").contains("action=\"/logout\""));
+    let out = http
+        .post(url(&daemon, "/logout"))
+        .header("Cookie", session)
+        .send()
+        .expect("logout");
+    assert_eq!(out.status().as_u16(), 303);
+    assert_eq!(out.headers()["location"], "/login");
+    let cleared = out.headers()["set-cookie"].to_str().expect("cookie");
+    assert!(
+        cleared.starts_with("fp_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     // `next` never leads off the server.
     let away = http
         .post(url(&daemon, "/login"))

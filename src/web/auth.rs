@@ -1,5 +1,6 @@
-//! `--token`: every route but `/health` and the sign-in page needs `Authorization: Bearer T`,
-//! or the session cookie that the sign-in form sets for browsers (HttpOnly, SameSite=Strict).
+//! `--token`: every route but `/health` and the sign-in and sign-out pages needs
+//! `Authorization: Bearer T`, or the session cookie that the sign-in form sets for browsers
+//! (HttpOnly, SameSite=Strict; `POST /logout` clears it).
 //!
 //! Nothing is compared as given: both sides are hashed with SHA-256 and the digests compared
 //! in constant time, so neither the token's content nor its length shows in the timing. The
@@ -21,7 +22,7 @@ use crate::web::{NextQuery, html_with_status, local_path, see_other};
 pub const COOKIE: &str = "fp_session";
 
 /// Routes open without the token.
-const OPEN: [&str; 2] = ["/health", "/login"];
+const OPEN: [&str; 3] = ["/health", "/login", "/logout"];
 
 type Sha = [u8; 32];
 
@@ -171,6 +172,21 @@ pub async fn login(form: web::Form<LoginForm>, auth: web::Data<Auth>) -> HttpRes
         && let Err(err) = response.add_cookie(&cookie)
     {
         log::error!("cannot set the session cookie: {err}");
+    }
+    response
+}
+
+/// `POST /logout`: the session cookie is cleared; back to the sign-in form.
+pub async fn logout() -> HttpResponse {
+    let mut response = see_other("/login");
+    let mut cookie = Cookie::build(COOKIE, "")
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish();
+    cookie.make_removal();
+    if let Err(err) = response.add_cookie(&cookie) {
+        log::error!("cannot clear the session cookie: {err}");
     }
     response
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::registry::{Counts, JobSnapshot, JobState, Registry};
 use crate::report::human_bytes;
+use crate::web::auth::Auth;
 
 /// Rows of the processed list per page.
 const PAGE_ROWS: usize = 50;
@@ -51,6 +52,8 @@ pub struct Bar {
 #[template(path = "dashboard.html")]
 struct Dashboard {
     fragment: bool,
+    /// With `--token`: a sign-out button.
+    signed_in: bool,
     counts: Counts,
     last: Option<Row>,
     queued: Vec<Row>,
@@ -116,6 +119,7 @@ fn rows(jobs: Vec<JobSnapshot>) -> Vec<Row> {
 
 pub async fn dashboard(
     registry: web::Data<Registry>,
+    auth: web::Data<Auth>,
     query: web::Query<PageQuery>,
 ) -> HttpResponse {
     let counts = registry.counts();
@@ -132,6 +136,7 @@ pub async fn dashboard(
     let seconds = (recent.len().max(1) * 60) as f64;
     let page = Dashboard {
         fragment: query.fragment.is_some(),
+        signed_in: auth.enabled(),
         counts,
         last: registry.last_processed().map(Row::from),
         queued: rows(registry.recent(JobState::Queued, LIST_ROWS)),

@@ -89,6 +89,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/api/upload", web::post().to(upload::upload))
         .route("/login", web::get().to(auth::login_form))
         .route("/login", web::post().to(auth::login))
+        .route("/logout", web::post().to(auth::logout))
         .route("/api/events", web::get().to(events::events))
         .route("/metrics", web::get().to(metrics));
 }
