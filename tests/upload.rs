@@ -463,6 +463,25 @@ fn a_half_upload_is_never_processed_and_leaves_nothing() {
     let status: Value = serde_json::from_str(&status).expect("status");
     assert_eq!(status["counts"]["queued"], 0);
     assert_eq!(status["counts"]["completed"], 0);
+    // Empty parts cost no bytes, but each would be a file: a request has at most 1,000.
+    let mut form = multipart::Form::new();
+    for i in 0..1001 {
+        form = form.part("file", part(&format!("empty{i}"), b""));
+    }
+    let response = client()
+        .post(url(&daemon, "/api/upload"))
+        .multipart(form)
+        .send()
+        .expect("upload");
+    assert_eq!(response.status().as_u16(), 400);
+    let refusal: Value = response.json().expect("json");
+    assert!(
+        refusal["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("1000 parts")),
+        "{refusal}"
+    );
+    assert_eq!(everything_in(&ws, "watch_dir"), [".file-processor.lock"]);
     // And the daemon goes on.
     let (code, _) = upload(&daemon, vec![("whole.log", b"INFO ok\n")], None);
     assert_eq!(code, 202);

@@ -30,6 +30,9 @@ const WRITE_BYTES: usize = 128 << 10;
 /// A request's body may exceed its files' bytes by this much (part headers and boundaries)
 /// before its `Content-Length` alone refuses it.
 const MULTIPART_OVERHEAD: u64 = 64 << 10;
+/// Parts one request may carry: each file part is a temporary file, and empty parts cost no
+/// bytes against the limit.
+const MAX_PARTS: usize = 1000;
 /// Longest name kept from a client, in bytes.
 const MAX_NAME_BYTES: usize = 200;
 
@@ -39,6 +42,8 @@ pub enum UploadError {
     TooLarge(u64),
     #[error("no `file` part in the request")]
     NoFile,
+    #[error("more than {MAX_PARTS} parts in one request")]
+    TooManyParts,
     #[error("bad multipart request: {0}")]
     Multipart(String),
     #[error("cannot store the upload: {0}")]
@@ -49,7 +54,9 @@ impl ResponseError for UploadError {
     fn status_code(&self) -> StatusCode {
         match self {
             UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::NoFile | UploadError::Multipart(_) => StatusCode::BAD_REQUEST,
+            UploadError::NoFile | UploadError::TooManyParts | UploadError::Multipart(_) => {
+                StatusCode::BAD_REQUEST
+            }
             UploadError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,8 +110,13 @@ pub async fn upload(
     }
     let mut staged: Vec<Staged> = Vec::new();
     let mut total: u64 = 0;
+    let mut parts = 0;
     while let Some(field) = payload.next().await {
         let mut field = field.map_err(|err| UploadError::Multipart(err.to_string()))?;
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(UploadError::TooManyParts);
+        }
         let is_file = field.name() == Some("file");
         let name = field
             .content_disposition()
