@@ -98,8 +98,9 @@ pub struct Cli {
     #[arg(long, env = "FP_FSYNC")]
     pub fsync: bool,
 
-    /// When set, every route but /health needs it: `Authorization: Bearer T`, or the cookie
-    /// that the sign-in page sets for browsers. Prefer FP_TOKEN: a flag shows in `ps`.
+    /// When set, every route but /health (and the sign-in page) needs it: `Authorization:
+    /// Bearer T`, or the cookie that the sign-in page sets for browsers. Prefer FP_TOKEN: a
+    /// flag shows in `ps`.
     #[arg(long, env = "FP_TOKEN", value_name = "T", hide_env_values = true)]
     pub token: Option<String>,
 
