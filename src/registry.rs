@@ -36,6 +36,18 @@ pub enum JobState {
     Failed,
 }
 
+impl JobState {
+    /// Its name, as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Processing => "processing",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
 /// What the registry keeps of a finished job's report (the rest is in the report on disk,
 /// beside the file): small, so that the history costs little.
 #[derive(Debug, Clone, Serialize)]
@@ -819,6 +831,17 @@ mod tests {
         );
         assert!(job.summary.and_then(|s| s.error).is_some());
         assert!(registry.get(b).is_none());
+    }
+
+    #[test]
+    fn state_names_are_the_serialized_ones() {
+        use JobState::*;
+        for state in [Queued, Processing, Completed, Failed] {
+            assert_eq!(
+                serde_json::to_value(state).ok(),
+                Some(state.as_str().into())
+            );
+        }
     }
 
     #[test]

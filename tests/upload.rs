@@ -126,6 +126,25 @@ fn several_files_in_one_request_keep_their_job_ids_and_safe_names() {
         assert_eq!(kept, *bytes, "{name}");
         finals.push(name);
     }
+    // Uploaded files get the mode of any new file here (0666 less the umask), as a file
+    // created by this test does, not a temp file's 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let reference = ws.write("reference-mode", b"");
+    for name in &finals {
+        assert_eq!(
+            mode(&ws.path(&format!("watch_dir/processed/{name}"))),
+            mode(&reference),
+            "{name}"
+        );
+    }
+    std::fs::remove_file(&reference).expect("remove");
     let mut wanted: Vec<String> = sent.iter().map(|(_, _, safe)| safe.to_string()).collect();
     finals.sort();
     wanted.sort();
@@ -520,7 +539,14 @@ fn forms_without_javascript_come_back_to_the_page() {
         .expect("id")
         .to_string();
     assert!(wait_until(LONG, || state_of(&daemon, &id) == "failed"));
-    // A failed row's retry button: back to the page it was pressed on.
+    // A failed job's page has a retry button that comes back to it.
+    let (code, page) = daemon.get(&format!("/jobs/{id}"));
+    assert_eq!(code, 200);
+    assert!(
+        page.contains(&format!("action=\"/api/jobs/{id}/retry?next=/jobs/{id}\"")),
+        "{page}"
+    );
+    // Pressing it (or a failed row's button): back to the page it was pressed on.
     let back = post(&format!("/api/jobs/{id}/retry?next=/jobs/{id}"), None);
     assert_eq!(back.status().as_u16(), 303);
     assert_eq!(back.headers()["location"], format!("/jobs/{id}").as_str());

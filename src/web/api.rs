@@ -31,6 +31,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("the upload is larger than the limit of {0} bytes")]
+    TooLarge(u64),
     #[error("{0}")]
     Internal(String),
 }
@@ -41,6 +43,7 @@ impl ResponseError for ApiError {
             ApiError::UnknownJob(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,7 +52,12 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(message) = self {
             log::error!("{message}");
         }
-        HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::TooLarge(_)) {
+            // The rest of the body is not read: the connection cannot carry another request.
+            response.insert_header(("Connection", "close"));
+        }
+        response.json(json!({ "error": self.to_string() }))
     }
 }
 

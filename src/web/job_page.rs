@@ -82,7 +82,7 @@ pub async fn job_page(
     let report: Value = report_path(&folders, &job)
         .and_then(|path| crate::report::read_back(&path))
         .unwrap_or(Value::Null);
-    let state = serde_json::to_value(job.state).map_or(String::new(), |v| shown(&v));
+    let state = job.state.as_str().to_string();
     let mut page = JobPage {
         id: job.id.to_string(),
         file: job.file.clone(),

@@ -38,10 +38,7 @@ pub async fn retry(
         RetryRefused::Unknown => ApiError::UnknownJob(raw),
         RetryRefused::NotFailed(state) => ApiError::Conflict(format!(
             "job {id} is {}, and only a failed job can be retried",
-            serde_json::to_value(state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
+            state.as_str()
         )),
     })?;
     let durable = settings.fsync;

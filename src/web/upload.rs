@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use actix_multipart::Multipart;
 use actix_web::web::{self, Bytes, BytesMut};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode};
+use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
@@ -23,6 +23,7 @@ use tempfile::NamedTempFile;
 use crate::folders::{self, Folders};
 use crate::intake::Intake;
 use crate::registry::{JobId, Registry};
+use crate::web::api::ApiError;
 use crate::web::{NextQuery, WebSettings};
 
 /// Small chunks are gathered up to this size before a write.
@@ -36,42 +37,12 @@ const MAX_PARTS: usize = 1000;
 /// Longest name kept from a client, in bytes.
 const MAX_NAME_BYTES: usize = 200;
 
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error("the upload is larger than the limit of {0} bytes")]
-    TooLarge(u64),
-    #[error("no `file` part in the request")]
-    NoFile,
-    #[error("more than {MAX_PARTS} parts in one request")]
-    TooManyParts,
-    #[error("bad multipart request: {0}")]
-    Multipart(String),
-    #[error("cannot store the upload: {0}")]
-    Store(#[from] std::io::Error),
+fn bad_multipart(err: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("bad multipart request: {err}"))
 }
 
-impl ResponseError for UploadError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::NoFile | UploadError::TooManyParts | UploadError::Multipart(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            UploadError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let UploadError::Store(err) = self {
-            log::error!("upload: {err}");
-        }
-        let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, UploadError::TooLarge(_)) {
-            // The rest of the body is not read: the connection cannot carry another request.
-            response.insert_header(("Connection", "close"));
-        }
-        response.json(json!({ "error": self.to_string() }))
-    }
+fn store_error(err: std::io::Error) -> ApiError {
+    ApiError::Internal(format!("cannot store the upload: {err}"))
 }
 
 /// One accepted file, as the answer lists it.
@@ -98,7 +69,7 @@ pub async fn upload(
     folders: web::Data<Folders>,
     intake: web::Data<Intake>,
     settings: web::Data<WebSettings>,
-) -> Result<HttpResponse, UploadError> {
+) -> Result<HttpResponse, ApiError> {
     let limit = settings.max_upload_bytes;
     let declared = request
         .headers()
@@ -106,16 +77,18 @@ pub async fn upload(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit.saturating_add(MULTIPART_OVERHEAD)) {
-        return Err(UploadError::TooLarge(limit));
+        return Err(ApiError::TooLarge(limit));
     }
     let mut staged: Vec<Staged> = Vec::new();
     let mut total: u64 = 0;
     let mut parts = 0;
     while let Some(field) = payload.next().await {
-        let mut field = field.map_err(|err| UploadError::Multipart(err.to_string()))?;
+        let mut field = field.map_err(bad_multipart)?;
         parts += 1;
         if parts > MAX_PARTS {
-            return Err(UploadError::TooManyParts);
+            return Err(ApiError::BadRequest(format!(
+                "more than {MAX_PARTS} parts in one request"
+            )));
         }
         let is_file = field.name() == Some("file");
         let name = field
@@ -124,18 +97,22 @@ pub async fn upload(
             .map(safe_name);
         let mut temp = if is_file {
             let dir = folders.unprocessed.clone();
-            Some(block(move || folders::temp_in(&dir)).await?)
+            Some(
+                block(move || folders::temp_in(&dir))
+                    .await
+                    .map_err(store_error)?,
+            )
         } else {
             None
         };
         let mut size: u64 = 0;
         let mut pending = BytesMut::new();
         while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|err| UploadError::Multipart(err.to_string()))?;
+            let chunk = chunk.map_err(bad_multipart)?;
             total += chunk.len() as u64;
             if total > limit {
                 // `staged` and `temp` are dropped on return: their files are deleted.
-                return Err(UploadError::TooLarge(limit));
+                return Err(ApiError::TooLarge(limit));
             }
             let Some(file) = temp.take() else {
                 continue; // not a file part: read and dropped
@@ -143,13 +120,19 @@ pub async fn upload(
             size += chunk.len() as u64;
             pending.extend_from_slice(&chunk);
             if pending.len() >= WRITE_BYTES {
-                temp = Some(write(file, pending.split().freeze()).await?);
+                temp = Some(
+                    write(file, pending.split().freeze())
+                        .await
+                        .map_err(store_error)?,
+                );
             } else {
                 temp = Some(file);
             }
         }
         if let Some(file) = temp {
-            let file = write(file, pending.split().freeze()).await?;
+            let file = write(file, pending.split().freeze())
+                .await
+                .map_err(store_error)?;
             let name = name.unwrap_or_else(|| OsString::from("upload"));
             staged.push(Staged {
                 temp: file,
@@ -159,7 +142,9 @@ pub async fn upload(
         }
     }
     if staged.is_empty() {
-        return Err(UploadError::NoFile);
+        return Err(ApiError::BadRequest(
+            "no `file` part in the request".to_string(),
+        ));
     }
     let durable = settings.fsync;
     let registry = registry.into_inner();
@@ -171,7 +156,8 @@ pub async fn upload(
             .map(|part| place(part, &unprocessed, &registry, &intake, durable))
             .collect::<std::io::Result<Vec<Accepted>>>()
     })
-    .await?;
+    .await
+    .map_err(store_error)?;
     for job in &accepted {
         log::info!("job {}: uploaded as {}", job.job_id, job.file);
     }
