@@ -109,6 +109,17 @@ pub struct Cli {
     #[arg(long, env = "FP_MAX_UPLOAD_BYTES", value_name = "N", default_value_t = 1 << 30)]
     pub max_upload_bytes: u64,
 
+    /// Host names the server answers to besides localhost, IP addresses and --host
+    /// (comma-separated; `*` for any): add the name a proxy or a DNS name reaches it by. Other
+    /// names get 421, which stops DNS-rebinding attacks from web pages.
+    #[arg(
+        long,
+        env = "FP_ALLOWED_HOSTS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Ask the daemon on --host/--port whether it is healthy (GET /health) and exit 0 if so,
     /// 1 if not: the Docker image's HEALTHCHECK, with no other tool needed.
     #[arg(long, conflicts_with_all = ["input", "watch"])]

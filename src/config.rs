@@ -37,6 +37,7 @@ pub struct WatchSettings {
     pub event_buffer: usize,
     pub token: Option<String>,
     pub max_upload_bytes: u64,
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +100,7 @@ impl Config {
                 event_buffer: usize::try_from(cli.event_buffer).unwrap_or(usize::MAX),
                 token: cli.token,
                 max_upload_bytes: cli.max_upload_bytes,
+                allowed_hosts: cli.allowed_hosts,
             }),
         };
         Ok(Config {

@@ -137,6 +137,7 @@ pub fn run(
         token: settings.token.clone(),
         max_upload_bytes: settings.max_upload_bytes,
         fsync: settings.fsync,
+        allowed_hosts: web::guard::AllowedHosts::new(&settings.host, &settings.allowed_hosts),
     };
     let http = spawn("http", move || {
         actix_web::rt::System::new().block_on(async move {

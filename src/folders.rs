@@ -357,6 +357,23 @@ pub fn file_name_of(path: &Path) -> Option<&OsStr> {
     path.file_name().filter(|name| !name.as_bytes().is_empty())
 }
 
+/// `name` is one path component: joined to a folder it names an entry of that folder and
+/// nothing else. Every name read back from the folders (reports) is checked with this before
+/// it is used as a path.
+pub fn is_single_component(name: &OsStr) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes != b"."
+        && bytes != b".."
+        && !bytes.contains(&b'/')
+        && !bytes.contains(&0)
+}
+
+/// `dir/name` when `name` is one path component, else `None`.
+pub fn entry_of(dir: &Path, name: &OsStr) -> Option<PathBuf> {
+    is_single_component(name).then(|| dir.join(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,19 +4,30 @@
 //! It lists `processed/` and `failed/` once, counts every report (the all-time counters), and
 //! reads back only the newest `--history` of them (by modification time), each through a
 //! small stub of the report's fields. It never writes, and a report it cannot read is skipped.
+//!
+//! What is in those folders is data anyone may have dropped or uploaded, so a name ending in
+//! `.report.json` is not yet a report. It counts only when the file it describes is beside it:
+//! `NAME.report.json` next to a regular file `NAME` (and its `file` field says `NAME`, its
+//! `status` matches the folder). Dropping or uploading files cannot forge such a pair: the
+//! daemon places a user's file at `NAME` only after publishing `NAME.report.json` itself (the
+//! report is linked first, never replacing, and a taken report name makes the pair taken), and
+//! it publishes a report at `R` only when `R` is free; so a user's file that lands at
+//! `NAME.report.json` has no `NAME` beside it (a later `NAME` is given `NAME-2`), and a user's
+//! file never sits where the daemon's report for `NAME` does. The job's names come from the
+//! directory entry, not from the report's text: one path component, the bytes on disk.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::Deserialize;
 
 use crate::analyze::Kind;
-use crate::folders::Folders;
+use crate::folders::{self, Folders};
 use crate::registry::{JobId, JobSnapshot, JobState, JobSummary};
-use crate::report::{self, ERROR_SUFFIX, ErrorInfo, REPORT_SUFFIX, Status};
+use crate::report::{self, ErrorInfo, Status};
 
 /// The finished jobs to restore, oldest first, and the all-time counts of reports on disk.
 #[derive(Default)]
@@ -54,29 +65,45 @@ struct CountStub {
 /// Reads back the newest `limit` reports of `folders`.
 pub fn load(folders: &Folders, limit: usize) -> History {
     let mut history = History::default();
-    let mut found: Vec<(SystemTime, PathBuf)> = Vec::new();
-    for (dir, suffix) in [
-        (&folders.processed, REPORT_SUFFIX),
-        (&folders.failed, ERROR_SUFFIX),
+    let mut found: Vec<(SystemTime, Found)> = Vec::new();
+    for (dir, status) in [
+        (&folders.processed, Status::Completed),
+        (&folders.failed, Status::Failed),
     ] {
         let Ok(entries) = fs::read_dir(dir) else {
             continue;
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if !is_report_name(&name, suffix) {
+            let Some(file) = described_file(&name, status.report_suffix()) else {
+                continue;
+            };
+            // The pair: the report names a regular file beside it.
+            let beside = fs::symlink_metadata(dir.join(&file)).is_ok_and(|m| m.is_file());
+            if !beside {
+                log::debug!(
+                    "{} has no file {} beside it: not a report",
+                    entry.path().display(),
+                    file.to_string_lossy()
+                );
                 continue;
             }
-            if suffix == REPORT_SUFFIX {
-                history.completed += 1;
-            } else {
-                history.failed += 1;
+            match status {
+                Status::Completed => history.completed += 1,
+                Status::Failed => history.failed += 1,
             }
             let modified = entry
                 .metadata()
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            found.push((modified, entry.path()));
+            found.push((
+                modified,
+                Found {
+                    path: entry.path(),
+                    file,
+                    status,
+                },
+            ));
         }
     }
     if limit == 0 {
@@ -87,34 +114,61 @@ pub fn load(folders: &Folders, limit: usize) -> History {
         found.drain(..older);
     }
     found.sort_by_key(|(modified, _)| *modified);
-    history.jobs = found
-        .into_iter()
-        .filter_map(|(_, path)| {
-            let job = read(&path);
-            if job.is_none() {
+    let mut jobs = Vec::with_capacity(found.len());
+    for (_, found) in found {
+        match read(&found) {
+            Some(job) => jobs.push(job),
+            None => {
                 log::debug!(
-                    "{} is not a readable report; not in the history",
-                    path.display()
+                    "{} is not a readable report of {}; not counted",
+                    found.path.display(),
+                    found.file.to_string_lossy()
                 );
+                match found.status {
+                    Status::Completed => history.completed -= 1,
+                    Status::Failed => history.failed -= 1,
+                }
             }
-            job
-        })
-        .collect();
+        }
+    }
+    history.jobs = jobs;
     history
 }
 
-fn is_report_name(name: &OsStr, suffix: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.starts_with(b".") && bytes.len() > suffix.len() && bytes.ends_with(suffix.as_bytes())
+/// A report candidate: its path, the file it describes, and the folder's status.
+struct Found {
+    path: PathBuf,
+    file: OsString,
+    status: Status,
 }
 
-fn read(path: &Path) -> Option<JobSnapshot> {
-    let stub: ReportStub = report::read_back(path)?;
+/// `NAME` for a directory entry `NAME` + `suffix`, when `NAME` is one visible path component.
+fn described_file(name: &OsStr, suffix: &str) -> Option<OsString> {
+    let bytes = name.as_bytes();
+    let file = bytes.strip_suffix(suffix.as_bytes())?;
+    let file = OsStr::from_bytes(file);
+    (folders::is_single_component(file) && !file.as_bytes().starts_with(b"."))
+        .then(|| file.to_os_string())
+}
+
+fn read(found: &Found) -> Option<JobSnapshot> {
+    let stub: ReportStub = report::read_back(&found.path)?;
+    // The report must describe the file it stands beside, in the folder of its status.
+    if stub.status != found.status || stub.file != found.file.to_string_lossy() {
+        return None;
+    }
     let time = |text: &str| humantime::parse_rfc3339(text).ok();
     Some(JobSnapshot {
         id: JobId::from_string(&stub.job_id).ok()?,
-        original_name: stub.original_name,
-        file: stub.file,
+        // A report holds names as text; a name that was not UTF-8 comes back lossy there and
+        // must not become a path (retry puts the file back under it): the name on disk then
+        // stands for it.
+        original_name: if stub.original_name.contains(char::REPLACEMENT_CHARACTER) {
+            found.file.clone()
+        } else {
+            OsString::from(stub.original_name)
+        },
+        file: found.file.clone(),
         size_bytes: stub.size_bytes,
         state: match stub.status {
             Status::Completed => JobState::Completed,
@@ -139,6 +193,7 @@ fn read(path: &Path) -> Option<JobSnapshot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::REPORT_SUFFIX;
 
     fn report(id: JobId, file: &str, status: &str, finished: &str) -> String {
         format!(
@@ -156,6 +211,7 @@ mod tests {
         let ids: Vec<JobId> = (0..4).map(|_| JobId::generate()).collect();
         for (i, id) in ids.iter().enumerate() {
             let name = format!("f{i}.txt");
+            fs::write(folders.processed.join(&name), "abc").expect("write");
             let path = folders.processed.join(format!("{name}.report.json"));
             fs::write(
                 &path,
@@ -169,6 +225,7 @@ mod tests {
                 .and_then(|f| f.set_modified(when))
                 .expect("mtime");
         }
+        fs::write(folders.failed.join("bad.json"), "{").expect("write");
         fs::write(
             folders.failed.join("bad.json.error.json"),
             report(
@@ -179,11 +236,12 @@ mod tests {
             ),
         )
         .expect("write");
+        fs::write(folders.processed.join("junk"), "data").expect("write");
         fs::write(folders.processed.join("junk.report.json"), "not json").expect("write");
-        fs::write(folders.processed.join("f0.txt"), "abc").expect("write");
 
         let history = load(&folders, 3);
-        assert_eq!((history.completed, history.failed), (5, 1));
+        // junk.report.json stands beside junk, but is no report of it: not counted.
+        assert_eq!((history.completed, history.failed), (4, 1));
         let restored: Vec<JobId> = history.jobs.iter().map(|job| job.id).collect();
         // The three newest by mtime, oldest first (the failed one and junk are newer than
         // f0..f3's fixed mtimes; junk is not readable and is skipped).
@@ -195,5 +253,57 @@ mod tests {
         let none = load(&folders, 0);
         assert!(none.jobs.is_empty());
         assert_eq!((none.completed, none.failed), (5, 1));
+    }
+
+    #[test]
+    fn a_report_counts_only_beside_the_file_it_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folders = Folders::create(dir.path()).expect("folders");
+        let processed = &folders.processed;
+        let done = "2026-11-22T10:00:01.000Z";
+        // A user's file that looks like a report, with nothing called `planted` beside it.
+        fs::write(
+            processed.join("planted.report.json"),
+            report(JobId::generate(), "../../victim/secret.txt", "failed", done),
+        )
+        .expect("write");
+        // A report whose `file` is not the name it stands beside.
+        fs::write(processed.join("a.txt"), "a").expect("write");
+        fs::write(
+            processed.join("a.txt.report.json"),
+            report(JobId::generate(), "../a.txt", "completed", done),
+        )
+        .expect("write");
+        // A failed report in processed/.
+        fs::write(processed.join("b.txt"), "b").expect("write");
+        fs::write(
+            processed.join("b.txt.report.json"),
+            report(JobId::generate(), "b.txt", "failed", done),
+        )
+        .expect("write");
+        // A report beside a folder, not a file.
+        fs::create_dir(processed.join("sub")).expect("mkdir");
+        fs::write(
+            processed.join("sub.report.json"),
+            report(JobId::generate(), "sub", "completed", done),
+        )
+        .expect("write");
+        // A non-UTF-8 name: the job's file is the name on disk, not its lossy text.
+        let raw = OsStr::from_bytes(b"caf\xe9.txt");
+        fs::write(processed.join(raw), "c").expect("write");
+        let mut report_name = raw.to_os_string();
+        report_name.push(REPORT_SUFFIX);
+        let id = JobId::generate();
+        fs::write(
+            processed.join(&report_name),
+            report(id, &raw.to_string_lossy(), "completed", done),
+        )
+        .expect("write");
+
+        let history = load(&folders, 100);
+        assert_eq!((history.completed, history.failed), (1, 0));
+        assert_eq!(history.jobs.len(), 1);
+        assert_eq!(history.jobs[0].id, id);
+        assert_eq!(history.jobs[0].file, raw);
     }
 }

@@ -216,6 +216,14 @@ impl Lifecycle {
             let names = self.lock_names();
             names.next_attempt.get(&hint_key).copied().unwrap_or(1)
         };
+        // A hint is only where the search starts: when the name itself is free again (the
+        // file moved out, e.g. retried), it is the one to take.
+        if attempt > 1
+            && !folders::exists(&target_dir.join(original_name))
+            && !folders::exists(&target_dir.join(with_suffix(original_name, suffix)))
+        {
+            attempt = 1;
+        }
         loop {
             let chosen = self.choose_name(
                 target_dir,

@@ -66,13 +66,8 @@ impl Worker {
         let original_name = job.original_name.to_string_lossy().into_owned();
         self.registry.start(JobStart {
             id: job.id,
-            original_name: original_name.clone(),
-            file: job
-                .claimed
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
+            original_name: job.original_name.clone(),
+            file: job.claimed.file_name().unwrap_or_default().to_os_string(),
             size_bytes: job.size_bytes,
             queued_at: job.queued_at,
             progress: Arc::clone(&progress),
@@ -119,7 +114,11 @@ impl Worker {
                     report.size_bytes,
                     report.duration_ms,
                 );
-                self.registry.finish(job.id, report);
+                self.registry.finish(
+                    job.id,
+                    report,
+                    finished.path.file_name().unwrap_or_default(),
+                );
             }
             Err(err) => {
                 log::error!(

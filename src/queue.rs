@@ -176,7 +176,7 @@ impl Scheduler {
                 let size_bytes = fs::metadata(&leftover.path).map_or(0, |m| m.len());
                 let id = leftover.job_id.unwrap_or_else(JobId::generate);
                 let name = &leftover.original_name;
-                registry.queue(id, &name.to_string_lossy(), size_bytes, now);
+                registry.queue(id, name, size_bytes, now);
                 log::info!(
                     "job {id}: requeued {} left by an earlier run",
                     leftover.path.display()
@@ -407,8 +407,7 @@ impl Scheduler {
         let queued_at = SystemTime::now();
         let waited_ms = self.epoch.elapsed().as_millis() as u64;
         log::debug!("job {job_id}: {} is ready ({size} bytes)", path.display());
-        self.registry
-            .queue(job_id, &name.to_string_lossy(), size, queued_at);
+        self.registry.queue(job_id, &name, size, queued_at);
         self.ready.push(Reverse(ReadyEntry {
             priority: waited_ms + size / AGING_BYTES_PER_MS,
             generation,

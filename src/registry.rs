@@ -7,6 +7,7 @@
 //! the filesystem: it is a picture of the pipeline, not its source of truth.
 
 use std::collections::{HashMap, VecDeque};
+use std::ffi::{OsStr, OsString};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -101,9 +102,11 @@ pub const THROUGHPUT_MINUTES: usize = 30;
 #[derive(Debug, Clone)]
 pub struct JobSnapshot {
     pub id: JobId,
-    pub original_name: String,
+    /// Names are the bytes on disk (not always UTF-8): views show them lossily, paths use
+    /// them as they are.
+    pub original_name: OsString,
     /// The name now: in `unprocessed/`, `underprocess/`, then `processed/` or `failed/`.
-    pub file: String,
+    pub file: OsString,
     pub size_bytes: u64,
     pub state: JobState,
     pub queued_at: SystemTime,
@@ -128,8 +131,8 @@ pub struct Counts {
 /// (a file requeued from `underprocess/` at start was never queued in this run).
 pub struct JobStart {
     pub id: JobId,
-    pub original_name: String,
-    pub file: String,
+    pub original_name: OsString,
+    pub file: OsString,
     pub size_bytes: u64,
     pub queued_at: SystemTime,
     pub progress: Arc<Progress>,
@@ -139,9 +142,9 @@ pub struct JobStart {
 /// that a full history costs little and its churn does not fragment the heap.
 struct JobRecord {
     id: JobId,
-    original_name: Box<str>,
+    original_name: Box<OsStr>,
     /// The name now, when it differs from `original_name`.
-    renamed: Option<Box<str>>,
+    renamed: Option<Box<OsStr>>,
     size_bytes: u64,
     state: JobState,
     queued_at: SystemTime,
@@ -233,7 +236,7 @@ impl Registry {
     /// A file in `unprocessed/` is ready and waits for a worker.
     /// Queueing a job already queued (an upload seen by the scheduler) updates its name and
     /// size.
-    pub fn queue(&self, id: JobId, name: &str, size_bytes: u64, queued_at: SystemTime) {
+    pub fn queue(&self, id: JobId, name: &OsStr, size_bytes: u64, queued_at: SystemTime) {
         let mut jobs = self.lock();
         if let Some(record) = jobs.active.get_mut(&id) {
             record.size_bytes = size_bytes;
@@ -302,8 +305,9 @@ impl Registry {
         self.announce(record);
     }
 
-    /// The job's report is published; the job joins the bounded history.
-    pub fn finish(&self, id: JobId, report: &Report) {
+    /// The job's report is published and its file is `file` (the name on disk; the report's
+    /// `file` is its lossy text); the job joins the bounded history.
+    pub fn finish(&self, id: JobId, report: &Report, file: &OsStr) {
         self.metrics
             .job_finished(report.size_bytes, report.duration_ms);
         let mut guard = self.lock();
@@ -325,10 +329,15 @@ impl Registry {
                 }
                 record
             }
-            None => JobRecord::new(id, &report.original_name, report.size_bytes, now),
+            None => JobRecord::new(
+                id,
+                OsStr::new(&report.original_name),
+                report.size_bytes,
+                now,
+            ),
         };
         record.state = state;
-        record.set_file(&report.file);
+        record.set_file(file);
         record.finished_at = Some(now);
         record.final_progress = record.progress.take().map(|p| p.get());
         record.summary = Some(JobSummary::of(report));
@@ -455,15 +464,24 @@ impl Registry {
         jobs.counts.completed += completed;
         jobs.counts.failed += failed;
         for job in finished {
-            let mut record =
-                JobRecord::new(job.id, &job.original_name, job.size_bytes, job.queued_at);
-            record.set_file(&job.file);
-            record.state = job.state;
-            record.started_at = job.started_at;
-            record.finished_at = job.finished_at;
-            record.summary = job.summary;
-            jobs.push_finished(record, self.history);
+            jobs.push_finished(JobRecord::finished_from(job), self.history);
         }
+    }
+
+    /// A retry whose file could not be moved back: the job is failed again, as it was before
+    /// `begin_retry` (and counted as failed again, not lost from the counts).
+    pub fn undo_retry(&self, before: JobSnapshot) {
+        let mut jobs = self.lock();
+        if let Some(record) = jobs.active.remove(&before.id) {
+            match record.state {
+                JobState::Queued => jobs.counts.queued -= 1,
+                _ => jobs.counts.processing -= 1,
+            }
+        }
+        jobs.counts.failed += 1;
+        let record = JobRecord::finished_from(before);
+        self.announce(&record);
+        jobs.push_finished(record, self.history);
     }
 
     /// Files and bytes finished per minute over the last `THROUGHPUT_MINUTES` minutes, oldest
@@ -702,7 +720,7 @@ fn current(
 }
 
 impl JobRecord {
-    fn new(id: JobId, name: &str, size_bytes: u64, queued_at: SystemTime) -> JobRecord {
+    fn new(id: JobId, name: &OsStr, size_bytes: u64, queued_at: SystemTime) -> JobRecord {
         JobRecord {
             id,
             original_name: name.into(),
@@ -719,17 +737,29 @@ impl JobRecord {
         }
     }
 
+    /// A finished job's record from its snapshot (history reload, undone retry).
+    fn finished_from(job: JobSnapshot) -> JobRecord {
+        let mut record = JobRecord::new(job.id, &job.original_name, job.size_bytes, job.queued_at);
+        record.set_file(&job.file);
+        record.state = job.state;
+        record.started_at = job.started_at;
+        record.finished_at = job.finished_at;
+        record.final_progress = job.progress;
+        record.summary = job.summary;
+        record
+    }
+
     fn newest_time(&self) -> SystemTime {
         self.finished_at
             .or(self.started_at)
             .unwrap_or(self.queued_at)
     }
 
-    fn file(&self) -> &str {
+    fn file(&self) -> &OsStr {
         self.renamed.as_deref().unwrap_or(&self.original_name)
     }
 
-    fn set_file(&mut self, file: &str) {
+    fn set_file(&mut self, file: &OsStr) {
         if file != self.file() {
             self.renamed = (file != &*self.original_name).then(|| file.into());
         }
@@ -738,8 +768,8 @@ impl JobRecord {
     fn snapshot_now(&self) -> JobSnapshot {
         JobSnapshot {
             id: self.id,
-            original_name: self.original_name.to_string(),
-            file: self.file().to_string(),
+            original_name: self.original_name.to_os_string(),
+            file: self.file().to_os_string(),
             size_bytes: self.size_bytes,
             state: self.state,
             queued_at: self.queued_at,
@@ -760,7 +790,6 @@ mod tests {
     use super::*;
     use crate::analyze::{Analysis, Details};
     use crate::report::Timing;
-    use std::ffi::OsStr;
 
     fn id(n: u128) -> JobId {
         JobId::from(n)
@@ -807,17 +836,16 @@ mod tests {
     fn a_job_moves_through_its_states_and_the_counts_follow() {
         let registry = Registry::new(10);
         let (a, b) = (id(1), id(2));
-        registry.queue(a, "f", 1, SystemTime::now());
-        registry.queue(b, "g", 1, SystemTime::now());
+        registry.queue(a, OsStr::new("f"), 1, SystemTime::now());
+        registry.queue(b, OsStr::new("g"), 1, SystemTime::now());
         assert_eq!(registry.counts().queued, 2);
         start(&registry, a);
         registry.forget(b);
         let counts = registry.counts();
         assert_eq!((counts.queued, counts.processing), (0, 1));
         assert_eq!(registry.get(a).map(|j| j.state), Some(JobState::Processing));
-        let mut failed = report(a, false);
-        failed.file = "f-2".into();
-        registry.finish(a, &failed);
+        let failed = report(a, false);
+        registry.finish(a, &failed, OsStr::new("f-2"));
         let counts = registry.counts();
         assert_eq!(
             (counts.processing, counts.completed, counts.failed),
@@ -826,11 +854,26 @@ mod tests {
         let job = registry.get(a).expect("kept");
         assert_eq!(job.state, JobState::Failed);
         assert_eq!(
-            (job.original_name.as_str(), job.file.as_str()),
-            ("f", "f-2")
+            (job.original_name.as_os_str(), job.file.as_os_str()),
+            (OsStr::new("f"), OsStr::new("f-2"))
         );
         assert!(job.summary.and_then(|s| s.error).is_some());
         assert!(registry.get(b).is_none());
+    }
+
+    #[test]
+    fn a_refused_retry_leaves_the_job_failed_and_counted() {
+        let registry = Registry::new(10);
+        let a = id(1);
+        start(&registry, a);
+        registry.finish(a, &report(a, false), OsStr::new("f"));
+        let before = registry.begin_retry(a).expect("failed job");
+        assert_eq!((registry.counts().queued, registry.counts().failed), (1, 0));
+        registry.undo_retry(before);
+        let counts = registry.counts();
+        assert_eq!((counts.queued, counts.failed), (0, 1));
+        assert_eq!(registry.get(a).map(|j| j.state), Some(JobState::Failed));
+        assert!(registry.begin_retry(a).is_ok(), "retryable again");
     }
 
     #[test]
@@ -849,7 +892,7 @@ mod tests {
         let registry = Registry::new(3);
         for i in 0..10 {
             start(&registry, id(i));
-            registry.finish(id(i), &report(id(i), true));
+            registry.finish(id(i), &report(id(i), true), OsStr::new("f"));
         }
         assert_eq!(registry.all().len(), 3);
         assert!(registry.get(id(6)).is_none());
@@ -906,7 +949,7 @@ mod tests {
                     match op {
                         Op::Queue(n) => {
                             if position(&model, n).is_none() {
-                                registry.queue(id(n as u128), "f", 1, SystemTime::now());
+                                registry.queue(id(n as u128), OsStr::new("f"), 1, SystemTime::now());
                                 model.push((id(n as u128), JobState::Queued));
                             }
                         }
@@ -920,7 +963,7 @@ mod tests {
                         },
                         Op::Finish(n, ok) => match position(&model, n) {
                             Some(at) if model[at].1 == JobState::Processing => {
-                                registry.finish(id(n as u128), &report(id(n as u128), ok));
+                                registry.finish(id(n as u128), &report(id(n as u128), ok), OsStr::new("f"));
                                 model.remove(at);
                                 let state = if ok { JobState::Completed } else { JobState::Failed };
                                 model.push((id(n as u128), state));

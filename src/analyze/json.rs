@@ -5,10 +5,13 @@
 //! `.jsonl` files, and `.json` files holding more than one value, are reported as `lines`, with
 //! one record per value; a single document reports the length of a top-level array, else 1.
 //! Invalid JSON (or an empty `.json`) fails with `invalid_json` and serde_json's line/column.
+//! Nesting deeper than [`MAX_DEPTH`] fails too: serde_json skips ignored values without
+//! recursion but with one byte of memory per level, so without a limit a file of `[` would
+//! cost its own size. Keys are kept as a hash plus at most [`MAX_KEY_BYTES`] of their text.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::BufReader;
+use std::io::{self, BufReader, Read};
 
 use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -18,6 +21,12 @@ use super::{AnalysisError, AnalysisOptions, Progress, Source};
 
 /// Distinct keys listed in a report.
 pub const MAX_KEYS: usize = 100;
+
+/// Deepest nesting of arrays and objects accepted (serde_json's own recursion limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// Longest key text kept in a report; a longer key is cut and ends in `…`.
+pub const MAX_KEY_BYTES: usize = 256;
 
 /// The `json` section of a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,29 +48,125 @@ pub struct JsonReport {
 /// Keys collected in first-seen order, bounded.
 #[derive(Debug, Default)]
 struct KeyList {
-    seen: HashSet<String>,
-    ordered: Vec<String>,
+    /// Hashes of the whole keys: a key costs 8 bytes here whatever its length.
+    seen: HashSet<u64>,
+    ordered: Vec<(u64, String)>,
     truncated: bool,
 }
 
 impl KeyList {
-    fn add(&mut self, key: String) {
-        if self.seen.contains(&key) {
+    fn add(&mut self, key: &str) {
+        self.add_hashed(xxhash_rust::xxh3::xxh3_64(key.as_bytes()), || {
+            shortened(key)
+        });
+    }
+
+    fn add_hashed(&mut self, hash: u64, text: impl FnOnce() -> String) {
+        if self.seen.contains(&hash) {
             return;
         }
         if self.ordered.len() >= MAX_KEYS {
             self.truncated = true;
             return;
         }
-        self.seen.insert(key.clone());
-        self.ordered.push(key);
+        self.seen.insert(hash);
+        self.ordered.push((hash, text()));
     }
 
     fn absorb(&mut self, other: KeyList) {
         self.truncated |= other.truncated;
-        for key in other.ordered {
-            self.add(key);
+        for (hash, key) in other.ordered {
+            self.add_hashed(hash, || key);
         }
+    }
+
+    fn into_keys(self) -> Vec<String> {
+        self.ordered.into_iter().map(|(_, key)| key).collect()
+    }
+}
+
+/// At most `MAX_KEY_BYTES` of `key`, cut on a character boundary and marked with `…`.
+fn shortened(key: &str) -> String {
+    if key.len() <= MAX_KEY_BYTES {
+        return key.to_string();
+    }
+    let mut end = MAX_KEY_BYTES;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &key[..end])
+}
+
+/// Why the depth guard stopped the reader.
+#[derive(Debug, thiserror::Error)]
+#[error("nesting deeper than {MAX_DEPTH} levels")]
+struct TooDeep;
+
+/// A reader that fails once arrays and objects nest deeper than `MAX_DEPTH`: it follows the
+/// brackets outside strings as the bytes go by (string bodies are skipped with memchr).
+struct DepthGuard<R> {
+    inner: R,
+    depth: usize,
+    in_string: bool,
+    /// The previous byte in a string was an unescaped backslash.
+    escaped: bool,
+}
+
+impl<R: Read> DepthGuard<R> {
+    fn new(inner: R) -> Self {
+        DepthGuard {
+            inner,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+        }
+    }
+
+    fn follow(&mut self, bytes: &[u8]) -> Result<(), TooDeep> {
+        let mut at = 0;
+        while at < bytes.len() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    at += 1;
+                    continue;
+                }
+                match memchr::memchr2(b'"', b'\\', &bytes[at..]) {
+                    None => return Ok(()),
+                    Some(found) => {
+                        at += found;
+                        if bytes[at] == b'"' {
+                            self.in_string = false;
+                        } else {
+                            self.escaped = true;
+                        }
+                        at += 1;
+                    }
+                }
+                continue;
+            }
+            match bytes[at] {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => {
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH {
+                        return Err(TooDeep);
+                    }
+                }
+                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+            at += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for DepthGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.follow(&buf[..read]).map_err(io::Error::other)?;
+        Ok(read)
     }
 }
 
@@ -140,7 +245,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
         let mut shape = Shape::scalar("object");
         while let Some(key) = map.next_key::<String>()? {
-            shape.keys.add(key);
+            shape.keys.add(&key);
             map.next_value::<IgnoredAny>()?;
         }
         Ok(shape)
@@ -173,7 +278,10 @@ pub fn analyze(
         .path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("ndjson") || ext.eq_ignore_ascii_case("jsonl"));
-    let reader = BufReader::with_capacity(256 << 10, RangeReader::new(&source.file, 0, source.len));
+    let reader = BufReader::with_capacity(
+        256 << 10,
+        DepthGuard::new(RangeReader::new(&source.file, 0, source.len)),
+    );
     let stream = serde_json::Deserializer::from_reader(reader).into_iter::<TopShape>();
 
     let mut values = 0u64;
@@ -183,7 +291,12 @@ pub fn analyze(
     for item in stream {
         let TopShape(shape) = item.map_err(|err| {
             if err.is_io() {
-                AnalysisError::Read(err.into())
+                let err = io::Error::from(err);
+                if err.get_ref().is_some_and(|inner| inner.is::<TooDeep>()) {
+                    AnalysisError::InvalidJson(format!("invalid JSON: {err}"))
+                } else {
+                    AnalysisError::Read(err)
+                }
             } else {
                 AnalysisError::InvalidJson(format!("invalid JSON: {err}"))
             }
@@ -220,8 +333,8 @@ pub fn analyze(
         format: if is_document { "document" } else { "lines" },
         top_level: top_level.unwrap_or("null"),
         records,
-        keys: keys.ordered,
         keys_truncated: keys.truncated,
+        keys: keys.into_keys(),
     })
 }
 
@@ -282,5 +395,41 @@ mod tests {
         let got = run("wide.json", data.as_bytes()).expect("wide object");
         assert_eq!(got.keys.len(), MAX_KEYS);
         assert!(got.keys_truncated);
+    }
+
+    #[test]
+    fn nesting_is_limited_outside_strings_only() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let deepest = run("ok.json", nested(MAX_DEPTH).as_bytes()).expect("128 levels");
+        assert_eq!((deepest.top_level, deepest.records), ("array", 1));
+        let err = run("deep.json", nested(MAX_DEPTH + 1).as_bytes()).expect_err("129 levels");
+        assert_eq!(err.kind(), "invalid_json");
+        assert!(err.to_string().contains("deeper than 128"), "{err}");
+        let err = run("deep.json", nested(100_000).as_bytes()).expect_err("100,000 levels");
+        assert_eq!(err.kind(), "invalid_json");
+        // Brackets inside strings, escaped quotes and backslashes are text, not nesting.
+        let text = format!(
+            r#"["{}", "a\"[[[", "\\", {{"k[": "{}"}}]"#,
+            "[".repeat(500),
+            "{".repeat(500)
+        );
+        let got = run("strings.json", text.as_bytes()).expect("brackets in strings");
+        assert_eq!((got.records, got.keys.clone()), (4, vec!["k[".to_string()]));
+    }
+
+    #[test]
+    fn long_keys_are_cut_and_marked_but_told_apart_whole() {
+        let long = |c: char| c.to_string().repeat(3 << 20);
+        let data = format!(
+            r#"{{"{a}x": 1, "{a}y": 2, "{b}": 3, "{a}x": 4}}"#,
+            a = long('a'),
+            b = "é".repeat(200)
+        );
+        let got = run("keys.json", data.as_bytes()).expect("long keys");
+        assert_eq!(got.keys.len(), 3, "distinct by the whole key");
+        for key in &got.keys {
+            assert!(key.len() <= MAX_KEY_BYTES + '…'.len_utf8(), "{}", key.len());
+            assert!(key.ends_with('…'));
+        }
     }
 }

@@ -33,8 +33,25 @@ pub enum ApiError {
     Conflict(String),
     #[error("the upload is larger than the limit of {0} bytes")]
     TooLarge(u64),
-    #[error("{0}")]
-    Internal(String),
+    /// The request could not be served now (a full disk, no descriptors left, a folder
+    /// gone): 503 with `Retry-After`. The client is told `what` failed, never paths: `detail`
+    /// (with the daemon's paths) goes to the log only.
+    #[error("{what}; try again later")]
+    Unavailable { what: String, detail: String },
+}
+
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+impl ApiError {
+    /// A 503 for `what` that failed with `err`: the kind of the error is told, its text (which
+    /// may name files) is logged.
+    pub fn unavailable(what: &str, err: &std::io::Error) -> ApiError {
+        ApiError::Unavailable {
+            what: format!("{what} ({})", err.kind()),
+            detail: err.to_string(),
+        }
+    }
 }
 
 impl ResponseError for ApiError {
@@ -44,15 +61,16 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(message) = self {
-            log::error!("{message}");
-        }
         let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unavailable { what, detail } = self {
+            log::error!("{what}: {detail}");
+            response.insert_header(("Retry-After", RETRY_AFTER_SECONDS.to_string()));
+        }
         if matches!(self, ApiError::TooLarge(_)) {
             // The rest of the body is not read: the connection cannot carry another request.
             response.insert_header(("Connection", "close"));
@@ -99,8 +117,8 @@ impl From<JobSnapshot> for JobView {
         JobView {
             job_id: job.id.to_string(),
             status_url: format!("/api/jobs/{}", job.id),
-            file: job.file,
-            original_name: job.original_name,
+            file: job.file.to_string_lossy().into_owned(),
+            original_name: job.original_name.to_string_lossy().into_owned(),
             state: job.state,
             size_bytes: job.size_bytes,
             queued_at: rfc3339(job.queued_at),
@@ -185,8 +203,7 @@ pub async fn job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = find_job(&registry, id.into_inner())?;
-    let report: Option<Value> =
-        report_path(&folders, &job).and_then(|path| crate::report::read_back(&path));
+    let report = read_report(&folders, &job).await;
     let mut body = serde_json::to_value(JobView::from(job)).unwrap_or(Value::Null);
     if let (Some(report), Value::Object(map)) = (report, &mut body) {
         map.insert("report".to_string(), report);
@@ -194,15 +211,27 @@ pub async fn job(
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// Where a finished job's report is.
+/// Where a finished job's report is: in its folder, under its file's name (one path
+/// component, checked: a name read back from a report at start is data, not a path).
 pub fn report_path(folders: &Folders, job: &JobSnapshot) -> Option<PathBuf> {
     let (dir, suffix) = match job.state {
         JobState::Completed => (&folders.processed, REPORT_SUFFIX),
         JobState::Failed => (&folders.failed, ERROR_SUFFIX),
         JobState::Queued | JobState::Processing => return None,
     };
-    // The name comes from the registry (a name this daemon chose), never from the request.
-    Some(dir.join(format!("{}{suffix}", job.file)))
+    let mut name = job.file.clone();
+    name.push(suffix);
+    crate::folders::entry_of(dir, &job.file).and_then(|_| crate::folders::entry_of(dir, &name))
+}
+
+/// A finished job's report as JSON, read on a blocking thread (reports may be large; the
+/// executor must not wait on the disk).
+pub async fn read_report(folders: &Folders, job: &JobSnapshot) -> Option<Value> {
+    let path = report_path(folders, job)?;
+    web::block(move || crate::report::read_back(&path))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The job with the id of a request's path, or a 404.

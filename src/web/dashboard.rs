@@ -96,8 +96,8 @@ impl From<JobSnapshot> for Row {
         let when = job.finished_at.or(job.started_at).unwrap_or(job.queued_at);
         Row {
             id: job.id.to_string(),
-            original: job.original_name,
-            file: job.file,
+            original: job.original_name.to_string_lossy().into_owned(),
+            file: job.file.to_string_lossy().into_owned(),
             kind,
             size: human_bytes(job.size_bytes),
             figure,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::folders::Folders;
 use crate::registry::{JobState, Registry};
 use crate::report::human_bytes;
-use crate::web::api::{ApiError, find_job, report_path};
+use crate::web::api::{ApiError, find_job, read_report};
 
 pub struct BarRow {
     pub label: String,
@@ -79,18 +79,20 @@ pub async fn job_page(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = find_job(&registry, id.into_inner())?;
-    let report: Value = report_path(&folders, &job)
-        .and_then(|path| crate::report::read_back(&path))
-        .unwrap_or(Value::Null);
+    let report: Value = read_report(&folders, &job).await.unwrap_or(Value::Null);
+    let file = job.file.to_string_lossy().into_owned();
     let state = job.state.as_str().to_string();
     let mut page = JobPage {
         id: job.id.to_string(),
-        file: job.file.clone(),
+        file: file.clone(),
         failed: job.state == JobState::Failed,
         facts: vec![
             ("state".into(), state),
-            ("file".into(), job.file.clone()),
-            ("original name".into(), job.original_name.clone()),
+            ("file".into(), file),
+            (
+                "original name".into(),
+                job.original_name.to_string_lossy().into_owned(),
+            ),
             ("size".into(), human_bytes(job.size_bytes)),
         ],
         error: String::new(),

@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod dashboard;
 pub mod events;
+pub mod guard;
 pub mod job_page;
 pub mod retry;
 pub mod upload;
@@ -39,6 +40,8 @@ pub struct WebSettings {
     pub max_upload_bytes: u64,
     /// `--fsync`: uploads and retries are synced too.
     pub fsync: bool,
+    /// `--host`, `localhost`, IP literals and `--allowed-hosts`.
+    pub allowed_hosts: guard::AllowedHosts,
 }
 
 /// The server on an already bound listener, not yet running: await it in an actix system.
@@ -53,6 +56,7 @@ pub fn server(
     let intake = web::Data::from(intake);
     let folders = api::folders_data(folders);
     let auth = web::Data::new(auth::Auth::new(settings.token.as_deref()));
+    let allowed_hosts = web::Data::new(settings.allowed_hosts.clone());
     let settings = web::Data::new(settings);
     let server = HttpServer::new(move || {
         App::new()
@@ -61,7 +65,10 @@ pub fn server(
             .app_data(folders.clone())
             .app_data(auth.clone())
             .app_data(settings.clone())
+            .app_data(allowed_hosts.clone())
             .wrap(from_fn(auth::require_token))
+            // Wrapped last, so it runs first: before the token is even looked at.
+            .wrap(from_fn(guard::check_origin_and_host))
             .configure(configure)
     })
     .workers(2)

@@ -3,8 +3,9 @@
 //!
 //! Order: the registry takes the job out of the failed ones first (so that a second retry of
 //! the same job is refused), then the report is set aside, then the file moves. If the file
-//! cannot move, the report goes back beside it and the job is dropped from the registry (the
-//! next start reads it back from disk).
+//! cannot move, the report goes back beside it and the job is failed again in the registry,
+//! counted as before. Every name used here is checked to be one path component of its folder:
+//! the registry's names may come from reports read back at start.
 
 use std::ffi::OsString;
 use std::fs;
@@ -18,6 +19,7 @@ use crate::folders::{self, Folders};
 use crate::intake::Intake;
 use crate::registry::{JobId, JobSnapshot, Registry, RetryRefused};
 use crate::report::ERROR_SUFFIX;
+use crate::watch::is_ignored;
 use crate::web::api::ApiError;
 use crate::web::{NextQuery, WebSettings};
 
@@ -45,17 +47,21 @@ pub async fn retry(
     let moved = {
         let folders = folders.clone();
         let intake = intake.clone();
+        let job = job.clone();
         web::block(move || requeue(&folders, &intake, id, &job, durable)).await
     };
     let file = match moved {
         Ok(Ok(file)) => file,
         Ok(Err(err)) => {
-            registry.forget(id);
+            registry.undo_retry(job);
             return Err(err);
         }
         Err(err) => {
-            registry.forget(id);
-            return Err(ApiError::Internal(err.to_string()));
+            registry.undo_retry(job);
+            return Err(ApiError::Unavailable {
+                what: "cannot requeue the file".to_string(),
+                detail: err.to_string(),
+            });
         }
     };
     log::info!(
@@ -82,22 +88,26 @@ fn requeue(
     job: &JobSnapshot,
     durable: bool,
 ) -> Result<OsString, ApiError> {
-    let file = folders.failed.join(&job.file);
+    let shown = job.file.to_string_lossy();
+    let file = folders::entry_of(&folders.failed, &job.file).ok_or_else(|| {
+        ApiError::Conflict(format!("job {id}: {shown:?} is not a name in failed/"))
+    })?;
     let metadata = fs::symlink_metadata(&file)
         .ok()
         .filter(fs::Metadata::is_file)
         .ok_or_else(|| {
             ApiError::Conflict(format!(
-                "job {id}: its file {} is no longer in failed/",
-                job.file
+                "job {id}: its file {shown} is no longer in failed/"
             ))
         })?;
     let key = (metadata.dev(), metadata.ino());
-    let report = folders.failed.join(format!("{}{ERROR_SUFFIX}", job.file));
+    let mut report_name = job.file.clone();
+    report_name.push(ERROR_SUFFIX);
+    let report = folders.failed.join(report_name);
     let set_aside = set_aside(&folders.failed, &report, id, durable)
-        .map_err(|err| ApiError::Internal(format!("cannot keep the old report: {err}")))?;
+        .map_err(|err| ApiError::unavailable("cannot set the old report aside", &err))?;
     intake.expect(key, id);
-    let name = OsString::from(&job.original_name);
+    let name = requeue_name(job);
     match folders::move_into(&file, &folders.unprocessed, &name, None, durable) {
         Ok(placed) => Ok(folders::file_name_of(&placed).map_or(name.clone(), |n| n.to_os_string())),
         Err(err) => {
@@ -107,11 +117,22 @@ fn requeue(
             {
                 log::error!("job {id}: cannot put {} back: {back}", kept.display());
             }
-            Err(ApiError::Internal(format!(
-                "cannot requeue the file: {err}"
-            )))
+            Err(ApiError::Unavailable {
+                what: "cannot requeue the file".to_string(),
+                detail: err.to_string(),
+            })
         }
     }
+}
+
+/// The name the file goes back under: its original name when that is a name the scheduler
+/// picks up (one path component, not ignored), else its name in `failed/`.
+fn requeue_name(job: &JobSnapshot) -> OsString {
+    [&job.original_name, &job.file]
+        .into_iter()
+        .find(|name| folders::is_single_component(name) && !is_ignored(name))
+        .cloned()
+        .unwrap_or_else(|| OsString::from("retried"))
 }
 
 /// Moves the job's error report, if there is one, to `failed/.retried/<job id>.error.json`

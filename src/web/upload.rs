@@ -42,7 +42,7 @@ fn bad_multipart(err: impl std::fmt::Display) -> ApiError {
 }
 
 fn store_error(err: std::io::Error) -> ApiError {
-    ApiError::Internal(format!("cannot store the upload: {err}"))
+    ApiError::unavailable("cannot store the upload", &err)
 }
 
 /// One accepted file, as the answer lists it.
@@ -204,12 +204,7 @@ fn place(
     let id = JobId::generate();
     // Queued before the rename, so that the scheduler, which may finish it at once, always
     // comes after: it then only updates the name.
-    registry.queue(
-        id,
-        &part.name.to_string_lossy(),
-        part.size,
-        SystemTime::now(),
-    );
+    registry.queue(id, &part.name, part.size, SystemTime::now());
     intake.expect(key, id);
     let temp = part.temp.into_temp_path();
     match folders::move_into(&temp, unprocessed, &part.name, None, durable) {
