@@ -119,14 +119,19 @@ pub fn run(
     let (job_tx, job_rx) = bounded(workers * CLAIMED_PER_WORKER);
     // Workers → scheduler: finished jobs are counted; a doorbell rings when the queue runs low.
     let (completions, doorbell) = Completions::new(workers);
+    // Workers → scheduler: jobs whose finish failed, to be tried again. At most every claimed
+    // job is in it (the scheduler claims nothing new while finishes fail), so a send never
+    // waits for long.
+    let (unfinished_tx, unfinished_rx) = bounded(2 * workers * CLAIMED_PER_WORKER);
     let (control_tx, control_rx) = bounded(1);
 
     let unprocessed = lifecycle.folders.unprocessed.clone();
-    let watcher = watch::watch(&unprocessed, settings.poll, event_tx, Arc::clone(&missed))
-        .map_err(|source| DaemonError::Watch {
-            path: unprocessed.clone(),
-            source,
-        })?;
+    let watcher =
+        watch::FolderWatcher::new(&unprocessed, settings.poll, event_tx, Arc::clone(&missed))
+            .map_err(|source| DaemonError::Watch {
+                path: unprocessed.clone(),
+                source,
+            })?;
 
     let (handle_tx, handle_rx) = bounded(1);
     let web_registry = Arc::clone(&registry);
@@ -174,7 +179,10 @@ pub fn run(
     let job_threads = (0..workers)
         .map(|i| {
             let (jobs, worker) = (job_rx.clone(), Arc::clone(&worker));
-            spawn(&format!("job-{i}"), move || pool::work(jobs, worker))
+            let unfinished = unfinished_tx.clone();
+            spawn(&format!("job-{i}"), move || {
+                pool::work(jobs, unfinished, worker)
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
 
@@ -190,6 +198,7 @@ pub fn run(
         recovered.requeue,
         Arc::clone(&completions),
         intake,
+        Some(watcher),
     );
     let channels = SchedulerChannels {
         events: event_rx,
@@ -198,7 +207,9 @@ pub fn run(
         jobs: job_tx,
         unstarted: job_rx,
         doorbell,
+        unfinished: unfinished_rx,
     };
+    drop(unfinished_tx);
     let scheduler = spawn("scheduler", move || scheduler.run(channels))?;
 
     let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(DaemonError::Start)?;
@@ -236,7 +247,6 @@ pub fn run(
     let still_running = scheduler
         .join()
         .map_err(|_| DaemonError::Panicked("scheduler"))?;
-    drop(watcher);
     if still_running == 0 {
         // The scheduler dropped the job channel: the job threads are done.
         for thread in job_threads {

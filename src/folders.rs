@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, RenameFlags};
 use tempfile::NamedTempFile;
 
-/// How many derived names are tried before giving up (`name-2` … `name-10000`).
+/// How many numbered names are tried (`name-2` … `name-10000`) before the names that carry a
+/// unique tag (the job id, or a new ULID), which are always free: a name dropped for the
+/// ten-thousand-and-first time still finds a place.
 pub const MAX_NAME_ATTEMPTS: u32 = 10_000;
 
 /// Longest file name Linux filesystems accept, in bytes.
@@ -36,8 +38,6 @@ pub enum FolderError {
     },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("no free name for {name:?} in {dir} after {MAX_NAME_ATTEMPTS} attempts")]
-    NoFreeName { name: OsString, dir: PathBuf },
 }
 
 /// `unprocessed/ underprocess/ processed/ failed/` under one root.
@@ -72,6 +72,26 @@ impl Folders {
             })?;
         }
         Ok(folders)
+    }
+}
+
+impl Folders {
+    /// Creates any of the four folders that went missing (removed while running). Errors are
+    /// left to the step that needs the folder, which reports them.
+    pub fn recreate_missing(&self) {
+        for dir in [
+            &self.unprocessed,
+            &self.underprocess,
+            &self.processed,
+            &self.failed,
+        ] {
+            if !exists(dir) {
+                match fs::create_dir_all(dir) {
+                    Ok(()) => log::warn!("{} was missing: created it again", dir.display()),
+                    Err(err) => log::debug!("cannot create {} again: {err}", dir.display()),
+                }
+            }
+        }
     }
 }
 
@@ -129,6 +149,39 @@ pub fn fitting_name(name: &OsStr, attempt: u32, reserve: usize) -> OsString {
     OsString::from_vec(out)
 }
 
+/// The `attempt`-th name to try for `name`: the numbered names of `fitting_name` up to
+/// `MAX_NAME_ATTEMPTS`, then `stem-UNIQUE.ext`, `stem-UNIQUE-2.ext`, … (`unique`: a job id or a
+/// new ULID), so that the search always ends.
+pub fn candidate_name(name: &OsStr, attempt: u32, reserve: usize, unique: &str) -> OsString {
+    if attempt <= MAX_NAME_ATTEMPTS {
+        return fitting_name(name, attempt, reserve);
+    }
+    let tag = match attempt - MAX_NAME_ATTEMPTS {
+        1 => format!("-{unique}"),
+        n => format!("-{unique}-{n}"),
+    };
+    let limit = NAME_MAX.saturating_sub(reserve);
+    let path = Path::new(name);
+    let (stem, ext) = match (path.file_stem(), path.extension()) {
+        (Some(stem), Some(ext)) if ext.len() + 1 < limit / 2 => (stem.as_bytes(), Some(ext)),
+        _ => (name.as_bytes(), None),
+    };
+    let ext_len = ext.map_or(0, |ext| ext.len() + 1);
+    let mut stem_end = limit.saturating_sub(tag.len() + ext_len).min(stem.len());
+    if let Ok(text) = std::str::from_utf8(stem) {
+        while stem_end > 0 && !text.is_char_boundary(stem_end) {
+            stem_end -= 1;
+        }
+    }
+    let mut out = stem[..stem_end].to_vec();
+    out.extend_from_slice(tag.as_bytes());
+    if let Some(ext) = ext {
+        out.push(b'.');
+        out.extend_from_slice(ext.as_bytes());
+    }
+    OsString::from_vec(out)
+}
+
 fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
     let mut out = name.to_os_string();
     out.push(suffix);
@@ -155,8 +208,15 @@ pub fn move_into(
     let mut copy: Option<NamedTempFile> = None;
     let mut copied = false;
     let mut attempt = 1;
-    while attempt <= MAX_NAME_ATTEMPTS {
-        let candidate = fitting_name(name, attempt, companion_suffix.map_or(0, str::len));
+    // Made only if the numbered names run out.
+    let mut unique = None;
+    loop {
+        let candidate = if attempt <= MAX_NAME_ATTEMPTS {
+            fitting_name(name, attempt, companion_suffix.map_or(0, str::len))
+        } else {
+            let unique = unique.get_or_insert_with(|| ulid::Ulid::generate().to_string());
+            candidate_name(name, attempt, companion_suffix.map_or(0, str::len), unique)
+        };
         let target = to_dir.join(&candidate);
         if let Some(suffix) = companion_suffix
             && exists(&to_dir.join(with_suffix(&candidate, suffix)))
@@ -193,12 +253,16 @@ pub fn move_into(
             }
             Err(err) => return Err(move_error(err)),
         }
+        if attempt > MAX_NAME_ATTEMPTS + UNIQUE_NAME_ATTEMPTS {
+            // Only a folder that fakes every name as taken gets here.
+            return Err(move_error(io::Error::from(io::ErrorKind::AlreadyExists)));
+        }
     }
-    Err(FolderError::NoFreeName {
-        name: name.to_os_string(),
-        dir: to_dir.to_path_buf(),
-    })
 }
+
+/// Names with a unique tag tried after the numbered ones; the first one is free but for a
+/// file planted under it.
+pub const UNIQUE_NAME_ATTEMPTS: u32 = 1000;
 
 /// Creates `dir/name` holding `bytes` all at once: nobody ever sees it partly written, a crash
 /// never leaves it partly written, and a taken name fails with `AlreadyExists` (nothing is

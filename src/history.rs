@@ -178,6 +178,8 @@ fn read(found: &Found) -> Option<JobSnapshot> {
         started_at: time(&stub.started_at),
         finished_at: time(&stub.finished_at),
         progress: None,
+        attempts: 0,
+        last_error: None,
         summary: Some(JobSummary {
             kind: stub.kind,
             duration_ms: stub.duration_ms,

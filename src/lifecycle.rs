@@ -37,6 +37,14 @@ const NAME_HINTS: usize = 4096;
 /// Between the job id and the original name in a claimed file's name.
 const CLAIM_SEPARATOR: u8 = b'_';
 
+/// A finish that failed: why, and the report, kept so that a later attempt publishes the
+/// same report without analysing the file again.
+#[derive(Debug)]
+pub struct Unfinished {
+    pub error: LifecycleError,
+    pub report: Box<Report>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     #[error(transparent)]
@@ -190,24 +198,41 @@ impl Lifecycle {
         analysis: Analysis,
         timing: Timing,
         after_crash: bool,
-    ) -> Result<Finished, LifecycleError> {
-        let status = if analysis.details.is_ok() {
-            Status::Completed
-        } else {
-            Status::Failed
-        };
-        let target_dir = match status {
-            Status::Completed => &self.folders.processed,
-            Status::Failed => &self.folders.failed,
-        };
-        let suffix = status.report_suffix();
-        let mut report = Report::new(
+    ) -> Result<Finished, Unfinished> {
+        let report = Report::new(
             job_id.to_string(),
             original_name,
             original_name,
             analysis,
             timing,
         );
+        self.finish_report(
+            claimed,
+            original_name,
+            job_id,
+            Box::new(report),
+            after_crash,
+        )
+        .map_err(|(error, report)| Unfinished { error, report })
+    }
+
+    /// `finish` with the report already made: also what a later attempt calls after a failed
+    /// finish (with `report_may_exist`, as its report may have been published).
+    pub fn finish_report(
+        &self,
+        claimed: &Path,
+        original_name: &OsStr,
+        job_id: JobId,
+        mut report: Box<Report>,
+        report_may_exist: bool,
+    ) -> Result<Finished, (LifecycleError, Box<Report>)> {
+        let after_crash = report_may_exist;
+        let status = report.status;
+        let target_dir = match status {
+            Status::Completed => &self.folders.processed,
+            Status::Failed => &self.folders.failed,
+        };
+        let suffix = status.report_suffix();
         let hint_key =
             xxhash_rust::xxh3::xxh3_64(target_dir.join(original_name).as_os_str().as_bytes());
         let mut attempt = if after_crash {
@@ -225,13 +250,17 @@ impl Lifecycle {
             attempt = 1;
         }
         loop {
-            let chosen = self.choose_name(
+            let chosen = match self.choose_name(
                 target_dir,
                 original_name,
                 suffix,
                 &mut attempt,
                 after_crash.then_some(job_id),
-            )?;
+                job_id,
+            ) {
+                Ok(chosen) => chosen,
+                Err(err) => return Err((err.into(), report)),
+            };
             let (name, stranded) = match chosen {
                 Chosen::Free(name) => (name, false),
                 Chosen::Stranded(name) => (name, true),
@@ -260,7 +289,7 @@ impl Lifecycle {
                     names.next_attempt.insert(hint_key, attempt + 1);
                     drop(names);
                     return Ok(Finished {
-                        report,
+                        report: *report,
                         path,
                         report_path,
                     });
@@ -271,7 +300,7 @@ impl Lifecycle {
                     log::debug!("job {job_id}: {} was taken meanwhile", path.display());
                     attempt += 1;
                 }
-                Err(Step::Failed(err)) => return Err(err),
+                Err(Step::Failed(err)) => return Err((err, report)),
             }
         }
     }
@@ -326,14 +355,27 @@ impl Lifecycle {
                 }
                 Err(Step::Taken)
             }
-            Err(source) => Err(Step::Failed(
-                FolderError::Move {
-                    from: claimed.to_path_buf(),
-                    to_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                    source,
+            Err(source) => {
+                // The move failed for another reason (a folder gone, EIO, no descriptors):
+                // withdraw the report just published, so that it never stands without its
+                // file. If even that fails, the next attempt finds it by the job id.
+                if let Some(report_path) = published
+                    && let Err(err) = fs::remove_file(report_path)
+                {
+                    log::warn!(
+                        "cannot withdraw {} after a failed move: {err}",
+                        report_path.display()
+                    );
                 }
-                .into(),
-            )),
+                Err(Step::Failed(
+                    FolderError::Move {
+                        from: claimed.to_path_buf(),
+                        to_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                        source,
+                    }
+                    .into(),
+                ))
+            }
         }
     }
 
@@ -349,9 +391,11 @@ impl Lifecycle {
         suffix: &str,
         attempt: &mut u32,
         stranded_of: Option<JobId>,
+        job_id: JobId,
     ) -> Result<Chosen, FolderError> {
-        while *attempt <= folders::MAX_NAME_ATTEMPTS {
-            let candidate = folders::fitting_name(name, *attempt, suffix.len());
+        let unique = job_id.to_string();
+        while *attempt <= folders::MAX_NAME_ATTEMPTS + folders::UNIQUE_NAME_ATTEMPTS {
+            let candidate = folders::candidate_name(name, *attempt, suffix.len(), &unique);
             let path = dir.join(&candidate);
             let report_path = dir.join(with_suffix(&candidate, suffix));
             let reserved_here = {
@@ -380,9 +424,10 @@ impl Lifecycle {
             }
             *attempt += 1;
         }
-        Err(FolderError::NoFreeName {
-            name: name.to_os_string(),
-            dir: dir.to_path_buf(),
+        Err(FolderError::Move {
+            from: name.into(),
+            to_dir: dir.to_path_buf(),
+            source: io::Error::from(io::ErrorKind::AlreadyExists),
         })
     }
 

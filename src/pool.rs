@@ -6,21 +6,37 @@
 //! the rayon pool (`--workers` threads) analyses in parallel, so a single large file still
 //! uses every core. Job threads are not rayon threads on purpose: a rayon thread blocked on
 //! the channel could not help with a large file's segments. A job never takes the daemon
-//! down: an analyzer that panics fails the file with an `internal` error, and a file that
-//! cannot be finished stays in `underprocess/`, requeued at the next start.
+//! down: an analyzer that panics fails the file with an `internal` error, and a panic anywhere
+//! else in a job is caught too (the job is tried again, its thread lives on).
+//!
+//! Faults while finishing (a full disk, no descriptors left, a folder removed or made
+//! read-only) never forget a job: it goes back to the scheduler with its report kept, is shown
+//! as queued with its error and attempt count, and is finished later without a second
+//! analysis. A file that was replaced or written to during its analysis is analysed again (it
+//! fails with `changed_during_analysis` if it keeps changing); one removed meanwhile gets no
+//! report.
 
+use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::analyze::{self, Analysis, AnalysisError, AnalysisOptions, Kind, Progress};
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Lifecycle, Unfinished};
 use crate::queue::{Completions, Job};
 use crate::registry::{JobId, JobStart, Registry};
 use crate::report::Timing;
+
+/// How often a file that changed during its analysis is analysed again before it fails.
+const CHANGED_RETRIES: u32 = 2;
+
+/// A job whose thread panicked outside the analysis this often is left in `underprocess/`
+/// for the next start (a bug; the log says so).
+const MAX_PANICS: u32 = 3;
 
 /// What every job needs; shared by all of them.
 pub struct Worker {
@@ -30,12 +46,86 @@ pub struct Worker {
     pub completions: Arc<Completions>,
 }
 
-/// The life of one job thread: runs jobs until the channel closes.
-pub fn work(jobs: Receiver<Job>, worker: Arc<Worker>) {
+/// Marks a job thread lost if it ends other than by its channel closing.
+struct Alive<'a> {
+    registry: &'a Registry,
+    done: bool,
+}
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            log::error!("a job thread stopped unexpectedly");
+            self.registry.job_thread_lost();
+        }
+    }
+}
+
+/// The life of one job thread: runs jobs until the channel closes. A job that could not be
+/// finished goes back to the scheduler on `unfinished` to be tried again later.
+pub fn work(jobs: Receiver<Job>, unfinished: Sender<Job>, worker: Arc<Worker>) {
+    let mut alive = Alive {
+        registry: &worker.registry,
+        done: false,
+    };
     while let Ok(job) = jobs.recv() {
-        worker.run(job);
+        let id = job.id;
+        let rerun = job.rerun();
+        match catch_unwind(AssertUnwindSafe(|| worker.run(job))) {
+            Ok(None) => {}
+            Ok(Some(again)) => {
+                // Never waits for long: the scheduler reads this channel on every turn.
+                let _ = unfinished.send(again);
+            }
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                if rerun.panics < MAX_PANICS {
+                    log::error!("job {id}: panicked outside the analysis ({message}); tried again");
+                    worker.registry.finish_failed(
+                        id,
+                        &format!("internal error: {message}"),
+                        rerun.attempts,
+                    );
+                    let _ = unfinished.send(rerun);
+                } else {
+                    log::error!(
+                        "job {id}: panicked {MAX_PANICS} times ({message}); its file stays in \
+                         underprocess/ until the next start"
+                    );
+                    worker.registry.forget(id);
+                }
+            }
+        }
         worker.completions.job_finished(jobs.len());
     }
+    alive.done = true;
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
+/// What identifies the bytes analysed: a file replaced or written to changes at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+}
+
+fn identity(path: &Path) -> Option<Identity> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    Some(Identity {
+        device: metadata.dev(),
+        inode: metadata.ino(),
+        size: metadata.len(),
+        modified: (metadata.mtime(), metadata.mtime_nsec()),
+    })
 }
 
 /// Progress events of one job are sent at most this often.
@@ -61,9 +151,8 @@ impl Worker {
         })
     }
 
-    fn run(&self, job: Job) {
+    fn run(&self, mut job: Job) -> Option<Job> {
         let progress = Arc::new(self.live_progress(job.id));
-        let original_name = job.original_name.to_string_lossy().into_owned();
         self.registry.start(JobStart {
             id: job.id,
             original_name: job.original_name.clone(),
@@ -72,16 +161,129 @@ impl Worker {
             queued_at: job.queued_at,
             progress: Arc::clone(&progress),
         });
-        let started_at = SystemTime::now();
-        let analysis = catch_unwind(AssertUnwindSafe(|| {
-            analyze::analyze(&job.claimed, &self.options, &progress)
+        let outcome = match job.report.take() {
+            // Analysed before; only its finish failed.
+            Some(report) => {
+                if !crate::folders::exists(&job.claimed) {
+                    log::warn!(
+                        "job {}: {} is gone from underprocess/; nothing to finish",
+                        job.id,
+                        job.claimed.display()
+                    );
+                    self.registry.forget(job.id);
+                    return None;
+                }
+                self.lifecycle.folders.recreate_missing();
+                self.lifecycle
+                    .finish_report(&job.claimed, &job.original_name, job.id, report, true)
+                    .map_err(|(error, report)| Unfinished { error, report })
+            }
+            None => {
+                let started_at = SystemTime::now();
+                let analysis = self.analyze_unchanged(&job, &progress)?;
+                let timing = Timing {
+                    queued_at: job.queued_at,
+                    started_at,
+                    finished_at: SystemTime::now(),
+                };
+                self.lifecycle.finish(
+                    &job.claimed,
+                    &job.original_name,
+                    job.id,
+                    analysis,
+                    timing,
+                    job.after_crash || job.attempts > 0,
+                )
+            }
+        };
+        match outcome {
+            Ok(finished) => {
+                let report = &finished.report;
+                log::info!(
+                    "job {}: {} {} -> {} ({}, {} bytes, {} ms){}",
+                    job.id,
+                    report.status.as_str(),
+                    job.original_name.to_string_lossy(),
+                    finished.path.display(),
+                    report.kind.as_str(),
+                    report.size_bytes,
+                    report.duration_ms,
+                    if job.attempts > 0 {
+                        format!(", finished after {} failed attempt(s)", job.attempts)
+                    } else {
+                        String::new()
+                    }
+                );
+                self.registry.finish(
+                    job.id,
+                    report,
+                    finished.path.file_name().unwrap_or_default(),
+                );
+                None
+            }
+            Err(Unfinished { error, report }) => {
+                job.attempts += 1;
+                log::error!(
+                    "job {}: cannot finish ({error}); attempt {} failed, it is tried again \
+                     with backoff",
+                    job.id,
+                    job.attempts
+                );
+                self.registry
+                    .finish_failed(job.id, &error.to_string(), job.attempts);
+                job.report = Some(report);
+                Some(job)
+            }
+        }
+    }
+
+    /// Analyses the claimed file, again if it changed meanwhile (its identity before and after
+    /// differ). `None`: it was removed, and gets no report.
+    fn analyze_unchanged(&self, job: &Job, progress: &Progress) -> Option<Analysis> {
+        let mut before = identity(&job.claimed);
+        let mut tries = 0;
+        loop {
+            let analysis = self.analyze_caught(job, progress);
+            let after = identity(&job.claimed);
+            match (before, after) {
+                (_, None) => {
+                    log::warn!(
+                        "job {}: {} was removed during its analysis; no report",
+                        job.id,
+                        job.claimed.display()
+                    );
+                    self.registry.forget(job.id);
+                    return None;
+                }
+                (Some(before), Some(after)) if before == after => return Some(analysis),
+                (_, Some(after)) if tries < CHANGED_RETRIES => {
+                    log::warn!(
+                        "job {}: {} changed during its analysis; analysing it again",
+                        job.id,
+                        job.claimed.display()
+                    );
+                    tries += 1;
+                    before = Some(after);
+                }
+                _ => {
+                    return Some(Analysis {
+                        details: Err(AnalysisError::Changed),
+                        size_bytes: after.map_or(analysis.size_bytes, |a| a.size),
+                        sha256: None,
+                        ..analysis
+                    });
+                }
+            }
+        }
+    }
+
+    /// `analyze()`, with a panic turned into an `internal` failure of the file.
+    fn analyze_caught(&self, job: &Job, progress: &Progress) -> Analysis {
+        catch_unwind(AssertUnwindSafe(|| {
+            analyze::analyze(&job.claimed, &self.options, progress)
         }))
         .unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "the analyzer panicked".to_string());
+            let message = panic_message(&*panic);
             log::error!("job {}: the analyzer panicked: {message}", job.id);
             Analysis {
                 kind: Kind::from_extension(&job.claimed).unwrap_or(Kind::Binary),
@@ -89,45 +291,6 @@ impl Worker {
                 sha256: None,
                 details: Err(AnalysisError::Internal(message)),
             }
-        });
-        let timing = Timing {
-            queued_at: job.queued_at,
-            started_at,
-            finished_at: SystemTime::now(),
-        };
-        match self.lifecycle.finish(
-            &job.claimed,
-            &job.original_name,
-            job.id,
-            analysis,
-            timing,
-            job.after_crash,
-        ) {
-            Ok(finished) => {
-                let report = &finished.report;
-                log::info!(
-                    "job {}: {} {original_name} -> {} ({}, {} bytes, {} ms)",
-                    job.id,
-                    report.status.as_str(),
-                    finished.path.display(),
-                    report.kind.as_str(),
-                    report.size_bytes,
-                    report.duration_ms,
-                );
-                self.registry.finish(
-                    job.id,
-                    report,
-                    finished.path.file_name().unwrap_or_default(),
-                );
-            }
-            Err(err) => {
-                log::error!(
-                    "job {}: {err}; {} stays there and is retried at the next start",
-                    job.id,
-                    job.claimed.display()
-                );
-                self.registry.forget(job.id);
-            }
-        }
+        })
     }
 }

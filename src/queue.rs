@@ -25,8 +25,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
 use crate::intake::Intake;
 use crate::lifecycle::{Leftover, Lifecycle};
+use crate::registry::Trouble;
 use crate::registry::{JobId, Registry};
-use crate::watch::{FileEvent, is_ignored};
+use crate::report::Report;
+use crate::watch::{FileEvent, FolderWatcher, is_ignored};
 
 /// Each this many bytes of a file's size count as one millisecond of waiting: a 1 GiB file
 /// yields to smaller files that became ready up to ~16 s after it, never longer.
@@ -52,6 +54,62 @@ pub struct Job {
     pub queued_at: SystemTime,
     /// Claimed before a crash: its report may already be published.
     pub after_crash: bool,
+    /// Failed attempts to finish it so far.
+    pub attempts: u32,
+    /// Times its job thread panicked outside the analysis.
+    pub panics: u32,
+    /// Its report, when it was analysed but could not be finished: the next attempt only
+    /// finishes it.
+    pub report: Option<Box<Report>>,
+}
+
+impl Job {
+    /// A claimed file that runs for the first time.
+    pub fn new(
+        id: JobId,
+        original_name: OsString,
+        claimed: PathBuf,
+        size_bytes: u64,
+        queued_at: SystemTime,
+        after_crash: bool,
+    ) -> Job {
+        Job {
+            id,
+            original_name,
+            claimed,
+            size_bytes,
+            queued_at,
+            after_crash,
+            attempts: 0,
+            panics: 0,
+            report: None,
+        }
+    }
+
+    /// This job to run again from its analysis after its thread panicked.
+    pub fn rerun(&self) -> Job {
+        Job {
+            after_crash: true,
+            attempts: self.attempts + 1,
+            panics: self.panics + 1,
+            report: None,
+            ..Job::new(
+                self.id,
+                self.original_name.clone(),
+                self.claimed.clone(),
+                self.size_bytes,
+                self.queued_at,
+                true,
+            )
+        }
+    }
+}
+
+/// The wait before the next attempt to finish a job that failed `attempts` times: doubling
+/// from 250 ms, at most 10 s, so that a fault that clears is noticed within seconds.
+pub fn backoff(attempts: u32) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(6);
+    (Duration::from_millis(250) * (1 << exponent)).min(Duration::from_secs(10))
 }
 
 /// Shared by the workers and the scheduler: how many claimed jobs have finished, and a
@@ -113,6 +171,8 @@ pub struct SchedulerChannels {
     pub unstarted: Receiver<Job>,
     /// Rung by the workers when their queue runs low.
     pub doorbell: Receiver<()>,
+    /// Jobs the workers could not finish, to be tried again after a backoff.
+    pub unfinished: Receiver<Job>,
 }
 
 /// What the scheduler knows of a name in `unprocessed/`.
@@ -151,6 +211,9 @@ pub struct Scheduler {
     settling: VecDeque<(Instant, OsString, u64)>,
     /// Files found in `underprocess/` at start: already claimed, they run first.
     requeued: VecDeque<Job>,
+    /// Jobs whose finish failed, each with the time of its next attempt. While any wait, no
+    /// new file is claimed: the fault would most likely strike it too.
+    unfinished: Vec<(Instant, Job)>,
     /// Jobs handed to the workers (and not taken back); `in_flight` subtracts the finished.
     handed_over: usize,
     completions: Arc<Completions>,
@@ -158,6 +221,22 @@ pub struct Scheduler {
     intake: Arc<Intake>,
     generation: u64,
     epoch: Instant,
+    /// The watch on `unprocessed/` (`None` in unit tests), the folder's (device, inode) it
+    /// was armed on, and whether it reported an error since.
+    watcher: Option<FolderWatcher>,
+    watched_folder: Option<(u64, u64)>,
+    watcher_failed: bool,
+    next_folder_check: Instant,
+}
+
+/// How often the scheduler checks that `unprocessed/` is there and is the folder watched.
+const FOLDER_CHECK: Duration = Duration::from_millis(500);
+
+fn folder_identity(dir: &std::path::Path) -> Option<(u64, u64)> {
+    fs::metadata(dir)
+        .ok()
+        .filter(Metadata::is_dir)
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Scheduler {
@@ -168,6 +247,7 @@ impl Scheduler {
         requeue: Vec<Leftover>,
         completions: Arc<Completions>,
         intake: Arc<Intake>,
+        watcher: Option<FolderWatcher>,
     ) -> Scheduler {
         let now = SystemTime::now();
         let requeued = requeue
@@ -181,29 +261,34 @@ impl Scheduler {
                     "job {id}: requeued {} left by an earlier run",
                     leftover.path.display()
                 );
-                Job {
+                Job::new(
                     id,
-                    original_name: leftover.original_name,
-                    claimed: leftover.path,
+                    leftover.original_name,
+                    leftover.path,
                     size_bytes,
-                    queued_at: now,
-                    after_crash: true,
-                }
+                    now,
+                    true,
+                )
             })
             .collect();
         Scheduler {
-            lifecycle,
             registry,
             settings,
             tracked: HashMap::new(),
             ready: BinaryHeap::new(),
             settling: VecDeque::new(),
             requeued,
+            unfinished: Vec::new(),
             handed_over: 0,
             completions,
             intake,
             generation: 0,
             epoch: Instant::now(),
+            watched_folder: folder_identity(&lifecycle.folders.unprocessed),
+            watcher,
+            watcher_failed: false,
+            next_folder_check: Instant::now() + FOLDER_CHECK,
+            lifecycle,
         }
     }
 
@@ -217,6 +302,7 @@ impl Scheduler {
             jobs,
             unstarted,
             doorbell,
+            unfinished,
         } = channels;
         let tick =
             (self.settings.settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
@@ -236,6 +322,9 @@ impl Scheduler {
             if let Some((due, ..)) = self.settling.front() {
                 wake = wake.min(*due);
             }
+            if let Some(due) = self.unfinished.iter().map(|(due, _)| *due).min() {
+                wake = wake.min(due);
+            }
             select! {
                 recv(events) -> event => match event {
                     Ok(event) => {
@@ -251,10 +340,22 @@ impl Scheduler {
                     }
                 },
                 recv(doorbell) -> _ => {},
+                recv(unfinished) -> job => {
+                    if let Ok(job) = job {
+                        self.wait_to_finish(job);
+                        for job in unfinished.try_iter() {
+                            self.wait_to_finish(job);
+                        }
+                    }
+                },
                 recv(control) -> _ => break,
                 default(wake.saturating_duration_since(now)) => {},
             }
             let now = Instant::now();
+            if now >= self.next_folder_check {
+                self.check_folder();
+                self.next_folder_check = now + FOLDER_CHECK;
+            }
             self.check_settled(now);
             self.give_back_memory();
             if now >= next_reconcile {
@@ -265,15 +366,79 @@ impl Scheduler {
         self.shut_down(&doorbell, &unstarted)
     }
 
+    /// `unprocessed/` must be there and be the folder watched: a folder removed is created
+    /// again, a folder created again (a new inode) or a watcher that failed is watched afresh,
+    /// and the folder is then listed, as events may have been missed. Until then `/health`
+    /// says why the daemon is degraded.
+    fn check_folder(&mut self) {
+        let dir = self.lifecycle.folders.unprocessed.clone();
+        let Some(current) = folder_identity(&dir) else {
+            self.watched_folder = None;
+            self.registry.set_trouble(
+                Trouble::Folder,
+                Some("unprocessed/ is missing; creating it again".to_string()),
+            );
+            self.lifecycle.folders.recreate_missing();
+            return;
+        };
+        if self.watched_folder == Some(current) && !self.watcher_failed {
+            return;
+        }
+        let Some(watcher) = self.watcher.as_mut() else {
+            self.watched_folder = Some(current);
+            return;
+        };
+        match watcher.rearm() {
+            Ok(()) => {
+                log::warn!(
+                    "{} is watched afresh (it was created again, or its watch failed)",
+                    dir.display()
+                );
+                self.watched_folder = Some(current);
+                self.watcher_failed = false;
+                self.registry.set_watcher_ok(true);
+                self.registry.set_trouble(Trouble::Folder, None);
+                self.registry.note_rescan();
+                self.rescan(true);
+            }
+            Err(err) => {
+                log::error!("cannot watch {}: {err}", dir.display());
+                self.registry.set_trouble(
+                    Trouble::Folder,
+                    Some(format!("cannot watch unprocessed/: {err}")),
+                );
+            }
+        }
+    }
+
+    /// A job that could not be finished waits for its backoff.
+    fn wait_to_finish(&mut self, job: Job) {
+        let wait = backoff(job.attempts);
+        log::debug!("job {}: next attempt to finish it in {wait:?}", job.id);
+        self.unfinished.push((Instant::now() + wait, job));
+    }
+
+    /// The unfinished job whose backoff is over, if any.
+    fn take_due_unfinished(&mut self) -> Option<Job> {
+        let now = Instant::now();
+        let at = self.unfinished.iter().position(|(due, _)| *due <= now)?;
+        Some(self.unfinished.swap_remove(at).1)
+    }
+
     /// Claims and hands over ready files while fewer than `CLAIMED_PER_WORKER` per worker are
-    /// out.
+    /// out; jobs whose finish is due again first. While finishes fail, nothing new is claimed:
+    /// the files stay in `unprocessed/`, queued.
     fn dispatch(&mut self, jobs: &Sender<Job>) {
         while self.in_flight() < self.settings.workers * CLAIMED_PER_WORKER {
-            let job = match self.requeued.pop_front() {
+            let job = match self.take_due_unfinished() {
                 Some(job) => job,
-                None => match self.claim_next() {
+                None if !self.unfinished.is_empty() || self.registry.unfinished() > 0 => return,
+                None => match self.requeued.pop_front() {
                     Some(job) => job,
-                    None => return,
+                    None => match self.claim_next() {
+                        Some(job) => job,
+                        None => return,
+                    },
                 },
             };
             log::debug!("job {}: handed to the pool", job.id);
@@ -328,14 +493,9 @@ impl Scheduler {
                         path.display(),
                         claimed.display()
                     );
-                    return Some(Job {
-                        id: job_id,
-                        original_name: name,
-                        claimed,
-                        size_bytes,
-                        queued_at,
-                        after_crash: false,
-                    });
+                    return Some(Job::new(
+                        job_id, name, claimed, size_bytes, queued_at, false,
+                    ));
                 }
                 Ok(None) => {
                     log::debug!("job {job_id}: {} was gone at its claim", path.display());
@@ -370,8 +530,10 @@ impl Scheduler {
                 self.rescan(true);
             }
             FileEvent::Failed(message) => {
-                log::error!("the folder watcher failed: {message}");
+                log::error!("the folder watcher failed: {message}; re-arming it");
                 self.registry.set_watcher_ok(false);
+                self.watcher_failed = true;
+                self.next_folder_check = Instant::now();
             }
         }
     }
@@ -495,10 +657,17 @@ impl Scheduler {
             Ok(entries) => entries,
             Err(err) => {
                 log::error!("cannot list {}: {err}", dir.display());
-                self.registry.set_watcher_ok(false);
+                self.registry.set_trouble(
+                    Trouble::Folder,
+                    Some(format!("cannot list unprocessed/ ({})", err.kind())),
+                );
+                self.next_folder_check = Instant::now();
                 return;
             }
         };
+        if self.watched_folder.is_some() && !self.watcher_failed {
+            self.registry.set_trouble(Trouble::Folder, None);
+        }
         let mut present = HashSet::new();
         let mut found = Vec::new();
         for entry in entries.flatten() {
@@ -587,6 +756,14 @@ impl Scheduler {
         for job in self.requeued.drain(..) {
             self.registry.forget(job.id);
         }
+        for (_, job) in self.unfinished.drain(..) {
+            log::warn!(
+                "job {}: still cannot be finished; {} stays in underprocess/ for the next start",
+                job.id,
+                job.claimed.display()
+            );
+            self.registry.forget(job.id);
+        }
         log::info!(
             "shutting down: {} job(s) running, {queued} ready file(s) stay in unprocessed/",
             self.in_flight()
@@ -635,6 +812,7 @@ mod tests {
             Vec::new(),
             completions,
             Arc::new(Intake::default()),
+            None,
         );
         (dir, scheduler)
     }

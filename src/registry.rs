@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -115,6 +115,10 @@ pub struct JobSnapshot {
     /// Chunks done and total while processing.
     pub progress: Option<(u64, u64)>,
     pub summary: Option<JobSummary>,
+    /// Times its finish failed (a full disk, a folder gone); it waits and is tried again.
+    pub attempts: u32,
+    /// Why its last finish failed, while it waits to be tried again.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -157,6 +161,8 @@ struct JobRecord {
     summary: Option<JobSummary>,
     /// The stamp of its entry in `Jobs::order` for its state while active.
     entered: u64,
+    attempts: u32,
+    last_error: Option<Box<str>>,
 }
 
 #[derive(Default)]
@@ -176,6 +182,9 @@ struct Jobs {
     order: [VecDeque<(u64, JobId)>; 2],
     stamp: u64,
     counts: Counts,
+    /// Active jobs whose finish failed and that wait to be tried again, and the last error.
+    unfinished: usize,
+    last_finish_error: String,
     /// Files and bytes finished per minute, the last `THROUGHPUT_MINUTES` minutes with any.
     throughput: VecDeque<Minute>,
 }
@@ -194,6 +203,8 @@ pub struct Registry {
     /// Bumped on every state change and progress step: what the dashboard's coalesced stream
     /// looks at, so that watching costs the pipeline one atomic add per change.
     version: AtomicU64,
+    /// `Jobs::unfinished`, readable without the lock (the scheduler looks at every turn).
+    unfinished: AtomicUsize,
     history: usize,
     liveness: Liveness,
 }
@@ -205,6 +216,30 @@ struct Liveness {
     watcher_ok: AtomicBool,
     pool_ok: AtomicBool,
     draining: AtomicBool,
+    /// Job threads that stopped (they never should: each job runs under `catch_unwind`).
+    job_threads_lost: AtomicU64,
+    /// Why the daemon cannot do its work right now, by cause: it heals on its own, and
+    /// `/health` says "degraded" meanwhile.
+    trouble: Mutex<[Option<String>; TROUBLES]>,
+}
+
+/// What can keep the daemon from its work for a while.
+#[derive(Debug, Clone, Copy)]
+pub enum Trouble {
+    /// `unprocessed/` is missing or cannot be listed or watched.
+    Folder = 0,
+}
+
+const TROUBLES: usize = 1;
+
+/// What `/health` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    /// Alive, but work is held up for a reason that clears on its own.
+    Degraded(String),
+    /// Not doing its work: stopped, stopping, or a part of it is gone.
+    Unavailable(String),
 }
 
 impl Registry {
@@ -214,6 +249,7 @@ impl Registry {
             metrics: Metrics::new(),
             events: broadcast::channel(EVENT_BACKLOG).0,
             version: AtomicU64::new(0),
+            unfinished: AtomicUsize::new(0),
             history,
             liveness: Liveness {
                 started: Instant::now(),
@@ -221,6 +257,8 @@ impl Registry {
                 watcher_ok: AtomicBool::new(true),
                 pool_ok: AtomicBool::new(true),
                 draining: AtomicBool::new(false),
+                job_threads_lost: AtomicU64::new(0),
+                trouble: Mutex::new(Default::default()),
             },
         }
     }
@@ -262,6 +300,10 @@ impl Registry {
             match record.state {
                 JobState::Queued => jobs.counts.queued -= 1,
                 _ => jobs.counts.processing -= 1,
+            }
+            if record.last_error.is_some() {
+                jobs.unfinished -= 1;
+                self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
             }
             jobs.give_back_memory();
         } else if let Some(at) = jobs.finished.iter().position(|record| record.id == id)
@@ -327,6 +369,10 @@ impl Registry {
                     JobState::Queued => jobs.counts.queued -= 1,
                     _ => jobs.counts.processing -= 1,
                 }
+                if record.last_error.is_some() {
+                    jobs.unfinished -= 1;
+                    self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
+                }
                 record
             }
             None => JobRecord::new(
@@ -338,6 +384,7 @@ impl Registry {
         };
         record.state = state;
         record.set_file(file);
+        record.last_error = None;
         record.finished_at = Some(now);
         record.final_progress = record.progress.take().map(|p| p.get());
         record.summary = Some(JobSummary::of(report));
@@ -361,6 +408,37 @@ impl Registry {
         self.announce(&record);
         jobs.push_finished(record, self.history);
         jobs.give_back_memory();
+    }
+
+    /// A running job could not be finished (its report or its move failed): it is queued
+    /// again, visibly, with the error and the number of attempts, until the pipeline tries it
+    /// again.
+    pub fn finish_failed(&self, id: JobId, error: &str, attempts: u32) {
+        let mut guard = self.lock();
+        let jobs = &mut *guard;
+        let Some(record) = jobs.active.get(&id) else {
+            return;
+        };
+        if record.state == JobState::Processing {
+            jobs.counts.processing -= 1;
+            jobs.counts.queued += 1;
+        }
+        let stamp = jobs.enter(id, JobState::Queued);
+        let Some(record) = jobs.active.get_mut(&id) else {
+            return;
+        };
+        record.state = JobState::Queued;
+        record.entered = stamp;
+        record.attempts = attempts;
+        let newly = record.last_error.is_none();
+        record.last_error = Some(error.into());
+        if newly {
+            jobs.unfinished += 1;
+            self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
+        }
+        jobs.last_finish_error = error.to_string();
+        record.final_progress = record.progress.take().map(|p| p.get());
+        self.announce(record);
     }
 
     /// A failed job goes back to the queue under its id: out of the history and counted as
@@ -590,21 +668,74 @@ impl Registry {
         self.liveness.started.elapsed().as_secs()
     }
 
-    /// `Ok` while the watcher and the pool are alive; else why not.
-    pub fn health(&self) -> Result<(), &'static str> {
+    /// Jobs whose finish failed and that wait to be tried again.
+    pub fn unfinished(&self) -> usize {
+        self.unfinished.load(Ordering::Relaxed)
+    }
+
+    /// A job thread ended other than at shutdown.
+    pub fn job_thread_lost(&self) {
+        self.liveness
+            .job_threads_lost
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets (`Some(reason)`) or clears (`None`) one cause of trouble.
+    pub fn set_trouble(&self, trouble: Trouble, reason: Option<String>) {
+        let mut troubles = self
+            .liveness
+            .trouble
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let slot = &mut troubles[trouble as usize];
+        if *slot != reason {
+            match &reason {
+                Some(reason) => log::warn!("degraded: {reason}"),
+                None => log::info!("no longer degraded: {:?} trouble cleared", trouble),
+            }
+            *slot = reason;
+            self.version.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Ok while the watcher and the pool are alive and work flows; degraded while something
+    /// that heals on its own holds work up; unavailable when a part is gone.
+    pub fn health(&self) -> Health {
         let liveness = &self.liveness;
         let now = liveness.started.elapsed().as_millis() as u64;
         let beat = liveness.last_beat_ms.load(Ordering::Relaxed);
+        let lost = liveness.job_threads_lost.load(Ordering::Relaxed);
         if liveness.draining.load(Ordering::Relaxed) {
-            Err("shutting down")
-        } else if !liveness.watcher_ok.load(Ordering::Relaxed) {
-            Err("the folder watcher has failed")
+            Health::Unavailable("shutting down".into())
         } else if !liveness.pool_ok.load(Ordering::Relaxed) {
-            Err("the worker pool has stopped")
+            Health::Unavailable("the worker pool has stopped".into())
+        } else if lost > 0 {
+            Health::Unavailable(format!("{lost} job thread(s) stopped"))
         } else if now.saturating_sub(beat) > HEARTBEAT_LIMIT.as_millis() as u64 {
-            Err("the scheduler is not responding")
+            Health::Unavailable("the scheduler is not responding".into())
         } else {
-            Ok(())
+            let troubles = liveness
+                .trouble
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut reasons: Vec<String> = troubles.iter().flatten().cloned().collect();
+            drop(troubles);
+            let unfinished = self.unfinished();
+            if unfinished > 0 {
+                let last = self.lock().last_finish_error.clone();
+                reasons.push(format!(
+                    "{unfinished} file(s) cannot be finished and are tried again: {last}"
+                ));
+            }
+            if !reasons.is_empty() {
+                Health::Degraded(reasons.join("; "))
+            } else if !liveness.watcher_ok.load(Ordering::Relaxed) {
+                Health::Degraded(
+                    "the folder watcher has failed; it is re-armed at the next scan".into(),
+                )
+            } else {
+                Health::Ok
+            }
         }
     }
 }
@@ -734,6 +865,8 @@ impl JobRecord {
             final_progress: None,
             summary: None,
             entered: 0,
+            attempts: 0,
+            last_error: None,
         }
     }
 
@@ -781,6 +914,8 @@ impl JobRecord {
                 .map(|p| p.get())
                 .or(self.final_progress),
             summary: self.summary.clone(),
+            attempts: self.attempts,
+            last_error: self.last_error.as_deref().map(str::to_string),
         }
     }
 }
@@ -904,12 +1039,20 @@ mod tests {
     fn health_follows_the_liveness_flags() {
         let registry = Registry::new(1);
         registry.heartbeat();
-        assert_eq!(registry.health(), Ok(()));
+        assert_eq!(registry.health(), Health::Ok);
         registry.set_watcher_ok(false);
-        assert!(registry.health().is_err());
+        assert!(matches!(registry.health(), Health::Degraded(_)));
         registry.set_watcher_ok(true);
+        registry.set_trouble(Trouble::Folder, Some("folder gone".into()));
+        assert_eq!(registry.health(), Health::Degraded("folder gone".into()));
+        registry.set_trouble(Trouble::Folder, None);
+        assert_eq!(registry.health(), Health::Ok);
+        registry.job_thread_lost();
+        assert!(matches!(registry.health(), Health::Unavailable(_)));
+        let registry = Registry::new(1);
+        registry.heartbeat();
         registry.set_draining();
-        assert!(registry.health().is_err());
+        assert!(matches!(registry.health(), Health::Unavailable(_)));
     }
 
     /// Random queue/start/finish/forget sequences: every listing equals what a plain model

@@ -84,8 +84,8 @@ pub fn run(
     };
     let finished = lifecycle
         .finish(&claimed, &original_name, job_id, analysis, timing, false)
-        .map_err(|source| SingleShotError::Finish {
-            source,
+        .map_err(|unfinished| SingleShotError::Finish {
+            source: unfinished.error,
             location: claimed.clone(),
         })?;
     log::debug!("job {job_id}: moved to {}", finished.path.display());

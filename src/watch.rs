@@ -7,7 +7,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -43,19 +43,56 @@ pub fn is_ignored(name: &OsStr) -> bool {
         || SUFFIXES.iter().any(|suffix| bytes.ends_with(suffix))
 }
 
-/// The running watcher; dropping it stops watching.
+/// The running watcher; dropping it stops watching. `rearm` watches the folder afresh: an
+/// inotify watch follows the folder's inode, so a folder removed and created again is not
+/// watched until then.
 pub struct FolderWatcher {
-    _watcher: Box<dyn Watcher + Send>,
+    watcher: Box<dyn Watcher + Send>,
+    dir: PathBuf,
+    poll: Option<Duration>,
+    events: Sender<FileEvent>,
+    missed: Arc<AtomicBool>,
 }
 
-/// Starts watching `dir` (not its subfolders). With `poll`, a polling watcher scans every
-/// `poll` instead of inotify (network shares, Docker Desktop mounts).
-pub fn watch(
+impl FolderWatcher {
+    /// Starts watching `dir` (not its subfolders). With `poll`, a polling watcher scans every
+    /// `poll` instead of inotify (network shares, Docker Desktop mounts).
+    pub fn new(
+        dir: &Path,
+        poll: Option<Duration>,
+        events: Sender<FileEvent>,
+        missed: Arc<AtomicBool>,
+    ) -> notify::Result<FolderWatcher> {
+        let watcher = watch(dir, poll, events.clone(), Arc::clone(&missed))?;
+        Ok(FolderWatcher {
+            watcher,
+            dir: dir.to_path_buf(),
+            poll,
+            events,
+            missed,
+        })
+    }
+
+    /// Replaces the watch with a new one on the folder as it is now.
+    pub fn rearm(&mut self) -> notify::Result<()> {
+        let fresh = watch(
+            &self.dir,
+            self.poll,
+            self.events.clone(),
+            Arc::clone(&self.missed),
+        )?;
+        // The old one goes only once the new one watches: no moment without a watch.
+        self.watcher = fresh;
+        Ok(())
+    }
+}
+
+fn watch(
     dir: &Path,
     poll: Option<Duration>,
     events: Sender<FileEvent>,
     missed: Arc<AtomicBool>,
-) -> notify::Result<FolderWatcher> {
+) -> notify::Result<Box<dyn Watcher + Send>> {
     let polling = poll.is_some();
     let handler = move |result: notify::Result<Event>| {
         let facts = match result {
@@ -78,7 +115,7 @@ pub fn watch(
         None => Box::new(notify::recommended_watcher(handler)?),
     };
     watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    Ok(FolderWatcher { _watcher: watcher })
+    Ok(watcher)
 }
 
 /// Maps one notify event to facts about names. Without close events (polling), every change

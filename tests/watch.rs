@@ -478,18 +478,34 @@ fn health_a_bad_file_and_a_second_daemon_on_the_same_folder() {
 }
 
 #[test]
-fn health_turns_503_when_the_watched_folder_is_gone() {
+fn health_is_degraded_while_the_watched_folder_is_gone_and_heals() {
     let ws = Workspace::new();
     let daemon = Daemon::start(&ws, &["--reconcile-ms", "100"], &[]);
     assert_eq!(daemon.get("/health").0, 200);
-    fs::remove_dir_all(ws.path("watch_dir/unprocessed")).expect("remove");
+    // Gone, with a file in its place so that the daemon cannot create it again.
+    let unprocessed = ws.path("watch_dir/unprocessed");
+    fs::remove_dir_all(&unprocessed).expect("remove");
+    fs::write(&unprocessed, b"in the way").expect("block");
     assert!(
         wait_until(LONG, || daemon.get("/health").0 == 503),
         "{}",
         daemon.log()
     );
     let (_, body) = daemon.get("/health");
-    assert!(body.contains("watcher"), "{body}");
+    assert!(
+        body.contains("degraded") && body.contains("unprocessed/"),
+        "{body}"
+    );
+    // It stays so while the cause lasts (no latching either way), then heals on its own.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(daemon.get("/health").0, 503);
+    fs::remove_file(&unprocessed).expect("unblock");
+    assert!(
+        wait_until(LONG, || daemon.get("/health").0 == 200),
+        "{}",
+        daemon.log()
+    );
+    assert!(unprocessed.is_dir());
 }
 
 /// Starts a one-worker daemon with `args` and waits until a large log is claimed; returns it

@@ -103,6 +103,8 @@ pub enum AnalysisError {
     InvalidCsv(String),
     #[error("not a regular file")]
     NotRegular,
+    #[error("the file kept changing (replaced or written to) while it was being analysed")]
+    Changed,
     /// A bug in an analyzer (it panicked); the file goes to `failed/` and the daemon goes on.
     #[error("internal error: {0}")]
     Internal(String),
@@ -113,7 +115,7 @@ impl AnalysisError {
     pub fn kind(&self) -> &'static str {
         match self {
             AnalysisError::Open(_) | AnalysisError::Read(_) => "io",
-            AnalysisError::Truncated => "changed_during_analysis",
+            AnalysisError::Truncated | AnalysisError::Changed => "changed_during_analysis",
             AnalysisError::InvalidJson(_) => "invalid_json",
             AnalysisError::InvalidCsv(_) => "invalid_csv",
             AnalysisError::NotRegular => "not_a_regular_file",

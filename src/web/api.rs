@@ -98,7 +98,17 @@ pub struct JobView {
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::report::ErrorInfo>,
+    /// Failed attempts to finish it (its report or its move failed); it is tried again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// Why the last attempt to finish it failed, while it waits to be tried again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     pub status_url: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -128,6 +138,8 @@ impl From<JobSnapshot> for JobView {
             kind: summary.as_ref().map(|s| s.kind),
             duration_ms: summary.as_ref().map(|s| s.duration_ms),
             error: summary.and_then(|s| s.error),
+            attempts: job.attempts,
+            last_error: job.last_error,
         }
     }
 }

@@ -44,9 +44,7 @@ impl AllowedHosts {
     /// Whether a `Host` header value (`name[:port]`) is one this daemon serves.
     pub fn admits(&self, host: &str) -> bool {
         let name = host_of(host).to_lowercase();
-        self.any
-            || strip_brackets(&name).parse::<IpAddr>().is_ok()
-            || self.names.contains(&name)
+        self.any || strip_brackets(&name).parse::<IpAddr>().is_ok() || self.names.contains(&name)
     }
 }
 

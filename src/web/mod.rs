@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::folders::Folders;
 use crate::intake::Intake;
-use crate::registry::Registry;
+use crate::registry::{Health, Registry};
 
 /// Blocking threads per HTTP worker (actix's default is 512 shared by the workers).
 const BLOCKING_THREADS: usize = 4;
@@ -113,8 +113,13 @@ async fn health(registry: web::Data<Registry>) -> HttpResponse {
         "uptime_seconds": registry.uptime_seconds(),
     });
     match registry.health() {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok", "jobs": details })),
-        Err(reason) => HttpResponse::ServiceUnavailable().json(json!({
+        Health::Ok => HttpResponse::Ok().json(json!({ "status": "ok", "jobs": details })),
+        Health::Degraded(reason) => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "degraded",
+            "reason": reason,
+            "jobs": details,
+        })),
+        Health::Unavailable(reason) => HttpResponse::ServiceUnavailable().json(json!({
             "status": "unavailable",
             "reason": reason,
             "jobs": details,
