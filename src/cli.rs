@@ -36,7 +36,7 @@ pub struct Cli {
     #[arg(long, env = "FP_DIR", value_name = "DIR", default_value = "watch_dir")]
     pub dir: PathBuf,
 
-    /// Threads that analyse at once [default: number of CPUs].
+    /// Threads that analyse at once, at most 1024 [default: number of CPUs].
     #[arg(long, env = "FP_WORKERS", value_name = "N")]
     pub workers: Option<NonZeroUsize>,
 

@@ -8,6 +8,10 @@ use std::time::Duration;
 use crate::analyze::AnalysisOptions;
 use crate::cli::Cli;
 
+/// The most `--workers`: each is a job thread and a rayon thread with its own stack, and the
+/// scheduler keeps several claimed files per worker; far beyond the cores it only costs.
+pub const MAX_WORKERS: usize = 1024;
+
 /// A usage error: printed as one `error: ...` line, exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -57,6 +61,12 @@ impl Config {
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             |n| n.get(),
         );
+        if workers > MAX_WORKERS {
+            return Err(UsageError(format!(
+                "--workers {workers} is more than {MAX_WORKERS}: use at most {MAX_WORKERS} (the \
+                 default is the number of CPUs)"
+            )));
+        }
         if cli
             .token
             .as_deref()

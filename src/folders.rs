@@ -237,7 +237,18 @@ pub fn move_into(
                     sync_dir(to_dir);
                 }
                 if copied {
-                    fs::remove_file(from).map_err(move_error)?;
+                    if let Err(err) = fs::remove_file(from) {
+                        // The original cannot leave: the copy must not stay either, or the
+                        // file would exist twice (and be processed twice).
+                        if let Err(undo) = fs::remove_file(&target) {
+                            log::error!(
+                                "cannot remove the copy {} after the original could not be \
+                                 removed: {undo}",
+                                target.display()
+                            );
+                        }
+                        return Err(move_error(err));
+                    }
                     sync_parent(from);
                 }
                 return Ok(target);
@@ -352,6 +363,24 @@ fn crash_armed(point: &str) -> bool {
         .get_or_init(|| std::env::var("FP_CRASH_AT").ok())
         .as_deref()
         == Some(point)
+}
+
+/// Test hook: with `FP_PAUSE_AT=POINT:MS` in the environment a job waits MS milliseconds at
+/// POINT, so that the tests can change a claimed file at that moment. Points:
+/// `after-analysis` (before the check that the file is still the one analysed).
+pub fn pause_point(point: &str) {
+    static PAUSE_AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+    let armed = PAUSE_AT.get_or_init(|| {
+        let value = std::env::var("FP_PAUSE_AT").ok()?;
+        let (at, ms) = value.split_once(':')?;
+        Some((at.to_string(), ms.parse().ok()?))
+    });
+    if let Some((at, ms)) = armed
+        && at == point
+    {
+        log::warn!("FP_PAUSE_AT={point}: waiting {ms} ms");
+        std::thread::sleep(std::time::Duration::from_millis(*ms));
+    }
 }
 
 /// Prefix and suffix of every temporary file this program makes; at start, whatever carries

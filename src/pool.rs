@@ -244,6 +244,7 @@ impl Worker {
         let mut tries = 0;
         loop {
             let analysis = self.analyze_caught(job, progress);
+            crate::folders::pause_point("after-analysis");
             let after = identity(&job.claimed);
             match (before, after) {
                 (_, None) => {

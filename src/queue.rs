@@ -179,11 +179,14 @@ pub struct SchedulerChannels {
 enum Tracked {
     /// Events say it is open for writing: only a close (or a lost-event rescan) moves it on.
     Writing,
-    /// Found without a completion event: ready once unchanged for the settle time.
+    /// Found without a completion event: ready once unchanged for the settle time (and, for a
+    /// name only seen created, once it holds bytes: an empty new file is a writer's that has
+    /// not written yet).
     Settling {
         size: u64,
         modified: SystemTime,
         generation: u64,
+        needs_bytes: bool,
     },
     Ready {
         generation: u64,
@@ -522,7 +525,14 @@ impl Scheduler {
                     self.registry.forget(job_id);
                 }
             }
-            FileEvent::Changed(name) => self.start_settling(name, None),
+            FileEvent::Changed(name) => self.start_settling(name, None, false),
+            // A writer's first write turns it into `Writing`; a hard link is never written
+            // and settles (holding bytes, unchanged for the settle time).
+            FileEvent::Created(name) => {
+                if !matches!(self.tracked.get(&name), Some(Tracked::Writing)) {
+                    self.start_settling(name, None, true);
+                }
+            }
             FileEvent::Gone(name) => self.untrack(&name),
             FileEvent::Rescan => {
                 log::warn!("the kernel dropped folder events (queue overflow); rescanning");
@@ -587,7 +597,7 @@ impl Scheduler {
     }
 
     /// (Re)starts the settle check of a name, with its metadata if already known.
-    fn start_settling(&mut self, name: OsString, metadata: Option<Metadata>) {
+    fn start_settling(&mut self, name: OsString, metadata: Option<Metadata>, needs_bytes: bool) {
         let metadata = match metadata {
             Some(metadata) => metadata,
             None => match fs::symlink_metadata(self.lifecycle.folders.unprocessed.join(&name)) {
@@ -608,6 +618,7 @@ impl Scheduler {
                 size: metadata.len(),
                 modified: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 generation,
+                needs_bytes,
             },
         );
     }
@@ -625,6 +636,7 @@ impl Scheduler {
                 size,
                 modified,
                 generation: current,
+                needs_bytes,
             }) = self.tracked.get(&name)
             else {
                 continue;
@@ -632,17 +644,18 @@ impl Scheduler {
             if *current != generation {
                 continue;
             }
-            let (size, modified) = (*size, *modified);
+            let (size, modified, needs_bytes) = (*size, *modified, *needs_bytes);
             match fs::symlink_metadata(self.lifecycle.folders.unprocessed.join(&name)) {
                 Ok(metadata)
                     if metadata.is_file()
                         && metadata.len() == size
-                        && metadata.modified().ok() == Some(modified) =>
+                        && metadata.modified().ok() == Some(modified)
+                        && !(needs_bytes && size == 0) =>
                 {
                     self.tracked.remove(&name);
                     self.mark_ready(name);
                 }
-                Ok(metadata) => self.start_settling(name, Some(metadata)),
+                Ok(metadata) => self.start_settling(name, Some(metadata), needs_bytes),
                 Err(_) => self.untrack(&name),
             }
         }
@@ -704,7 +717,7 @@ impl Scheduler {
         }
         found.sort_by_key(|(modified, ..)| *modified);
         for (_, name, metadata) in found {
-            self.start_settling(name, Some(metadata));
+            self.start_settling(name, Some(metadata), false);
         }
     }
 

@@ -56,6 +56,7 @@ pub fn run(
     options: &AnalysisOptions,
 ) -> Result<ExitCode, SingleShotError> {
     let original_name = check_input(input)?;
+    check_removable(input)?;
     let folders = Folders::create(dir).map_err(SingleShotError::Setup)?;
     // One file, so every step is synced: the cost is nothing next to the analysis.
     let lifecycle = Lifecycle::new(folders, true);
@@ -126,6 +127,28 @@ fn check_input(input: &Path) -> Result<std::ffi::OsString, UsageError> {
     folders::file_name_of(input)
         .map(OsStr::to_os_string)
         .ok_or_else(|| UsageError(format!("not a file name: {}", input.display())))
+}
+
+/// FILE is moved, not copied: its folder must let it go. Checked first, so that a file that
+/// cannot leave (a read-only mount, a folder without write permission) is refused before
+/// anything is copied, rather than leaving a copy behind.
+fn check_removable(input: &Path) -> Result<(), UsageError> {
+    let parent = match input.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    rustix::fs::access(
+        parent,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .map_err(|errno| {
+        UsageError(format!(
+            "cannot move {} out of {} ({}); nothing was done",
+            input.display(),
+            parent.display(),
+            std::io::Error::from(errno)
+        ))
+    })
 }
 
 /// A progress bar on stderr for large files when a person is watching; silent otherwise.

@@ -23,6 +23,9 @@ pub enum FileEvent {
     Ready(OsString),
     /// Being written: not complete until closed.
     Writing(OsString),
+    /// A new name, not (yet) written to: by a writer that will write next (then `Writing`
+    /// follows), or a hard link or `O_TMPFILE` + `linkat`, which no close event follows.
+    Created(OsString),
     /// Something changed but no event will say when it is complete (polling): settle it.
     Changed(OsString),
     /// Moved away or removed.
@@ -157,7 +160,8 @@ pub fn classify(event: &Event, polling: bool) -> Vec<FileEvent> {
             facts
         }
         EventKind::Create(CreateKind::Folder) => Vec::new(),
-        EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_)) => all(FileEvent::Writing),
+        EventKind::Create(_) => all(FileEvent::Created),
+        EventKind::Modify(ModifyKind::Data(_)) => all(FileEvent::Writing),
         // Renames the backend could not pair, and anything unusual: let the settle check
         // decide.
         EventKind::Modify(ModifyKind::Name(_)) | EventKind::Modify(ModifyKind::Any) => {
@@ -225,7 +229,7 @@ mod tests {
             (
                 event(create, &["a.csv"]),
                 false,
-                vec![FileEvent::Writing(name("a.csv"))],
+                vec![FileEvent::Created(name("a.csv"))],
             ),
             (
                 event(write, &["a.csv"]),

@@ -261,3 +261,258 @@ fn a_removed_unprocessed_folder_is_created_again_and_watched() {
         ]
     );
 }
+
+/// The claimed file of the one job in `underprocess/`, once the job pauses after its
+/// analysis (`FP_PAUSE_AT`).
+fn paused_claim(ws: &Workspace, daemon: &Daemon) -> std::path::PathBuf {
+    assert!(
+        wait_until(LONG, || daemon.log().contains("FP_PAUSE_AT=after-analysis")),
+        "{}",
+        daemon.log()
+    );
+    let claimed = visible(ws, "watch_dir/underprocess");
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    ws.path(&format!("watch_dir/underprocess/{}", claimed[0]))
+}
+
+#[test]
+fn a_file_replaced_during_its_analysis_is_analysed_again_and_reported_as_it_is() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[("FP_PAUSE_AT", "after-analysis:1500")]);
+    ws.write(
+        "watch_dir/unprocessed/t2.txt",
+        &b"a long first version\n".repeat(50_000),
+    );
+    let claimed = paused_claim(&ws, &daemon);
+    // Replaced whole (a new inode), as an editor's save or `mv` does.
+    let replacement = ws.write("watch_dir/replacement", b"short\nnew\n");
+    std::fs::rename(&replacement, &claimed).expect("replace");
+    assert!(
+        wait_until(LONG, || counts(&daemon)["completed"] == 1),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        processed_files(&ws),
+        vec![("t2.txt".to_string(), b"short\nnew\n".to_vec())]
+    );
+    let report = ws.read_json("watch_dir/processed/t2.txt.report.json");
+    assert_eq!(
+        report["size_bytes"], 10,
+        "the report describes the file beside it"
+    );
+    assert_eq!(report["text"]["lines"], 2);
+    assert!(
+        daemon.log().contains("changed during its analysis"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn a_file_removed_during_its_analysis_leaves_no_report() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[("FP_PAUSE_AT", "after-analysis:1500")]);
+    ws.write("watch_dir/unprocessed/gone.txt", b"soon gone\n");
+    let claimed = paused_claim(&ws, &daemon);
+    std::fs::remove_file(&claimed).expect("remove");
+    assert!(
+        wait_until(LONG, || daemon
+            .log()
+            .contains("was removed during its analysis")),
+        "{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(visible(&ws, "watch_dir/processed").is_empty());
+    assert!(
+        visible(&ws, "watch_dir/failed").is_empty(),
+        "no report without its file"
+    );
+    let counts = counts(&daemon);
+    assert_eq!(
+        (
+            counts["completed"].as_u64(),
+            counts["failed"].as_u64(),
+            counts["queued"].as_u64(),
+            counts["processing"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0), Some(0)),
+        "{counts}"
+    );
+    // The daemon goes on.
+    ws.write("watch_dir/unprocessed/next.txt", b"next\n");
+    assert!(
+        wait_until(LONG, || counts_completed(&daemon) == 1),
+        "{}",
+        daemon.log()
+    );
+}
+
+fn counts_completed(daemon: &Daemon) -> u64 {
+    counts(daemon)["completed"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn hard_links_and_linked_unnamed_files_are_processed_and_slow_writers_still_wait() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let ws = Workspace::new();
+    // A reconcile scan too rare to help: readiness must come from the events and the settle.
+    let daemon = Daemon::start(
+        &ws,
+        &["--settle-ms", "300", "--reconcile-ms", "600000"],
+        &[],
+    );
+    let unprocessed = ws.path("watch_dir/unprocessed");
+
+    // A slow writer: creates the file, waits longer than the settle time, then writes.
+    let slow_path = unprocessed.join("slow.txt");
+    let mut slow = std::fs::File::create(&slow_path).expect("create");
+
+    // `ln` from the same filesystem, and `cp -l`.
+    let original = ws.write("watch_dir/outside.txt", b"linked\n");
+    std::fs::hard_link(&original, unprocessed.join("linked.txt")).expect("ln");
+    // O_TMPFILE + linkat, the pattern of careful writers (and of the daemon's own reports).
+    let unnamed = rustix::fs::openat(
+        rustix::fs::CWD,
+        &unprocessed,
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::WRONLY,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .expect("O_TMPFILE");
+    let mut unnamed = std::fs::File::from(unnamed);
+    unnamed.write_all(b"unnamed then linked\n").expect("write");
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        format!("/proc/self/fd/{}", unnamed.as_raw_fd()),
+        rustix::fs::CWD,
+        unprocessed.join("tmpfile.txt"),
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .expect("linkat");
+    drop(unnamed);
+
+    assert!(
+        wait_until(Duration::from_secs(10), || counts_completed(&daemon) == 2),
+        "{}",
+        daemon.log()
+    );
+    // The slow writer's empty file was not taken for complete.
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(slow_path.exists(), "{}", daemon.log());
+    slow.write_all(b"first\n").expect("write");
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(slow_path.exists(), "still open: not complete");
+    slow.write_all(b"second\n").expect("write");
+    drop(slow);
+    assert!(
+        wait_until(Duration::from_secs(10), || counts_completed(&daemon) == 3),
+        "{}",
+        daemon.log()
+    );
+    let mut got = processed_files(&ws);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("linked.txt".to_string(), b"linked\n".to_vec()),
+            ("slow.txt".to_string(), b"first\nsecond\n".to_vec()),
+            ("tmpfile.txt".to_string(), b"unnamed then linked\n".to_vec()),
+        ]
+    );
+}
+
+#[test]
+fn a_name_taken_ten_thousand_times_still_finds_a_place() {
+    let ws = Workspace::new();
+    let processed = ws.path("watch_dir/processed");
+    std::fs::create_dir_all(&processed).expect("mkdir");
+    // export.csv and export-2.csv … export-10000.csv are all taken (by files, as after 10,000
+    // drops; the reports do not matter for the pair's name).
+    std::fs::write(processed.join("export.csv"), b"old").expect("write");
+    for n in 2..=10_000 {
+        std::fs::write(processed.join(format!("export-{n}.csv")), b"old").expect("write");
+    }
+    let daemon = Daemon::start(&ws, &[], &[]);
+    ws.write("watch_dir/unprocessed/export.csv", b"id,user_id\n1,a\n");
+    assert!(
+        wait_until(LONG, || counts_completed(&daemon) == 1),
+        "{}",
+        daemon.log()
+    );
+    let (_, done) = get_json(&daemon, "/api/jobs?state=completed");
+    let job = &done["jobs"][0];
+    let id = job["job_id"].as_str().expect("id");
+    assert_eq!(job["file"], format!("export-{id}.csv"), "{job}");
+    assert_eq!(
+        std::fs::read(processed.join(format!("export-{id}.csv"))).expect("placed"),
+        b"id,user_id\n1,a\n"
+    );
+    assert!(
+        processed
+            .join(format!("export-{id}.csv.report.json"))
+            .is_file()
+    );
+    assert!(visible(&ws, "watch_dir/underprocess").is_empty());
+}
+
+#[test]
+fn input_from_a_folder_that_cannot_let_go_leaves_no_copy() {
+    let ws = Workspace::new();
+    let source = ws.path("readonly");
+    let Some(_tmpfs) = Tmpfs::mount(&source, "1m") else {
+        return;
+    };
+    std::fs::write(source.join("data.txt"), b"one\ntwo\n").expect("write");
+    let remount = |mode: &str| {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&source)
+            .status()
+            .expect("remount");
+        assert!(status.success());
+    };
+    remount("ro");
+    let input = source.join("data.txt");
+    let input = input.to_str().expect("utf-8 path");
+    for _ in 0..2 {
+        let output = ws.run(&["--dir", "watch_dir", "--input", input]);
+        assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+        let err = common::stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: cannot move"), "{err}");
+        assert!(err.contains("nothing was done"), "{err}");
+        for folder in ["unprocessed", "underprocess", "processed", "failed"] {
+            assert!(
+                visible(&ws, &format!("watch_dir/{folder}")).is_empty(),
+                "{folder}: {:?}",
+                ws.files_in(&format!("watch_dir/{folder}"))
+            );
+        }
+    }
+    // The move itself, should the check ever be passed: the copy is withdrawn.
+    let target = ws.path("target");
+    std::fs::create_dir(&target).expect("mkdir");
+    let moved = file_processor::folders::move_into(
+        &source.join("data.txt"),
+        &target,
+        std::ffi::OsStr::new("data.txt"),
+        None,
+        false,
+    );
+    assert!(moved.is_err(), "{moved:?}");
+    assert!(
+        std::fs::read_dir(&target).expect("list").next().is_none(),
+        "no copy left"
+    );
+    remount("rw");
+    let output = ws.run(&["--dir", "watch_dir", "--input", input]);
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    assert_eq!(
+        processed_files(&ws),
+        vec![("data.txt".to_string(), b"one\ntwo\n".to_vec())],
+        "one processed copy"
+    );
+    assert!(!source.join("data.txt").exists());
+}

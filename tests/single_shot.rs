@@ -208,6 +208,14 @@ fn usage_errors_are_one_line_and_exit_2() {
             &["--input", "real.txt", "--workers", "0"],
             "error: invalid value '0'",
         ),
+        (
+            &["--input", "real.txt", "--workers", "100000"],
+            "error: --workers 100000 is more than 1024",
+        ),
+        (
+            &["--watch", "--workers", "100000"],
+            "error: --workers 100000 is more than 1024",
+        ),
         (&["--json"], "error: --json only applies to --input FILE"),
         (
             &["--watch", "--input", "real.txt"],
