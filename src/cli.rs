@@ -109,6 +109,11 @@ pub struct Cli {
     #[arg(long, env = "FP_MAX_UPLOAD_BYTES", value_name = "N", default_value_t = 1 << 30)]
     pub max_upload_bytes: u64,
 
+    /// An upload whose body sends nothing for this long is dropped (408) and leaves nothing.
+    #[arg(long, env = "FP_BODY_TIMEOUT", value_name = "DURATION", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    pub body_timeout: std::time::Duration,
+
     /// Host names the server answers to besides localhost, IP addresses and --host
     /// (comma-separated; `*` for any): add the name a proxy or a DNS name reaches it by. Other
     /// names get 421, which stops DNS-rebinding attacks from web pages.

@@ -42,6 +42,7 @@ pub struct WatchSettings {
     pub token: Option<String>,
     pub max_upload_bytes: u64,
     pub allowed_hosts: Vec<String>,
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +112,7 @@ impl Config {
                 token: cli.token,
                 max_upload_bytes: cli.max_upload_bytes,
                 allowed_hosts: cli.allowed_hosts,
+                body_timeout: cli.body_timeout,
             }),
         };
         Ok(Config {

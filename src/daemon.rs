@@ -143,6 +143,8 @@ pub fn run(
         max_upload_bytes: settings.max_upload_bytes,
         fsync: settings.fsync,
         allowed_hosts: web::guard::AllowedHosts::new(&settings.host, &settings.allowed_hosts),
+        body_timeout: settings.body_timeout,
+        max_connections: connection_budget(workers),
     };
     let http = spawn("http", move || {
         actix_web::rt::System::new().block_on(async move {
@@ -258,6 +260,43 @@ pub fn run(
     http.join().map_err(|_| DaemonError::Panicked("http"))?;
     log::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Descriptors the HTTP side can never take: the pipeline's own (the watch, the files being
+/// analysed and their reports, folder syncs, the log), so that a flood of connections cannot
+/// make finishing a file fail with "too many open files".
+const PIPELINE_RESERVE: u64 = 64;
+const RESERVE_PER_WORKER: u64 = 8;
+/// A connection costs its socket and, while it uploads, one temp file.
+const DESCRIPTORS_PER_CONNECTION: u64 = 2;
+/// The most connections served at once, however many descriptors there are.
+const MAX_CONNECTIONS: u64 = 10_000;
+
+/// Raises the soft limit of open files to the hard one, and returns how many connections the
+/// HTTP side may hold so that the pipeline keeps its reserve.
+fn connection_budget(workers: usize) -> usize {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let mut available = limit.current.unwrap_or(1 << 20);
+    let hard = limit.maximum.unwrap_or(1 << 20).min(1 << 20);
+    if hard > available {
+        let raised = Rlimit {
+            current: Some(hard),
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => available = hard,
+            Err(err) => log::debug!("cannot raise the open-file limit to {hard}: {err}"),
+        }
+    }
+    let reserve = PIPELINE_RESERVE + RESERVE_PER_WORKER * workers as u64;
+    let connections =
+        (available.saturating_sub(reserve) / DESCRIPTORS_PER_CONNECTION).clamp(4, MAX_CONNECTIONS);
+    log::debug!(
+        "open-file limit {available}: {reserve} kept for the pipeline, at most {connections} \
+         HTTP connections"
+    );
+    connections as usize
 }
 
 fn spawn<T: Send + 'static>(

@@ -181,6 +181,22 @@ impl Worker {
             None => {
                 let started_at = SystemTime::now();
                 let analysis = self.analyze_unchanged(&job, &progress)?;
+                if let Err(err) = &analysis.details
+                    && err.is_transient()
+                {
+                    // The machine's fault, not the file's: analysed again after a backoff.
+                    job.attempts += 1;
+                    log::error!(
+                        "job {}: cannot analyse it now ({err}); attempt {} failed, it is tried \
+                         again with backoff",
+                        job.id,
+                        job.attempts
+                    );
+                    self.registry
+                        .finish_failed(job.id, &err.to_string(), job.attempts);
+                    job.after_crash = true;
+                    return Some(job);
+                }
                 let timing = Timing {
                     queued_at: job.queued_at,
                     started_at,

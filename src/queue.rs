@@ -715,6 +715,14 @@ impl Scheduler {
                 found.len()
             );
         }
+        // Uploads and retries removed before they were queued: their jobs end here.
+        let unprocessed = &self.lifecycle.folders.unprocessed;
+        for id in self.intake.sweep(|name, key| {
+            fs::symlink_metadata(unprocessed.join(name)).is_ok_and(|m| (m.dev(), m.ino()) == key)
+        }) {
+            log::info!("job {id}: its file left unprocessed/ before it was queued");
+            self.registry.forget(id);
+        }
         found.sort_by_key(|(modified, ..)| *modified);
         for (_, name, metadata) in found {
             self.start_settling(name, Some(metadata), false);

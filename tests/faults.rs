@@ -516,3 +516,132 @@ fn input_from_a_folder_that_cannot_let_go_leaves_no_copy() {
     );
     assert!(!source.join("data.txt").exists());
 }
+
+#[test]
+fn a_flood_of_idle_connections_cannot_take_the_pipelines_descriptors() {
+    use std::net::TcpStream;
+    let ws = Workspace::new();
+    let daemon =
+        Daemon::start_with_open_files(&ws, 256, &["--workers", "2", "--settle-ms", "100"], &[]);
+    // Far more idle connections than descriptors, kept open (and opened again as the server
+    // drops idle ones) while the files go through.
+    let port = daemon.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                held.retain(|s| s.peer_addr().is_ok());
+                while held.len() < 400 {
+                    match TcpStream::connect_timeout(
+                        &([127, 0, 0, 1], port).into(),
+                        Duration::from_millis(200),
+                    ) {
+                        Ok(stream) => held.push(stream),
+                        Err(_) => break,
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let files: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            (
+                format!("f{i:02}.csv"),
+                format!("id,user_id\n{i},u{i}\n").into_bytes(),
+            )
+        })
+        .collect();
+    for (name, bytes) in &files {
+        ws.write(&format!("watch_dir/unprocessed/{name}"), bytes);
+    }
+    let all_done = wait_until(LONG, || {
+        visible(&ws, "watch_dir/processed").len() == 2 * files.len()
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = flood.join();
+    assert!(all_done, "{}", daemon.log());
+    let mut got = processed_files(&ws);
+    got.sort();
+    assert_eq!(got, files);
+    // Not one finish hit "too many open files": the pipeline kept its reserve.
+    assert!(!daemon.log().contains("cannot finish"), "{}", daemon.log());
+}
+
+#[test]
+fn a_dribbling_upload_is_dropped_and_leaves_nothing() {
+    use std::io::Write;
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--body-timeout", "1s"], &[]);
+    let mut dribblers = Vec::new();
+    for i in 0..5 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d{i}.txt\"\r\n\r\nstart"
+        );
+        write!(
+            stream,
+            "POST /api/upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; \
+             boundary=b\r\nContent-Length: 100000\r\n\r\n{body}"
+        )
+        .expect("send");
+        dribblers.push(stream);
+    }
+    // While they hang, each holds a temp file…
+    assert!(
+        wait_until(LONG, || ws
+            .files_in("watch_dir/unprocessed")
+            .iter()
+            .filter(|n| n.starts_with(".fp-"))
+            .count()
+            == 5),
+        "{:?}",
+        ws.files_in("watch_dir/unprocessed")
+    );
+    // …until the body timeout: then 408, and nothing is left.
+    let mut answers = Vec::new();
+    for mut stream in dribblers {
+        use std::io::Read;
+        stream.set_read_timeout(Some(LONG)).expect("timeout");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        answers.push(response.split_whitespace().nth(1).unwrap_or("").to_string());
+    }
+    assert!(answers.iter().all(|status| status == "408"), "{answers:?}");
+    assert!(
+        wait_until(LONG, || ws.files_in("watch_dir/unprocessed").is_empty()),
+        "{:?}",
+        ws.files_in("watch_dir/unprocessed")
+    );
+    assert_eq!(counts(&daemon)["queued"], 0);
+}
+
+#[test]
+fn an_upload_removed_before_it_is_queued_leaves_no_phantom_job() {
+    let ws = Workspace::new();
+    // Polling too slow to see it, a reconcile scan every second.
+    let daemon = Daemon::start(&ws, &["--poll", "600000", "--reconcile-ms", "1000"], &[]);
+    let part = reqwest::blocking::multipart::Part::bytes(b"x\n".to_vec()).file_name("gone.txt");
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/upload", daemon.port))
+        .multipart(reqwest::blocking::multipart::Form::new().part("file", part))
+        .send()
+        .expect("upload");
+    assert_eq!(response.status().as_u16(), 202);
+    let answer: Value = response.json().expect("json");
+    let id = answer["jobs"][0]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    std::fs::remove_file(ws.path("watch_dir/unprocessed/gone.txt")).expect("remove");
+    assert_eq!(counts(&daemon)["queued"], 1, "queued by the upload");
+    assert!(
+        wait_until(LONG, || counts(&daemon)["queued"] == 0),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.get(&format!("/api/jobs/{id}")).0, 404);
+}

@@ -111,6 +111,25 @@ pub enum AnalysisError {
 }
 
 impl AnalysisError {
+    /// A failure of the machine, not of the file (no descriptors or memory left, an
+    /// interrupted call): the file is analysed again later instead of being failed.
+    pub fn is_transient(&self) -> bool {
+        const TRANSIENT: [i32; 6] = [
+            libc_errno::EMFILE,
+            libc_errno::ENFILE,
+            libc_errno::ENOMEM,
+            libc_errno::EAGAIN,
+            libc_errno::EINTR,
+            libc_errno::ENOBUFS,
+        ];
+        match self {
+            AnalysisError::Open(err) | AnalysisError::Read(err) => err
+                .raw_os_error()
+                .is_some_and(|code| TRANSIENT.contains(&code)),
+            _ => false,
+        }
+    }
+
     /// The stable `error.kind` of a report.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -122,6 +141,16 @@ impl AnalysisError {
             AnalysisError::Internal(_) => "internal",
         }
     }
+}
+
+/// The errno values `is_transient` looks for (Linux).
+mod libc_errno {
+    pub const EINTR: i32 = rustix::io::Errno::INTR.raw_os_error();
+    pub const EAGAIN: i32 = rustix::io::Errno::AGAIN.raw_os_error();
+    pub const ENOMEM: i32 = rustix::io::Errno::NOMEM.raw_os_error();
+    pub const ENFILE: i32 = rustix::io::Errno::NFILE.raw_os_error();
+    pub const EMFILE: i32 = rustix::io::Errno::MFILE.raw_os_error();
+    pub const ENOBUFS: i32 = rustix::io::Errno::NOBUFS.raw_os_error();
 }
 
 /// Segments done out of segments planned, readable from any thread while an analysis runs.

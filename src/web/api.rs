@@ -38,6 +38,17 @@ pub enum ApiError {
     /// (with the daemon's paths) goes to the log only.
     #[error("{what}; try again later")]
     Unavailable { what: String, detail: String },
+    /// As `Unavailable`, for an upload some of whose files were already taken by the pipeline
+    /// (they are processed, and listed in the answer).
+    #[error("{what}; try again later")]
+    PartlyStored {
+        what: String,
+        detail: String,
+        accepted: Vec<crate::web::upload::Accepted>,
+    },
+    /// The client sent nothing for this long in the middle of its request body.
+    #[error("no data received for {0:?}: the request was dropped")]
+    Timeout(std::time::Duration),
 }
 
 /// Seconds a client is asked to wait after a 503.
@@ -61,17 +72,25 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::PartlyStored { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::Unavailable { what, detail } = self {
+        if let ApiError::Unavailable { what, detail }
+        | ApiError::PartlyStored { what, detail, .. } = self
+        {
             log::error!("{what}: {detail}");
             response.insert_header(("Retry-After", RETRY_AFTER_SECONDS.to_string()));
         }
-        if matches!(self, ApiError::TooLarge(_)) {
+        if let ApiError::PartlyStored { accepted, .. } = self {
+            return response.json(json!({ "error": self.to_string(), "jobs": accepted }));
+        }
+        if matches!(self, ApiError::TooLarge(_) | ApiError::Timeout(_)) {
             // The rest of the body is not read: the connection cannot carry another request.
             response.insert_header(("Connection", "close"));
         }

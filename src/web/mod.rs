@@ -28,6 +28,9 @@ use crate::folders::Folders;
 use crate::intake::Intake;
 use crate::registry::{Health, Registry};
 
+/// Threads that serve HTTP.
+const HTTP_WORKERS: usize = 2;
+
 /// Blocking threads per HTTP worker (actix's default is 512 shared by the workers).
 const BLOCKING_THREADS: usize = 4;
 
@@ -42,6 +45,11 @@ pub struct WebSettings {
     pub fsync: bool,
     /// `--host`, `localhost`, IP literals and `--allowed-hosts`.
     pub allowed_hosts: guard::AllowedHosts,
+    /// A request body that sends nothing this long is dropped (408).
+    pub body_timeout: std::time::Duration,
+    /// Connections served at once (both HTTP workers together): what the descriptor budget
+    /// leaves after the pipeline's reserve.
+    pub max_connections: usize,
 }
 
 /// The server on an already bound listener, not yet running: await it in an actix system.
@@ -57,6 +65,8 @@ pub fn server(
     let folders = api::folders_data(folders);
     let auth = web::Data::new(auth::Auth::new(settings.token.as_deref()));
     let allowed_hosts = web::Data::new(settings.allowed_hosts.clone());
+    // Per HTTP worker; more wait in the kernel's backlog until one closes.
+    let max_connections = settings.max_connections.div_ceil(HTTP_WORKERS).max(1);
     let settings = web::Data::new(settings);
     let server = HttpServer::new(move || {
         App::new()
@@ -71,7 +81,8 @@ pub fn server(
             .wrap(from_fn(guard::check_origin_and_host))
             .configure(configure)
     })
-    .workers(2)
+    .workers(HTTP_WORKERS)
+    .max_connections(max_connections)
     // File work (upload writes, retries) runs on a few blocking threads per worker: enough to
     // keep the disk busy, and each thread that exists keeps its own malloc arena.
     .worker_max_blocking_threads(BLOCKING_THREADS)

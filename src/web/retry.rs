@@ -109,7 +109,11 @@ fn requeue(
     intake.expect(key, id);
     let name = requeue_name(job);
     match folders::move_into(&file, &folders.unprocessed, &name, None, durable) {
-        Ok(placed) => Ok(folders::file_name_of(&placed).map_or(name.clone(), |n| n.to_os_string())),
+        Ok(placed) => {
+            let placed = folders::file_name_of(&placed).map_or(name.clone(), |n| n.to_os_string());
+            intake.placed(key, &placed);
+            Ok(placed)
+        }
         Err(err) => {
             intake.withdraw(key);
             if let Some(kept) = set_aside

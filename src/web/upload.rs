@@ -5,7 +5,9 @@
 //! Nothing is held in memory but the chunk being written. A part is written to a
 //! `.fp-*.tmp` name, which the watcher ignores and the next start removes after a crash; the
 //! request is all or nothing: if it fails or goes over `--max-upload-bytes`, every part of it
-//! is deleted and none reaches the queue.
+//! is deleted and none reaches the queue. A part's file is closed as soon as the part is
+//! received (a request holds one open file at most, whatever its number of parts), and a
+//! client that sends nothing for the body timeout loses its request (408).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -46,7 +48,7 @@ fn store_error(err: std::io::Error) -> ApiError {
 }
 
 /// One accepted file, as the answer lists it.
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Accepted {
     pub job_id: String,
     /// Its name in `unprocessed/`.
@@ -54,11 +56,31 @@ pub struct Accepted {
     pub status_url: String,
 }
 
-/// A part received whole, not yet in `unprocessed/`.
+/// A part received whole and closed, not yet in `unprocessed/`; deleted if dropped.
 struct Staged {
-    temp: NamedTempFile,
+    temp: tempfile::TempPath,
+    key: (u64, u64),
     name: OsString,
     size: u64,
+}
+
+/// The next item of a body stream, or 408 when the client sent nothing for `timeout`.
+async fn next_within<S: futures_util::Stream + Unpin>(
+    stream: &mut S,
+    timeout: std::time::Duration,
+) -> Result<Option<S::Item>, ApiError> {
+    tokio::time::timeout(timeout, stream.next())
+        .await
+        .map_err(|_| ApiError::Timeout(timeout))
+}
+
+/// Syncs (with `--fsync`) and closes a received part, keeping its path and identity.
+fn close(temp: NamedTempFile, durable: bool) -> std::io::Result<(tempfile::TempPath, (u64, u64))> {
+    if durable {
+        temp.as_file().sync_all()?;
+    }
+    let metadata = temp.as_file().metadata()?;
+    Ok((temp.into_temp_path(), (metadata.dev(), metadata.ino())))
 }
 
 pub async fn upload(
@@ -82,7 +104,9 @@ pub async fn upload(
     let mut staged: Vec<Staged> = Vec::new();
     let mut total: u64 = 0;
     let mut parts = 0;
-    while let Some(field) = payload.next().await {
+    let idle = settings.body_timeout;
+    let durable = settings.fsync;
+    while let Some(field) = next_within(&mut payload, idle).await? {
         let mut field = field.map_err(bad_multipart)?;
         parts += 1;
         if parts > MAX_PARTS {
@@ -107,7 +131,7 @@ pub async fn upload(
         };
         let mut size: u64 = 0;
         let mut pending = BytesMut::new();
-        while let Some(chunk) = field.next().await {
+        while let Some(chunk) = next_within(&mut field, idle).await? {
             let chunk = chunk.map_err(bad_multipart)?;
             total += chunk.len() as u64;
             if total > limit {
@@ -133,9 +157,13 @@ pub async fn upload(
             let file = write(file, pending.split().freeze())
                 .await
                 .map_err(store_error)?;
+            let (temp, key) = block(move || close(file, durable))
+                .await
+                .map_err(store_error)?;
             let name = name.unwrap_or_else(|| OsString::from("upload"));
             staged.push(Staged {
-                temp: file,
+                temp,
+                key,
                 name,
                 size,
             });
@@ -146,18 +174,12 @@ pub async fn upload(
             "no `file` part in the request".to_string(),
         ));
     }
-    let durable = settings.fsync;
     let registry = registry.into_inner();
     let intake = intake.into_inner();
     let unprocessed = folders.unprocessed.clone();
-    let accepted = block(move || {
-        staged
-            .into_iter()
-            .map(|part| place(part, &unprocessed, &registry, &intake, durable))
-            .collect::<std::io::Result<Vec<Accepted>>>()
-    })
-    .await
-    .map_err(store_error)?;
+    let accepted = block(move || Ok(place_all(staged, &unprocessed, &registry, &intake, durable)))
+        .await
+        .map_err(store_error)??;
     for job in &accepted {
         log::info!("job {}: uploaded as {}", job.job_id, job.file);
     }
@@ -187,6 +209,68 @@ async fn write(mut temp: NamedTempFile, bytes: Bytes) -> std::io::Result<NamedTe
     .await
 }
 
+/// Places every part, or none: when one cannot be placed, the parts placed before it are
+/// taken back out of `unprocessed/` (and deleted) unless the pipeline has claimed them
+/// already; those are named in the error, as they will be processed.
+fn place_all(
+    staged: Vec<Staged>,
+    unprocessed: &std::path::Path,
+    registry: &Registry,
+    intake: &Intake,
+    durable: bool,
+) -> Result<Vec<Accepted>, ApiError> {
+    let mut placed: Vec<(Accepted, std::path::PathBuf, (u64, u64))> = Vec::new();
+    for part in staged {
+        match place(part, unprocessed, registry, intake, durable) {
+            Ok(done) => placed.push(done),
+            Err(err) => {
+                let mut kept = Vec::new();
+                for (accepted, path, key) in placed {
+                    if take_back(&path, key, unprocessed) {
+                        intake.withdraw(key);
+                        if let Ok(id) = JobId::from_string(&accepted.job_id) {
+                            registry.forget(id);
+                        }
+                    } else {
+                        kept.push(accepted);
+                    }
+                }
+                return Err(ApiError::PartlyStored {
+                    what: format!("cannot store the upload ({})", err.kind()),
+                    detail: err.to_string(),
+                    accepted: kept,
+                });
+            }
+        }
+    }
+    Ok(placed.into_iter().map(|(accepted, ..)| accepted).collect())
+}
+
+/// Moves a just-placed part back to a temp name and deletes it, if it is still there (the
+/// same inode) and not yet claimed. Returns whether it was taken back.
+fn take_back(path: &std::path::Path, key: (u64, u64), unprocessed: &std::path::Path) -> bool {
+    let still_ours = std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == key);
+    if !still_ours {
+        return false;
+    }
+    let Ok(temp) = folders::temp_in(unprocessed) else {
+        return false;
+    };
+    let temp = temp.into_temp_path();
+    // Over our own empty temp file: the rename wins or fails as a whole.
+    if std::fs::rename(path, &temp).is_err() {
+        return false;
+    }
+    let moved = std::fs::symlink_metadata(&temp).is_ok_and(|m| (m.dev(), m.ino()) == key);
+    if !moved {
+        // Another file took the name in between: it is not ours to delete.
+        let _ = folders::rename_no_replace(&temp, path);
+        let _ = temp.keep();
+        return false;
+    }
+    true // `temp` deletes it on drop
+}
+
 /// Renames a received part into `unprocessed/` under its name, or the first derived name
 /// that is free (never replacing a file), under a new job id.
 fn place(
@@ -195,33 +279,34 @@ fn place(
     registry: &Registry,
     intake: &Intake,
     durable: bool,
-) -> std::io::Result<Accepted> {
-    if durable {
-        part.temp.as_file().sync_all()?;
-    }
-    let metadata = part.temp.as_file().metadata()?;
-    let key = (metadata.dev(), metadata.ino());
+) -> std::io::Result<(Accepted, std::path::PathBuf, (u64, u64))> {
+    let key = part.key;
     let id = JobId::generate();
     // Queued before the rename, so that the scheduler, which may finish it at once, always
     // comes after: it then only updates the name.
     registry.queue(id, &part.name, part.size, SystemTime::now());
     intake.expect(key, id);
-    let temp = part.temp.into_temp_path();
+    let temp = part.temp;
     match folders::move_into(&temp, unprocessed, &part.name, None, durable) {
         Ok(placed) => {
             // Moved: the temp path must not be deleted on drop any more.
             let _ = temp.keep();
             let file = folders::file_name_of(&placed).unwrap_or(&part.name);
-            Ok(Accepted {
+            intake.placed(key, file);
+            let accepted = Accepted {
                 job_id: id.to_string(),
                 file: file.to_string_lossy().into_owned(),
                 status_url: format!("/api/jobs/{id}"),
-            })
+            };
+            Ok((accepted, placed, key))
         }
         Err(err) => {
             intake.withdraw(key);
             registry.forget(id);
-            Err(std::io::Error::other(err))
+            Err(match err {
+                folders::FolderError::Move { source, .. } => source,
+                other => std::io::Error::other(other),
+            })
         }
     }
 }

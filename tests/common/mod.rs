@@ -133,8 +133,39 @@ impl Daemon {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Daemon, String> {
+        Self::try_start_with(ws, None, args, env)
+    }
+
+    /// Starts the daemon with at most `open_files` descriptors (`prlimit --nofile`).
+    pub fn start_with_open_files(
+        ws: &Workspace,
+        open_files: u32,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Self::try_start_with(ws, Some(open_files), args, env)
+            .unwrap_or_else(|log| panic!("daemon did not start:\n{log}"))
+    }
+
+    fn try_start_with(
+        ws: &Workspace,
+        open_files: Option<u32>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
         use std::io::BufRead;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_file-processor"));
+        let binary = env!("CARGO_BIN_EXE_file-processor");
+        let mut command = match open_files {
+            None => Command::new(binary),
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(binary);
+                command
+            }
+        };
         command
             .current_dir(ws.dir.path())
             .args(["--dir", "watch_dir", "--port", "0"])
