@@ -21,6 +21,10 @@ pub const REPORT_SUFFIX: &str = ".report.json";
 /// A report larger than this is not read back (ours are far smaller).
 pub const MAX_REPORT_BYTES: u64 = 64 << 20;
 
+/// A report is never larger than this: its longest lists are cut, each with a `*_truncated`
+/// flag, so that the API and the job page can always read it back whole.
+pub const MAX_REPORT_JSON_BYTES: usize = 1 << 20;
+
 /// Reads a report (or the part of it `T` describes) back from disk; `None` when it is missing,
 /// too large or not such JSON.
 pub fn read_back<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -145,7 +149,39 @@ impl Report {
                 });
             }
         }
+        report.fit(MAX_REPORT_JSON_BYTES);
         report
+    }
+
+    /// Cuts the longest lists (CSV columns, top users) until the JSON fits in `max` bytes.
+    /// Every string in a report is already short (values and names are cut at 256 bytes), so
+    /// only lists can make it large.
+    fn fit(&mut self, max: usize) {
+        let Some(csv) = &self.csv else {
+            return;
+        };
+        if csv.columns.len() < 64 && csv.top_users.len() < 64 {
+            return; // far below the limit: not worth serialising to find out
+        }
+        loop {
+            let size = self.to_json().len();
+            let Some(csv) = self.csv.as_mut().filter(|_| size > max) else {
+                return;
+            };
+            // Keep the share of each list that fits, with a margin, and look again.
+            let keep = |len: usize| (len as u128 * max as u128 * 9 / 10 / size as u128) as usize;
+            if csv.top_users.len() > csv.columns.len() {
+                let len = csv.top_users.len();
+                csv.top_users.truncate(keep(len).min(len - 1));
+                csv.top_users_truncated = true;
+            } else if !csv.columns.is_empty() {
+                let len = csv.columns.len();
+                csv.columns.truncate(keep(len).min(len - 1));
+                csv.columns_truncated = true;
+            } else {
+                return;
+            }
+        }
     }
 
     pub fn to_json(&self) -> String {

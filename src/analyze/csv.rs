@@ -23,7 +23,8 @@ use serde::Serialize;
 use serde_json::Value;
 use smallvec::SmallVec;
 
-use super::distinct::Distinct;
+use super::budget::{Account, MemoryBudget};
+use super::distinct::{self, Distinct, Policy};
 use super::exact_sum::ExactSum;
 use super::segments::{self, Segment};
 use super::{AnalysisError, AnalysisOptions, Progress, Source};
@@ -37,6 +38,28 @@ pub const MAX_FIELDS: usize = 1 << 20;
 pub const MAX_COLUMNS: usize = 16_384;
 /// Distinct users tracked exactly; past this `top_users` and `distinct_users` are approximate.
 pub const MAX_TRACKED_USERS: usize = 1_000_000;
+
+/// Bytes that the tables of one CSV analysis (exact distinct sets and per-user counts, in every
+/// segment at once) may hold; past it they turn into estimates and the report says so. With
+/// the per-column costs below, one analysis stays under the 128 MiB the SPEC allows.
+pub const TABLES_BUDGET: usize = 64 << 20;
+/// Exact distinct entries across all columns of one segment: the per-column limit is this
+/// divided by the number of columns (at most `distinct::EXACT_LIMIT`, at least
+/// `MIN_EXACT_LIMIT`), so that it is the same for every segment of a file.
+const EXACT_ENTRIES: usize = 1_000_000;
+const MIN_EXACT_LIMIT: usize = 32;
+/// Files with more columns than this estimate with the coarse sketch (≈ 200 bytes a column).
+const COARSE_FROM_COLUMNS: usize = 256;
+/// What one column costs in one segment besides its tables (statistics, extremes, sketch).
+const COLUMN_BYTES: usize = 1 << 10;
+/// Per-column costs of all segments in flight stay under this: a wide file is analysed with
+/// fewer segments at once.
+const COLUMNS_BUDGET: usize = 24 << 20;
+/// Bytes of a value kept for the extremes, the user counts and the report; longer values are
+/// cut (and told apart by their hash), and shown ending in `…`.
+pub const KEPT_VALUE_BYTES: usize = 256;
+/// What one user entry costs besides its kept bytes.
+const USER_ENTRY_BYTES: usize = 64;
 
 /// Normalised header names recognised as the user column, in no particular order.
 const USER_COLUMN_NAMES: [&str; 8] = [
@@ -56,12 +79,24 @@ pub struct CsvReport {
     pub delimiter: String,
     pub rows: u64,
     pub columns: Vec<ColumnReport>,
+    /// The report lists only the first columns: all of them would pass its size limit.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub columns_truncated: bool,
     pub malformed_rows: u64,
     pub user_column: Option<String>,
     pub distinct_users: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub users_approx: bool,
     pub top_users: Vec<UserRows>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub top_users_truncated: bool,
+    /// Below `distinct::EXACT_LIMIT` for wide files: each column is exact up to this many
+    /// distinct values, then estimated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_exact_limit: Option<u64>,
+    /// The tables reached the memory budget: some counts are estimates (marked `_approx`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub memory_limited: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,11 +157,17 @@ pub fn analyze(
         )));
     }
     let user_index = find_user_column(&header, options.user_column.as_deref(), source);
+    let columns = header.len().max(1);
     let layout = Layout {
         delimiter,
         header_len: header.len(),
         user_index,
         estimated_columns: (0..header.len()).map(|_| AtomicBool::new(false)).collect(),
+        policy: Policy {
+            exact_limit: (EXACT_ENTRIES / columns).clamp(MIN_EXACT_LIMIT, distinct::EXACT_LIMIT),
+            coarse: columns > COARSE_FROM_COLUMNS,
+        },
+        budget: MemoryBudget::new(TABLES_BUDGET),
     };
 
     let segments = segments::plan(&source.file, header_end, source.len, options.segment_bytes)?;
@@ -134,7 +175,10 @@ pub fn analyze(
     // Windows of segments are parsed in parallel; the verification and merge of one window runs
     // beside the parsing of the next, so no core waits for the merge.
     let parallel = source.is_large(options);
-    let in_flight = 2 * rayon::current_num_threads().max(1);
+    // Two windows are alive at once (one merged, one parsed): their per-column costs stay
+    // within `COLUMNS_BUDGET`.
+    let in_flight = (COLUMNS_BUDGET / (2 * columns * COLUMN_BYTES))
+        .clamp(1, 2 * rayon::current_num_threads().max(1));
     let mut total = Accumulator::new(&layout);
     let mut current: Option<SegmentParse> = None;
     let mut pending: Option<(&[Segment], Vec<SegmentParse>)> = None;
@@ -181,7 +225,7 @@ pub fn analyze(
         last.finish()?;
         total.merge(last.stats);
     }
-    Ok(total.into_report(delimiter, &header, options.top_users))
+    Ok(total.into_report(delimiter, &header, options.top_users, &layout))
 }
 
 /// Walks a window's speculative parses in order. `current` is the last parse known to be right:
@@ -329,12 +373,36 @@ fn empty_report(delimiter: u8) -> CsvReport {
         delimiter: delimiter_name(delimiter),
         rows: 0,
         columns: Vec::new(),
+        columns_truncated: false,
         malformed_rows: 0,
         user_column: None,
         distinct_users: None,
         users_approx: false,
         top_users: Vec::new(),
+        top_users_truncated: false,
+        distinct_exact_limit: None,
+        memory_limited: false,
     }
+}
+
+/// At most `KEPT_VALUE_BYTES` of a value as text, cut on a character boundary, ending in `…`
+/// when cut (`cut`: the value was longer than what is shown).
+pub fn shown_value(bytes: &[u8], cut: bool) -> String {
+    let (bytes, cut) = if bytes.len() > KEPT_VALUE_BYTES {
+        (&bytes[..KEPT_VALUE_BYTES], true)
+    } else {
+        (bytes, cut)
+    };
+    let end = match std::str::from_utf8(bytes) {
+        // A character split by the cut is left out whole.
+        Err(err) if cut && err.error_len().is_none() => err.valid_up_to(),
+        _ => bytes.len(),
+    };
+    let mut text = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    if cut {
+        text.push('…');
+    }
+    text
 }
 
 /// What every segment needs to know about the file.
@@ -345,6 +413,10 @@ struct Layout {
     /// Columns whose merged distinct count is already an estimate: later segments insert
     /// straight into an estimator instead of building an exact set that would be thrown away.
     estimated_columns: Vec<AtomicBool>,
+    /// How the distinct counters of this file behave (fixed by its width).
+    policy: Policy,
+    /// What all the tables of this analysis may hold together.
+    budget: std::sync::Arc<MemoryBudget>,
 }
 
 /// A `csv-core` reader plus the buffers of the record being read. Memory is bounded by
@@ -550,7 +622,7 @@ struct ColumnStats {
 }
 
 impl ColumnStats {
-    fn new(estimated: bool) -> Self {
+    fn new(estimated: bool, layout: &Layout) -> Self {
         ColumnStats {
             non_empty: 0,
             saw_float: false,
@@ -564,9 +636,9 @@ impl ColumnStats {
             bytes_min: ByteExtreme::default(),
             bytes_max: ByteExtreme::default(),
             distinct: if estimated {
-                Distinct::estimated()
+                Distinct::estimated(layout.policy, &layout.budget)
             } else {
-                Distinct::default()
+                Distinct::new(layout.policy, &layout.budget)
             },
         }
     }
@@ -644,7 +716,7 @@ impl ColumnStats {
         let column_type = self.column_type();
         let (distinct, distinct_approx) = self.distinct.count();
         let text = |extreme: ByteExtreme| match extreme.value() {
-            Some(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+            Some((bytes, cut)) => Value::String(shown_value(bytes, cut)),
             None => Value::Null,
         };
         let (min, max) = match column_type {
@@ -660,7 +732,7 @@ impl ColumnStats {
             ColumnType::Empty | ColumnType::String => None,
         };
         ColumnReport {
-            name,
+            name: shown_value(name.as_bytes(), false),
             column_type,
             non_empty: self.non_empty,
             distinct,
@@ -679,10 +751,14 @@ fn float_value(x: f64) -> Value {
 /// The smallest or largest value seen, in byte order. Most comparisons are decided by the
 /// first eight bytes read as a big-endian integer (zero-padded): if those keys differ, the
 /// strings compare the same way; only equal keys need the full comparison.
+/// Only the first `KEPT_VALUE_BYTES` of a value are kept (`cut` says it was longer): two values
+/// that share those bytes compare by them, the cut one being the larger, which is exact but for
+/// ties among long values that all show the same way.
 #[derive(Debug, Clone, Default)]
 struct ByteExtreme {
     key: u64,
     bytes: Option<Vec<u8>>,
+    cut: bool,
 }
 
 #[inline]
@@ -704,6 +780,16 @@ impl ByteExtreme {
     /// minimum) to the current one.
     #[inline]
     fn offer(&mut self, value: &[u8], key: u64, wanted: std::cmp::Ordering) {
+        self.offer_kept(value, false, key, wanted);
+    }
+
+    #[inline]
+    fn offer_kept(&mut self, value: &[u8], value_cut: bool, key: u64, wanted: std::cmp::Ordering) {
+        let (value, value_cut) = if value.len() > KEPT_VALUE_BYTES {
+            (&value[..KEPT_VALUE_BYTES], true)
+        } else {
+            (value, value_cut)
+        };
         let better = match &self.bytes {
             None => true,
             Some(current) => match key.cmp(&self.key) {
@@ -712,7 +798,9 @@ impl ByteExtreme {
                 std::cmp::Ordering::Equal if value.len() <= 8 && current.len() <= 8 => {
                     value.len().cmp(&current.len()) == wanted
                 }
-                std::cmp::Ordering::Equal => value.cmp(current) == wanted,
+                std::cmp::Ordering::Equal => {
+                    (value, value_cut).cmp(&(current.as_slice(), self.cut)) == wanted
+                }
                 by_prefix => by_prefix == wanted,
             },
         };
@@ -721,17 +809,19 @@ impl ByteExtreme {
             bytes.clear();
             bytes.extend_from_slice(value);
             self.key = key;
+            self.cut = value_cut;
         }
     }
 
     fn offer_extreme(&mut self, other: &ByteExtreme, wanted: std::cmp::Ordering) {
         if let Some(bytes) = &other.bytes {
-            self.offer(bytes, other.key, wanted);
+            self.offer_kept(bytes, other.cut, other.key, wanted);
         }
     }
 
-    fn value(&self) -> Option<&[u8]> {
-        self.bytes.as_deref()
+    /// The kept bytes, and whether the value was longer.
+    fn value(&self) -> Option<(&[u8], bool)> {
+        self.bytes.as_deref().map(|bytes| (bytes, self.cut))
     }
 }
 
@@ -775,9 +865,9 @@ impl Accumulator {
             columns: layout
                 .estimated_columns
                 .iter()
-                .map(|flag| ColumnStats::new(flag.load(AtomicOrdering::Relaxed)))
+                .map(|flag| ColumnStats::new(flag.load(AtomicOrdering::Relaxed), layout))
                 .collect(),
-            users: UserCounts::default(),
+            users: UserCounts::new(layout),
         }
     }
 
@@ -823,25 +913,46 @@ impl Accumulator {
         }
     }
 
-    fn into_report(mut self, delimiter: u8, header: &[String], top: usize) -> CsvReport {
-        let user_column = self.user_index.map(|i| header[i].clone());
+    fn into_report(
+        mut self,
+        delimiter: u8,
+        header: &[String],
+        top: usize,
+        layout: &Layout,
+    ) -> CsvReport {
+        let user_column = self
+            .user_index
+            .map(|i| shown_value(header[i].as_bytes(), false));
         let users_approx = self.users.capped;
+        let mut estimated_users = None;
         if let Some(index) = self.user_index {
-            self.columns[index].distinct = self.users.distinct_values();
+            let distinct = self.users.distinct_values(layout);
+            if users_approx {
+                // Past the cap the users are the column's values: one estimate for both.
+                estimated_users = Some(distinct.count().0);
+            }
+            self.columns[index].distinct = distinct;
         }
         let by_user = self.users.rows_by_trimmed_value();
-        let distinct_users = self.user_index.map(|_| by_user.len() as u64);
-        let mut ranked: Vec<(&[u8], u64)> = by_user.into_iter().collect();
-        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let distinct_users = self
+            .user_index
+            .map(|_| estimated_users.unwrap_or(by_user.len() as u64));
+        let mut ranked: Vec<(UserKey, u64)> = by_user.into_iter().collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let top_users = ranked
             .into_iter()
             .take(top)
             .map(|(user, rows)| UserRows {
-                user: String::from_utf8_lossy(user).into_owned(),
+                user: shown_value(user.0, user.1.is_some()),
                 rows,
             })
             .collect();
+        let memory_limited = layout.budget.exhausted();
+        let exact_limit = layout.policy.exact_limit;
         CsvReport {
+            distinct_exact_limit: (exact_limit < distinct::EXACT_LIMIT)
+                .then_some(exact_limit as u64),
+            memory_limited,
             delimiter: delimiter_name(delimiter),
             rows: self.rows,
             columns: self
@@ -850,95 +961,151 @@ impl Accumulator {
                 .zip(header)
                 .map(|(stats, name)| stats.into_report(name.clone()))
                 .collect(),
+            columns_truncated: false,
             malformed_rows: self.malformed,
             user_column,
             distinct_users,
             users_approx,
             top_users,
+            top_users_truncated: false,
         }
     }
 }
 
 /// Rows per value of the user column, keyed by the value's 64-bit hash (already computed).
-/// Values are kept as they are; grouping by the trimmed value happens once, for the report.
-/// A value whose hash is taken by a different value is counted in `collided`, by value, so the
-/// counts stay exact.
-#[derive(Debug, Clone, Default)]
+/// Values are kept as they are, at most `KEPT_VALUE_BYTES` of each (a longer one is told apart
+/// by its hash); grouping by the trimmed value happens once, for the report. A value whose hash
+/// is taken by a different value is counted in `collided`, by value, so the counts stay exact.
+/// Every entry is paid for from the analysis's budget: past it (or past `MAX_TRACKED_USERS`)
+/// new values are only counted as distinct, and the figures are marked approximate.
+#[derive(Debug, Clone)]
 struct UserCounts {
     /// Values up to 24 bytes live inside the table: no pointer to chase when comparing.
-    by_hash: HashMap<u64, (SmallVec<[u8; 24]>, u64), BuildNoHashHasher<u64>>,
-    collided: HashMap<Box<[u8]>, u64>,
-    /// Values no longer tracked once [`MAX_TRACKED_USERS`] is reached: still counted as distinct.
+    by_hash: HashMap<u64, UserEntry, BuildNoHashHasher<u64>>,
+    collided: HashMap<(Box<[u8]>, usize), u64>,
+    /// Values no longer tracked once the budget or the count is reached: still counted as
+    /// distinct.
     untracked: Distinct,
     capped: bool,
+    account: Account,
+}
+
+#[derive(Debug, Clone)]
+struct UserEntry {
+    kept: SmallVec<[u8; 24]>,
+    /// The value's whole length (more than `kept` when it was cut).
+    len: usize,
+    rows: u64,
+}
+
+/// A user as the report groups them: the trimmed kept bytes, and for a cut value its hash (two
+/// long values that share their first bytes are different users).
+type UserKey<'a> = (&'a [u8], Option<u64>);
+
+fn kept_part(value: &[u8]) -> &[u8] {
+    &value[..value.len().min(KEPT_VALUE_BYTES)]
 }
 
 impl UserCounts {
+    fn new(layout: &Layout) -> Self {
+        UserCounts {
+            by_hash: HashMap::default(),
+            collided: HashMap::new(),
+            untracked: Distinct::estimated(layout.policy, &layout.budget),
+            capped: false,
+            account: Account::new(&layout.budget),
+        }
+    }
+
     fn len(&self) -> usize {
         self.by_hash.len() + self.collided.len()
     }
 
     #[inline]
     fn add(&mut self, value: &[u8], hash: u64, rows: u64) {
-        if let Some((stored, count)) = self.by_hash.get_mut(&hash) {
-            if stored.as_slice() == value {
-                *count += rows;
+        self.add_kept(kept_part(value), value.len(), hash, rows);
+    }
+
+    fn add_kept(&mut self, kept: &[u8], len: usize, hash: u64, rows: u64) {
+        if let Some(entry) = self.by_hash.get_mut(&hash) {
+            if entry.kept.as_slice() == kept && entry.len == len {
+                entry.rows += rows;
                 return;
             }
-            if let Some(count) = self.collided.get_mut(value) {
+            if let Some(count) = self.collided.get_mut(&(kept.into(), len)) {
                 *count += rows;
                 return;
             }
         }
-        if self.len() >= MAX_TRACKED_USERS {
+        if self.capped
+            || self.len() >= MAX_TRACKED_USERS
+            || !self.account.spend(kept.len() + USER_ENTRY_BYTES)
+        {
             self.capped = true;
             self.untracked.insert_hash(hash);
         } else if let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) {
-            slot.insert((SmallVec::from_slice(value), rows));
+            slot.insert(UserEntry {
+                kept: SmallVec::from_slice(kept),
+                len,
+                rows,
+            });
         } else {
-            self.collided.insert(value.into(), rows);
+            self.collided.insert((kept.into(), len), rows);
         }
     }
 
     fn merge(&mut self, other: UserCounts) {
         self.capped |= other.capped;
         self.untracked.merge(other.untracked);
-        for (hash, (value, rows)) in other.by_hash {
-            self.add(&value, hash, rows);
+        for (hash, entry) in other.by_hash {
+            self.add_kept(&entry.kept, entry.len, hash, entry.rows);
         }
-        for (value, rows) in other.collided {
-            self.add(&value, Distinct::hash(&value), rows);
+        for ((kept, len), rows) in other.collided {
+            // Only values short enough to be kept whole can collide by hash and be told apart.
+            self.add_kept(&kept, len, Distinct::hash(&kept), rows);
         }
     }
 
     /// The column's distinct count: exact up to the limit, then an estimate, as for any column.
-    fn distinct_values(&self) -> Distinct {
-        let mut distinct = self.untracked.clone();
+    fn distinct_values(&self, layout: &Layout) -> Distinct {
+        let mut distinct = if self.capped {
+            self.untracked.clone()
+        } else {
+            Distinct::new(layout.policy, &layout.budget)
+        };
         for &hash in self.by_hash.keys() {
             distinct.insert_hash(hash);
         }
-        for value in self.collided.keys() {
-            distinct.insert_hash(Distinct::hash(value));
+        for (kept, _) in self.collided.keys() {
+            distinct.insert_hash(Distinct::hash(kept));
         }
         distinct
     }
 
     /// Rows per user: values with surrounding ASCII whitespace trimmed, empty ones dropped.
-    fn rows_by_trimmed_value(&self) -> HashMap<&[u8], u64> {
-        let mut by_user: HashMap<&[u8], u64> = HashMap::new();
+    fn rows_by_trimmed_value(&self) -> HashMap<UserKey<'_>, u64> {
+        let mut by_user: HashMap<UserKey<'_>, u64> = HashMap::new();
         let values = self
             .by_hash
-            .values()
-            .map(|(value, rows)| (value.as_slice(), *rows))
+            .iter()
+            .map(|(&hash, entry)| {
+                let cut = entry.len > entry.kept.len();
+                (entry.kept.as_slice(), cut.then_some(hash), entry.rows)
+            })
             .chain(
                 self.collided
                     .iter()
-                    .map(|(value, rows)| (&value[..], *rows)),
+                    .map(|((kept, _), rows)| (&kept[..], None, *rows)),
             );
-        for (value, rows) in values {
-            let user = value.trim_ascii();
+        for (value, cut_hash, rows) in values {
+            // A cut value's end is not kept: only its start can be trimmed.
+            let user = if cut_hash.is_some() {
+                value.trim_ascii_start()
+            } else {
+                value.trim_ascii()
+            };
             if !user.is_empty() {
-                *by_user.entry(user).or_insert(0) += rows;
+                *by_user.entry((user, cut_hash)).or_insert(0) += rows;
             }
         }
         by_user

@@ -5,6 +5,7 @@
 //! streams the file through bounded buffers and runs its segments on the current rayon pool.
 //! An analyzer never panics on input and never moves or writes files: it only reads.
 
+pub mod budget;
 pub mod csv;
 pub mod distinct;
 pub mod exact_sum;
