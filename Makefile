@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch bench-upload docker clean
+.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory docker clean
 
 build:
 	cargo build --release
@@ -41,6 +41,10 @@ bench-watch:
 ## Only the upload figures (200 at once; a 1 GiB upload against a 1 MiB one).
 bench-upload:
 	bash bench/run.sh upload
+
+## Only the hostile-data figures (peak memory and report size: wide, long values, deep JSON).
+bench-memory:
+	bash bench/run.sh memory
 
 ## The Docker image (multi-stage; see README "Docker"). Needs a Docker engine.
 docker:

@@ -18,7 +18,7 @@ for tool in hyperfine python3 pgrep; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
-[ "${1:-}" = watch ] || command -v xsv >/dev/null || cargo install --locked xsv
+[ "${1:-}" = watch ] || [ "${1:-}" = memory ] || command -v xsv >/dev/null || cargo install --locked xsv
 XSV=$(command -v xsv || echo "$HOME/.cargo/bin/xsv")
 
 cargo build --release --quiet --bin file-processor --example floor
@@ -40,6 +40,11 @@ if [ "${1:-}" = watch ]; then
 fi
 if [ "${1:-}" = upload ]; then
   bench_upload
+  exit 0
+fi
+# Hostile data: peak memory and report size (bench/memory.py).
+if [ "${1:-}" = memory ]; then
+  python3 bench/memory.py "$BIN" "$OUT" "$DATA"
   exit 0
 fi
 [ "$(stat -c %s $DATA/app.log 2>/dev/null || echo 0)" = "$LOG_BYTES" ] || python3 bench/gen.py log $DATA/app.log "$LOG_BYTES"
@@ -86,3 +91,4 @@ hyperfine --style basic --runs "$RUNS" --export-json "$OUT/sha.json" "openssl dg
   || echo "      (openssl not installed)"
 bench_watch
 bench_upload
+python3 bench/memory.py "$BIN" "$OUT" "$DATA"
