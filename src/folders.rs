@@ -121,17 +121,22 @@ pub fn derived_name(name: &OsStr, attempt: u32) -> OsString {
 /// must never make the file or its report impossible to place.
 pub fn fitting_name(name: &OsStr, attempt: u32, reserve: usize) -> OsString {
     let candidate = derived_name(name, attempt);
-    let limit = NAME_MAX.saturating_sub(reserve);
-    if candidate.len() <= limit {
+    if candidate.len() <= NAME_MAX.saturating_sub(reserve) {
         return candidate;
     }
+    // A shortened name always carries a number, so that its attempts stay distinct.
+    tagged_name(name, &format!("-{}", attempt.max(2)), reserve)
+}
+
+/// `stem` + `tag` + `.ext`, the stem shortened where needed so that it fits the name limit
+/// with `reserve` more bytes appended.
+fn tagged_name(name: &OsStr, tag: &str, reserve: usize) -> OsString {
+    let limit = NAME_MAX.saturating_sub(reserve);
     let path = Path::new(name);
     let (stem, ext) = match (path.file_stem(), path.extension()) {
         (Some(stem), Some(ext)) if ext.len() + 1 < limit / 2 => (stem.as_bytes(), Some(ext)),
         _ => (name.as_bytes(), None),
     };
-    // A shortened name always carries a number, so that its attempts stay distinct.
-    let tag = format!("-{}", attempt.max(2));
     let ext_len = ext.map_or(0, |ext| ext.len() + 1);
     let mut stem_end = limit.saturating_sub(tag.len() + ext_len).min(stem.len());
     // Cut on a character boundary when the name is UTF-8, so it stays readable.
@@ -160,26 +165,7 @@ pub fn candidate_name(name: &OsStr, attempt: u32, reserve: usize, unique: &str) 
         1 => format!("-{unique}"),
         n => format!("-{unique}-{n}"),
     };
-    let limit = NAME_MAX.saturating_sub(reserve);
-    let path = Path::new(name);
-    let (stem, ext) = match (path.file_stem(), path.extension()) {
-        (Some(stem), Some(ext)) if ext.len() + 1 < limit / 2 => (stem.as_bytes(), Some(ext)),
-        _ => (name.as_bytes(), None),
-    };
-    let ext_len = ext.map_or(0, |ext| ext.len() + 1);
-    let mut stem_end = limit.saturating_sub(tag.len() + ext_len).min(stem.len());
-    if let Ok(text) = std::str::from_utf8(stem) {
-        while stem_end > 0 && !text.is_char_boundary(stem_end) {
-            stem_end -= 1;
-        }
-    }
-    let mut out = stem[..stem_end].to_vec();
-    out.extend_from_slice(tag.as_bytes());
-    if let Some(ext) = ext {
-        out.push(b'.');
-        out.extend_from_slice(ext.as_bytes());
-    }
-    OsString::from_vec(out)
+    tagged_name(name, &tag, reserve)
 }
 
 fn with_suffix(name: &OsStr, suffix: &str) -> OsString {

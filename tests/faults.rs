@@ -14,15 +14,6 @@ use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn get_json(daemon: &Daemon, path: &str) -> (u16, Value) {
-    let (status, body) = daemon.get(path);
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-fn counts(daemon: &Daemon) -> Value {
-    get_json(daemon, "/api/status").1["counts"].clone()
-}
-
 fn visible(ws: &Workspace, rel: &str) -> Vec<String> {
     ws.files_in(rel)
         .into_iter()
@@ -30,7 +21,7 @@ fn visible(ws: &Workspace, rel: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every data file in `processed/` (not the reports) with its bytes.
+/// Every data file in `processed/` (not the reports) with its bytes, sorted by name.
 fn processed_files(ws: &Workspace) -> Vec<(String, Vec<u8>)> {
     visible(ws, "watch_dir/processed")
         .into_iter()
@@ -40,6 +31,17 @@ fn processed_files(ws: &Workspace) -> Vec<(String, Vec<u8>)> {
                 std::fs::read(ws.path(&format!("watch_dir/processed/{name}"))).expect("read");
             (name, bytes)
         })
+        .collect()
+}
+
+/// `count` files `fNN.EXT` with the contents `content(N)`.
+fn numbered_files(
+    count: usize,
+    ext: &str,
+    content: impl Fn(usize) -> String,
+) -> Vec<(String, Vec<u8>)> {
+    (0..count)
+        .map(|i| (format!("f{i:02}.{ext}"), content(i).into_bytes()))
         .collect()
 }
 
@@ -97,14 +99,7 @@ fn a_full_disk_holds_jobs_visibly_and_they_finish_once_space_is_back() {
     // needs no space, but each report does.
     let staging = root.join("staging");
     std::fs::create_dir(&staging).expect("staging");
-    let files: Vec<(String, Vec<u8>)> = (0..30)
-        .map(|i| {
-            (
-                format!("f{i:02}.txt"),
-                format!("line {i}\nanother\n").into_bytes(),
-            )
-        })
-        .collect();
+    let files = numbered_files(30, "txt", |i| format!("line {i}\nanother\n"));
     for (name, bytes) in &files {
         std::fs::write(staging.join(name), bytes).expect("stage");
     }
@@ -116,7 +111,7 @@ fn a_full_disk_holds_jobs_visibly_and_they_finish_once_space_is_back() {
     // Held up, visibly: queued again with the error and the attempts; /health degraded.
     assert!(
         wait_until(LONG, || {
-            let (_, queued) = get_json(&daemon, "/api/jobs?state=queued");
+            let (_, queued) = daemon.get_json("/api/jobs?state=queued");
             queued["jobs"]
                 .as_array()
                 .is_some_and(|jobs| jobs.iter().any(|job| job["attempts"].as_u64() >= Some(2)))
@@ -124,7 +119,7 @@ fn a_full_disk_holds_jobs_visibly_and_they_finish_once_space_is_back() {
         "{}",
         daemon.log()
     );
-    let (_, queued) = get_json(&daemon, "/api/jobs?state=queued");
+    let (_, queued) = daemon.get_json("/api/jobs?state=queued");
     let waiting = queued["jobs"]
         .as_array()
         .expect("jobs")
@@ -138,7 +133,7 @@ fn a_full_disk_holds_jobs_visibly_and_they_finish_once_space_is_back() {
             .is_some_and(|e| e.contains("space")),
         "{waiting}"
     );
-    let (status, health) = get_json(&daemon, "/health");
+    let (status, health) = daemon.get_json("/health");
     assert_eq!(status, 503, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
     assert!(
@@ -147,20 +142,22 @@ fn a_full_disk_holds_jobs_visibly_and_they_finish_once_space_is_back() {
             .is_some_and(|r| r.contains("cannot be finished")),
         "{health}"
     );
-    assert_eq!(counts(&daemon)["completed"], 0);
+    assert_eq!(daemon.counts()["completed"], 0);
     assert!(visible(&ws, "watch_dir/failed").is_empty());
 
     // Space is back: everything finishes on its own, exactly once, bytes unchanged.
     std::fs::remove_file(&filler).expect("free space");
     assert!(
-        wait_until(LONG, || counts(&daemon)["completed"] == files.len()),
+        wait_until(LONG, || daemon.counts()["completed"] == files.len()),
         "{}\n{:?}",
         daemon.log(),
-        counts(&daemon)
+        daemon.counts()
     );
-    let mut got = processed_files(&ws);
-    got.sort();
-    assert_eq!(got, files, "each file once, bytes unchanged");
+    assert_eq!(
+        processed_files(&ws),
+        files,
+        "each file once, bytes unchanged"
+    );
     let reports = visible(&ws, "watch_dir/processed")
         .into_iter()
         .filter(|name| name.ends_with(".report.json"))
@@ -186,13 +183,13 @@ fn a_folder_in_the_way_holds_a_job_until_it_is_gone() {
     ws.write("watch_dir/unprocessed/a.txt", b"alpha\n");
     assert!(
         wait_until(LONG, || {
-            let (_, queued) = get_json(&daemon, "/api/jobs?state=queued");
+            let (_, queued) = daemon.get_json("/api/jobs?state=queued");
             queued["jobs"][0]["attempts"].as_u64() >= Some(2)
         }),
         "{}",
         daemon.log()
     );
-    let (status, health) = get_json(&daemon, "/health");
+    let (status, health) = daemon.get_json("/health");
     assert_eq!(
         (status, health["status"].as_str()),
         (503, Some("degraded")),
@@ -203,7 +200,7 @@ fn a_folder_in_the_way_holds_a_job_until_it_is_gone() {
     // The obstacle goes: the folder is created again and the job finishes.
     std::fs::remove_file(&processed).expect("remove the obstacle");
     assert!(
-        wait_until(LONG, || counts(&daemon)["completed"] == 1),
+        wait_until(LONG, || daemon.counts()["completed"] == 1),
         "{}",
         daemon.log()
     );
@@ -234,7 +231,7 @@ fn a_removed_unprocessed_folder_is_created_again_and_watched() {
     );
     ws.write("watch_dir/unprocessed/b.txt", b"beta\n");
     assert!(
-        wait_until(Duration::from_secs(20), || counts(&daemon)["completed"]
+        wait_until(Duration::from_secs(20), || daemon.counts()["completed"]
             == 1),
         "{}",
         daemon.log()
@@ -246,15 +243,13 @@ fn a_removed_unprocessed_folder_is_created_again_and_watched() {
     std::fs::write(elsewhere.join("c.txt"), b"gamma\n").expect("write");
     std::fs::rename(&elsewhere, &unprocessed).expect("put in place");
     assert!(
-        wait_until(Duration::from_secs(20), || counts(&daemon)["completed"]
+        wait_until(Duration::from_secs(20), || daemon.counts()["completed"]
             == 2),
         "{}",
         daemon.log()
     );
-    let mut got = processed_files(&ws);
-    got.sort();
     assert_eq!(
-        got,
+        processed_files(&ws),
         vec![
             ("b.txt".to_string(), b"beta\n".to_vec()),
             ("c.txt".to_string(), b"gamma\n".to_vec())
@@ -288,7 +283,7 @@ fn a_file_replaced_during_its_analysis_is_analysed_again_and_reported_as_it_is()
     let replacement = ws.write("watch_dir/replacement", b"short\nnew\n");
     std::fs::rename(&replacement, &claimed).expect("replace");
     assert!(
-        wait_until(LONG, || counts(&daemon)["completed"] == 1),
+        wait_until(LONG, || daemon.counts()["completed"] == 1),
         "{}",
         daemon.log()
     );
@@ -329,7 +324,7 @@ fn a_file_removed_during_its_analysis_leaves_no_report() {
         visible(&ws, "watch_dir/failed").is_empty(),
         "no report without its file"
     );
-    let counts = counts(&daemon);
+    let counts = daemon.counts();
     assert_eq!(
         (
             counts["completed"].as_u64(),
@@ -350,7 +345,7 @@ fn a_file_removed_during_its_analysis_leaves_no_report() {
 }
 
 fn counts_completed(daemon: &Daemon) -> u64 {
-    counts(daemon)["completed"].as_u64().unwrap_or(0)
+    daemon.counts()["completed"].as_u64().unwrap_or(0)
 }
 
 #[test]
@@ -411,10 +406,8 @@ fn hard_links_and_linked_unnamed_files_are_processed_and_slow_writers_still_wait
         "{}",
         daemon.log()
     );
-    let mut got = processed_files(&ws);
-    got.sort();
     assert_eq!(
-        got,
+        processed_files(&ws),
         vec![
             ("linked.txt".to_string(), b"linked\n".to_vec()),
             ("slow.txt".to_string(), b"first\nsecond\n".to_vec()),
@@ -441,7 +434,7 @@ fn a_name_taken_ten_thousand_times_still_finds_a_place() {
         "{}",
         daemon.log()
     );
-    let (_, done) = get_json(&daemon, "/api/jobs?state=completed");
+    let (_, done) = daemon.get_json("/api/jobs?state=completed");
     let job = &done["jobs"][0];
     let id = job["job_id"].as_str().expect("id");
     assert_eq!(job["file"], format!("export-{id}.csv"), "{job}");
@@ -547,14 +540,7 @@ fn a_flood_of_idle_connections_cannot_take_the_pipelines_descriptors() {
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    let files: Vec<(String, Vec<u8>)> = (0..40)
-        .map(|i| {
-            (
-                format!("f{i:02}.csv"),
-                format!("id,user_id\n{i},u{i}\n").into_bytes(),
-            )
-        })
-        .collect();
+    let files = numbered_files(40, "csv", |i| format!("id,user_id\n{i},u{i}\n"));
     for (name, bytes) in &files {
         ws.write(&format!("watch_dir/unprocessed/{name}"), bytes);
     }
@@ -564,9 +550,7 @@ fn a_flood_of_idle_connections_cannot_take_the_pipelines_descriptors() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = flood.join();
     assert!(all_done, "{}", daemon.log());
-    let mut got = processed_files(&ws);
-    got.sort();
-    assert_eq!(got, files);
+    assert_eq!(processed_files(&ws), files);
     // Not one finish hit "too many open files": the pipeline kept its reserve.
     assert!(!daemon.log().contains("cannot finish"), "{}", daemon.log());
 }
@@ -616,7 +600,7 @@ fn a_dribbling_upload_is_dropped_and_leaves_nothing() {
         "{:?}",
         ws.files_in("watch_dir/unprocessed")
     );
-    assert_eq!(counts(&daemon)["queued"], 0);
+    assert_eq!(daemon.counts()["queued"], 0);
 }
 
 #[test]
@@ -637,9 +621,9 @@ fn an_upload_removed_before_it_is_queued_leaves_no_phantom_job() {
         .expect("id")
         .to_string();
     std::fs::remove_file(ws.path("watch_dir/unprocessed/gone.txt")).expect("remove");
-    assert_eq!(counts(&daemon)["queued"], 1, "queued by the upload");
+    assert_eq!(daemon.counts()["queued"], 1, "queued by the upload");
     assert!(
-        wait_until(LONG, || counts(&daemon)["queued"] == 0),
+        wait_until(LONG, || daemon.counts()["queued"] == 0),
         "{}",
         daemon.log()
     );

@@ -11,28 +11,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use common::{Daemon, Workspace, wait_until};
-use reqwest::blocking::{Client, multipart};
+use reqwest::blocking::multipart;
 use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(LONG)
-        .build()
-        .expect("client")
-}
-
-fn url(daemon: &Daemon, path: &str) -> String {
-    format!("http://127.0.0.1:{}{path}", daemon.port)
-}
+use common::http_client as client;
 
 fn upload(daemon: &Daemon, name: &str, bytes: &[u8]) -> (u16, Value) {
     let part = multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string());
     let form = multipart::Form::new().part("file", part);
     let response = client()
-        .post(url(daemon, "/api/upload"))
+        .post(daemon.url("/api/upload"))
         .multipart(form)
         .send()
         .expect("upload");
@@ -47,27 +37,9 @@ fn job_id(answer: &Value) -> String {
         .to_string()
 }
 
-fn get_json(daemon: &Daemon, path: &str) -> (u16, Value) {
-    let (status, body) = daemon.get(path);
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
 fn state_of(daemon: &Daemon, id: &str) -> String {
-    let (_, job) = get_json(daemon, &format!("/api/jobs/{id}"));
+    let (_, job) = daemon.get_json(&format!("/api/jobs/{id}"));
     job["state"].as_str().unwrap_or("").to_string()
-}
-
-fn counts(daemon: &Daemon) -> Value {
-    get_json(daemon, "/api/status").1["counts"].clone()
-}
-
-fn retry(daemon: &Daemon, id: &str) -> (u16, Value) {
-    let response = client()
-        .post(url(daemon, &format!("/api/jobs/{id}/retry")))
-        .send()
-        .expect("retry");
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
 }
 
 /// One raw HTTP/1.1 request with exactly the headers given (`Host` included): the status.
@@ -127,22 +99,22 @@ fn a_planted_report_is_data_and_steers_nothing_after_a_restart() {
     assert!(
         wait_until(LONG, || state_of(&daemon, &uploaded) == "completed"
             && state_of(&daemon, &fine) == "completed"
-            && counts(&daemon)["completed"] == 3),
+            && daemon.counts()["completed"] == 3),
         "{}",
         daemon.log()
     );
-    let before = counts(&daemon);
+    let before = daemon.counts();
     daemon.kill();
 
     let daemon = Daemon::start(&ws, &[], &[]);
-    assert_eq!(counts(&daemon), before, "counts after a restart");
-    let (status, _) = get_json(&daemon, &format!("/api/jobs/{PLANTED_ID}"));
+    assert_eq!(daemon.counts(), before, "counts after a restart");
+    let (status, _) = daemon.get_json(&format!("/api/jobs/{PLANTED_ID}"));
     assert_eq!(status, 404, "a planted report is no job");
-    let (status, answer) = retry(&daemon, PLANTED_ID);
+    let (status, answer) = daemon.retry(PLANTED_ID);
     assert_eq!(status, 404, "{answer}");
     assert_eq!(std::fs::read(&secret).expect("still there"), b"secret");
     assert_eq!(state_of(&daemon, &uploaded), "completed");
-    let (_, job) = get_json(&daemon, &format!("/api/jobs/{uploaded}"));
+    let (_, job) = daemon.get_json(&format!("/api/jobs/{uploaded}"));
     assert_eq!(job["report"]["job_id"], uploaded.as_str(), "{job}");
     // Its bytes are untouched in processed/.
     assert_eq!(
@@ -158,18 +130,18 @@ fn a_name_that_is_not_utf8_works_in_the_api_and_in_retry_across_a_restart() {
     let raw_name = OsStr::from_bytes(b"caf\xe9.json");
     std::fs::write(ws.path("watch_dir/unprocessed").join(raw_name), b"{broken").expect("drop");
     assert!(
-        wait_until(LONG, || counts(&daemon)["failed"] == 1),
+        wait_until(LONG, || daemon.counts()["failed"] == 1),
         "{}",
         daemon.log()
     );
-    let (_, failed) = get_json(&daemon, "/api/jobs?state=failed");
+    let (_, failed) = daemon.get_json("/api/jobs?state=failed");
     let id = failed["jobs"][0]["job_id"]
         .as_str()
         .expect("id")
         .to_string();
-    let (_, job) = get_json(&daemon, &format!("/api/jobs/{id}"));
+    let (_, job) = daemon.get_json(&format!("/api/jobs/{id}"));
     assert_eq!(job["report"]["job_id"], id.as_str(), "its report: {job}");
-    let (status, answer) = retry(&daemon, &id);
+    let (status, answer) = daemon.retry(&id);
     assert_eq!(status, 202, "{answer}");
     assert!(
         wait_until(LONG, || state_of(&daemon, &id) == "failed"),
@@ -179,7 +151,7 @@ fn a_name_that_is_not_utf8_works_in_the_api_and_in_retry_across_a_restart() {
     daemon.kill();
 
     let daemon = Daemon::start(&ws, &[], &[]);
-    let (_, job) = get_json(&daemon, &format!("/api/jobs/{id}"));
+    let (_, job) = daemon.get_json(&format!("/api/jobs/{id}"));
     assert_eq!(
         job["report"]["job_id"],
         id.as_str(),
@@ -198,7 +170,7 @@ fn a_name_that_is_not_utf8_works_in_the_api_and_in_retry_across_a_restart() {
     assert_eq!(on_disk.len(), 1, "{on_disk:?}");
     assert!(on_disk[0].as_bytes().starts_with(b"caf\xe9"), "{on_disk:?}");
     std::fs::write(failed_dir.join(&on_disk[0]), b"{}").expect("mend");
-    let (status, answer) = retry(&daemon, &id);
+    let (status, answer) = daemon.retry(&id);
     assert_eq!(status, 202, "{answer}");
     assert!(
         wait_until(LONG, || state_of(&daemon, &id) == "completed"),
@@ -314,7 +286,7 @@ fn a_request_that_cannot_be_served_gets_503_without_the_daemons_paths() {
     std::fs::write(&unprocessed, b"in the way").expect("block");
     let part = multipart::Part::bytes(b"x\n".to_vec()).file_name("x.txt");
     let response = client()
-        .post(url(&daemon, "/api/upload"))
+        .post(daemon.url("/api/upload"))
         .multipart(multipart::Form::new().part("file", part))
         .send()
         .expect("upload");

@@ -6,22 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::{Daemon, Workspace, wait_until};
-use reqwest::blocking::{Client, multipart};
+use reqwest::blocking::multipart;
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(LONG)
-        .build()
-        .expect("client")
-}
-
-fn url(daemon: &Daemon, path: &str) -> String {
-    format!("http://127.0.0.1:{}{path}", daemon.port)
-}
+use common::http_client as client;
 
 fn part(name: &str, bytes: &[u8]) -> multipart::Part {
     multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string())
@@ -32,7 +22,7 @@ fn upload(daemon: &Daemon, parts: Vec<(&str, &[u8])>, token: Option<&str>) -> (u
     for (name, bytes) in parts {
         form = form.part("file", part(name, bytes));
     }
-    let mut request = client().post(url(daemon, "/api/upload")).multipart(form);
+    let mut request = client().post(daemon.url("/api/upload")).multipart(form);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -227,20 +217,20 @@ fn with_a_token_every_route_but_health_needs_it() {
         "/metrics",
         "/jobs/x",
     ] {
-        let response = http.get(url(&daemon, path)).send().expect("get");
+        let response = http.get(daemon.url(path)).send().expect("get");
         assert_eq!(response.status().as_u16(), 401, "{path}");
         let response = http
-            .get(url(&daemon, path))
+            .get(daemon.url(path))
             .bearer_auth("wrong")
             .send()
             .expect("get");
         assert_eq!(response.status().as_u16(), 401, "{path} with a wrong token");
     }
-    let health = http.get(url(&daemon, "/health")).send().expect("health");
+    let health = http.get(daemon.url("/health")).send().expect("health");
     assert_eq!(health.status().as_u16(), 200);
     // A browser asking for the page gets the sign-in form.
     let page = http
-        .get(url(&daemon, "/"))
+        .get(daemon.url("/"))
         .header("Accept", "text/html")
         .send()
         .expect("page");
@@ -254,14 +244,14 @@ fn with_a_token_every_route_but_health_needs_it() {
     // With it: the API, the stream and uploads.
     for path in ["/", "/api/status", "/metrics"] {
         let response = http
-            .get(url(&daemon, path))
+            .get(daemon.url(path))
             .bearer_auth(token)
             .send()
             .expect("get");
         assert_eq!(response.status().as_u16(), 200, "{path}");
     }
     let events = http
-        .get(url(&daemon, "/api/events"))
+        .get(daemon.url("/api/events"))
         .bearer_auth(token)
         .send()
         .expect("events");
@@ -272,14 +262,14 @@ fn with_a_token_every_route_but_health_needs_it() {
 
     // The sign-in form: a wrong token is refused, the right one sets the cookie.
     let wrong = http
-        .post(url(&daemon, "/login"))
+        .post(daemon.url("/login"))
         .form(&[("token", "nope"), ("next", "/")])
         .send()
         .expect("login");
     assert_eq!(wrong.status().as_u16(), 401);
     assert!(wrong.headers().get("set-cookie").is_none());
     let right = http
-        .post(url(&daemon, "/login"))
+        .post(daemon.url("/login"))
         .form(&[("token", token), ("next", "/api/status")])
         .send()
         .expect("login");
@@ -297,21 +287,21 @@ fn with_a_token_every_route_but_health_needs_it() {
     );
     let session = cookie.split(';').next().expect("name=value");
     let status = http
-        .get(url(&daemon, "/api/status"))
+        .get(daemon.url("/api/status"))
         .header("Cookie", session)
         .send()
         .expect("status");
     assert_eq!(status.status().as_u16(), 200);
     // Signed in, the page offers to sign out; signing out clears the cookie.
     let page = http
-        .get(url(&daemon, "/"))
+        .get(daemon.url("/"))
         .header("Cookie", session)
         .send()
         .expect("page");
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().expect("body").contains("action=\"/logout\""));
     let out = http
-        .post(url(&daemon, "/logout"))
+        .post(daemon.url("/logout"))
         .header("Cookie", session)
         .send()
         .expect("logout");
@@ -324,7 +314,7 @@ fn with_a_token_every_route_but_health_needs_it() {
     );
     // `next` never leads off the server.
     let away = http
-        .post(url(&daemon, "/login"))
+        .post(daemon.url("/login"))
         .form(&[("token", token), ("next", "//evil.example/")])
         .send()
         .expect("login");
@@ -339,15 +329,6 @@ fn an_empty_token_is_a_usage_error() {
     let stderr = common::stderr(&out);
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-}
-
-fn retry(daemon: &Daemon, id: &str) -> (u16, Value) {
-    let response = client()
-        .post(url(daemon, &format!("/api/jobs/{id}/retry")))
-        .send()
-        .expect("retry");
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
 }
 
 #[test]
@@ -375,15 +356,15 @@ fn a_failed_job_is_retried_under_the_same_id() {
     );
 
     // Refused: a job that did not fail, an unknown id.
-    let (status, answer) = retry(&daemon, &fine);
+    let (status, answer) = daemon.retry(&fine);
     assert_eq!(status, 409, "{answer}");
-    let (status, _) = retry(&daemon, "01ARZ3NDEKTSV4RRFFQ69G5FAV");
+    let (status, _) = daemon.retry("01ARZ3NDEKTSV4RRFFQ69G5FAV");
     assert_eq!(status, 404);
-    let (status, _) = retry(&daemon, "not-an-id");
+    let (status, _) = daemon.retry("not-an-id");
     assert_eq!(status, 404);
 
     // Retried as it is: it fails again, under the same id, and failed/ holds it once.
-    let (status, answer) = retry(&daemon, &broken);
+    let (status, answer) = daemon.retry(&broken);
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["job_id"], broken.as_str());
     assert_eq!(answer["state"], "queued");
@@ -418,7 +399,7 @@ fn a_failed_job_is_retried_under_the_same_id() {
 
     // Mended where it lies, then retried: completed under the same id, and failed/ is empty.
     std::fs::write(ws.path(&format!("watch_dir/failed/{file}")), b"{\"a\": 1}").expect("mend");
-    let (status, _) = retry(&daemon, &broken);
+    let (status, _) = daemon.retry(&broken);
     assert_eq!(status, 202);
     assert!(
         wait_until(LONG, || state_of(&daemon, &broken) == "completed"),
@@ -488,7 +469,7 @@ fn a_half_upload_is_never_processed_and_leaves_nothing() {
         form = form.part("file", part(&format!("empty{i}"), b""));
     }
     let response = client()
-        .post(url(&daemon, "/api/upload"))
+        .post(daemon.url("/api/upload"))
         .multipart(form)
         .send()
         .expect("upload");
@@ -514,7 +495,7 @@ fn forms_without_javascript_come_back_to_the_page() {
     let ws = Workspace::new();
     let daemon = Daemon::start(&ws, &[], &[]);
     let post = |path: &str, form: Option<multipart::Form>| {
-        let request = client().post(url(&daemon, path));
+        let request = client().post(daemon.url(path));
         let request = match form {
             Some(form) => request.multipart(form),
             None => request,

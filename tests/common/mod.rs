@@ -275,6 +275,43 @@ impl Drop for Daemon {
     }
 }
 
+/// An HTTP client for the API tests: no redirects followed, a generous timeout.
+pub fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+impl Daemon {
+    /// `http://127.0.0.1:PORT/PATH`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A GET whose body is JSON (`Null` when it is not).
+    pub fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, body) = self.get(path);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// `counts` of `/api/status`.
+    pub fn counts(&self) -> Value {
+        self.get_json("/api/status").1["counts"].clone()
+    }
+
+    /// `POST /api/jobs/{id}/retry`: the status and the JSON answer.
+    pub fn retry(&self, id: &str) -> (u16, Value) {
+        let response = http_client()
+            .post(self.url(&format!("/api/jobs/{id}/retry")))
+            .send()
+            .expect("retry");
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+}
+
 /// A minimal HTTP GET over a fresh connection, read to the end.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
