@@ -629,3 +629,30 @@ fn an_upload_removed_before_it_is_queued_leaves_no_phantom_job() {
     );
     assert_eq!(daemon.get(&format!("/api/jobs/{id}")).0, 404);
 }
+
+#[test]
+fn an_upload_of_many_parts_holds_one_open_file_at_a_time() {
+    let ws = Workspace::new();
+    // 300 parts against 256 descriptors: each part's file must be closed once received.
+    let daemon = Daemon::start_with_open_files(&ws, 256, &[], &[]);
+    let mut form = reqwest::blocking::multipart::Form::new();
+    for i in 0..300 {
+        let part = reqwest::blocking::multipart::Part::bytes(format!("part {i}\n").into_bytes())
+            .file_name(format!("p{i:03}.txt"));
+        form = form.part("file", part);
+    }
+    let response = common::http_client()
+        .post(daemon.url("/api/upload"))
+        .multipart(form)
+        .send()
+        .expect("upload");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().unwrap_or(Value::Null);
+    assert_eq!(status, 202, "{answer}\n{}", daemon.log());
+    assert_eq!(answer["jobs"].as_array().map(Vec::len), Some(300));
+    assert!(
+        wait_until(LONG, || daemon.counts()["completed"] == 300),
+        "{}",
+        daemon.log()
+    );
+}

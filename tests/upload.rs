@@ -383,6 +383,8 @@ fn a_failed_job_is_retried_under_the_same_id() {
         .iter()
         .find(|name| !name.ends_with(".error.json"))
         .expect("the file");
+    // Its name was free again: no stale `broken-2.json`.
+    assert_eq!(file, "broken.json");
     assert_eq!(
         std::fs::read(ws.path(&format!("watch_dir/failed/{file}"))).expect("bytes"),
         b"{\"a\": "
