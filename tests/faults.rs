@@ -196,6 +196,16 @@ fn a_folder_in_the_way_holds_a_job_until_it_is_gone() {
         "{health}"
     );
     assert_eq!(visible(&ws, "watch_dir/underprocess").len(), 1);
+    // The dashboard says so too: a banner, and the job's row with its last error.
+    let (_, page) = daemon.get("/");
+    assert!(
+        page.contains("id=\"health\"") && page.contains("cannot be finished"),
+        "{page}"
+    );
+    assert!(
+        page.contains("attempt ") && page.contains(" failed: "),
+        "{page}"
+    );
 
     // The obstacle goes: the folder is created again and the job finishes.
     std::fs::remove_file(&processed).expect("remove the obstacle");

@@ -13,7 +13,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::registry::{Counts, JobSnapshot, JobState, Registry};
+use crate::registry::{Counts, Health, JobSnapshot, JobState, Registry};
 use crate::report::human_bytes;
 use crate::web::auth::Auth;
 
@@ -66,6 +66,8 @@ struct Dashboard {
     chart_width: usize,
     files_per_min: String,
     mb_per_s: String,
+    /// Why the daemon is degraded or unavailable; empty when healthy.
+    health: String,
 }
 
 #[derive(Deserialize)]
@@ -106,9 +108,11 @@ impl From<JobSnapshot> for Row {
             progress_done: done,
             progress_total: total.max(1),
             percent: (done * 100).checked_div(total).unwrap_or(0),
-            error: summary
-                .and_then(|s| s.error.as_ref())
-                .map_or(String::new(), |e| format!("{}: {}", e.kind, e.message)),
+            error: match (&job.last_error, summary.and_then(|s| s.error.as_ref())) {
+                (Some(last), _) => format!("attempt {} failed: {last}", job.attempts),
+                (None, Some(e)) => format!("{}: {}", e.kind, e.message),
+                (None, None) => String::new(),
+            },
         }
     }
 }
@@ -162,6 +166,10 @@ pub async fn dashboard(
             .collect(),
         files_per_min: format!("{:.1}", files as f64 * 60.0 / seconds),
         mb_per_s: format!("{:.2}", bytes as f64 / seconds / 1e6),
+        health: match registry.health() {
+            Health::Ok => String::new(),
+            Health::Degraded(reason) | Health::Unavailable(reason) => reason,
+        },
     };
     super::html(page.render(), "the dashboard")
 }
