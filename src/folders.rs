@@ -369,6 +369,26 @@ pub fn pause_point(point: &str) {
     }
 }
 
+/// Test hook: with `FP_PANIC_AT=POINT:N` in the environment the first N jobs to reach POINT
+/// panic there, so that the tests can check that a job thread outlives a panic outside the
+/// analysis. Points: `before-finish`.
+pub fn panic_point(point: &str) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PANIC_AT: std::sync::OnceLock<Option<(String, u32)>> = std::sync::OnceLock::new();
+    static PANICKED: AtomicU32 = AtomicU32::new(0);
+    let armed = PANIC_AT.get_or_init(|| {
+        let value = std::env::var("FP_PANIC_AT").ok()?;
+        let (at, times) = value.split_once(':')?;
+        Some((at.to_string(), times.parse().ok()?))
+    });
+    if let Some((at, times)) = armed
+        && at == point
+        && PANICKED.fetch_add(1, Ordering::Relaxed) < *times
+    {
+        panic!("FP_PANIC_AT={point}");
+    }
+}
+
 /// Prefix and suffix of every temporary file this program makes; at start, whatever carries
 /// both was left by a crash.
 pub const TEMP_PREFIX: &str = ".fp-";

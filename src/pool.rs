@@ -161,6 +161,7 @@ impl Worker {
             queued_at: job.queued_at,
             progress: Arc::clone(&progress),
         });
+        crate::folders::panic_point("before-finish");
         let outcome = match job.report.take() {
             // Analysed before; only its finish failed.
             Some(report) => {

@@ -666,3 +666,42 @@ fn an_upload_of_many_parts_holds_one_open_file_at_a_time() {
         daemon.log()
     );
 }
+
+#[test]
+fn a_job_thread_outlives_a_panic_outside_the_analysis() {
+    let ws = Workspace::new();
+    // One job thread; the first two jobs to reach their finish panic there.
+    let daemon = Daemon::start(
+        &ws,
+        &["--workers", "1"],
+        &[("FP_PANIC_AT", "before-finish:2")],
+    );
+    ws.write("watch_dir/unprocessed/a.txt", b"alpha\n");
+    assert!(
+        wait_until(LONG, || daemon.counts()["completed"] == 1),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        daemon
+            .log()
+            .matches("panicked outside the analysis")
+            .count(),
+        2
+    );
+    // The same thread goes on with the next file, and /health never saw a thread go.
+    ws.write("watch_dir/unprocessed/b.txt", b"beta\n");
+    assert!(
+        wait_until(LONG, || daemon.counts()["completed"] == 2),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.get("/health").0, 200);
+    assert_eq!(
+        processed_files(&ws),
+        vec![
+            ("a.txt".to_string(), b"alpha\n".to_vec()),
+            ("b.txt".to_string(), b"beta\n".to_vec())
+        ]
+    );
+}
