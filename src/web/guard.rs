@@ -21,6 +21,9 @@ use serde_json::json;
 #[derive(Debug, Clone)]
 pub struct AllowedHosts {
     names: Vec<String>,
+    /// The names given with `--allowed-hosts`: pages served under them are this daemon's own
+    /// (behind a proxy that rewrites `Host`, the `Origin` still names the public host).
+    listed: Vec<String>,
     /// `--allowed-hosts '*'`: every name (behind a proxy that checks it).
     any: bool,
 }
@@ -29,16 +32,30 @@ impl AllowedHosts {
     /// `localhost`, the `--host` address and the extra names of `--allowed-hosts`.
     pub fn new(host: &str, extra: &[String]) -> AllowedHosts {
         let mut names = vec!["localhost".to_string(), strip_brackets(host).to_lowercase()];
+        let mut listed = Vec::new();
         let mut any = false;
         for name in extra {
             let name = name.trim().to_lowercase();
             match name.as_str() {
                 "" => {}
                 "*" => any = true,
-                _ => names.push(host_of(&name).to_string()),
+                _ => listed.push(host_of(&name).to_string()),
             }
         }
-        AllowedHosts { names, any }
+        names.extend(listed.iter().cloned());
+        AllowedHosts {
+            names,
+            listed,
+            any,
+        }
+    }
+
+    /// Whether `origin` is a page of a host named with `--allowed-hosts`.
+    fn lists_origin(&self, origin: &str) -> bool {
+        origin_of(origin).is_some_and(|(_, authority)| {
+            let name = host_of(authority).to_lowercase();
+            self.listed.contains(&name)
+        })
     }
 
     /// Whether a `Host` header value (`name[:port]`) is one this daemon serves.
@@ -118,7 +135,8 @@ pub async fn check_origin_and_host(
         .headers()
         .get(header::HOST)
         .map(|value| value.to_str().unwrap_or("\u{fffd}").to_string());
-    if let (Some(host), Some(allowed)) = (&host, request.app_data::<web::Data<AllowedHosts>>())
+    let allowed = request.app_data::<web::Data<AllowedHosts>>().cloned();
+    if let (Some(host), Some(allowed)) = (&host, &allowed)
         && !allowed.admits(host)
     {
         log::debug!("refused a request for host {host:?} (not in --allowed-hosts)");
@@ -136,6 +154,7 @@ pub async fn check_origin_and_host(
             .map(|value| value.to_str().unwrap_or(""));
         if let Some(origin) = claimed
             && !same_origin(origin, host.as_deref())
+            && !allowed.as_ref().is_some_and(|allowed| allowed.lists_origin(origin))
         {
             log::debug!(
                 "refused a {} {} sent from {origin:?}",
@@ -180,6 +199,10 @@ mod tests {
             assert!(!allowed.admits(bad), "{bad}");
         }
         assert!(AllowedHosts::new("0.0.0.0", &["*".to_string()]).admits("anything"));
+        // Behind a proxy: a page of a listed name is ours, a page elsewhere is not.
+        assert!(allowed.lists_origin("https://files.example.com"));
+        assert!(!allowed.lists_origin("https://evil.example"));
+        assert!(!allowed.lists_origin("http://localhost:5000"), "only listed names");
         assert!(AllowedHosts::new("myhost", &[]).admits("MyHost:80"));
     }
 
