@@ -5,16 +5,15 @@
 //! `.jsonl` files, and `.json` files holding more than one value, are reported as `lines`, with
 //! one record per value; a single document reports the length of a top-level array, else 1.
 //! Invalid JSON (or an empty `.json`) fails with `invalid_json` and serde_json's line/column.
-//! Nesting deeper than [`MAX_DEPTH`] fails too: serde_json skips ignored values without
-//! recursion but with one byte of memory per level, so without a limit a file of `[` would
-//! cost its own size. Keys are kept as a hash plus at most [`MAX_KEY_BYTES`] of their text.
+//! Nesting deeper than [`MAX_DEPTH`] fails too (serde_json's recursion limit, which `Skip`
+//! keeps in force for the values it skips). Keys are kept as a hash plus at most [`MAX_KEY_BYTES`] of their text.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{self, BufReader, Read};
+use std::io::BufReader;
 
 use serde::Serialize;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::segments::RangeReader;
 use super::{AnalysisError, AnalysisOptions, Progress, Source};
@@ -22,8 +21,8 @@ use super::{AnalysisError, AnalysisOptions, Progress, Source};
 /// Distinct keys listed in a report.
 pub const MAX_KEYS: usize = 100;
 
-/// Deepest nesting of arrays and objects accepted (serde_json's own recursion limit).
-pub const MAX_DEPTH: usize = 128;
+/// Deepest nesting of arrays and objects accepted: serde_json's own recursion limit.
+pub const MAX_DEPTH: usize = 127;
 
 /// Longest key text kept in a report; a longer key is cut and ends in `…`.
 pub const MAX_KEY_BYTES: usize = 256;
@@ -97,76 +96,51 @@ fn shortened(key: &str) -> String {
     format!("{}…", &key[..end])
 }
 
-/// Why the depth guard stopped the reader.
-#[derive(Debug, thiserror::Error)]
-#[error("nesting deeper than {MAX_DEPTH} levels")]
-struct TooDeep;
+/// A value skipped without being built, nested values included. Unlike `IgnoredAny` (which
+/// serde_json skips without recursion but with one byte of memory per level, so that a file of
+/// `[` would cost its own size), it goes through `deserialize_any`, so serde_json's recursion
+/// limit of 128 levels applies: deeper nesting fails the file as invalid JSON.
+struct Skip;
 
-/// A reader that fails once arrays and objects nest deeper than `MAX_DEPTH`: it follows the
-/// brackets outside strings as the bytes go by (string bodies are skipped with memchr).
-struct DepthGuard<R> {
-    inner: R,
-    depth: usize,
-    in_string: bool,
-    /// The previous byte in a string was an unescaped backslash.
-    escaped: bool,
-}
-
-impl<R: Read> DepthGuard<R> {
-    fn new(inner: R) -> Self {
-        DepthGuard {
-            inner,
-            depth: 0,
-            in_string: false,
-            escaped: false,
-        }
-    }
-
-    fn follow(&mut self, bytes: &[u8]) -> Result<(), TooDeep> {
-        let mut at = 0;
-        while at < bytes.len() {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                    at += 1;
-                    continue;
-                }
-                match memchr::memchr2(b'"', b'\\', &bytes[at..]) {
-                    None => return Ok(()),
-                    Some(found) => {
-                        at += found;
-                        if bytes[at] == b'"' {
-                            self.in_string = false;
-                        } else {
-                            self.escaped = true;
-                        }
-                        at += 1;
-                    }
-                }
-                continue;
-            }
-            match bytes[at] {
-                b'"' => self.in_string = true,
-                b'[' | b'{' => {
-                    self.depth += 1;
-                    if self.depth > MAX_DEPTH {
-                        return Err(TooDeep);
-                    }
-                }
-                b']' | b'}' => self.depth = self.depth.saturating_sub(1),
-                _ => {}
-            }
-            at += 1;
-        }
-        Ok(())
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
     }
 }
 
-impl<R: Read> Read for DepthGuard<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        self.follow(&buf[..read]).map_err(io::Error::other)?;
-        Ok(read)
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
     }
 }
 
@@ -246,7 +220,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
         let mut shape = Shape::scalar("object");
         while let Some(key) = map.next_key::<String>()? {
             shape.keys.add(&key);
-            map.next_value::<IgnoredAny>()?;
+            map.next_value::<Skip>()?;
         }
         Ok(shape)
     }
@@ -254,7 +228,7 @@ impl<'de> Visitor<'de> for ShapeVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
         let mut shape = Shape::scalar("array");
         if self.nested {
-            while seq.next_element::<IgnoredAny>()?.is_some() {
+            while seq.next_element::<Skip>()?.is_some() {
                 shape.elements += 1;
             }
         } else {
@@ -278,10 +252,7 @@ pub fn analyze(
         .path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("ndjson") || ext.eq_ignore_ascii_case("jsonl"));
-    let reader = BufReader::with_capacity(
-        256 << 10,
-        DepthGuard::new(RangeReader::new(&source.file, 0, source.len)),
-    );
+    let reader = BufReader::with_capacity(256 << 10, RangeReader::new(&source.file, 0, source.len));
     let stream = serde_json::Deserializer::from_reader(reader).into_iter::<TopShape>();
 
     let mut values = 0u64;
@@ -291,12 +262,7 @@ pub fn analyze(
     for item in stream {
         let TopShape(shape) = item.map_err(|err| {
             if err.is_io() {
-                let err = io::Error::from(err);
-                if err.get_ref().is_some_and(|inner| inner.is::<TooDeep>()) {
-                    AnalysisError::InvalidJson(format!("invalid JSON: {err}"))
-                } else {
-                    AnalysisError::Read(err)
-                }
+                AnalysisError::Read(err.into())
             } else {
                 AnalysisError::InvalidJson(format!("invalid JSON: {err}"))
             }
@@ -404,7 +370,7 @@ mod tests {
         assert_eq!((deepest.top_level, deepest.records), ("array", 1));
         let err = run("deep.json", nested(MAX_DEPTH + 1).as_bytes()).expect_err("129 levels");
         assert_eq!(err.kind(), "invalid_json");
-        assert!(err.to_string().contains("deeper than 128"), "{err}");
+        assert!(err.to_string().contains("recursion limit"), "{err}");
         let err = run("deep.json", nested(100_000).as_bytes()).expect_err("100,000 levels");
         assert_eq!(err.kind(), "invalid_json");
         // Brackets inside strings, escaped quotes and backslashes are text, not nesting.

@@ -43,11 +43,7 @@ impl AllowedHosts {
             }
         }
         names.extend(listed.iter().cloned());
-        AllowedHosts {
-            names,
-            listed,
-            any,
-        }
+        AllowedHosts { names, listed, any }
     }
 
     /// Whether `origin` is a page of a host named with `--allowed-hosts`.
@@ -154,7 +150,9 @@ pub async fn check_origin_and_host(
             .map(|value| value.to_str().unwrap_or(""));
         if let Some(origin) = claimed
             && !same_origin(origin, host.as_deref())
-            && !allowed.as_ref().is_some_and(|allowed| allowed.lists_origin(origin))
+            && !allowed
+                .as_ref()
+                .is_some_and(|allowed| allowed.lists_origin(origin))
         {
             log::debug!(
                 "refused a {} {} sent from {origin:?}",
@@ -202,7 +200,10 @@ mod tests {
         // Behind a proxy: a page of a listed name is ours, a page elsewhere is not.
         assert!(allowed.lists_origin("https://files.example.com"));
         assert!(!allowed.lists_origin("https://evil.example"));
-        assert!(!allowed.lists_origin("http://localhost:5000"), "only listed names");
+        assert!(
+            !allowed.lists_origin("http://localhost:5000"),
+            "only listed names"
+        );
         assert!(AllowedHosts::new("myhost", &[]).admits("MyHost:80"));
     }
 

@@ -154,12 +154,15 @@ pub async fn upload(
             }
         }
         if let Some(file) = temp {
-            let file = write(file, pending.split().freeze())
-                .await
-                .map_err(store_error)?;
-            let (temp, key) = block(move || close(file, durable))
-                .await
-                .map_err(store_error)?;
+            // The last bytes and the close in one trip to a blocking thread.
+            let last = pending.split().freeze();
+            let (temp, key) = block(move || {
+                let mut file = file;
+                file.write_all(&last)?;
+                close(file, durable)
+            })
+            .await
+            .map_err(store_error)?;
             let name = name.unwrap_or_else(|| OsString::from("upload"));
             staged.push(Staged {
                 temp,
