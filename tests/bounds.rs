@@ -169,3 +169,27 @@ fn long_json_keys_are_cut_and_the_report_stays_small() {
         assert!(key.ends_with('…') && key.len() <= 256 + 3);
     }
 }
+
+#[test]
+fn json_nested_past_the_limit_fails_and_costs_nothing() {
+    let ws = Workspace::new();
+    let deep = 100_000;
+    let data = format!("{}{}", "[".repeat(deep), "]".repeat(deep));
+    ws.write("deep.json", data.as_bytes());
+    let output = ws.run(&["--dir", "watch_dir", "--input", "deep.json", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", common::stderr(&output));
+    let report: Value = serde_json::from_str(&stdout(&output)).expect("json");
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["error"]["kind"], "invalid_json");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("recursion limit")),
+        "{report}"
+    );
+    // 127 levels are fine.
+    let ok = format!("{}{}", "[".repeat(127), "]".repeat(127));
+    ws.write("ok.json", ok.as_bytes());
+    let output = ws.run(&["--dir", "watch_dir", "--input", "ok.json", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+}
