@@ -356,11 +356,7 @@ fn crash_armed(point: &str) -> bool {
 /// `after-analysis` (before the check that the file is still the one analysed).
 pub fn pause_point(point: &str) {
     static PAUSE_AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
-    let armed = PAUSE_AT.get_or_init(|| {
-        let value = std::env::var("FP_PAUSE_AT").ok()?;
-        let (at, ms) = value.split_once(':')?;
-        Some((at.to_string(), ms.parse().ok()?))
-    });
+    let armed = PAUSE_AT.get_or_init(|| hook_setting("FP_PAUSE_AT"));
     if let Some((at, ms)) = armed
         && at == point
     {
@@ -373,20 +369,23 @@ pub fn pause_point(point: &str) {
 /// panic there, so that the tests can check that a job thread outlives a panic outside the
 /// analysis. Points: `before-finish`.
 pub fn panic_point(point: &str) {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static PANIC_AT: std::sync::OnceLock<Option<(String, u32)>> = std::sync::OnceLock::new();
-    static PANICKED: AtomicU32 = AtomicU32::new(0);
-    let armed = PANIC_AT.get_or_init(|| {
-        let value = std::env::var("FP_PANIC_AT").ok()?;
-        let (at, times) = value.split_once(':')?;
-        Some((at.to_string(), times.parse().ok()?))
-    });
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PANIC_AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+    static PANICKED: AtomicU64 = AtomicU64::new(0);
+    let armed = PANIC_AT.get_or_init(|| hook_setting("FP_PANIC_AT"));
     if let Some((at, times)) = armed
         && at == point
         && PANICKED.fetch_add(1, Ordering::Relaxed) < *times
     {
         panic!("FP_PANIC_AT={point}");
     }
+}
+
+/// `POINT:N` from the test hook variable `var`, if set and well formed.
+fn hook_setting(var: &str) -> Option<(String, u64)> {
+    let value = std::env::var(var).ok()?;
+    let (at, n) = value.split_once(':')?;
+    Some((at.to_string(), n.parse().ok()?))
 }
 
 /// Prefix and suffix of every temporary file this program makes; at start, whatever carries

@@ -647,6 +647,44 @@ mod tests {
     }
 
     #[test]
+    fn a_move_that_fails_withdraws_the_report_just_published() {
+        let (_dir, lifecycle) = setup();
+        let job_id = JobId::generate();
+        // The claimed file is not there: the report is published, then the move fails.
+        let claimed = lifecycle
+            .folders
+            .underprocess
+            .join(claimed_name(job_id, OsStr::new("gone.txt")));
+        let analysis = Analysis {
+            kind: crate::analyze::Kind::Text,
+            size_bytes: 0,
+            sha256: None,
+            details: Ok(crate::analyze::Details::None),
+        };
+        let failed = lifecycle.finish(
+            &claimed,
+            OsStr::new("gone.txt"),
+            job_id,
+            analysis,
+            timing(),
+            false,
+        );
+        let unfinished = failed.expect_err("no file to move");
+        assert_eq!(
+            unfinished.report.job_id,
+            job_id.to_string(),
+            "kept for later"
+        );
+        assert!(
+            fs::read_dir(&lifecycle.folders.processed)
+                .expect("list")
+                .next()
+                .is_none(),
+            "no report without its file"
+        );
+    }
+
+    #[test]
     fn after_a_crash_the_file_joins_its_published_report() {
         let (_dir, lifecycle) = setup();
         let processed = &lifecycle.folders.processed;

@@ -186,17 +186,9 @@ impl Worker {
                     && err.is_transient()
                 {
                     // The machine's fault, not the file's: analysed again after a backoff.
-                    job.attempts += 1;
-                    log::error!(
-                        "job {}: cannot analyse it now ({err}); attempt {} failed, it is tried \
-                         again with backoff",
-                        job.id,
-                        job.attempts
-                    );
-                    self.registry
-                        .finish_failed(job.id, &err.to_string(), job.attempts);
                     job.after_crash = true;
-                    return Some(job);
+                    let what = format!("cannot analyse it now ({err})");
+                    return Some(self.try_again_later(job, &what, &err.to_string()));
                 }
                 let timing = Timing {
                     queued_at: job.queued_at,
@@ -239,19 +231,24 @@ impl Worker {
                 None
             }
             Err(Unfinished { error, report }) => {
-                job.attempts += 1;
-                log::error!(
-                    "job {}: cannot finish ({error}); attempt {} failed, it is tried again \
-                     with backoff",
-                    job.id,
-                    job.attempts
-                );
-                self.registry
-                    .finish_failed(job.id, &error.to_string(), job.attempts);
                 job.report = Some(report);
-                Some(job)
+                let what = format!("cannot finish ({error})");
+                Some(self.try_again_later(job, &what, &error.to_string()))
             }
         }
+    }
+
+    /// One more failed attempt: the job is shown queued with `error` and goes back to the
+    /// scheduler, which runs it again after a backoff.
+    fn try_again_later(&self, mut job: Job, what: &str, error: &str) -> Job {
+        job.attempts += 1;
+        log::error!(
+            "job {}: {what}; attempt {} failed, it is tried again with backoff",
+            job.id,
+            job.attempts
+        );
+        self.registry.finish_failed(job.id, error, job.attempts);
+        job
     }
 
     /// Analyses the claimed file, again if it changed meanwhile (its identity before and after

@@ -25,7 +25,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
 use crate::intake::Intake;
 use crate::lifecycle::{Leftover, Lifecycle};
-use crate::registry::Trouble;
 use crate::registry::{JobId, Registry};
 use crate::report::Report;
 use crate::watch::{FileEvent, FolderWatcher, is_ignored};
@@ -89,10 +88,8 @@ impl Job {
     /// This job to run again from its analysis after its thread panicked.
     pub fn rerun(&self) -> Job {
         Job {
-            after_crash: true,
             attempts: self.attempts + 1,
             panics: self.panics + 1,
-            report: None,
             ..Job::new(
                 self.id,
                 self.original_name.clone(),
@@ -377,10 +374,9 @@ impl Scheduler {
         let dir = self.lifecycle.folders.unprocessed.clone();
         let Some(current) = folder_identity(&dir) else {
             self.watched_folder = None;
-            self.registry.set_trouble(
-                Trouble::Folder,
-                Some("unprocessed/ is missing; creating it again".to_string()),
-            );
+            self.registry.set_folder_trouble(Some(
+                "unprocessed/ is missing; creating it again".to_string(),
+            ));
             self.lifecycle.folders.recreate_missing();
             return;
         };
@@ -400,16 +396,14 @@ impl Scheduler {
                 self.watched_folder = Some(current);
                 self.watcher_failed = false;
                 self.registry.set_watcher_ok(true);
-                self.registry.set_trouble(Trouble::Folder, None);
+                self.registry.set_folder_trouble(None);
                 self.registry.note_rescan();
                 self.rescan(true);
             }
             Err(err) => {
                 log::error!("cannot watch {}: {err}", dir.display());
-                self.registry.set_trouble(
-                    Trouble::Folder,
-                    Some(format!("cannot watch unprocessed/: {err}")),
-                );
+                self.registry
+                    .set_folder_trouble(Some(format!("cannot watch unprocessed/: {err}")));
             }
         }
     }
@@ -670,16 +664,14 @@ impl Scheduler {
             Ok(entries) => entries,
             Err(err) => {
                 log::error!("cannot list {}: {err}", dir.display());
-                self.registry.set_trouble(
-                    Trouble::Folder,
-                    Some(format!("cannot list unprocessed/ ({})", err.kind())),
-                );
+                self.registry
+                    .set_folder_trouble(Some(format!("cannot list unprocessed/ ({})", err.kind())));
                 self.next_folder_check = Instant::now();
                 return;
             }
         };
         if self.watched_folder.is_some() && !self.watcher_failed {
-            self.registry.set_trouble(Trouble::Folder, None);
+            self.registry.set_folder_trouble(None);
         }
         let mut present = HashSet::new();
         let mut found = Vec::new();

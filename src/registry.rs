@@ -218,19 +218,10 @@ struct Liveness {
     draining: AtomicBool,
     /// Job threads that stopped (they never should: each job runs under `catch_unwind`).
     job_threads_lost: AtomicU64,
-    /// Why the daemon cannot do its work right now, by cause: it heals on its own, and
-    /// `/health` says "degraded" meanwhile.
-    trouble: Mutex<[Option<String>; TROUBLES]>,
+    /// Why `unprocessed/` cannot be watched right now (missing, unlistable): it heals on its
+    /// own, and `/health` says "degraded" meanwhile.
+    folder_trouble: Mutex<Option<String>>,
 }
-
-/// What can keep the daemon from its work for a while.
-#[derive(Debug, Clone, Copy)]
-pub enum Trouble {
-    /// `unprocessed/` is missing or cannot be listed or watched.
-    Folder = 0,
-}
-
-const TROUBLES: usize = 1;
 
 /// What `/health` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +249,7 @@ impl Registry {
                 pool_ok: AtomicBool::new(true),
                 draining: AtomicBool::new(false),
                 job_threads_lost: AtomicU64::new(0),
-                trouble: Mutex::new(Default::default()),
+                folder_trouble: Mutex::new(None),
             },
         }
     }
@@ -680,18 +671,17 @@ impl Registry {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Sets (`Some(reason)`) or clears (`None`) one cause of trouble.
-    pub fn set_trouble(&self, trouble: Trouble, reason: Option<String>) {
-        let mut troubles = self
+    /// Sets (`Some(reason)`) or clears (`None`) what keeps `unprocessed/` from being watched.
+    pub fn set_folder_trouble(&self, reason: Option<String>) {
+        let mut slot = self
             .liveness
-            .trouble
+            .folder_trouble
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let slot = &mut troubles[trouble as usize];
         if *slot != reason {
             match &reason {
                 Some(reason) => log::warn!("degraded: {reason}"),
-                None => log::info!("no longer degraded: {:?} trouble cleared", trouble),
+                None => log::info!("no longer degraded: unprocessed/ is watched again"),
             }
             *slot = reason;
             self.version.fetch_add(1, Ordering::Relaxed);
@@ -714,12 +704,13 @@ impl Registry {
         } else if now.saturating_sub(beat) > HEARTBEAT_LIMIT.as_millis() as u64 {
             Health::Unavailable("the scheduler is not responding".into())
         } else {
-            let troubles = liveness
-                .trouble
+            let mut reasons: Vec<String> = liveness
+                .folder_trouble
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut reasons: Vec<String> = troubles.iter().flatten().cloned().collect();
-            drop(troubles);
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .iter()
+                .cloned()
+                .collect();
             let unfinished = self.unfinished();
             if unfinished > 0 {
                 let last = self.lock().last_finish_error.clone();
@@ -1043,9 +1034,9 @@ mod tests {
         registry.set_watcher_ok(false);
         assert!(matches!(registry.health(), Health::Degraded(_)));
         registry.set_watcher_ok(true);
-        registry.set_trouble(Trouble::Folder, Some("folder gone".into()));
+        registry.set_folder_trouble(Some("folder gone".into()));
         assert_eq!(registry.health(), Health::Degraded("folder gone".into()));
-        registry.set_trouble(Trouble::Folder, None);
+        registry.set_folder_trouble(None);
         assert_eq!(registry.health(), Health::Ok);
         registry.job_thread_lost();
         assert!(matches!(registry.health(), Health::Unavailable(_)));

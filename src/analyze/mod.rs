@@ -390,6 +390,22 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_faults_are_transient_and_bad_files_are_not() {
+        let os = |errno: rustix::io::Errno| std::io::Error::from_raw_os_error(errno.raw_os_error());
+        for errno in [
+            rustix::io::Errno::MFILE,
+            rustix::io::Errno::NFILE,
+            rustix::io::Errno::NOMEM,
+        ] {
+            assert!(AnalysisError::Open(os(errno)).is_transient(), "{errno:?}");
+            assert!(AnalysisError::Read(os(errno)).is_transient(), "{errno:?}");
+        }
+        assert!(!AnalysisError::Read(os(rustix::io::Errno::IO)).is_transient());
+        assert!(!AnalysisError::Open(os(rustix::io::Errno::NOENT)).is_transient());
+        assert!(!AnalysisError::InvalidJson("x".into()).is_transient());
+    }
     use proptest::prelude::*;
 
     proptest! {

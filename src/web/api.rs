@@ -252,7 +252,7 @@ pub fn report_path(folders: &Folders, job: &JobSnapshot) -> Option<PathBuf> {
     };
     let mut name = job.file.clone();
     name.push(suffix);
-    crate::folders::entry_of(dir, &job.file).and_then(|_| crate::folders::entry_of(dir, &name))
+    crate::folders::is_single_component(&job.file).then(|| dir.join(name))
 }
 
 /// A finished job's report as JSON, read on a blocking thread (reports may be large; the
