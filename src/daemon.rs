@@ -24,15 +24,19 @@ use signal_hook::iterator::Signals;
 
 use crate::analyze::AnalysisOptions;
 use crate::config::WatchSettings;
-use crate::folders::{FolderError, Folders};
-use crate::intake::Intake;
-use crate::lifecycle::{Lifecycle, LifecycleError};
-use crate::pool::{self, Worker};
-use crate::queue::{
+use crate::disk::folders::{FolderError, Folders};
+use crate::disk::history;
+use crate::disk::lifecycle::{Lifecycle, LifecycleError};
+use crate::health::Liveness;
+use crate::metrics::Metrics;
+use crate::pipeline::Shared;
+use crate::pipeline::scheduler::{
     CLAIMED_PER_WORKER, Completions, Control, Scheduler, SchedulerChannels, SchedulerSettings,
 };
-use crate::registry::Registry;
-use crate::{history, watch, web};
+use crate::pipeline::watch;
+use crate::pipeline::workers::{self, Worker};
+use crate::store::{JobStore, MemoryStore};
+use crate::web;
 
 /// Errors that stop the daemon before it runs (exit 2), or that kill it (exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +104,12 @@ pub fn run(
             recovered.removed
         );
     }
-    let registry = Arc::new(Registry::new(settings.history));
+    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::new(settings.history));
+    let shared = Shared {
+        store: Arc::clone(&store),
+        liveness: Arc::new(Liveness::new()),
+        metrics: Arc::new(Metrics::new()),
+    };
     let history = history::load(&lifecycle.folders, settings.history);
     log::info!(
         "history: {} completed and {} failed report(s) on disk; the newest {} reloaded",
@@ -108,7 +117,7 @@ pub fn run(
         history.failed,
         history.jobs.len()
     );
-    registry.restore(history.jobs, history.completed, history.failed);
+    store.restore(history.jobs, history.completed, history.failed);
 
     // Every channel of the pipeline.
     // Watcher → scheduler. When full the watcher drops events and flags a rescan.
@@ -134,10 +143,8 @@ pub fn run(
             })?;
 
     let (handle_tx, handle_rx) = bounded(1);
-    let web_registry = Arc::clone(&registry);
+    let web_shared = shared.clone();
     let web_folders = lifecycle.folders.clone();
-    let intake = Arc::new(Intake::default());
-    let web_intake = Arc::clone(&intake);
     let web_settings = web::WebSettings {
         token: settings.token.clone(),
         max_upload_bytes: settings.max_upload_bytes,
@@ -148,13 +155,7 @@ pub fn run(
     };
     let http = spawn("http", move || {
         actix_web::rt::System::new().block_on(async move {
-            match web::server(
-                listener,
-                web_registry,
-                web_intake,
-                &web_folders,
-                web_settings,
-            ) {
+            match web::server(listener, web_shared, &web_folders, web_settings) {
                 Ok(server) => {
                     let _ = handle_tx.send(Ok(server.handle()));
                     if let Err(err) = server.await {
@@ -174,7 +175,7 @@ pub fn run(
 
     let worker = Arc::new(Worker {
         lifecycle: Arc::clone(&lifecycle),
-        registry: Arc::clone(&registry),
+        shared: shared.clone(),
         options: options.clone(),
         completions: Arc::clone(&completions),
     });
@@ -183,14 +184,14 @@ pub fn run(
             let (jobs, worker) = (job_rx.clone(), Arc::clone(&worker));
             let unfinished = unfinished_tx.clone();
             spawn(&format!("job-{i}"), move || {
-                pool::work(jobs, unfinished, worker)
+                workers::work(jobs, unfinished, worker)
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
 
     let scheduler = Scheduler::new(
         Arc::clone(&lifecycle),
-        Arc::clone(&registry),
+        shared,
         SchedulerSettings {
             workers,
             settle: settings.settle,
@@ -199,7 +200,6 @@ pub fn run(
         },
         recovered.requeue,
         Arc::clone(&completions),
-        intake,
         Some(watcher),
     );
     let channels = SchedulerChannels {

@@ -12,18 +12,13 @@ pub mod analyze;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod folders;
-pub mod health_check;
-pub mod history;
-pub mod intake;
-pub mod lifecycle;
+pub mod disk;
+pub mod health;
+pub mod job;
 pub mod metrics;
-pub mod pool;
-pub mod queue;
-pub mod registry;
-pub mod report;
+pub mod pipeline;
 pub mod single_shot;
-pub mod watch;
+pub mod store;
 pub mod web;
 
 use std::process::ExitCode;
@@ -56,7 +51,7 @@ impl RunError {
 /// Runs the program with resolved settings; `Ok` carries the exit code of a normal run.
 pub fn run(config: Config) -> Result<ExitCode, RunError> {
     if let Mode::CheckHealth { host, port } = &config.mode {
-        return Ok(health_check::check(host, *port));
+        return Ok(health::probe::check(host, *port));
     }
     rayon::ThreadPoolBuilder::new()
         .num_threads(config.workers)
@@ -76,6 +71,6 @@ pub fn run(config: Config) -> Result<ExitCode, RunError> {
             &config.analysis,
             settings,
         )?),
-        Mode::CheckHealth { host, port } => Ok(health_check::check(host, *port)),
+        Mode::CheckHealth { host, port } => Ok(health::probe::check(host, *port)),
     }
 }

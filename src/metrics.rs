@@ -1,9 +1,10 @@
 //! Prometheus metrics (`GET /metrics`), kept with prometheus-client: jobs by state, queue
 //! depth, bytes processed, job duration histogram, rescans.
 //!
-//! The pipeline updates the counters and the histogram as jobs finish (through the
-//! `Registry`); the per-state gauges are read from the registry's counts at each scrape. Nothing
-//! here blocks or allocates per job beyond an atomic add.
+//! Owned by the daemon and handed to the pipeline: the workers record each finished job
+//! (bytes, duration), the scheduler each rescan. The per-state gauges are the job store's
+//! counts, set at each scrape. Nothing here blocks or allocates per job beyond an atomic add,
+//! and nothing here knows the store: `encode` is given the counts.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
-use crate::registry::Counts;
+use crate::job::Counts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {

@@ -16,10 +16,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::analyze::{self, AnalysisOptions, Progress};
 use crate::config::UsageError;
-use crate::folders::{self, FolderError, Folders};
-use crate::lifecycle::{Finished, Lifecycle, LifecycleError};
-use crate::registry::JobId;
-use crate::report::{Status, Timing};
+use crate::disk::folders::{self, FolderError, Folders};
+use crate::disk::lifecycle::{Finished, Lifecycle, LifecycleError};
+use crate::disk::report::{Status, Timing};
+use crate::job::JobId;
 
 /// Files at least this large get a progress bar when stderr is a terminal.
 const PROGRESS_BAR_MIN_BYTES: u64 = 64 << 20;

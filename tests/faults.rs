@@ -497,7 +497,7 @@ fn input_from_a_folder_that_cannot_let_go_leaves_no_copy() {
     // The move itself, should the check ever be passed: the copy is withdrawn.
     let target = ws.path("target");
     std::fs::create_dir(&target).expect("mkdir");
-    let moved = file_processor::folders::move_into(
+    let moved = file_processor::disk::folders::move_into(
         &source.join("data.txt"),
         &target,
         std::ffi::OsStr::new("data.txt"),

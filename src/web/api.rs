@@ -1,102 +1,28 @@
 //! The JSON API (SPEC §5): `/api/status`, `/api/jobs`, `/api/jobs/{id}` (uploads and retries
 //! are `upload` and `retry`).
 //!
-//! Every answer is built from the registry; only `/api/jobs/{id}` reads a file, the job's
+//! Every answer is built from the job store; only `/api/jobs/{id}` reads a file, the job's
 //! published report, to embed it. Errors are JSON objects `{"error": "..."}` with the status.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::folders::Folders;
-use crate::registry::{Counts, JobId, JobSnapshot, JobState, Registry};
-use crate::report::{ERROR_SUFFIX, REPORT_SUFFIX};
+use crate::disk::folders::Folders;
+use crate::disk::report::{ERROR_SUFFIX, REPORT_SUFFIX, rfc3339};
+use crate::job::{Counts, JobId, JobSnapshot, JobState};
+use crate::store::JobStore;
+use crate::web::ask;
+pub use crate::web::error::ApiError;
 
 /// Jobs listed per state by `/api/status` (the rest is paged by `/api/jobs`).
 const STATUS_RECENT: usize = 20;
 /// `/api/jobs` without `limit`, and the most it gives at once.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
-
-/// An API error: its status and a message, answered as `{"error": message}`.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("no job with id {0}")]
-    UnknownJob(String),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("the upload is larger than the limit of {0} bytes")]
-    TooLarge(u64),
-    /// The request could not be served now (a full disk, no descriptors left, a folder
-    /// gone): 503 with `Retry-After`. The client is told `what` failed, never paths: `detail`
-    /// (with the daemon's paths) goes to the log only.
-    #[error("{what}; try again later")]
-    Unavailable { what: String, detail: String },
-    /// As `Unavailable`, for an upload some of whose files were already taken by the pipeline
-    /// (they are processed, and listed in the answer).
-    #[error("{what}; try again later")]
-    PartlyStored {
-        what: String,
-        detail: String,
-        accepted: Vec<crate::web::upload::Accepted>,
-    },
-    /// The client sent nothing for this long in the middle of its request body.
-    #[error("no data received for {0:?}: the request was dropped")]
-    Timeout(std::time::Duration),
-}
-
-/// Seconds a client is asked to wait after a 503.
-pub const RETRY_AFTER_SECONDS: u64 = 5;
-
-impl ApiError {
-    /// A 503 for `what` that failed with `err`: the kind of the error is told, its text (which
-    /// may name files) is logged.
-    pub fn unavailable(what: &str, err: &std::io::Error) -> ApiError {
-        ApiError::Unavailable {
-            what: format!("{what} ({})", err.kind()),
-            detail: err.to_string(),
-        }
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::UnknownJob(_) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable { .. } | ApiError::PartlyStored { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::Unavailable { what, detail }
-        | ApiError::PartlyStored { what, detail, .. } = self
-        {
-            log::error!("{what}: {detail}");
-            response.insert_header(("Retry-After", RETRY_AFTER_SECONDS.to_string()));
-        }
-        if let ApiError::PartlyStored { accepted, .. } = self {
-            return response.json(json!({ "error": self.to_string(), "jobs": accepted }));
-        }
-        if matches!(self, ApiError::TooLarge(_) | ApiError::Timeout(_)) {
-            // The rest of the body is not read: the connection cannot carry another request.
-            response.insert_header(("Connection", "close"));
-        }
-        response.json(json!({ "error": self.to_string() }))
-    }
-}
 
 /// One job as the API shows it.
 #[derive(Serialize)]
@@ -116,7 +42,7 @@ pub struct JobView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::report::ErrorInfo>,
+    pub error: Option<crate::disk::report::ErrorInfo>,
     /// Failed attempts to finish it (its report or its move failed); it is tried again.
     #[serde(skip_serializing_if = "is_zero")]
     pub attempts: u32,
@@ -134,10 +60,6 @@ fn is_zero(n: &u32) -> bool {
 pub struct Progress {
     pub done: u64,
     pub total: u64,
-}
-
-fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
 }
 
 impl From<JobSnapshot> for JobView {
@@ -179,17 +101,20 @@ fn views(jobs: Vec<JobSnapshot>) -> Vec<JobView> {
 
 /// `GET /api/status`: counts, every queued and running job (up to a bound), the most recent
 /// finished ones, and the last processed file.
-pub async fn status(registry: web::Data<Registry>) -> HttpResponse {
-    let page = |state| views(registry.recent(state, STATUS_RECENT));
-    let body = Status {
-        counts: registry.counts(),
-        queued: page(JobState::Queued),
-        processing: page(JobState::Processing),
-        processed: page(JobState::Completed),
-        failed: page(JobState::Failed),
-        last_processed: registry.last_processed().map(JobView::from),
-    };
-    HttpResponse::Ok().json(body)
+pub async fn status(store: web::Data<dyn JobStore>) -> Result<HttpResponse, ApiError> {
+    let body = ask(&store, |store| {
+        let page = |state| views(store.recent(state, STATUS_RECENT));
+        Status {
+            counts: store.counts(),
+            queued: page(JobState::Queued),
+            processing: page(JobState::Processing),
+            processed: page(JobState::Completed),
+            failed: page(JobState::Failed),
+            last_processed: store.last_processed().map(JobView::from),
+        }
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]
@@ -201,24 +126,19 @@ pub struct ListQuery {
 
 /// `GET /api/jobs?state=&limit=&offset=`: newest first.
 pub async fn jobs(
-    registry: web::Data<Registry>,
+    store: web::Data<dyn JobStore>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let state = match query.state.as_deref() {
         None | Some("") | Some("all") => None,
-        Some("queued") => Some(JobState::Queued),
-        Some("processing") => Some(JobState::Processing),
-        Some("completed") | Some("processed") => Some(JobState::Completed),
-        Some("failed") => Some(JobState::Failed),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown state {other:?}: use queued, processing, completed or failed"
-            )));
-        }
+        Some(name) => Some(
+            name.parse::<JobState>()
+                .map_err(|err| ApiError::BadRequest(err.to_string()))?,
+        ),
     };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
     let offset = query.offset.unwrap_or(0);
-    let (total, page) = registry.list(state, limit, offset);
+    let (total, page) = ask(&store, move |store| store.list(state, limit, offset)).await?;
     Ok(HttpResponse::Ok().json(json!({
         "total": total,
         "limit": limit,
@@ -229,11 +149,11 @@ pub async fn jobs(
 
 /// `GET /api/jobs/{id}`: the job, and its report once published.
 pub async fn job(
-    registry: web::Data<Registry>,
+    store: web::Data<dyn JobStore>,
     folders: web::Data<Folders>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = find_job(&registry, id.into_inner())?;
+    let job = find_job(&store, id.into_inner()).await?;
     let report = read_report(&folders, &job).await;
     let mut body = serde_json::to_value(JobView::from(job)).unwrap_or(Value::Null);
     if let (Some(report), Value::Object(map)) = (report, &mut body) {
@@ -252,24 +172,29 @@ pub fn report_path(folders: &Folders, job: &JobSnapshot) -> Option<PathBuf> {
     };
     let mut name = job.file.clone();
     name.push(suffix);
-    crate::folders::is_single_component(&job.file).then(|| dir.join(name))
+    crate::disk::folders::is_single_component(&job.file).then(|| dir.join(name))
 }
 
 /// A finished job's report as JSON, read on a blocking thread (reports may be large; the
 /// executor must not wait on the disk).
 pub async fn read_report(folders: &Folders, job: &JobSnapshot) -> Option<Value> {
     let path = report_path(folders, job)?;
-    web::block(move || crate::report::read_back(&path))
+    web::block(move || crate::disk::report::read_back(&path))
         .await
         .ok()
         .flatten()
 }
 
 /// The job with the id of a request's path, or a 404.
-pub fn find_job(registry: &Registry, id: String) -> Result<JobSnapshot, ApiError> {
-    JobId::from_string(&id)
-        .ok()
-        .and_then(|job_id| registry.get(job_id))
+pub async fn find_job(
+    store: &web::Data<dyn JobStore>,
+    id: String,
+) -> Result<JobSnapshot, ApiError> {
+    let Ok(job_id) = JobId::from_string(&id) else {
+        return Err(ApiError::UnknownJob(id));
+    };
+    ask(store, move |store| store.get(job_id))
+        .await?
         .ok_or(ApiError::UnknownJob(id))
 }
 

@@ -13,9 +13,13 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::registry::{Counts, Health, JobSnapshot, JobState, Registry};
-use crate::report::human_bytes;
+use crate::disk::report::human_bytes;
+use crate::health::{FinishTrouble, Health, Liveness};
+use crate::job::{Counts, JobSnapshot, JobState, Minute};
+use crate::store::JobStore;
+use crate::web::ask;
 use crate::web::auth::Auth;
+use crate::web::error::ApiError;
 
 /// Rows of the processed list per page.
 const PAGE_ROWS: usize = 50;
@@ -121,18 +125,50 @@ fn rows(jobs: Vec<JobSnapshot>) -> Vec<Row> {
     jobs.into_iter().map(Row::from).collect()
 }
 
+/// What the page shows of the store, asked in one go.
+struct Reading {
+    counts: Counts,
+    pages: usize,
+    page: usize,
+    processed: Vec<JobSnapshot>,
+    minutes: Vec<Minute>,
+    last: Option<JobSnapshot>,
+    queued: Vec<JobSnapshot>,
+    processing: Vec<JobSnapshot>,
+    failed: Vec<JobSnapshot>,
+    trouble: FinishTrouble,
+}
+
+fn read(store: &dyn JobStore, page: usize) -> Reading {
+    // A page past the end shows the last page.
+    let (total, _) = store.list(Some(JobState::Completed), 0, 0);
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
+    let page = page.min(pages - 1);
+    Reading {
+        counts: store.counts(),
+        pages,
+        page,
+        processed: store
+            .list(Some(JobState::Completed), PAGE_ROWS, page * PAGE_ROWS)
+            .1,
+        minutes: store.throughput(),
+        last: store.last_processed(),
+        queued: store.recent(JobState::Queued, LIST_ROWS),
+        processing: store.recent(JobState::Processing, LIST_ROWS),
+        failed: store.recent(JobState::Failed, LIST_ROWS),
+        trouble: store.finish_trouble(),
+    }
+}
+
 pub async fn dashboard(
-    registry: web::Data<Registry>,
+    store: web::Data<dyn JobStore>,
+    liveness: web::Data<Liveness>,
     auth: web::Data<Auth>,
     query: web::Query<PageQuery>,
-) -> HttpResponse {
-    let counts = registry.counts();
-    // A page past the end shows the last page.
-    let (total, _) = registry.list(Some(JobState::Completed), 0, 0);
-    let pages = total.div_ceil(PAGE_ROWS).max(1);
-    let page = query.page.unwrap_or(0).min(pages - 1);
-    let (_, processed) = registry.list(Some(JobState::Completed), PAGE_ROWS, page * PAGE_ROWS);
-    let minutes = registry.throughput();
+) -> Result<HttpResponse, ApiError> {
+    let asked = query.page.unwrap_or(0);
+    let reading = ask(&store, move |store| read(store, asked)).await?;
+    let minutes = &reading.minutes;
     let most = minutes.iter().map(|m| m.files).max().unwrap_or(0).max(1);
     let recent = &minutes[minutes.len().saturating_sub(RATE_MINUTES)..];
     let files: u64 = recent.iter().map(|m| m.files).sum();
@@ -141,14 +177,14 @@ pub async fn dashboard(
     let page = Dashboard {
         fragment: query.fragment.is_some(),
         signed_in: auth.enabled(),
-        counts,
-        last: registry.last_processed().map(Row::from),
-        queued: rows(registry.recent(JobState::Queued, LIST_ROWS)),
-        processing: rows(registry.recent(JobState::Processing, LIST_ROWS)),
-        processed: rows(processed),
-        failed: rows(registry.recent(JobState::Failed, LIST_ROWS)),
-        page,
-        pages,
+        counts: reading.counts,
+        last: reading.last.map(Row::from),
+        queued: rows(reading.queued),
+        processing: rows(reading.processing),
+        processed: rows(reading.processed),
+        failed: rows(reading.failed),
+        page: reading.page,
+        pages: reading.pages,
         chart_width: minutes.len() * 20,
         throughput: minutes
             .iter()
@@ -166,12 +202,12 @@ pub async fn dashboard(
             .collect(),
         files_per_min: format!("{:.1}", files as f64 * 60.0 / seconds),
         mb_per_s: format!("{:.2}", bytes as f64 / seconds / 1e6),
-        health: match registry.health() {
+        health: match liveness.health(reading.trouble) {
             Health::Ok => String::new(),
             Health::Degraded(reason) | Health::Unavailable(reason) => reason,
         },
     };
-    super::html(page.render(), "the dashboard")
+    Ok(super::html(page.render(), "the dashboard"))
 }
 
 pub async fn script() -> HttpResponse {

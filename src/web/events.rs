@@ -16,13 +16,16 @@ use actix_web::HttpResponse;
 use actix_web::web::{self, Bytes};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use crate::registry::Registry;
+use crate::health::Liveness;
+use crate::job::JobSnapshot;
+use crate::store::JobStore;
 use crate::web::api::JobView;
+use crate::web::ask;
 
 /// Events already waiting that are sent together in one write.
 const BATCH: usize = 256;
 
-fn job_event(job: crate::registry::JobSnapshot) -> String {
+fn job_event(job: JobSnapshot) -> String {
     let data = serde_json::to_string(&JobView::from(job)).unwrap_or_default();
     format!("event: job\ndata: {data}\n\n")
 }
@@ -39,11 +42,15 @@ pub struct EventsQuery {
     changes: Option<u64>,
 }
 
-pub async fn events(registry: web::Data<Registry>, query: web::Query<EventsQuery>) -> HttpResponse {
+pub async fn events(
+    store: web::Data<dyn JobStore>,
+    liveness: web::Data<Liveness>,
+    query: web::Query<EventsQuery>,
+) -> HttpResponse {
     if let Some(ms) = query.changes {
-        return changes(registry, Duration::from_millis(ms.max(100)));
+        return changes(store, liveness, Duration::from_millis(ms.max(100)));
     }
-    let receiver = registry.subscribe();
+    let receiver = store.changes().subscribe();
     // The first chunk opens the stream at once and sets the client's reconnection delay.
     let opening = Bytes::from_static(b"retry: 2000\n: connected\n\n");
     let stream = futures_util::stream::unfold(
@@ -82,32 +89,45 @@ pub async fn events(registry: web::Data<Registry>, query: web::Query<EventsQuery
 }
 
 /// `?changes=MS`: one `changed` event (with the counts) per interval in which anything changed.
-/// It reads the registry's version counter once per interval and subscribes to nothing, so a
-/// burst of thousands of files costs the daemon a few events a second per open dashboard.
-fn changes(registry: web::Data<Registry>, every: Duration) -> HttpResponse {
+/// It reads the store's and the liveness's version counters once per interval and subscribes
+/// to nothing, so a burst of thousands of files costs the daemon a few events a second per
+/// open dashboard.
+fn changes(
+    store: web::Data<dyn JobStore>,
+    liveness: web::Data<Liveness>,
+    every: Duration,
+) -> HttpResponse {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let opening = Bytes::from_static(b"retry: 2000\n: connected\n\n");
-    let seen = registry.version();
+    let version = |store: &web::Data<dyn JobStore>, liveness: &Liveness| {
+        store.changes().version().wrapping_add(liveness.version())
+    };
+    let seen = version(&store, &liveness);
     let stream = futures_util::stream::unfold(
-        (ticks, registry, seen, Some(opening)),
-        |(mut ticks, registry, mut seen, opening)| async move {
+        (ticks, store, liveness, seen, Some(opening)),
+        move |(mut ticks, store, liveness, mut seen, opening)| async move {
             if let Some(opening) = opening {
-                return Some((Ok::<_, Infallible>(opening), (ticks, registry, seen, None)));
+                let state = (ticks, store, liveness, seen, None);
+                return Some((Ok::<_, Infallible>(opening), state));
             }
             let quiet_since = tokio::time::Instant::now();
             loop {
                 ticks.tick().await;
-                let now = registry.version();
+                let now = version(&store, &liveness);
                 if now != seen {
+                    // A store that does not answer now is asked again at the next tick.
+                    let Ok(counts) = ask(&store, |store| store.counts()).await else {
+                        continue;
+                    };
                     seen = now;
-                    let counts = serde_json::to_string(&registry.counts()).unwrap_or_default();
+                    let counts = serde_json::to_string(&counts).unwrap_or_default();
                     let chunk = Bytes::from(format!("event: changed\ndata: {counts}\n\n"));
-                    return Some((Ok(chunk), (ticks, registry, seen, None)));
+                    return Some((Ok(chunk), (ticks, store, liveness, seen, None)));
                 }
                 if quiet_since.elapsed() >= KEEP_ALIVE {
                     let keep_alive = Bytes::from_static(b": keep-alive\n\n");
-                    return Some((Ok(keep_alive), (ticks, registry, seen, None)));
+                    return Some((Ok(keep_alive), (ticks, store, liveness, seen, None)));
                 }
             }
         },

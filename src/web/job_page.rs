@@ -5,9 +5,10 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde_json::Value;
 
-use crate::folders::Folders;
-use crate::registry::{JobState, Registry};
-use crate::report::human_bytes;
+use crate::disk::folders::Folders;
+use crate::disk::report::human_bytes;
+use crate::job::JobState;
+use crate::store::JobStore;
 use crate::web::api::{ApiError, find_job, read_report};
 
 pub struct BarRow {
@@ -74,11 +75,11 @@ fn bars(items: impl Iterator<Item = (String, u64)>) -> Vec<BarRow> {
 }
 
 pub async fn job_page(
-    registry: web::Data<Registry>,
+    store: web::Data<dyn JobStore>,
     folders: web::Data<Folders>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = find_job(&registry, id.into_inner())?;
+    let job = find_job(&store, id.into_inner()).await?;
     let report: Value = read_report(&folders, &job).await.unwrap_or(Value::Null);
     let file = job.file.to_string_lossy().into_owned();
     let state = job.state.as_str().to_string();

@@ -1,14 +1,16 @@
 //! The HTTP server (actix-web): the dashboard, the job pages, the JSON API, the event stream,
 //! metrics and health, uploads and retries, and the token check in front of them.
 //!
-//! `configure` is the one list of routes. The views read the `Registry` (and, for one job,
-//! its published report). Only two handlers change anything on disk, and only by putting a
+//! `configure` is the one list of routes. The views read the job store (through `ask`, which
+//! keeps a store call that may block off the async executor) and, for one job, its published
+//! report; `/health` reads the daemon's liveness, `/metrics` its metrics and the store's counts. Only two handlers change anything on disk, and only by putting a
 //! file into `unprocessed/` for the pipeline to find: `upload` and `retry`. The server is
 //! started and stopped by `daemon`.
 
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod error;
 pub mod events;
 pub mod guard;
 pub mod job_page;
@@ -24,9 +26,12 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
 
-use crate::folders::Folders;
-use crate::intake::Intake;
-use crate::registry::{Health, Registry};
+use crate::disk::folders::Folders;
+use crate::health::{Health, Liveness};
+use crate::metrics::Metrics;
+use crate::pipeline::Shared;
+use crate::store::JobStore;
+use crate::web::error::ApiError;
 
 /// Threads that serve HTTP.
 const HTTP_WORKERS: usize = 2;
@@ -55,13 +60,13 @@ pub struct WebSettings {
 /// The server on an already bound listener, not yet running: await it in an actix system.
 pub fn server(
     listener: TcpListener,
-    registry: Arc<Registry>,
-    intake: Arc<Intake>,
+    shared: Shared,
     folders: &Folders,
     settings: WebSettings,
 ) -> std::io::Result<Server> {
-    let registry = web::Data::from(registry);
-    let intake = web::Data::from(intake);
+    let store: web::Data<dyn JobStore> = web::Data::from(shared.store);
+    let liveness = web::Data::from(shared.liveness);
+    let metrics = web::Data::from(shared.metrics);
     let folders = api::folders_data(folders);
     let auth = web::Data::new(auth::Auth::new(settings.token.as_deref()));
     let allowed_hosts = web::Data::new(settings.allowed_hosts.clone());
@@ -70,8 +75,9 @@ pub fn server(
     let settings = web::Data::new(settings);
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(registry.clone())
-            .app_data(intake.clone())
+            .app_data(store.clone())
+            .app_data(liveness.clone())
+            .app_data(metrics.clone())
             .app_data(folders.clone())
             .app_data(auth.clone())
             .app_data(settings.clone())
@@ -112,18 +118,34 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics));
 }
 
+/// Asks the job store: at once when its answers come from memory, on a blocking thread when
+/// a call may wait (a remote backend), so that the async executor never waits on it.
+pub async fn ask<T: Send + 'static>(
+    store: &web::Data<dyn JobStore>,
+    question: impl FnOnce(&dyn JobStore) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if !store.may_block() {
+        return Ok(question(store.get_ref()));
+    }
+    let store = Arc::clone(&store.clone().into_inner());
+    Ok(web::block(move || question(&*store)).await?)
+}
+
 /// 200 while the watcher and the pool are alive, else 503 with the reason; with the counts
 /// and the uptime either way.
-async fn health(registry: web::Data<Registry>) -> HttpResponse {
-    let counts = registry.counts();
+async fn health(
+    store: web::Data<dyn JobStore>,
+    liveness: web::Data<Liveness>,
+) -> Result<HttpResponse, ApiError> {
+    let (counts, trouble) = ask(&store, |store| (store.counts(), store.finish_trouble())).await?;
     let details = json!({
         "queued": counts.queued,
         "processing": counts.processing,
         "completed": counts.completed,
         "failed": counts.failed,
-        "uptime_seconds": registry.uptime_seconds(),
+        "uptime_seconds": liveness.uptime_seconds(),
     });
-    match registry.health() {
+    Ok(match liveness.health(trouble) {
         Health::Ok => HttpResponse::Ok().json(json!({ "status": "ok", "jobs": details })),
         Health::Degraded(reason) => HttpResponse::ServiceUnavailable().json(json!({
             "status": "degraded",
@@ -135,14 +157,18 @@ async fn health(registry: web::Data<Registry>) -> HttpResponse {
             "reason": reason,
             "jobs": details,
         })),
-    }
+    })
 }
 
-/// Prometheus text format.
-async fn metrics(registry: web::Data<Registry>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Prometheus text format: the daemon's own metrics, and the jobs by state from the store.
+async fn metrics(
+    store: web::Data<dyn JobStore>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let counts = ask(&store, |store| store.counts()).await?;
+    Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(registry.metrics_text())
+        .body(metrics.encode(counts)))
 }
 
 /// A rendered page, or a 500 that says which page failed (the cause goes to the log).

@@ -1,11 +1,11 @@
 //! `POST /api/jobs/{id}/retry`: a failed job's file goes from `failed/` back to
 //! `unprocessed/` under the same job id; its error report is kept in `failed/.retried/`.
 //!
-//! Order: the registry takes the job out of the failed ones first (so that a second retry of
+//! Order: the store takes the job out of the failed ones first (so that a second retry of
 //! the same job is refused), then the report is set aside, then the file moves. If the file
 //! cannot move, the report goes back beside it and the job is failed again in the registry,
 //! counted as before. Every name used here is checked to be one path component of its folder:
-//! the registry's names may come from reports read back at start.
+//! the store's names may come from reports read back at start.
 
 use std::ffi::OsString;
 use std::fs;
@@ -15,13 +15,13 @@ use std::path::Path;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::folders::{self, Folders};
-use crate::intake::Intake;
-use crate::registry::{JobId, JobSnapshot, Registry, RetryRefused};
-use crate::report::ERROR_SUFFIX;
-use crate::watch::is_ignored;
-use crate::web::api::ApiError;
-use crate::web::{NextQuery, WebSettings};
+use crate::disk::folders::{self, Folders};
+use crate::disk::report::ERROR_SUFFIX;
+use crate::job::{JobId, JobSnapshot, RetryRefused};
+use crate::pipeline::watch::is_ignored;
+use crate::store::JobStore;
+use crate::web::error::ApiError;
+use crate::web::{NextQuery, WebSettings, ask};
 
 /// Under `failed/`: the error reports of retried jobs.
 pub const RETRIED_DIR: &str = ".retried";
@@ -29,14 +29,14 @@ pub const RETRIED_DIR: &str = ".retried";
 pub async fn retry(
     path: web::Path<String>,
     query: web::Query<NextQuery>,
-    registry: web::Data<Registry>,
+    store: web::Data<dyn JobStore>,
     folders: web::Data<Folders>,
-    intake: web::Data<Intake>,
     settings: web::Data<WebSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let raw = path.into_inner();
     let id = JobId::from_string(&raw).map_err(|_| ApiError::UnknownJob(raw.clone()))?;
-    let job = registry.begin_retry(id).map_err(|refused| match refused {
+    let begun = ask(&store, move |store| store.begin_retry(id)).await?;
+    let job = begun.map_err(|refused| match refused {
         RetryRefused::Unknown => ApiError::UnknownJob(raw),
         RetryRefused::NotFailed(state) => ApiError::Conflict(format!(
             "job {id} is {}, and only a failed job can be retried",
@@ -46,22 +46,23 @@ pub async fn retry(
     let durable = settings.fsync;
     let moved = {
         let folders = folders.clone();
-        let intake = intake.clone();
+        let store = store.clone().into_inner();
         let job = job.clone();
-        web::block(move || requeue(&folders, &intake, id, &job, durable)).await
+        web::block(move || requeue(&folders, &*store, id, &job, durable)).await
     };
-    let file = match moved {
-        Ok(Ok(file)) => file,
-        Ok(Err(err)) => {
-            registry.undo_retry(job);
-            return Err(err);
-        }
+    let failure = match moved {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(err)) => Err(err),
+        Err(err) => Err(ApiError::Unavailable {
+            what: "cannot requeue the file".to_string(),
+            detail: err.to_string(),
+        }),
+    };
+    let file = match failure {
+        Ok(file) => file,
         Err(err) => {
-            registry.undo_retry(job);
-            return Err(ApiError::Unavailable {
-                what: "cannot requeue the file".to_string(),
-                detail: err.to_string(),
-            });
+            ask(&store, move |store| store.undo_retry(job)).await?;
+            return Err(err);
         }
     };
     log::info!(
@@ -83,7 +84,7 @@ pub async fn retry(
 /// name (or the first free name derived from it). Returns the name it got.
 fn requeue(
     folders: &Folders,
-    intake: &Intake,
+    store: &dyn JobStore,
     id: JobId,
     job: &JobSnapshot,
     durable: bool,
@@ -106,16 +107,16 @@ fn requeue(
     let report = folders.failed.join(report_name);
     let set_aside = set_aside(&folders.failed, &report, id, durable)
         .map_err(|err| ApiError::unavailable("cannot set the old report aside", &err))?;
-    intake.expect(key, id);
+    store.expect_file(key, id);
     let name = requeue_name(job);
     match folders::move_into(&file, &folders.unprocessed, &name, None, durable) {
         Ok(placed) => {
             let placed = folders::file_name_of(&placed).map_or(name.clone(), |n| n.to_os_string());
-            intake.placed(key, &placed);
+            store.file_placed(key, &placed);
             Ok(placed)
         }
         Err(err) => {
-            intake.withdraw(key);
+            store.withdraw_file(key);
             if let Some(kept) = set_aside
                 && let Err(back) = folders::rename_no_replace(&kept, &report)
             {

@@ -22,10 +22,10 @@ use serde::Serialize;
 use serde_json::json;
 use tempfile::NamedTempFile;
 
-use crate::folders::{self, Folders};
-use crate::intake::Intake;
-use crate::registry::{JobId, Registry};
-use crate::web::api::ApiError;
+use crate::disk::folders::{self, Folders};
+use crate::job::JobId;
+use crate::store::JobStore;
+use crate::web::error::ApiError;
 use crate::web::{NextQuery, WebSettings};
 
 /// Small chunks are gathered up to this size before a write.
@@ -87,9 +87,8 @@ pub async fn upload(
     request: HttpRequest,
     mut payload: Multipart,
     query: web::Query<NextQuery>,
-    registry: web::Data<Registry>,
+    store: web::Data<dyn JobStore>,
     folders: web::Data<Folders>,
-    intake: web::Data<Intake>,
     settings: web::Data<WebSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = settings.max_upload_bytes;
@@ -177,10 +176,9 @@ pub async fn upload(
             "no `file` part in the request".to_string(),
         ));
     }
-    let registry = registry.into_inner();
-    let intake = intake.into_inner();
+    let store = store.into_inner();
     let unprocessed = folders.unprocessed.clone();
-    let accepted = block(move || Ok(place_all(staged, &unprocessed, &registry, &intake, durable)))
+    let accepted = block(move || Ok(place_all(staged, &unprocessed, &*store, durable)))
         .await
         .map_err(store_error)??;
     for job in &accepted {
@@ -218,21 +216,20 @@ async fn write(mut temp: NamedTempFile, bytes: Bytes) -> std::io::Result<NamedTe
 fn place_all(
     staged: Vec<Staged>,
     unprocessed: &std::path::Path,
-    registry: &Registry,
-    intake: &Intake,
+    store: &dyn JobStore,
     durable: bool,
 ) -> Result<Vec<Accepted>, ApiError> {
     let mut placed: Vec<(Accepted, std::path::PathBuf, (u64, u64))> = Vec::new();
     for part in staged {
-        match place(part, unprocessed, registry, intake, durable) {
+        match place(part, unprocessed, store, durable) {
             Ok(done) => placed.push(done),
             Err(err) => {
                 let mut kept = Vec::new();
                 for (accepted, path, key) in placed {
                     if take_back(&path, key, unprocessed) {
-                        intake.withdraw(key);
+                        store.withdraw_file(key);
                         if let Ok(id) = JobId::from_string(&accepted.job_id) {
-                            registry.forget(id);
+                            store.forget(id);
                         }
                     } else {
                         kept.push(accepted);
@@ -279,23 +276,22 @@ fn take_back(path: &std::path::Path, key: (u64, u64), unprocessed: &std::path::P
 fn place(
     part: Staged,
     unprocessed: &std::path::Path,
-    registry: &Registry,
-    intake: &Intake,
+    store: &dyn JobStore,
     durable: bool,
 ) -> std::io::Result<(Accepted, std::path::PathBuf, (u64, u64))> {
     let key = part.key;
     let id = JobId::generate();
     // Queued before the rename, so that the scheduler, which may finish it at once, always
     // comes after: it then only updates the name.
-    registry.queue(id, &part.name, part.size, SystemTime::now());
-    intake.expect(key, id);
+    store.queue(id, &part.name, part.size, SystemTime::now());
+    store.expect_file(key, id);
     let temp = part.temp;
     match folders::move_into(&temp, unprocessed, &part.name, None, durable) {
         Ok(placed) => {
             // Moved: the temp path must not be deleted on drop any more.
             let _ = temp.keep();
             let file = folders::file_name_of(&placed).unwrap_or(&part.name);
-            intake.placed(key, file);
+            store.file_placed(key, file);
             let accepted = Accepted {
                 job_id: id.to_string(),
                 file: file.to_string_lossy().into_owned(),
@@ -304,8 +300,8 @@ fn place(
             Ok((accepted, placed, key))
         }
         Err(err) => {
-            intake.withdraw(key);
-            registry.forget(id);
+            store.withdraw_file(key);
+            store.forget(id);
             Err(match err {
                 folders::FolderError::Move { source, .. } => source,
                 other => std::io::Error::other(other),
@@ -332,7 +328,7 @@ pub fn safe_name(raw: &str) -> OsString {
         name = "upload".to_string();
     }
     let mut name = OsString::from(name);
-    if crate::watch::is_ignored(&name) {
+    if crate::pipeline::watch::is_ignored(&name) {
         // `notes.tmp` would wait in unprocessed/ forever.
         name.push(".upload");
     }

@@ -25,9 +25,9 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use crate::analyze::Kind;
-use crate::folders::{self, Folders};
-use crate::registry::{JobId, JobSnapshot, JobState, JobSummary};
-use crate::report::{self, ErrorInfo, Status};
+use crate::disk::folders::{self, Folders};
+use crate::disk::report::{self, ErrorInfo, Status};
+use crate::job::{JobId, JobSnapshot, JobState, JobSummary};
 
 /// The finished jobs to restore, oldest first, and the all-time counts of reports on disk.
 #[derive(Default)]
@@ -195,7 +195,7 @@ fn read(found: &Found) -> Option<JobSnapshot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::REPORT_SUFFIX;
+    use crate::disk::report::REPORT_SUFFIX;
 
     fn report(id: JobId, file: &str, status: &str, finished: &str) -> String {
         format!(

@@ -27,9 +27,9 @@ use std::sync::{Mutex, MutexGuard};
 use serde::Deserialize;
 
 use crate::analyze::Analysis;
-use crate::folders::{self, FolderError, Folders, crash_point};
-use crate::registry::JobId;
-use crate::report::{Report, Status, Timing};
+use crate::disk::folders::{self, FolderError, Folders, crash_point};
+use crate::disk::report::{Report, Status, Timing};
+use crate::job::JobId;
 
 /// Entries kept in `Names::next_attempt` before it is cleared.
 const NAME_HINTS: usize = 4096;
@@ -530,7 +530,7 @@ fn report_job_id(path: &Path) -> Option<JobId> {
     struct Stub {
         job_id: String,
     }
-    let stub: Stub = crate::report::read_back(path)?;
+    let stub: Stub = crate::disk::report::read_back(path)?;
     JobId::from_string(&stub.job_id).ok()
 }
 

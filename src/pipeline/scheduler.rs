@@ -23,11 +23,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
-use crate::intake::Intake;
-use crate::lifecycle::{Leftover, Lifecycle};
-use crate::registry::{JobId, Registry};
-use crate::report::Report;
-use crate::watch::{FileEvent, FolderWatcher, is_ignored};
+use crate::disk::lifecycle::{Leftover, Lifecycle};
+use crate::disk::report::Report;
+use crate::job::JobId;
+use crate::pipeline::Shared;
+use crate::pipeline::watch::{FileEvent, FolderWatcher, is_ignored};
 
 /// Each this many bytes of a file's size count as one millisecond of waiting: a 1 GiB file
 /// yields to smaller files that became ready up to ~16 s after it, never longer.
@@ -202,7 +202,7 @@ struct ReadyEntry {
 
 pub struct Scheduler {
     lifecycle: Arc<Lifecycle>,
-    registry: Arc<Registry>,
+    shared: Shared,
     settings: SchedulerSettings,
     tracked: HashMap<OsString, Tracked>,
     /// Min-heap of ready names; entries whose generation no longer matches are stale.
@@ -217,8 +217,6 @@ pub struct Scheduler {
     /// Jobs handed to the workers (and not taken back); `in_flight` subtracts the finished.
     handed_over: usize,
     completions: Arc<Completions>,
-    /// Uploaded and retried files come with their job id.
-    intake: Arc<Intake>,
     generation: u64,
     epoch: Instant,
     /// The watch on `unprocessed/` (`None` in unit tests), the folder's (device, inode) it
@@ -242,11 +240,10 @@ fn folder_identity(dir: &std::path::Path) -> Option<(u64, u64)> {
 impl Scheduler {
     pub fn new(
         lifecycle: Arc<Lifecycle>,
-        registry: Arc<Registry>,
+        shared: Shared,
         settings: SchedulerSettings,
         requeue: Vec<Leftover>,
         completions: Arc<Completions>,
-        intake: Arc<Intake>,
         watcher: Option<FolderWatcher>,
     ) -> Scheduler {
         let now = SystemTime::now();
@@ -256,7 +253,7 @@ impl Scheduler {
                 let size_bytes = fs::metadata(&leftover.path).map_or(0, |m| m.len());
                 let id = leftover.job_id.unwrap_or_else(JobId::generate);
                 let name = &leftover.original_name;
-                registry.queue(id, name, size_bytes, now);
+                shared.store.queue(id, name, size_bytes, now);
                 log::info!(
                     "job {id}: requeued {} left by an earlier run",
                     leftover.path.display()
@@ -272,7 +269,7 @@ impl Scheduler {
             })
             .collect();
         Scheduler {
-            registry,
+            shared,
             settings,
             tracked: HashMap::new(),
             ready: BinaryHeap::new(),
@@ -281,7 +278,6 @@ impl Scheduler {
             unfinished: Vec::new(),
             handed_over: 0,
             completions,
-            intake,
             generation: 0,
             epoch: Instant::now(),
             watched_folder: folder_identity(&lifecycle.folders.unprocessed),
@@ -310,10 +306,10 @@ impl Scheduler {
         self.rescan(false);
         let mut next_reconcile = Instant::now() + self.settings.reconcile;
         loop {
-            self.registry.heartbeat();
+            self.shared.liveness.heartbeat();
             if missed.swap(false, Ordering::AcqRel) {
                 log::warn!("the scheduler fell behind and events were dropped; rescanning");
-                self.registry.note_rescan();
+                self.shared.metrics.rescanned();
                 self.rescan(true);
             }
             self.dispatch(&jobs);
@@ -335,7 +331,7 @@ impl Scheduler {
                     }
                     Err(_) => {
                         log::error!("the folder watcher stopped");
-                        self.registry.set_watcher_ok(false);
+                        self.shared.liveness.set_watcher_ok(false);
                         events = crossbeam_channel::never();
                     }
                 },
@@ -374,7 +370,7 @@ impl Scheduler {
         let dir = self.lifecycle.folders.unprocessed.clone();
         let Some(current) = folder_identity(&dir) else {
             self.watched_folder = None;
-            self.registry.set_folder_trouble(Some(
+            self.shared.liveness.set_folder_trouble(Some(
                 "unprocessed/ is missing; creating it again".to_string(),
             ));
             self.lifecycle.folders.recreate_missing();
@@ -395,14 +391,15 @@ impl Scheduler {
                 );
                 self.watched_folder = Some(current);
                 self.watcher_failed = false;
-                self.registry.set_watcher_ok(true);
-                self.registry.set_folder_trouble(None);
-                self.registry.note_rescan();
+                self.shared.liveness.set_watcher_ok(true);
+                self.shared.liveness.set_folder_trouble(None);
+                self.shared.metrics.rescanned();
                 self.rescan(true);
             }
             Err(err) => {
                 log::error!("cannot watch {}: {err}", dir.display());
-                self.registry
+                self.shared
+                    .liveness
                     .set_folder_trouble(Some(format!("cannot watch unprocessed/: {err}")));
             }
         }
@@ -429,7 +426,7 @@ impl Scheduler {
         while self.in_flight() < self.settings.workers * CLAIMED_PER_WORKER {
             let job = match self.take_due_unfinished() {
                 Some(job) => job,
-                None if !self.unfinished.is_empty() || self.registry.unfinished() > 0 => return,
+                None if !self.unfinished.is_empty() || self.shared.store.unfinished() > 0 => return,
                 None => match self.requeued.pop_front() {
                     Some(job) => job,
                     None => match self.claim_next() {
@@ -447,8 +444,8 @@ impl Scheduler {
                     job.id,
                     job.claimed.display()
                 );
-                self.registry.set_pool_ok(false);
-                self.registry.forget(job.id);
+                self.shared.liveness.set_pool_ok(false);
+                self.shared.store.forget(job.id);
                 return;
             }
             self.handed_over += 1;
@@ -496,11 +493,11 @@ impl Scheduler {
                 }
                 Ok(None) => {
                     log::debug!("job {job_id}: {} was gone at its claim", path.display());
-                    self.registry.forget(job_id);
+                    self.shared.store.forget(job_id);
                 }
                 Err(err) => {
                     log::warn!("job {job_id}: cannot claim it: {err}; the next scan retries");
-                    self.registry.forget(job_id);
+                    self.shared.store.forget(job_id);
                 }
             }
         }
@@ -516,7 +513,7 @@ impl Scheduler {
                     self.tracked.insert(name, Tracked::Writing)
                 {
                     // Written again after it looked complete: it waits for the next close.
-                    self.registry.forget(job_id);
+                    self.shared.store.forget(job_id);
                 }
             }
             FileEvent::Changed(name) => self.start_settling(name, None, false),
@@ -530,12 +527,12 @@ impl Scheduler {
             FileEvent::Gone(name) => self.untrack(&name),
             FileEvent::Rescan => {
                 log::warn!("the kernel dropped folder events (queue overflow); rescanning");
-                self.registry.note_rescan();
+                self.shared.metrics.rescanned();
                 self.rescan(true);
             }
             FileEvent::Failed(message) => {
                 log::error!("the folder watcher failed: {message}; re-arming it");
-                self.registry.set_watcher_ok(false);
+                self.shared.liveness.set_watcher_ok(false);
                 self.watcher_failed = true;
                 self.next_folder_check = Instant::now();
             }
@@ -544,7 +541,7 @@ impl Scheduler {
 
     fn untrack(&mut self, name: &OsString) {
         if let Some(Tracked::Ready { job_id, .. }) = self.tracked.remove(name) {
-            self.registry.forget(job_id);
+            self.shared.store.forget(job_id);
         }
     }
 
@@ -569,11 +566,15 @@ impl Scheduler {
             }
         };
         let generation = self.next_generation();
-        let job_id = self.intake.take(key).unwrap_or_else(JobId::generate);
+        let job_id = self
+            .shared
+            .store
+            .take_expected(key)
+            .unwrap_or_else(JobId::generate);
         let queued_at = SystemTime::now();
         let waited_ms = self.epoch.elapsed().as_millis() as u64;
         log::debug!("job {job_id}: {} is ready ({size} bytes)", path.display());
-        self.registry.queue(job_id, &name, size, queued_at);
+        self.shared.store.queue(job_id, &name, size, queued_at);
         self.ready.push(Reverse(ReadyEntry {
             priority: waited_ms + size / AGING_BYTES_PER_MS,
             generation,
@@ -664,14 +665,15 @@ impl Scheduler {
             Ok(entries) => entries,
             Err(err) => {
                 log::error!("cannot list {}: {err}", dir.display());
-                self.registry
+                self.shared
+                    .liveness
                     .set_folder_trouble(Some(format!("cannot list unprocessed/ ({})", err.kind())));
                 self.next_folder_check = Instant::now();
                 return;
             }
         };
         if self.watched_folder.is_some() && !self.watcher_failed {
-            self.registry.set_folder_trouble(None);
+            self.shared.liveness.set_folder_trouble(None);
         }
         let mut present = HashSet::new();
         let mut found = Vec::new();
@@ -709,11 +711,11 @@ impl Scheduler {
         }
         // Uploads and retries removed before they were queued: their jobs end here.
         let unprocessed = &self.lifecycle.folders.unprocessed;
-        for id in self.intake.sweep(|name, key| {
+        for id in self.shared.store.sweep_expected(&mut |name, key| {
             fs::symlink_metadata(unprocessed.join(name)).is_ok_and(|m| (m.dev(), m.ino()) == key)
         }) {
             log::info!("job {id}: its file left unprocessed/ before it was queued");
-            self.registry.forget(id);
+            self.shared.store.forget(id);
         }
         found.sort_by_key(|(modified, ..)| *modified);
         for (_, name, metadata) in found {
@@ -739,10 +741,10 @@ impl Scheduler {
     /// go back there; wait for running jobs up to the shutdown timeout. Returns how many were
     /// still running.
     fn shut_down(mut self, doorbell: &Receiver<()>, unstarted: &Receiver<Job>) -> usize {
-        self.registry.set_draining();
+        self.shared.liveness.set_draining();
         for job in unstarted.try_iter() {
             self.handed_over -= 1;
-            self.registry.forget(job.id);
+            self.shared.store.forget(job.id);
             match self.lifecycle.unclaim(&job.claimed, &job.original_name) {
                 Ok(path) => log::debug!(
                     "job {}: not started; returned to {}",
@@ -763,11 +765,11 @@ impl Scheduler {
             .count();
         for tracked in self.tracked.values() {
             if let Tracked::Ready { job_id, .. } = tracked {
-                self.registry.forget(*job_id);
+                self.shared.store.forget(*job_id);
             }
         }
         for job in self.requeued.drain(..) {
-            self.registry.forget(job.id);
+            self.shared.store.forget(job.id);
         }
         for (_, job) in self.unfinished.drain(..) {
             log::warn!(
@@ -775,7 +777,7 @@ impl Scheduler {
                 job.id,
                 job.claimed.display()
             );
-            self.registry.forget(job.id);
+            self.shared.store.forget(job.id);
         }
         log::info!(
             "shutting down: {} job(s) running, {queued} ready file(s) stay in unprocessed/",
@@ -804,7 +806,7 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::folders::Folders;
+    use crate::disk::folders::Folders;
 
     fn scheduler() -> (tempfile::TempDir, Scheduler) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -817,16 +819,12 @@ mod tests {
             reconcile: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(1),
         };
-        let registry = Arc::new(Registry::new(100));
-        let scheduler = Scheduler::new(
-            lifecycle,
-            registry,
-            settings,
-            Vec::new(),
-            completions,
-            Arc::new(Intake::default()),
-            None,
-        );
+        let shared = Shared {
+            store: Arc::new(crate::store::MemoryStore::new(100)),
+            liveness: Arc::new(crate::health::Liveness::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        };
+        let scheduler = Scheduler::new(lifecycle, shared, settings, Vec::new(), completions, None);
         (dir, scheduler)
     }
 
@@ -853,7 +851,7 @@ mod tests {
         }
         assert_eq!(claim_order(&mut scheduler), ["small", "medium", "big"]);
         assert_eq!(
-            scheduler.registry.counts().queued,
+            scheduler.shared.store.counts().queued,
             3,
             "claimed, not started"
         );

@@ -103,7 +103,8 @@ pub struct Report {
     pub error: Option<ErrorInfo>,
 }
 
-fn rfc3339(time: SystemTime) -> String {
+/// A time as the reports and the API write it: RFC 3339, UTC, to the millisecond.
+pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 

@@ -20,16 +20,17 @@ use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::analyze::{self, Analysis, AnalysisError, AnalysisOptions, Kind, Progress};
-use crate::lifecycle::{Lifecycle, Unfinished};
-use crate::queue::{Completions, Job};
-use crate::registry::{JobId, JobStart, Registry};
-use crate::report::Timing;
+use crate::disk::lifecycle::{Lifecycle, Unfinished};
+use crate::disk::report::Timing;
+use crate::job::JobId;
+use crate::pipeline::Shared;
+use crate::pipeline::scheduler::{Completions, Job};
+use crate::store::JobStart;
 
 /// How often a file that changed during its analysis is analysed again before it fails.
 const CHANGED_RETRIES: u32 = 2;
@@ -41,14 +42,14 @@ const MAX_PANICS: u32 = 3;
 /// What every job needs; shared by all of them.
 pub struct Worker {
     pub lifecycle: Arc<Lifecycle>,
-    pub registry: Arc<Registry>,
+    pub shared: Shared,
     pub options: AnalysisOptions,
     pub completions: Arc<Completions>,
 }
 
 /// Marks a job thread lost if it ends other than by its channel closing.
 struct Alive<'a> {
-    registry: &'a Registry,
+    liveness: &'a crate::health::Liveness,
     done: bool,
 }
 
@@ -56,7 +57,7 @@ impl Drop for Alive<'_> {
     fn drop(&mut self) {
         if !self.done {
             log::error!("a job thread stopped unexpectedly");
-            self.registry.job_thread_lost();
+            self.liveness.job_thread_lost();
         }
     }
 }
@@ -65,7 +66,7 @@ impl Drop for Alive<'_> {
 /// finished goes back to the scheduler on `unfinished` to be tried again later.
 pub fn work(jobs: Receiver<Job>, unfinished: Sender<Job>, worker: Arc<Worker>) {
     let mut alive = Alive {
-        registry: &worker.registry,
+        liveness: &worker.shared.liveness,
         done: false,
     };
     while let Ok(job) = jobs.recv() {
@@ -81,7 +82,7 @@ pub fn work(jobs: Receiver<Job>, unfinished: Sender<Job>, worker: Arc<Worker>) {
                 let message = panic_message(&*panic);
                 if rerun.panics < MAX_PANICS {
                     log::error!("job {id}: panicked outside the analysis ({message}); tried again");
-                    worker.registry.finish_failed(
+                    worker.shared.store.finish_failed(
                         id,
                         &format!("internal error: {message}"),
                         rerun.attempts,
@@ -92,7 +93,7 @@ pub fn work(jobs: Receiver<Job>, unfinished: Sender<Job>, worker: Arc<Worker>) {
                         "job {id}: panicked {MAX_PANICS} times ({message}); its file stays in \
                          underprocess/ until the next start"
                     );
-                    worker.registry.forget(id);
+                    worker.shared.store.forget(id);
                 }
             }
         }
@@ -128,50 +129,34 @@ fn identity(path: &Path) -> Option<Identity> {
     })
 }
 
-/// Progress events of one job are sent at most this often.
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-
 impl Worker {
-    /// Progress that tells the registry's subscribers, at most every `PROGRESS_EVERY`.
+    /// Progress that the worker pushes to the store on every step (the store decides how
+    /// often its subscribers hear of it).
     fn live_progress(&self, id: JobId) -> Progress {
-        let registry = Arc::clone(&self.registry);
-        let started = Instant::now();
-        let last_sent_ms = AtomicU64::new(0);
-        Progress::with_callback(move |_, _| {
-            let now_ms = started.elapsed().as_millis() as u64;
-            let last = last_sent_ms.load(Ordering::Relaxed);
-            let due = now_ms >= last + PROGRESS_EVERY.as_millis() as u64;
-            if due
-                && last_sent_ms
-                    .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                registry.progressed(id);
-            }
-        })
+        let store = Arc::clone(&self.shared.store);
+        Progress::with_callback(move |done, total| store.progressed(id, done, total))
     }
 
     fn run(&self, mut job: Job) -> Option<Job> {
-        let progress = Arc::new(self.live_progress(job.id));
-        self.registry.start(JobStart {
+        let progress = self.live_progress(job.id);
+        self.shared.store.start(JobStart {
             id: job.id,
             original_name: job.original_name.clone(),
             file: job.claimed.file_name().unwrap_or_default().to_os_string(),
             size_bytes: job.size_bytes,
             queued_at: job.queued_at,
-            progress: Arc::clone(&progress),
         });
-        crate::folders::panic_point("before-finish");
+        crate::disk::folders::panic_point("before-finish");
         let outcome = match job.report.take() {
             // Analysed before; only its finish failed.
             Some(report) => {
-                if !crate::folders::exists(&job.claimed) {
+                if !crate::disk::folders::exists(&job.claimed) {
                     log::warn!(
                         "job {}: {} is gone from underprocess/; nothing to finish",
                         job.id,
                         job.claimed.display()
                     );
-                    self.registry.forget(job.id);
+                    self.shared.store.forget(job.id);
                     return None;
                 }
                 self.lifecycle.folders.recreate_missing();
@@ -223,11 +208,14 @@ impl Worker {
                         String::new()
                     }
                 );
-                self.registry.finish(
+                self.shared.store.finish(
                     job.id,
                     report,
                     finished.path.file_name().unwrap_or_default(),
                 );
+                self.shared
+                    .metrics
+                    .job_finished(report.size_bytes, report.duration_ms);
                 None
             }
             Err(Unfinished { error, report }) => {
@@ -247,7 +235,7 @@ impl Worker {
             job.id,
             job.attempts
         );
-        self.registry.finish_failed(job.id, error, job.attempts);
+        self.shared.store.finish_failed(job.id, error, job.attempts);
         job
     }
 
@@ -258,7 +246,7 @@ impl Worker {
         let mut tries = 0;
         loop {
             let analysis = self.analyze_caught(job, progress);
-            crate::folders::pause_point("after-analysis");
+            crate::disk::folders::pause_point("after-analysis");
             let after = identity(&job.claimed);
             match (before, after) {
                 (_, None) => {
@@ -267,7 +255,7 @@ impl Worker {
                         job.id,
                         job.claimed.display()
                     );
-                    self.registry.forget(job.id);
+                    self.shared.store.forget(job.id);
                     return None;
                 }
                 (Some(before), Some(after)) if before == after => return Some(analysis),

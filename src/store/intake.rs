@@ -13,7 +13,7 @@ use std::ffi::{OsStr, OsString};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::registry::JobId;
+use crate::job::JobId;
 
 /// An entry not placed this long belongs to a placing that failed without withdrawing it.
 const UNPLACED_STALE: Duration = Duration::from_secs(60);

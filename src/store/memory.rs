@@ -1,0 +1,678 @@
+//! The in-memory job store: the first `JobStore` backend, for a daemon that runs alone.
+//!
+//! The pipeline writes it (queued → processing → completed | failed); readers get copies.
+//! Every queued and running job is kept; finished ones only up to `history` (oldest dropped
+//! first), so memory does not grow with the number of files ever processed. It never touches
+//! the filesystem: it is a picture of the pipeline, not its source of truth. Every method
+//! holds one lock for a handful of field writes or a bounded scan: none blocks.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::disk::report::{Report, Status};
+use crate::health::FinishTrouble;
+use crate::job::{
+    Counts, JobId, JobSnapshot, JobState, JobSummary, Minute, RetryRefused, THROUGHPUT_MINUTES,
+};
+use crate::store::intake::{FileKey, Intake};
+use crate::store::{ChangeFeed, JobStart, JobStore};
+
+/// A running job's progress is told to subscribers at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// One job as the registry keeps it: one allocation for the record and one for its name, so
+/// that a full history costs little and its churn does not fragment the heap.
+struct JobRecord {
+    id: JobId,
+    original_name: Box<OsStr>,
+    /// The name now, when it differs from `original_name`.
+    renamed: Option<Box<OsStr>>,
+    size_bytes: u64,
+    state: JobState,
+    queued_at: SystemTime,
+    started_at: Option<SystemTime>,
+    finished_at: Option<SystemTime>,
+    /// Segments done and total, as the worker said last.
+    progress: Option<(u64, u64)>,
+    /// When its progress was last told to subscribers (while processing).
+    progress_told: Option<Instant>,
+    summary: Option<JobSummary>,
+    /// The stamp of its entry in `Jobs::order` for its state while active.
+    entered: u64,
+    attempts: u32,
+    last_error: Option<Box<str>>,
+}
+
+#[derive(Default)]
+struct Jobs {
+    /// Queued and processing jobs. Shrunk again after a burst.
+    active: HashMap<JobId, JobRecord>,
+    /// Finished jobs, oldest first: a ring of at most `history` records, so that the history
+    /// costs the same memory however many jobs go through it (looked up by scanning, newest
+    /// first: microseconds for 10,000).
+    finished: VecDeque<JobRecord>,
+    /// How many of `finished` completed and how many failed.
+    in_ring: [usize; 2],
+    /// Active ids in the order they entered their state, newest at the back, one deque per
+    /// active state: the newest few are read from the back without sorting `active`. An entry
+    /// counts while its record is in that state with the same stamp; the others are skipped,
+    /// and swept out once they are half the deque.
+    order: [VecDeque<(u64, JobId)>; 2],
+    stamp: u64,
+    counts: Counts,
+    /// Active jobs whose finish failed and that wait to be tried again, and the last error.
+    unfinished: usize,
+    last_finish_error: String,
+    /// Files and bytes finished per minute, the last `THROUGHPUT_MINUTES` minutes with any.
+    throughput: VecDeque<Minute>,
+}
+
+fn minute_of(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60)
+}
+
+pub struct MemoryStore {
+    jobs: Mutex<Jobs>,
+    changes: ChangeFeed,
+    /// `Jobs::unfinished`, readable without the lock (the scheduler looks at every turn).
+    unfinished: AtomicUsize,
+    history: usize,
+    intake: Intake,
+}
+
+impl MemoryStore {
+    pub fn new(history: usize) -> MemoryStore {
+        MemoryStore {
+            jobs: Mutex::new(Jobs::default()),
+            changes: ChangeFeed::default(),
+            unfinished: AtomicUsize::new(0),
+            history,
+            intake: Intake::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Jobs> {
+        // A panic elsewhere while holding the lock leaves consistent data: every update below
+        // is a handful of field writes.
+        self.jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every job the store holds, in no particular order.
+    pub fn all(&self) -> Vec<JobSnapshot> {
+        let jobs = self.lock();
+        jobs.active
+            .values()
+            .chain(jobs.finished.iter())
+            .map(JobRecord::snapshot_now)
+            .collect()
+    }
+
+    /// Tells the subscribers, if any (no copy is made when nobody listens).
+    fn announce(&self, record: &JobRecord) {
+        self.changes.publish(|| record.snapshot_now());
+    }
+}
+
+impl JobStore for MemoryStore {
+    /// A file in `unprocessed/` is ready and waits for a worker.
+    /// Queueing a job already queued (an upload seen by the scheduler) updates its name and
+    /// size.
+    fn queue(&self, id: JobId, name: &OsStr, size_bytes: u64, queued_at: SystemTime) {
+        let mut jobs = self.lock();
+        if let Some(record) = jobs.active.get_mut(&id) {
+            record.size_bytes = size_bytes;
+            if record.file() != name {
+                record.set_file(name);
+            }
+            self.announce(record);
+            return;
+        }
+        jobs.counts.queued += 1;
+        let mut record = JobRecord::new(id, name, size_bytes, queued_at);
+        record.entered = jobs.enter(id, JobState::Queued);
+        self.announce(&record);
+        jobs.active.insert(id, record);
+    }
+
+    /// A queued job that will not run in this process: its file vanished, changed, or stays
+    /// in `unprocessed/` at shutdown.
+    fn forget(&self, id: JobId) {
+        self.changes.bump();
+        let mut jobs = self.lock();
+        if let Some(record) = jobs.active.remove(&id) {
+            match record.state {
+                JobState::Queued => jobs.counts.queued -= 1,
+                _ => jobs.counts.processing -= 1,
+            }
+            if record.last_error.is_some() {
+                jobs.unfinished -= 1;
+                self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
+            }
+            jobs.give_back_memory();
+        } else if let Some(at) = jobs.finished.iter().position(|record| record.id == id)
+            && let Some(record) = jobs.finished.remove(at)
+        {
+            jobs.in_ring[finished_slot(record.state)] -= 1;
+        }
+    }
+
+    /// The file was claimed into `underprocess/` and is being analysed.
+    fn start(&self, start: JobStart) {
+        let mut guard = self.lock();
+        let jobs = &mut *guard;
+        match jobs.active.get(&start.id) {
+            Some(record) => {
+                if record.state == JobState::Queued {
+                    jobs.counts.queued -= 1;
+                }
+            }
+            None => {
+                let record = JobRecord::new(
+                    start.id,
+                    &start.original_name,
+                    start.size_bytes,
+                    start.queued_at,
+                );
+                jobs.active.insert(start.id, record);
+            }
+        }
+        jobs.counts.processing += 1;
+        let stamp = jobs.enter(start.id, JobState::Processing);
+        let Some(record) = jobs.active.get_mut(&start.id) else {
+            return;
+        };
+        record.state = JobState::Processing;
+        record.entered = stamp;
+        record.size_bytes = start.size_bytes;
+        record.set_file(&start.file);
+        record.started_at = Some(SystemTime::now());
+        record.progress = None;
+        record.progress_told = Some(Instant::now());
+        self.announce(record);
+    }
+
+    /// The job's report is published and its file is `file` (the name on disk; the report's
+    /// `file` is its lossy text); the job joins the bounded history.
+    fn finish(&self, id: JobId, report: &Report, file: &OsStr) {
+        let mut guard = self.lock();
+        let jobs = &mut *guard;
+        let state = match report.status {
+            Status::Completed => JobState::Completed,
+            Status::Failed => JobState::Failed,
+        };
+        match state {
+            JobState::Completed => jobs.counts.completed += 1,
+            _ => jobs.counts.failed += 1,
+        }
+        let now = SystemTime::now();
+        let mut record = match jobs.active.remove(&id) {
+            Some(record) => {
+                match record.state {
+                    JobState::Queued => jobs.counts.queued -= 1,
+                    _ => jobs.counts.processing -= 1,
+                }
+                if record.last_error.is_some() {
+                    jobs.unfinished -= 1;
+                    self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
+                }
+                record
+            }
+            None => JobRecord::new(
+                id,
+                OsStr::new(&report.original_name),
+                report.size_bytes,
+                now,
+            ),
+        };
+        record.state = state;
+        record.set_file(file);
+        record.last_error = None;
+        record.finished_at = Some(now);
+        record.progress_told = None;
+        record.summary = Some(JobSummary::of(report));
+        let minute = minute_of(now);
+        match jobs.throughput.back_mut() {
+            Some(last) if last.minute == minute => {
+                last.files += 1;
+                last.bytes += report.size_bytes;
+            }
+            _ => {
+                if jobs.throughput.len() >= THROUGHPUT_MINUTES {
+                    jobs.throughput.pop_front();
+                }
+                jobs.throughput.push_back(Minute {
+                    minute,
+                    files: 1,
+                    bytes: report.size_bytes,
+                });
+            }
+        }
+        self.announce(&record);
+        jobs.push_finished(record, self.history);
+        jobs.give_back_memory();
+    }
+
+    /// A running job could not be finished (its report or its move failed): it is queued
+    /// again, visibly, with the error and the number of attempts, until the pipeline tries it
+    /// again.
+    fn finish_failed(&self, id: JobId, error: &str, attempts: u32) {
+        let mut guard = self.lock();
+        let jobs = &mut *guard;
+        let Some(record) = jobs.active.get(&id) else {
+            return;
+        };
+        if record.state == JobState::Processing {
+            jobs.counts.processing -= 1;
+            jobs.counts.queued += 1;
+        }
+        let stamp = jobs.enter(id, JobState::Queued);
+        let Some(record) = jobs.active.get_mut(&id) else {
+            return;
+        };
+        record.state = JobState::Queued;
+        record.entered = stamp;
+        record.attempts = attempts;
+        let newly = record.last_error.is_none();
+        record.last_error = Some(error.into());
+        if newly {
+            jobs.unfinished += 1;
+            self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
+        }
+        jobs.last_finish_error = error.to_string();
+        record.progress_told = None;
+        self.announce(record);
+    }
+
+    /// A failed job goes back to the queue under its id: out of the history and counted as
+    /// queued (no longer as failed). Returns the job as it was; its file is still in `failed/`.
+    fn begin_retry(&self, id: JobId) -> Result<JobSnapshot, RetryRefused> {
+        let mut guard = self.lock();
+        let jobs = &mut *guard;
+        if let Some(record) = jobs.active.get(&id) {
+            return Err(RetryRefused::NotFailed(record.state));
+        }
+        let at = jobs
+            .finished
+            .iter()
+            .rposition(|record| record.id == id)
+            .ok_or(RetryRefused::Unknown)?;
+        let state = jobs.finished[at].state;
+        if state != JobState::Failed {
+            return Err(RetryRefused::NotFailed(state));
+        }
+        let mut record = jobs.finished.remove(at).ok_or(RetryRefused::Unknown)?;
+        jobs.in_ring[finished_slot(state)] -= 1;
+        let before = record.snapshot_now();
+        jobs.counts.failed = jobs.counts.failed.saturating_sub(1);
+        jobs.counts.queued += 1;
+        record.state = JobState::Queued;
+        record.queued_at = SystemTime::now();
+        record.started_at = None;
+        record.finished_at = None;
+        record.progress = None;
+        record.summary = None;
+        record.entered = jobs.enter(id, JobState::Queued);
+        self.announce(&record);
+        jobs.active.insert(id, record);
+        Ok(before)
+    }
+
+    /// Jobs in `state` (all when `None`), newest first: by finish time for finished jobs, by
+    /// start or queue time for the others. Returns the total and the page.
+    fn list(
+        &self,
+        state: Option<JobState>,
+        limit: usize,
+        offset: usize,
+    ) -> (usize, Vec<JobSnapshot>) {
+        let jobs = self.lock();
+        let end = offset.saturating_add(limit);
+        let (active_total, active): (usize, Vec<&JobRecord>) = match state {
+            Some(state @ (JobState::Queued | JobState::Processing)) => {
+                let total = match state {
+                    JobState::Queued => jobs.counts.queued,
+                    _ => jobs.counts.processing,
+                };
+                (total, jobs.newest_active(state).take(end).collect())
+            }
+            Some(_) => (0, Vec::new()),
+            None => {
+                // The newest `end` of each active state, merged.
+                let mut both: Vec<&JobRecord> = jobs
+                    .newest_active(JobState::Processing)
+                    .take(end)
+                    .chain(jobs.newest_active(JobState::Queued).take(end))
+                    .collect();
+                both.sort_by_key(|record| std::cmp::Reverse(record.newest_time()));
+                (jobs.active.len(), both)
+            }
+        };
+        let finished = match state {
+            Some(JobState::Queued | JobState::Processing) => None,
+            _ => Some(jobs.newest_finished(state)),
+        };
+        let total = active_total + jobs.in_ring(state);
+        let page = active
+            .into_iter()
+            .chain(finished.into_iter().flatten())
+            .skip(offset)
+            .take(limit)
+            .map(JobRecord::snapshot_now)
+            .collect();
+        (total, page)
+    }
+
+    /// The newest finished job that completed.
+    fn last_processed(&self) -> Option<JobSnapshot> {
+        let jobs = self.lock();
+        jobs.finished
+            .iter()
+            .rev()
+            .find(|record| record.state == JobState::Completed)
+            .map(JobRecord::snapshot_now)
+    }
+
+    /// Puts finished jobs read back from their reports at start, oldest first, into the
+    /// history; the all-time counters start from the reports found on disk.
+    fn restore(&self, finished: Vec<JobSnapshot>, completed: u64, failed: u64) {
+        let mut jobs = self.lock();
+        jobs.counts.completed += completed;
+        jobs.counts.failed += failed;
+        for job in finished {
+            jobs.push_finished(JobRecord::finished_from(job), self.history);
+        }
+    }
+
+    /// A retry whose file could not be moved back: the job is failed again, as it was before
+    /// `begin_retry` (and counted as failed again, not lost from the counts).
+    fn undo_retry(&self, before: JobSnapshot) {
+        let mut jobs = self.lock();
+        if let Some(record) = jobs.active.remove(&before.id) {
+            match record.state {
+                JobState::Queued => jobs.counts.queued -= 1,
+                _ => jobs.counts.processing -= 1,
+            }
+        }
+        jobs.counts.failed += 1;
+        let record = JobRecord::finished_from(before);
+        self.announce(&record);
+        jobs.push_finished(record, self.history);
+    }
+
+    /// Files and bytes finished per minute over the last `THROUGHPUT_MINUTES` minutes, oldest
+    /// first, with the minutes without any included as zeros.
+    fn throughput(&self) -> Vec<Minute> {
+        let jobs = self.lock();
+        let now = minute_of(SystemTime::now());
+        let first = now + 1 - THROUGHPUT_MINUTES as u64;
+        (first..=now)
+            .map(|minute| {
+                jobs.throughput
+                    .iter()
+                    .find(|m| m.minute == minute)
+                    .copied()
+                    .unwrap_or(Minute {
+                        minute,
+                        ..Minute::default()
+                    })
+            })
+            .collect()
+    }
+
+    fn counts(&self) -> Counts {
+        self.lock().counts
+    }
+
+    fn get(&self, id: JobId) -> Option<JobSnapshot> {
+        let jobs = self.lock();
+        jobs.active
+            .get(&id)
+            .or_else(|| jobs.finished.iter().rev().find(|record| record.id == id))
+            .map(JobRecord::snapshot_now)
+    }
+
+    fn progressed(&self, id: JobId, done: u64, total: u64) {
+        let mut jobs = self.lock();
+        let Some(record) = jobs.active.get_mut(&id) else {
+            return;
+        };
+        record.progress = Some((done, total));
+        let now = Instant::now();
+        if record
+            .progress_told
+            .is_some_and(|told| now.duration_since(told) < PROGRESS_EVERY)
+        {
+            return;
+        }
+        record.progress_told = Some(now);
+        self.announce(record);
+    }
+
+    fn unfinished(&self) -> usize {
+        self.unfinished.load(Ordering::Relaxed)
+    }
+
+    fn finish_trouble(&self) -> FinishTrouble {
+        if self.unfinished() == 0 {
+            return None;
+        }
+        let jobs = self.lock();
+        (jobs.unfinished > 0).then(|| (jobs.unfinished, jobs.last_finish_error.clone()))
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
+    }
+
+    fn expect_file(&self, key: FileKey, id: JobId) {
+        self.intake.expect(key, id);
+    }
+
+    fn file_placed(&self, key: FileKey, name: &OsStr) {
+        self.intake.placed(key, name);
+    }
+
+    fn withdraw_file(&self, key: FileKey) {
+        self.intake.withdraw(key);
+    }
+
+    fn take_expected(&self, key: FileKey) -> Option<JobId> {
+        self.intake.take(key)
+    }
+
+    fn sweep_expected(&self, present: &mut dyn FnMut(&OsStr, FileKey) -> bool) -> Vec<JobId> {
+        self.intake.sweep(present)
+    }
+}
+
+impl Jobs {
+    /// A burst grows the table by the number of queued files; once they are done it is
+    /// shrunk again, so that memory follows what is held now, not the largest burst ever.
+    fn give_back_memory(&mut self) {
+        let len = self.active.len();
+        if self.active.capacity() > 4 * len + 1024 {
+            self.active.shrink_to(2 * len);
+        }
+        for state in [JobState::Queued, JobState::Processing] {
+            let order = &self.order[active_slot(state)];
+            if order.capacity() > 4 * order.len() + 1024 {
+                let target = 2 * order.len();
+                self.order[active_slot(state)].shrink_to(target);
+            }
+        }
+    }
+
+    /// Records that the active job `id` entered `state` now; returns the stamp for its record.
+    fn enter(&mut self, id: JobId, state: JobState) -> u64 {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let live = match state {
+            JobState::Queued => self.counts.queued,
+            _ => self.counts.processing,
+        };
+        let slot = active_slot(state);
+        if self.order[slot].len() > 2 * live + 64 {
+            let active = &self.active;
+            self.order[slot].retain(|&(stamp, id)| current(active, state, stamp, id).is_some());
+        }
+        self.order[slot].push_back((stamp, id));
+        stamp
+    }
+
+    /// The active jobs in `state`, newest first, stopping once all of them were seen.
+    fn newest_active(&self, state: JobState) -> impl Iterator<Item = &JobRecord> {
+        let live = match state {
+            JobState::Queued => self.counts.queued,
+            _ => self.counts.processing,
+        };
+        self.order[active_slot(state)]
+            .iter()
+            .rev()
+            .filter_map(move |&(stamp, id)| current(&self.active, state, stamp, id))
+            .take(live)
+    }
+
+    /// Finished jobs in `state` (all finished ones when `None`), newest first.
+    fn newest_finished(&self, state: Option<JobState>) -> impl Iterator<Item = &JobRecord> {
+        self.finished
+            .iter()
+            .rev()
+            .filter(move |record| state.is_none_or(|state| record.state == state))
+    }
+
+    fn in_ring(&self, state: Option<JobState>) -> usize {
+        match state {
+            None => self.finished.len(),
+            Some(JobState::Completed) => self.in_ring[0],
+            Some(JobState::Failed) => self.in_ring[1],
+            Some(_) => 0,
+        }
+    }
+
+    /// Adds a finished job to the history ring of at most `history` records.
+    fn push_finished(&mut self, record: JobRecord, history: usize) {
+        if history == 0 {
+            return;
+        }
+        if self.finished.len() >= history {
+            if let Some(oldest) = self.finished.pop_front() {
+                self.in_ring[finished_slot(oldest.state)] -= 1;
+            }
+        } else if self.finished.len() == self.finished.capacity() {
+            // Grow, but never past `history`: a ring with spare slots would, as it turns,
+            // touch all of them.
+            let target = (2 * self.finished.len()).max(64).min(history);
+            self.finished.reserve_exact(target - self.finished.len());
+        }
+        self.in_ring[finished_slot(record.state)] += 1;
+        self.finished.push_back(record);
+    }
+}
+
+fn active_slot(state: JobState) -> usize {
+    match state {
+        JobState::Queued => 0,
+        _ => 1,
+    }
+}
+
+fn finished_slot(state: JobState) -> usize {
+    match state {
+        JobState::Completed => 0,
+        _ => 1,
+    }
+}
+
+/// The record an `order` entry points at, if the entry is still current.
+fn current(
+    active: &HashMap<JobId, JobRecord>,
+    state: JobState,
+    stamp: u64,
+    id: JobId,
+) -> Option<&JobRecord> {
+    active
+        .get(&id)
+        .filter(|record| record.state == state && record.entered == stamp)
+}
+
+impl JobRecord {
+    fn new(id: JobId, name: &OsStr, size_bytes: u64, queued_at: SystemTime) -> JobRecord {
+        JobRecord {
+            id,
+            original_name: name.into(),
+            renamed: None,
+            size_bytes,
+            state: JobState::Queued,
+            queued_at,
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            progress_told: None,
+            summary: None,
+            entered: 0,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    /// A finished job's record from its snapshot (history reload, undone retry).
+    fn finished_from(job: JobSnapshot) -> JobRecord {
+        let mut record = JobRecord::new(job.id, &job.original_name, job.size_bytes, job.queued_at);
+        record.set_file(&job.file);
+        record.state = job.state;
+        record.started_at = job.started_at;
+        record.finished_at = job.finished_at;
+        record.progress = job.progress;
+        record.summary = job.summary;
+        record
+    }
+
+    fn newest_time(&self) -> SystemTime {
+        self.finished_at
+            .or(self.started_at)
+            .unwrap_or(self.queued_at)
+    }
+
+    fn file(&self) -> &OsStr {
+        self.renamed.as_deref().unwrap_or(&self.original_name)
+    }
+
+    fn set_file(&mut self, file: &OsStr) {
+        if file != self.file() {
+            self.renamed = (file != &*self.original_name).then(|| file.into());
+        }
+    }
+
+    fn snapshot_now(&self) -> JobSnapshot {
+        JobSnapshot {
+            id: self.id,
+            original_name: self.original_name.to_os_string(),
+            file: self.file().to_os_string(),
+            size_bytes: self.size_bytes,
+            state: self.state,
+            queued_at: self.queued_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            progress: self.progress,
+            summary: self.summary.clone(),
+            attempts: self.attempts,
+            last_error: self.last_error.as_deref().map(str::to_string),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_store_passes_the_shared_suite() {
+        crate::store::suite::run_all(&|history| Box::new(MemoryStore::new(history)));
+    }
+}
