@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::analyze::Kind;
+use crate::analyze::section::Figure;
 use crate::disk::report::{ErrorInfo, Report};
 
 /// A job's id: a ULID (sortable by time; 16 bytes, no allocation). Reports carry it as text.
@@ -70,8 +71,9 @@ pub struct JobSummary {
     pub kind: Kind,
     pub duration_ms: u64,
     pub error: Option<ErrorInfo>,
-    /// The key figure of its kind: lines (text), rows (csv), records (json).
-    pub count: Option<u64>,
+    /// The key figure of its kind's section (lines, rows, records), if it has one.
+    #[serde(skip)]
+    pub figure: Option<Figure>,
 }
 
 impl JobSummary {
@@ -81,12 +83,10 @@ impl JobSummary {
             kind: report.kind,
             duration_ms: report.duration_ms,
             error: report.error.clone(),
-            count: report
-                .text
+            figure: report
+                .details
                 .as_ref()
-                .map(|text| text.lines)
-                .or(report.csv.as_ref().map(|csv| csv.rows))
-                .or(report.json.as_ref().map(|json| json.records)),
+                .map(|details| details.section().figure()),
         }
     }
 }

@@ -12,11 +12,14 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::BufReader;
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::section::{Figure, Section, Table, fact};
 use super::segments::RangeReader;
-use super::{AnalysisError, AnalysisOptions, Progress, Source};
+use super::{AnalysisError, AnalysisOptions, Kind, Progress, Source};
 
 /// Distinct keys listed in a report.
 pub const MAX_KEYS: usize = 100;
@@ -28,20 +31,52 @@ pub const MAX_DEPTH: usize = 127;
 pub const MAX_KEY_BYTES: usize = 256;
 
 /// The `json` section of a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct JsonReport {
     /// `document` (one value) or `lines` (a stream of values).
-    pub format: &'static str,
+    pub format: Cow<'static, str>,
     /// JSON type of the top-level value(s): `object`, `array`, `string`, `number`, `boolean`,
     /// `null`, or `mixed` when the values of a stream differ.
-    pub top_level: &'static str,
+    pub top_level: Cow<'static, str>,
     /// Values in the stream, elements of a top-level array, or 1.
     pub records: u64,
     /// Keys of the top-level objects (of the array's objects for an array document), in order
     /// of first appearance.
     pub keys: Vec<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keys_truncated: bool,
+}
+
+impl Section for JsonReport {
+    fn figure(&self) -> Figure {
+        Figure {
+            value: self.records,
+            unit: "records",
+        }
+    }
+
+    fn summary_lines(&self) -> Vec<String> {
+        vec![format!(
+            "{} · {} · {} records · {} keys",
+            self.format,
+            self.top_level,
+            self.records,
+            self.keys.len()
+        )]
+    }
+
+    fn tables(&self) -> Vec<Table> {
+        vec![Table::facts(
+            "json",
+            "JSON",
+            vec![
+                fact("format", &self.format),
+                fact("top_level", &self.top_level),
+                fact("records", self.records),
+                fact("keys", self.keys.join(", ")),
+            ],
+        )]
+    }
 }
 
 /// Keys collected in first-seen order, bounded.
@@ -262,9 +297,9 @@ pub fn analyze(
     for item in stream {
         let TopShape(shape) = item.map_err(|err| {
             if err.is_io() {
-                AnalysisError::Read(err.into())
+                AnalysisError::read(err.into())
             } else {
-                AnalysisError::InvalidJson(format!("invalid JSON: {err}"))
+                AnalysisError::invalid(Kind::Json, format!("invalid JSON: {err}"))
             }
         })?;
         values += 1;
@@ -282,8 +317,9 @@ pub fn analyze(
 
     let is_document = !lines_by_name && values == 1;
     if !lines_by_name && values == 0 {
-        return Err(AnalysisError::InvalidJson(
-            "invalid JSON: the file holds no JSON value".to_string(),
+        return Err(AnalysisError::invalid(
+            Kind::Json,
+            "invalid JSON: the file holds no JSON value",
         ));
     }
     let records = if is_document {
@@ -296,8 +332,8 @@ pub fn analyze(
         values
     };
     Ok(JsonReport {
-        format: if is_document { "document" } else { "lines" },
-        top_level: top_level.unwrap_or("null"),
+        format: Cow::Borrowed(if is_document { "document" } else { "lines" }),
+        top_level: Cow::Borrowed(top_level.unwrap_or("null")),
         records,
         keys_truncated: keys.truncated,
         keys: keys.into_keys(),
@@ -323,18 +359,18 @@ mod tests {
         )
         .expect("valid document");
         assert_eq!(
-            (doc.format, doc.top_level, doc.records),
+            (&*doc.format, &*doc.top_level, doc.records),
             ("document", "array", 3)
         );
         assert_eq!(doc.keys, vec!["id", "tags", "name"]);
 
         let object = run("a.json", br#"{"b": [1,2], "a": null}"#).expect("object");
-        assert_eq!((object.top_level, object.records), ("object", 1));
+        assert_eq!((&*object.top_level, object.records), ("object", 1));
         assert_eq!(object.keys, vec!["b", "a"]);
 
         let lines = run("a.ndjson", b"{\"a\":1}\n\n{\"b\":2}\n[1]\n").expect("ndjson");
         assert_eq!(
-            (lines.format, lines.top_level, lines.records),
+            (&*lines.format, &*lines.top_level, lines.records),
             ("lines", "mixed", 3)
         );
 
@@ -367,7 +403,7 @@ mod tests {
     fn nesting_is_limited_outside_strings_only() {
         let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
         let deepest = run("ok.json", nested(MAX_DEPTH).as_bytes()).expect("128 levels");
-        assert_eq!((deepest.top_level, deepest.records), ("array", 1));
+        assert_eq!((&*deepest.top_level, deepest.records), ("array", 1));
         let err = run("deep.json", nested(MAX_DEPTH + 1).as_bytes()).expect_err("129 levels");
         assert_eq!(err.kind(), "invalid_json");
         assert!(err.to_string().contains("recursion limit"), "{err}");

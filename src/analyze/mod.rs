@@ -4,12 +4,21 @@
 //! the same signature, `fn analyze(&Source, &AnalysisOptions, &Progress) -> Result<_, _>`,
 //! streams the file through bounded buffers and runs its segments on the current rayon pool.
 //! An analyzer never panics on input and never moves or writes files: it only reads.
+//!
+//! A new kind plugs in here: its analyzer is one file (`analyze/<kind>.rs`) with that
+//! `analyze` function and a section type that implements `section::Section` (figure, summary
+//! lines, job-page tables); `Details` gets one variant, named as the report field it is
+//! written under; `Kind` names it, `Kind::from_extension` maps its extensions, `analyze_as`
+//! calls it, and `Details::section` hands out its section (the compiler points at each
+//! match). A file it cannot read as its kind fails with `AnalysisError::Invalid`, which the
+//! report writes as `invalid_<kind>`.
 
 pub mod budget;
 pub mod csv;
 pub mod distinct;
 pub mod exact_sum;
 pub mod json;
+pub mod section;
 pub mod segments;
 pub mod text;
 
@@ -20,8 +29,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::OFlags;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use section::Section;
 
 /// What a file is analysed as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -89,19 +100,27 @@ impl Default for AnalysisOptions {
 }
 
 /// Why a file could not be analysed. Stored on the job and written to its error report; the
-/// program always goes on.
+/// program always goes on. `Unavailable` is the machine's fault, not the file's: the daemon
+/// analyses the file again later instead of failing it.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
     #[error("cannot open the file: {0}")]
     Open(#[source] io::Error),
     #[error("cannot read the file: {0}")]
     Read(#[source] io::Error),
+    /// The daemon could not open or read it now (no descriptors or memory left, an
+    /// interrupted call): it goes back to the queue, with a log line, and is analysed again.
+    #[error("cannot {during} the file: {source}")]
+    Unavailable {
+        during: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("the file got shorter while it was being analysed")]
     Truncated,
-    #[error("{0}")]
-    InvalidJson(String),
-    #[error("{0}")]
-    InvalidCsv(String),
+    /// The bytes are not a valid file of its kind: `invalid_<kind>`.
+    #[error("{message}")]
+    Invalid { kind: Kind, message: String },
     #[error("not a regular file")]
     NotRegular,
     #[error("the file kept changing (replaced or written to) while it was being analysed")]
@@ -111,35 +130,73 @@ pub enum AnalysisError {
     Internal(String),
 }
 
+/// Errors of the machine, not of the file. EIO is not among them: a bad sector does not heal,
+/// and a file retried forever would hold the queue (nothing new is claimed while a job waits).
+const TRANSIENT: [i32; 6] = [
+    libc_errno::EMFILE,
+    libc_errno::ENFILE,
+    libc_errno::ENOMEM,
+    libc_errno::EAGAIN,
+    libc_errno::EINTR,
+    libc_errno::ENOBUFS,
+];
+
+fn is_transient_io(err: &io::Error) -> bool {
+    err.raw_os_error()
+        .is_some_and(|code| TRANSIENT.contains(&code))
+}
+
 impl AnalysisError {
-    /// A failure of the machine, not of the file (no descriptors or memory left, an
-    /// interrupted call): the file is analysed again later instead of being failed.
-    pub fn is_transient(&self) -> bool {
-        const TRANSIENT: [i32; 6] = [
-            libc_errno::EMFILE,
-            libc_errno::ENFILE,
-            libc_errno::ENOMEM,
-            libc_errno::EAGAIN,
-            libc_errno::EINTR,
-            libc_errno::ENOBUFS,
-        ];
-        match self {
-            AnalysisError::Open(err) | AnalysisError::Read(err) => err
-                .raw_os_error()
-                .is_some_and(|code| TRANSIENT.contains(&code)),
-            _ => false,
+    /// The file could not be opened: its fault, or (`Unavailable`) the machine's.
+    pub fn open(err: io::Error) -> AnalysisError {
+        if is_transient_io(&err) {
+            AnalysisError::Unavailable {
+                during: "open",
+                source: err,
+            }
+        } else {
+            AnalysisError::Open(err)
         }
     }
 
+    /// The file could not be read: its fault, or (`Unavailable`) the machine's.
+    pub fn read(err: io::Error) -> AnalysisError {
+        if is_transient_io(&err) {
+            AnalysisError::Unavailable {
+                during: "read",
+                source: err,
+            }
+        } else {
+            AnalysisError::Read(err)
+        }
+    }
+
+    /// The bytes are not a valid `kind` file.
+    pub fn invalid(kind: Kind, message: impl Into<String>) -> AnalysisError {
+        AnalysisError::Invalid {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A failure of the machine, not of the file: the file is analysed again later instead
+    /// of being failed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AnalysisError::Unavailable { .. })
+    }
+
     /// The stable `error.kind` of a report.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> String {
         match self {
-            AnalysisError::Open(_) | AnalysisError::Read(_) => "io",
-            AnalysisError::Truncated | AnalysisError::Changed => "changed_during_analysis",
-            AnalysisError::InvalidJson(_) => "invalid_json",
-            AnalysisError::InvalidCsv(_) => "invalid_csv",
-            AnalysisError::NotRegular => "not_a_regular_file",
-            AnalysisError::Internal(_) => "internal",
+            AnalysisError::Open(_) | AnalysisError::Read(_) | AnalysisError::Unavailable { .. } => {
+                "io".to_string()
+            }
+            AnalysisError::Truncated | AnalysisError::Changed => {
+                "changed_during_analysis".to_string()
+            }
+            AnalysisError::Invalid { kind, .. } => format!("invalid_{}", kind.as_str()),
+            AnalysisError::NotRegular => "not_a_regular_file".to_string(),
+            AnalysisError::Internal(_) => "internal".to_string(),
         }
     }
 }
@@ -220,8 +277,8 @@ impl Source {
             .read(true)
             .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW).bits() as i32)
             .open(path)
-            .map_err(AnalysisError::Open)?;
-        let metadata = file.metadata().map_err(AnalysisError::Open)?;
+            .map_err(AnalysisError::open)?;
+        let metadata = file.metadata().map_err(AnalysisError::open)?;
         if !metadata.is_file() {
             return Err(AnalysisError::NotRegular);
         }
@@ -257,25 +314,55 @@ where
     }
 }
 
-/// The per-kind section of a report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// The per-kind section of a report: each variant is written under its own field, the
+/// variant's name in lower case (`text`, `csv`, `json`: the SPEC's names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Details {
     Text(text::TextReport),
     Csv(csv::CsvReport),
     Json(json::JsonReport),
-    /// Binary files (and kinds without an analyzer yet) complete with size and hash only.
-    None,
+}
+
+impl Details {
+    /// Its section, for the figure, summary lines and tables every kind provides.
+    pub fn section(&self) -> &dyn Section {
+        match self {
+            Details::Text(text) => text,
+            Details::Csv(csv) => csv,
+            Details::Json(json) => json,
+        }
+    }
+
+    /// The section of a report read back as JSON, when it has one that reads as its kind's
+    /// (a report is data anyone may have written: anything else is no section).
+    pub fn of_report(report: &serde_json::Value) -> Option<Details> {
+        #[derive(Deserialize)]
+        struct Sections {
+            #[serde(flatten)]
+            details: Option<Details>,
+        }
+        Sections::deserialize(report).ok().and_then(|s| s.details)
+    }
+
+    pub fn section_mut(&mut self) -> &mut dyn Section {
+        match self {
+            Details::Text(text) => text,
+            Details::Csv(csv) => csv,
+            Details::Json(json) => json,
+        }
+    }
 }
 
 /// Everything an analysis found; `details` holds the error when the file could not be
-/// analysed as its kind, while size and hash are still known.
+/// analysed as its kind, while size and hash are still known. Binary files (and kinds
+/// without an analyzer yet) complete with size and hash only: no details.
 #[derive(Debug)]
 pub struct Analysis {
     pub kind: Kind,
     pub size_bytes: u64,
     pub sha256: Option<String>,
-    pub details: Result<Details, AnalysisError>,
+    pub details: Result<Option<Details>, AnalysisError>,
 }
 
 /// Analyses the file at `path`. For a large file, hash and kind analysis run side by side and
@@ -317,32 +404,28 @@ fn analyze_as(
     source: &Source,
     options: &AnalysisOptions,
     progress: &Progress,
-) -> (Kind, Result<Details, AnalysisError>) {
-    match by_extension {
-        Some(Kind::Text) => (
-            Kind::Text,
-            text::analyze(source, options, progress).map(Details::Text),
-        ),
-        Some(Kind::Csv) => (
-            Kind::Csv,
-            csv::analyze(source, options, progress).map(Details::Csv),
-        ),
-        Some(Kind::Json) => (
-            Kind::Json,
-            json::analyze(source, options, progress).map(Details::Json),
-        ),
+) -> (Kind, Result<Option<Details>, AnalysisError>) {
+    let details = match by_extension {
+        Some(Kind::Text) => text::analyze(source, options, progress).map(Details::Text),
+        Some(Kind::Csv) => csv::analyze(source, options, progress).map(Details::Csv),
+        Some(Kind::Json) => json::analyze(source, options, progress).map(Details::Json),
         Some(kind @ (Kind::Zip | Kind::Xlsx | Kind::Pdf | Kind::Binary)) => {
             progress.start(1);
             progress.advance();
-            (kind, Ok(Details::None))
+            return (kind, Ok(None));
         }
         // No telling extension: text when the bytes are valid UTF-8, else binary.
-        None => match text::analyze(source, options, progress) {
-            Ok(report) if text::is_utf8(&report) => (Kind::Text, Ok(Details::Text(report))),
-            Ok(_) => (Kind::Binary, Ok(Details::None)),
-            Err(err) => (Kind::Binary, Err(err)),
-        },
-    }
+        None => {
+            return match text::analyze(source, options, progress) {
+                Ok(report) if text::is_utf8(&report) => {
+                    (Kind::Text, Ok(Some(Details::Text(report))))
+                }
+                Ok(_) => (Kind::Binary, Ok(None)),
+                Err(err) => (Kind::Binary, Err(err)),
+            };
+        }
+    };
+    (by_extension.unwrap_or(Kind::Binary), details.map(Some))
 }
 
 /// SHA-256 of the whole file as lower-case hex, read with `pread` so it can run beside the
@@ -399,12 +482,14 @@ mod tests {
             rustix::io::Errno::NFILE,
             rustix::io::Errno::NOMEM,
         ] {
-            assert!(AnalysisError::Open(os(errno)).is_transient(), "{errno:?}");
-            assert!(AnalysisError::Read(os(errno)).is_transient(), "{errno:?}");
+            assert!(AnalysisError::open(os(errno)).is_transient(), "{errno:?}");
+            assert!(AnalysisError::read(os(errno)).is_transient(), "{errno:?}");
         }
-        assert!(!AnalysisError::Read(os(rustix::io::Errno::IO)).is_transient());
-        assert!(!AnalysisError::Open(os(rustix::io::Errno::NOENT)).is_transient());
-        assert!(!AnalysisError::InvalidJson("x".into()).is_transient());
+        assert!(!AnalysisError::read(os(rustix::io::Errno::IO)).is_transient());
+        assert!(!AnalysisError::open(os(rustix::io::Errno::NOENT)).is_transient());
+        assert!(!AnalysisError::invalid(Kind::Json, "x").is_transient());
+        assert_eq!(AnalysisError::invalid(Kind::Csv, "x").kind(), "invalid_csv");
+        assert_eq!(AnalysisError::read(os(rustix::io::Errno::IO)).kind(), "io");
     }
     use proptest::prelude::*;
 
@@ -496,7 +581,7 @@ mod tests {
         assert_eq!(text_result.kind, Kind::Text);
         let binary_result = analyze(&binary, &options, &Progress::silent());
         assert_eq!(binary_result.kind, Kind::Binary);
-        assert!(matches!(binary_result.details, Ok(Details::None)));
+        assert!(matches!(binary_result.details, Ok(None)));
         assert_eq!(binary_result.size_bytes, 4);
     }
 }

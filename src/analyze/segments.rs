@@ -88,7 +88,7 @@ pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> Result<usize, 
             Ok(0) => return Err(AnalysisError::Truncated),
             Ok(n) => filled += n,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(AnalysisError::Read(err)),
+            Err(err) => return Err(AnalysisError::read(err)),
         }
     }
     Ok(filled)

@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 use aho_corasick::{AhoCorasick, MatchKind};
 use memchr::memchr_iter;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::section::{Figure, Section, Table, fact, or_dash};
 use super::segments::{self, Segment};
 use super::{AnalysisError, AnalysisOptions, Progress, Source};
 
@@ -46,7 +47,7 @@ const LEVEL_WORDS: [(&str, usize); 9] = [
 const LONGEST_LEVEL_WORD: usize = 8;
 
 /// The `text` section of a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextReport {
     pub lines: u64,
     pub words: u64,
@@ -54,6 +55,56 @@ pub struct TextReport {
     pub blank_lines: u64,
     pub max_line_bytes: u64,
     pub log_levels: BTreeMap<String, u64>,
+}
+
+impl Section for TextReport {
+    fn figure(&self) -> Figure {
+        Figure {
+            value: self.lines,
+            unit: "lines",
+        }
+    }
+
+    fn summary_lines(&self) -> Vec<String> {
+        let chars = self
+            .chars
+            .map_or("not UTF-8".to_string(), |c| format!("{c} chars"));
+        let mut lines = vec![format!(
+            "{} lines · {} words · {chars} · {} blank · longest {} bytes",
+            self.lines, self.words, self.blank_lines, self.max_line_bytes
+        )];
+        if !self.log_levels.is_empty() {
+            let levels: Vec<String> = self
+                .log_levels
+                .iter()
+                .map(|(level, n)| format!("{level} {n}"))
+                .collect();
+            lines.push(format!("levels: {}", levels.join(" · ")));
+        }
+        lines
+    }
+
+    fn tables(&self) -> Vec<Table> {
+        let mut tables = vec![Table::facts(
+            "text",
+            "Text",
+            vec![
+                fact("lines", self.lines),
+                fact("words", self.words),
+                fact("chars", or_dash(self.chars)),
+                fact("blank_lines", self.blank_lines),
+                fact("max_line_bytes", self.max_line_bytes),
+            ],
+        )];
+        if !self.log_levels.is_empty() {
+            tables.push(Table::bars(
+                "levels",
+                "Log levels",
+                self.log_levels.iter().map(|(level, n)| (level.clone(), *n)),
+            ));
+        }
+        tables
+    }
 }
 
 /// Finds level words; shared by all segments.

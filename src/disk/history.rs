@@ -24,7 +24,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::analyze::Kind;
+use crate::analyze::{Details, Kind};
 use crate::disk::folders::{self, Folders};
 use crate::disk::report::{self, ErrorInfo, Status};
 use crate::job::{JobId, JobSnapshot, JobState, JobSummary};
@@ -50,16 +50,14 @@ struct ReportStub {
     finished_at: String,
     duration_ms: u64,
     error: Option<ErrorInfo>,
-    text: Option<CountStub>,
-    csv: Option<CountStub>,
-    json: Option<CountStub>,
+    /// The kind's section, whichever it is (a section that does not read back as its kind's
+    /// is left out: the job is restored without its figure).
+    #[serde(flatten, deserialize_with = "lenient")]
+    details: Option<Details>,
 }
 
-/// The key figure of a report's section, whatever its name there.
-#[derive(Deserialize)]
-struct CountStub {
-    #[serde(alias = "rows", alias = "records")]
-    lines: Option<u64>,
+fn lenient<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Details>, D::Error> {
+    Ok(Option::<Details>::deserialize(deserializer).unwrap_or(None))
 }
 
 /// Reads back the newest `limit` reports of `folders`.
@@ -184,10 +182,10 @@ fn read(found: &Found) -> Option<JobSnapshot> {
             kind: stub.kind,
             duration_ms: stub.duration_ms,
             error: stub.error,
-            count: [stub.text, stub.csv, stub.json]
-                .into_iter()
-                .flatten()
-                .find_map(|section| section.lines),
+            figure: stub
+                .details
+                .as_ref()
+                .map(|details| details.section().figure()),
         }),
     })
 }
@@ -204,6 +202,56 @@ mod tests {
                 "queued_at": "2026-11-22T10:00:00.000Z", "started_at": "2026-11-22T10:00:00.000Z",
                 "finished_at": "{finished}", "duration_ms": 1}}"#
         )
+    }
+
+    /// A report with `section` spliced in after `duration_ms`.
+    fn report_with(id: JobId, file: &str, section: &str) -> String {
+        let plain = report(id, file, "completed", "2026-11-22T10:00:01.000Z");
+        format!("{}, {section}}}", plain.trim_end_matches('}'))
+    }
+
+    #[test]
+    fn a_restored_job_keeps_its_sections_figure_and_a_bad_section_costs_only_that() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let folders = Folders::create(dir.path()).expect("folders");
+        let sections = [
+            (
+                "a.log",
+                r#""text": {"lines": 7, "words": 9, "chars": 40, "blank_lines": 0,
+                    "max_line_bytes": 10, "log_levels": {"ERROR": 2}}"#,
+                Some("7 lines"),
+            ),
+            (
+                "b.json",
+                r#""json": {"format": "lines", "top_level": "object", "records": 12,
+                    "keys": ["a"]}"#,
+                Some("12 records"),
+            ),
+            ("c.log", r#""text": {"lines": "not a number"}"#, None),
+        ];
+        for (file, section, _) in sections {
+            fs::write(folders.processed.join(file), "x").expect("write");
+            fs::write(
+                folders.processed.join(format!("{file}{REPORT_SUFFIX}")),
+                report_with(JobId::generate(), file, section),
+            )
+            .expect("write");
+        }
+        let history = load(&folders, 10);
+        assert_eq!(history.jobs.len(), 3, "every report is restored");
+        for (file, _, figure) in sections {
+            let job = history
+                .jobs
+                .iter()
+                .find(|job| job.file == file)
+                .expect("restored");
+            let shown = job
+                .summary
+                .as_ref()
+                .and_then(|summary| summary.figure)
+                .map(|figure| figure.to_string());
+            assert_eq!(shown.as_deref(), figure, "{file}");
+        }
     }
 
     #[test]

@@ -659,7 +659,7 @@ mod tests {
             kind: crate::analyze::Kind::Text,
             size_bytes: 0,
             sha256: None,
-            details: Ok(crate::analyze::Details::None),
+            details: Ok(None),
         };
         let failed = lifecycle.finish(
             &claimed,

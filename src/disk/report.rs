@@ -11,9 +11,6 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::csv::CsvReport;
-use crate::analyze::json::JsonReport;
-use crate::analyze::text::TextReport;
 use crate::analyze::{Analysis, Details, Kind};
 
 pub const REPORT_SUFFIX: &str = ".report.json";
@@ -93,12 +90,9 @@ pub struct Report {
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<TextReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub csv: Option<CsvReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub json: Option<JsonReport>,
+    /// The kind's section, under its own field (`text`, `csv`, `json`).
+    #[serde(flatten)]
+    pub details: Option<Details>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
 }
@@ -132,20 +126,15 @@ impl Report {
             started_at: rfc3339(timing.started_at),
             finished_at: rfc3339(timing.finished_at),
             duration_ms,
-            text: None,
-            csv: None,
-            json: None,
+            details: None,
             error: None,
         };
         match analysis.details {
-            Ok(Details::Text(text)) => report.text = Some(text),
-            Ok(Details::Csv(csv)) => report.csv = Some(csv),
-            Ok(Details::Json(json)) => report.json = Some(json),
-            Ok(Details::None) => {}
+            Ok(details) => report.details = details,
             Err(err) => {
                 report.status = Status::Failed;
                 report.error = Some(ErrorInfo {
-                    kind: err.kind().to_string(),
+                    kind: err.kind(),
                     message: err.to_string(),
                 });
             }
@@ -154,32 +143,25 @@ impl Report {
         report
     }
 
-    /// Cuts the longest lists (CSV columns, top users) until the JSON fits in `max` bytes.
-    /// Every string in a report is already short (values and names are cut at 256 bytes), so
-    /// only lists can make it large.
+    /// Cuts the section's longest lists (CSV columns, top users) until the JSON fits in
+    /// `max` bytes. Every string in a report is already short (values and names are cut at
+    /// 256 bytes), so only lists can make it large.
     fn fit(&mut self, max: usize) {
-        let Some(csv) = &self.csv else {
-            return;
-        };
-        if csv.columns.len() < 64 && csv.top_users.len() < 64 {
+        if self
+            .details
+            .as_ref()
+            .is_none_or(|details| details.section().longest_list() < 64)
+        {
             return; // far below the limit: not worth serialising to find out
         }
         loop {
             let size = self.to_json().len();
-            let Some(csv) = self.csv.as_mut().filter(|_| size > max) else {
+            let Some(details) = self.details.as_mut().filter(|_| size > max) else {
                 return;
             };
             // Keep the share of each list that fits, with a margin, and look again.
-            let keep = |len: usize| (len as u128 * max as u128 * 9 / 10 / size as u128) as usize;
-            if csv.top_users.len() > csv.columns.len() {
-                let len = csv.top_users.len();
-                csv.top_users.truncate(keep(len).min(len - 1));
-                csv.top_users_truncated = true;
-            } else if !csv.columns.is_empty() {
-                let len = csv.columns.len();
-                csv.columns.truncate(keep(len).min(len - 1));
-                csv.columns_truncated = true;
-            } else {
+            let share = max as f64 * 0.9 / size as f64;
+            if !details.section_mut().cut_lists(share) {
                 return;
             }
         }
@@ -213,52 +195,10 @@ impl Report {
             self.duration_ms,
             self.sha256.as_deref().unwrap_or("-"),
         );
-        if let Some(text) = &self.text {
-            let chars = text
-                .chars
-                .map_or("not UTF-8".to_string(), |c| format!("{c} chars"));
-            let _ = writeln!(
-                out,
-                "  {} lines · {} words · {chars} · {} blank · longest {} bytes",
-                text.lines, text.words, text.blank_lines, text.max_line_bytes
-            );
-            if !text.log_levels.is_empty() {
-                let levels: Vec<String> = text
-                    .log_levels
-                    .iter()
-                    .map(|(level, n)| format!("{level} {n}"))
-                    .collect();
-                let _ = writeln!(out, "  levels: {}", levels.join(" · "));
+        if let Some(details) = &self.details {
+            for line in details.section().summary_lines() {
+                let _ = writeln!(out, "  {line}");
             }
-        }
-        if let Some(csv) = &self.csv {
-            let _ = writeln!(
-                out,
-                "  {} rows · {} columns · {} malformed · delimiter {:?}",
-                csv.rows,
-                csv.columns.len(),
-                csv.malformed_rows,
-                csv.delimiter
-            );
-            if let (Some(column), Some(users)) = (&csv.user_column, csv.distinct_users) {
-                let top: Vec<String> = csv
-                    .top_users
-                    .iter()
-                    .take(5)
-                    .map(|u| format!("{} ({})", u.user, u.rows))
-                    .collect();
-                let _ = writeln!(out, "  users ({column}): {users} · top: {}", top.join(", "));
-            }
-        }
-        if let Some(json) = &self.json {
-            let _ = writeln!(
-                out,
-                "  {} · {} · {} records · {} keys",
-                json.format,
-                json.top_level,
-                json.records,
-                json.keys.len()
-            );
         }
         if let Some(error) = &self.error {
             let _ = writeln!(out, "  error ({}): {}", error.kind, error.message);
@@ -304,7 +244,7 @@ mod tests {
             kind: Kind::Json,
             size_bytes: 3,
             sha256: Some("ab".into()),
-            details: Err(AnalysisError::InvalidJson("invalid JSON: x".into())),
+            details: Err(AnalysisError::invalid(Kind::Json, "invalid JSON: x")),
         };
         let report = Report::new(
             "01J".into(),

@@ -38,7 +38,7 @@ fn report(id: JobId, ok: bool) -> Report {
         size_bytes: 1,
         sha256: None,
         details: if ok {
-            Ok(crate::analyze::Details::None)
+            Ok(None)
         } else {
             Err(crate::analyze::AnalysisError::Truncated)
         },

@@ -92,12 +92,9 @@ impl From<JobSnapshot> for Row {
     fn from(job: JobSnapshot) -> Row {
         let summary = job.summary.as_ref();
         let kind = summary.map_or("", |s| s.kind.as_str()).to_string();
-        let figure = match (summary.and_then(|s| s.count), kind.as_str()) {
-            (Some(n), "csv") => format!("{n} rows"),
-            (Some(n), "json") => format!("{n} records"),
-            (Some(n), _) => format!("{n} lines"),
-            (None, _) => String::new(),
-        };
+        let figure = summary
+            .and_then(|s| s.figure)
+            .map_or(String::new(), |figure| figure.to_string());
         let (done, total) = job.progress.unwrap_or((0, 0));
         let when = job.finished_at.or(job.started_at).unwrap_or(job.queued_at);
         Row {

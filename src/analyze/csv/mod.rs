@@ -19,15 +19,16 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use nohash_hasher::BuildNoHashHasher;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use smallvec::SmallVec;
 
 use super::budget::{Account, MemoryBudget};
 use super::distinct::{self, Distinct, Policy};
 use super::exact_sum::ExactSum;
+use super::section::{Figure, Grid, Section, Table, fact, or_dash, shown};
 use super::segments::{self, Segment};
-use super::{AnalysisError, AnalysisOptions, Progress, Source};
+use super::{AnalysisError, AnalysisOptions, Kind, Progress, Source};
 
 /// A record (all its fields together) larger than this fails the file rather than the memory.
 pub const MAX_RECORD_BYTES: usize = 32 << 20;
@@ -74,46 +75,46 @@ const USER_COLUMN_NAMES: [&str; 8] = [
 ];
 
 /// The `csv` section of a report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CsvReport {
     pub delimiter: String,
     pub rows: u64,
     pub columns: Vec<ColumnReport>,
     /// The report lists only the first columns: all of them would pass its size limit.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub columns_truncated: bool,
     pub malformed_rows: u64,
     pub user_column: Option<String>,
     pub distinct_users: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub users_approx: bool,
     pub top_users: Vec<UserRows>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub top_users_truncated: bool,
     /// Below `distinct::EXACT_LIMIT` for wide files: each column is exact up to this many
     /// distinct values, then estimated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_exact_limit: Option<u64>,
     /// The tables reached the memory budget: some counts are estimates (marked `_approx`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub memory_limited: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnReport {
     pub name: String,
     #[serde(rename = "type")]
     pub column_type: ColumnType,
     pub non_empty: u64,
     pub distinct: u64,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub distinct_approx: bool,
     pub min: Value,
     pub max: Value,
     pub mean: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ColumnType {
     /// No non-empty value.
@@ -123,10 +124,132 @@ pub enum ColumnType {
     String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRows {
     pub user: String,
     pub rows: u64,
+}
+
+impl ColumnType {
+    /// Its name, as the report writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnType::Empty => "empty",
+            ColumnType::Integer => "integer",
+            ColumnType::Float => "float",
+            ColumnType::String => "string",
+        }
+    }
+}
+
+impl Section for CsvReport {
+    fn figure(&self) -> Figure {
+        Figure {
+            value: self.rows,
+            unit: "rows",
+        }
+    }
+
+    fn summary_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "{} rows · {} columns · {} malformed · delimiter {:?}",
+            self.rows,
+            self.columns.len(),
+            self.malformed_rows,
+            self.delimiter
+        )];
+        if let (Some(column), Some(users)) = (&self.user_column, self.distinct_users) {
+            let top: Vec<String> = self
+                .top_users
+                .iter()
+                .take(5)
+                .map(|u| format!("{} ({})", u.user, u.rows))
+                .collect();
+            lines.push(format!(
+                "users ({column}): {users} · top: {}",
+                top.join(", ")
+            ));
+        }
+        lines
+    }
+
+    fn tables(&self) -> Vec<Table> {
+        let mut tables = vec![
+            Table::facts(
+                "csv",
+                "CSV",
+                vec![
+                    fact("delimiter", &self.delimiter),
+                    fact("rows", self.rows),
+                    fact("malformed_rows", self.malformed_rows),
+                    fact("user_column", or_dash(self.user_column.as_ref())),
+                    fact("distinct_users", or_dash(self.distinct_users)),
+                ],
+            ),
+            Table::grid(
+                "columns",
+                "Columns",
+                Grid {
+                    header: vec![
+                        ("name", false),
+                        ("type", false),
+                        ("non-empty", true),
+                        ("distinct", true),
+                        ("min", false),
+                        ("max", false),
+                        ("mean", true),
+                    ],
+                    rows: self
+                        .columns
+                        .iter()
+                        .map(|column| {
+                            vec![
+                                column.name.clone(),
+                                column.column_type.as_str().to_string(),
+                                column.non_empty.to_string(),
+                                if column.distinct_approx {
+                                    format!("≈{}", column.distinct)
+                                } else {
+                                    column.distinct.to_string()
+                                },
+                                shown(&column.min),
+                                shown(&column.max),
+                                column.mean.map_or("—".to_string(), |mean| {
+                                    serde_json::Value::from(mean).to_string()
+                                }),
+                            ]
+                        })
+                        .collect(),
+                },
+            ),
+        ];
+        if !self.top_users.is_empty() {
+            tables.push(Table::bars(
+                "top-users",
+                "Top users",
+                self.top_users.iter().map(|u| (u.user.clone(), u.rows)),
+            ));
+        }
+        tables
+    }
+
+    fn longest_list(&self) -> usize {
+        self.columns.len().max(self.top_users.len())
+    }
+
+    fn cut_lists(&mut self, share: f64) -> bool {
+        let keep = |len: usize| ((len as f64 * share) as usize).min(len - 1);
+        if self.top_users.len() > self.columns.len() {
+            self.top_users.truncate(keep(self.top_users.len()));
+            self.top_users_truncated = true;
+        } else if !self.columns.is_empty() {
+            self.columns.truncate(keep(self.columns.len()));
+            self.columns_truncated = true;
+        } else {
+            return false;
+        }
+        true
+    }
 }
 
 /// Analyses `source` as CSV (tab-separated for `.tsv`).
@@ -151,10 +274,13 @@ pub fn analyze(
         return Ok(empty_report(delimiter));
     };
     if header.len() > MAX_COLUMNS {
-        return Err(AnalysisError::InvalidCsv(format!(
-            "the header has {} fields; at most {MAX_COLUMNS} columns are analysed",
-            header.len()
-        )));
+        return Err(AnalysisError::invalid(
+            Kind::Csv,
+            format!(
+                "the header has {} fields; at most {MAX_COLUMNS} columns are analysed",
+                header.len()
+            ),
+        ));
     }
     let user_index = find_user_column(&header, options.user_column.as_deref(), source);
     let columns = header.len().max(1);
@@ -522,10 +648,10 @@ impl RecordParser {
             ReadRecordResult::InputEmpty | ReadRecordResult::End => Ok(false),
             ReadRecordResult::OutputFull => {
                 if self.fields.len() >= MAX_RECORD_BYTES {
-                    return Err(AnalysisError::InvalidCsv(format!(
-                        "a record is larger than {} MiB",
-                        MAX_RECORD_BYTES >> 20
-                    )));
+                    return Err(AnalysisError::invalid(
+                        Kind::Csv,
+                        format!("a record is larger than {} MiB", MAX_RECORD_BYTES >> 20),
+                    ));
                 }
                 let grown = (self.fields.len() * 2).min(MAX_RECORD_BYTES);
                 self.fields.resize(grown, 0);
@@ -533,9 +659,10 @@ impl RecordParser {
             }
             ReadRecordResult::OutputEndsFull => {
                 if self.ends.len() >= MAX_FIELDS {
-                    return Err(AnalysisError::InvalidCsv(format!(
-                        "a record has more than {MAX_FIELDS} fields"
-                    )));
+                    return Err(AnalysisError::invalid(
+                        Kind::Csv,
+                        format!("a record has more than {MAX_FIELDS} fields"),
+                    ));
                 }
                 let grown = (self.ends.len() * 2).min(MAX_FIELDS);
                 self.ends.resize(grown, 0);
@@ -1262,7 +1389,16 @@ mod tests {
         data.resize(MAX_RECORD_BYTES + 100, b'x');
         let source = source_with(&data);
         let err = analyze(&source, &AnalysisOptions::default(), &Progress::silent());
-        assert!(matches!(err, Err(AnalysisError::InvalidCsv(_))), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Err(AnalysisError::Invalid {
+                    kind: Kind::Csv,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -1317,7 +1453,16 @@ mod tests {
         let header = vec!["c"; MAX_COLUMNS + 1].join(",");
         let source = source_with(format!("{header}\n1\n").as_bytes());
         let err = analyze(&source, &AnalysisOptions::default(), &Progress::silent());
-        assert!(matches!(err, Err(AnalysisError::InvalidCsv(_))), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Err(AnalysisError::Invalid {
+                    kind: Kind::Csv,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
     }
 
     fn csv_strategy() -> impl Strategy<Value = Vec<u8>> {
