@@ -30,11 +30,10 @@ use crate::disk::lifecycle::{Lifecycle, LifecycleError};
 use crate::health::Liveness;
 use crate::metrics::Metrics;
 use crate::pipeline::Shared;
-use crate::pipeline::scheduler::{
-    CLAIMED_PER_WORKER, Completions, Control, Scheduler, SchedulerChannels, SchedulerSettings,
-};
+use crate::pipeline::scheduler::{Control, Scheduler, SchedulerChannels, SchedulerSettings};
 use crate::pipeline::watch;
 use crate::pipeline::workers::{self, Worker};
+use crate::pipeline::{CLAIMED_PER_WORKER, Completions};
 use crate::store::{JobStore, MemoryStore};
 use crate::web;
 

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod single_shot;
 pub mod store;
+pub mod test_hooks;
 pub mod web;
 
 use std::process::ExitCode;
@@ -50,27 +51,34 @@ impl RunError {
 
 /// Runs the program with resolved settings; `Ok` carries the exit code of a normal run.
 pub fn run(config: Config) -> Result<ExitCode, RunError> {
-    if let Mode::CheckHealth { host, port } = &config.mode {
-        return Ok(health::probe::check(host, *port));
+    match &config.mode {
+        Mode::CheckHealth { host, port } => Ok(health::probe::check(host, *port)),
+        Mode::SingleShot { input, json } => {
+            start_analysis_pool(config.workers)?;
+            Ok(single_shot::run(
+                input,
+                &config.dir,
+                *json,
+                &config.analysis,
+            )?)
+        }
+        Mode::Watch(settings) => {
+            start_analysis_pool(config.workers)?;
+            Ok(daemon::run(
+                &config.dir,
+                config.workers,
+                &config.analysis,
+                settings,
+            )?)
+        }
     }
+}
+
+/// The rayon pool that analyses the segments of large files: `workers` threads.
+fn start_analysis_pool(workers: usize) -> Result<(), UsageError> {
     rayon::ThreadPoolBuilder::new()
-        .num_threads(config.workers)
+        .num_threads(workers)
         .thread_name(|i| format!("analyze-{i}"))
         .build_global()
-        .map_err(|err| UsageError(format!("cannot start {} workers: {err}", config.workers)))?;
-    match &config.mode {
-        Mode::SingleShot { input, json } => Ok(single_shot::run(
-            input,
-            &config.dir,
-            *json,
-            &config.analysis,
-        )?),
-        Mode::Watch(settings) => Ok(daemon::run(
-            &config.dir,
-            config.workers,
-            &config.analysis,
-            settings,
-        )?),
-        Mode::CheckHealth { host, port } => Ok(health::probe::check(host, *port)),
-    }
+        .map_err(|err| UsageError(format!("cannot start {workers} workers: {err}")))
 }

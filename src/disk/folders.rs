@@ -6,8 +6,8 @@
 //! hidden temporary name beside its target, synced, linked into place without replacing
 //! anything, and only then removed from where it was. Reports are published whole
 //! (`publish_new_file`: written unnamed, then linked, never replacing). Nothing here ever opens
-//! a user's file for writing. It also holds the crash test hook (`FP_CRASH_AT`), because the
-//! deepest crash point is inside a report write.
+//! a user's file for writing. The deepest crash point of the tests (`test_hooks`) is inside a
+//! report write, here.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{CWD, RenameFlags};
 use tempfile::NamedTempFile;
+
+use crate::test_hooks;
 
 /// How many numbered names are tried (`name-2` … `name-10000`) before the names that carry a
 /// unique tag (the job id, or a new ULID), which are always free: a name dropped for the
@@ -168,7 +170,8 @@ pub fn candidate_name(name: &OsStr, attempt: u32, reserve: usize, unique: &str) 
     tagged_name(name, &tag, reserve)
 }
 
-fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
+/// `name` followed by `suffix` (a report's name: `NAME` + `.report.json`).
+pub fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
     let mut out = name.to_os_string();
     out.push(suffix);
     out
@@ -325,67 +328,11 @@ fn publish_unnamed(dir: &Path, target: &Path, bytes: &[u8], durable: bool) -> Re
 }
 
 fn write_maybe_crashing(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    if crash_armed("during-report-write") {
+    if test_hooks::crash_armed("during-report-write") {
         file.write_all(&bytes[..bytes.len() / 2])?;
-        crash_point("during-report-write");
+        test_hooks::crash_point("during-report-write");
     }
     file.write_all(bytes)
-}
-
-/// Test hook: with `FP_CRASH_AT=POINT` in the environment the process kills itself with
-/// SIGKILL when it reaches POINT, so that the tests can crash the real binary at each step of
-/// a file's life. Points: `after-claim`, `during-report-write`, `after-report`.
-pub fn crash_point(point: &str) {
-    if crash_armed(point) {
-        log::warn!("FP_CRASH_AT={point}: killing this process");
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-    }
-}
-
-fn crash_armed(point: &str) -> bool {
-    static CRASH_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    CRASH_AT
-        .get_or_init(|| std::env::var("FP_CRASH_AT").ok())
-        .as_deref()
-        == Some(point)
-}
-
-/// Test hook: with `FP_PAUSE_AT=POINT:MS` in the environment a job waits MS milliseconds at
-/// POINT, so that the tests can change a claimed file at that moment. Points:
-/// `after-analysis` (before the check that the file is still the one analysed).
-pub fn pause_point(point: &str) {
-    static PAUSE_AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
-    let armed = PAUSE_AT.get_or_init(|| hook_setting("FP_PAUSE_AT"));
-    if let Some((at, ms)) = armed
-        && at == point
-    {
-        log::warn!("FP_PAUSE_AT={point}: waiting {ms} ms");
-        std::thread::sleep(std::time::Duration::from_millis(*ms));
-    }
-}
-
-/// Test hook: with `FP_PANIC_AT=POINT:N` in the environment the first N jobs to reach POINT
-/// panic there, so that the tests can check that a job thread outlives a panic outside the
-/// analysis. Points: `before-finish`.
-pub fn panic_point(point: &str) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PANIC_AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
-    static PANICKED: AtomicU64 = AtomicU64::new(0);
-    let armed = PANIC_AT.get_or_init(|| hook_setting("FP_PANIC_AT"));
-    if let Some((at, times)) = armed
-        && at == point
-        && PANICKED.fetch_add(1, Ordering::Relaxed) < *times
-    {
-        panic!("FP_PANIC_AT={point}");
-    }
-}
-
-/// `POINT:N` from the test hook variable `var`, if set and well formed.
-fn hook_setting(var: &str) -> Option<(String, u64)> {
-    let value = std::env::var(var).ok()?;
-    let (at, n) = value.split_once(':')?;
-    Some((at.to_string(), n.parse().ok()?))
 }
 
 /// Prefix and suffix of every temporary file this program makes; at start, whatever carries

@@ -27,9 +27,10 @@ use std::sync::{Mutex, MutexGuard};
 use serde::Deserialize;
 
 use crate::analyze::Analysis;
-use crate::disk::folders::{self, FolderError, Folders, crash_point};
+use crate::disk::folders::{self, FolderError, Folders, with_suffix};
 use crate::disk::report::{Report, Status, Timing};
 use crate::job::JobId;
+use crate::test_hooks::crash_point;
 
 /// Entries kept in `Names::next_attempt` before it is cleared.
 const NAME_HINTS: usize = 4096;
@@ -501,12 +502,6 @@ impl Lifecycle {
 enum Step {
     Taken,
     Failed(LifecycleError),
-}
-
-fn with_suffix(name: &OsStr, suffix: &str) -> OsString {
-    let mut out = name.to_os_string();
-    out.push(suffix);
-    out
 }
 
 fn temp_files(dir: &Path) -> Result<Vec<OsString>, LifecycleError> {

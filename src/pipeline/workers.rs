@@ -29,7 +29,7 @@ use crate::disk::lifecycle::{Lifecycle, Unfinished};
 use crate::disk::report::Timing;
 use crate::job::JobId;
 use crate::pipeline::Shared;
-use crate::pipeline::scheduler::{Completions, Job};
+use crate::pipeline::{Completions, Job};
 use crate::store::JobStart;
 
 /// How often a file that changed during its analysis is analysed again before it fails.
@@ -146,7 +146,7 @@ impl Worker {
             size_bytes: job.size_bytes,
             queued_at: job.queued_at,
         });
-        crate::disk::folders::panic_point("before-finish");
+        crate::test_hooks::panic_point("before-finish");
         let outcome = match job.report.take() {
             // Analysed before; only its finish failed.
             Some(report) => {
@@ -246,7 +246,7 @@ impl Worker {
         let mut tries = 0;
         loop {
             let analysis = self.analyze_caught(job, progress);
-            crate::disk::folders::pause_point("after-analysis");
+            crate::test_hooks::pause_point("after-analysis");
             let after = identity(&job.claimed);
             match (before, after) {
                 (_, None) => {
