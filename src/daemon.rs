@@ -1,14 +1,15 @@
 //! Watch mode: the one place that creates every thread and channel of the daemon and owns the
 //! order of start and shutdown.
 //!
-//! Start: lock the folder root (one daemon per folder), bind the HTTP port, repair what a
-//! crash left (`Lifecycle::recover`), reload the history from the reports on disk, start
-//! watching, then the scheduler scans
-//! `unprocessed/` (watching first, so nothing slips in between) and requeues what was left in
-//! `underprocess/`. Shutdown on SIGINT/SIGTERM: the scheduler stops claiming and waits for
+//! `start`: lock the folder root (one daemon per folder), bind the HTTP port, repair what a
+//! crash left (`disk::recover`), build the job store, the liveness and the metrics
+//! (`pipeline::Shared`) and reload the history from the reports on disk, start watching, the
+//! HTTP server and the job threads, then the scheduler scans `unprocessed/` (watching first,
+//! so nothing slips in between) and requeues what was left in `underprocess/`.
+//! `Running::shut_down`, after SIGINT/SIGTERM: the scheduler stops claiming and waits for
 //! running jobs (bounded), then the watcher, the job threads and the HTTP server stop in that
-//! order. A second signal exits at once; files then left in `underprocess/` are requeued at the
-//! next start.
+//! order. A second signal exits at once; files then left in `underprocess/` are requeued at
+//! the next start.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -18,15 +19,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread;
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Sender, bounded};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::analyze::AnalysisOptions;
 use crate::config::WatchSettings;
 use crate::disk::folders::{FolderError, Folders};
-use crate::disk::history;
 use crate::disk::lifecycle::{Lifecycle, LifecycleError};
+use crate::disk::{history, recover};
 use crate::health::Liveness;
 use crate::metrics::Metrics;
 use crate::pipeline::Shared;
@@ -76,14 +77,35 @@ impl DaemonError {
     }
 }
 
+/// Runs the daemon until a signal stops it: `start`, then `Running::shut_down`.
 pub fn run(
     dir: &std::path::Path,
     workers: usize,
     options: &AnalysisOptions,
     settings: &WatchSettings,
 ) -> Result<ExitCode, DaemonError> {
+    start(dir, workers, options, settings)?.shut_down()
+}
+
+/// A started daemon: every thread it runs, and the folder lock it holds until it stops.
+pub struct Running {
+    scheduler: thread::JoinHandle<usize>,
+    job_threads: Vec<thread::JoinHandle<()>>,
+    http: thread::JoinHandle<()>,
+    http_handle: actix_web::dev::ServerHandle,
+    _lock: File,
+}
+
+/// Locks the folders, binds the port, recovers what a crash left, reloads the history, and
+/// starts the watcher, the HTTP server, the job threads, the scheduler and the signal handler.
+pub fn start(
+    dir: &std::path::Path,
+    workers: usize,
+    options: &AnalysisOptions,
+    settings: &WatchSettings,
+) -> Result<Running, DaemonError> {
     let folders = Folders::create(dir)?;
-    let _lock = lock(&folders)?;
+    let lock = lock(&folders)?;
     // Before anything changes on disk: a daemon that cannot serve does not start at all.
     let address = format!("{}:{}", settings.host, settings.port);
     let listener =
@@ -95,7 +117,7 @@ pub fn run(
         })?;
     let local = listener.local_addr().map_err(DaemonError::Start)?;
     let lifecycle = Arc::new(Lifecycle::new(folders, settings.fsync));
-    let recovered = lifecycle.recover()?;
+    let recovered = recover::recover(&lifecycle.folders)?;
     if recovered.removed + recovered.requeue.len() > 0 {
         log::info!(
             "recovered from an earlier run: {} file(s) to requeue, {} temp file(s) removed",
@@ -141,9 +163,6 @@ pub fn run(
                 source,
             })?;
 
-    let (handle_tx, handle_rx) = bounded(1);
-    let web_shared = shared.clone();
-    let web_folders = lifecycle.folders.clone();
     let web_settings = web::WebSettings {
         token: settings.token.clone(),
         max_upload_bytes: settings.max_upload_bytes,
@@ -152,25 +171,12 @@ pub fn run(
         body_timeout: settings.body_timeout,
         max_connections: connection_budget(workers),
     };
-    let http = spawn("http", move || {
-        actix_web::rt::System::new().block_on(async move {
-            match web::server(listener, web_shared, &web_folders, web_settings) {
-                Ok(server) => {
-                    let _ = handle_tx.send(Ok(server.handle()));
-                    if let Err(err) = server.await {
-                        log::error!("the HTTP server stopped: {err}");
-                    }
-                }
-                Err(err) => {
-                    let _ = handle_tx.send(Err(err));
-                }
-            }
-        });
-    })?;
-    let http_handle = handle_rx
-        .recv()
-        .map_err(|_| DaemonError::Panicked("http"))?
-        .map_err(DaemonError::Start)?;
+    let (http, http_handle) = start_http(
+        listener,
+        shared.clone(),
+        lifecycle.folders.clone(),
+        web_settings,
+    )?;
 
     let worker = Arc::new(Worker {
         lifecycle: Arc::clone(&lifecycle),
@@ -213,22 +219,7 @@ pub fn run(
     drop(unfinished_tx);
     let scheduler = spawn("scheduler", move || scheduler.run(channels))?;
 
-    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(DaemonError::Start)?;
-    spawn("signals", move || {
-        let mut received = 0;
-        for signal in signals.forever() {
-            received += 1;
-            if received == 1 {
-                log::info!("signal {signal}: finishing running jobs, then exiting");
-                let _ = control_tx.send(Control::Stop);
-            } else {
-                log::warn!(
-                    "signal {signal} again: exiting now; unfinished files are requeued at the next start"
-                );
-                std::process::exit(1);
-            }
-        }
-    })?;
+    handle_signals(control_tx)?;
 
     log::info!(
         "watching {} with {workers} worker(s){}; dashboard on http://{local}/, health on \
@@ -245,20 +236,89 @@ pub fn run(
         }
     );
 
-    let still_running = scheduler
-        .join()
-        .map_err(|_| DaemonError::Panicked("scheduler"))?;
-    if still_running == 0 {
-        // The scheduler dropped the job channel: the job threads are done.
-        for thread in job_threads {
-            thread.join().map_err(|_| DaemonError::Panicked("job"))?;
+    Ok(Running {
+        scheduler,
+        job_threads,
+        http,
+        http_handle,
+        _lock: lock,
+    })
+}
+
+impl Running {
+    /// Waits for the scheduler to stop (after the first signal it stops claiming and waits,
+    /// bounded, for running jobs), then joins the job threads and stops the HTTP server last.
+    pub fn shut_down(self) -> Result<ExitCode, DaemonError> {
+        let still_running = self
+            .scheduler
+            .join()
+            .map_err(|_| DaemonError::Panicked("scheduler"))?;
+        if still_running == 0 {
+            // The scheduler dropped the job channel: the job threads are done.
+            for thread in self.job_threads {
+                thread.join().map_err(|_| DaemonError::Panicked("job"))?;
+            }
         }
+        // The stop command is sent at once; the returned future only reports completion.
+        drop(self.http_handle.stop(true));
+        self.http
+            .join()
+            .map_err(|_| DaemonError::Panicked("http"))?;
+        log::info!("stopped");
+        Ok(ExitCode::SUCCESS)
     }
-    // The stop command is sent at once; the returned future only reports completion.
-    drop(http_handle.stop(true));
-    http.join().map_err(|_| DaemonError::Panicked("http"))?;
-    log::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTP server on its own thread (an actix system), and the handle that stops it.
+fn start_http(
+    listener: TcpListener,
+    shared: Shared,
+    folders: Folders,
+    settings: web::WebSettings,
+) -> Result<(thread::JoinHandle<()>, actix_web::dev::ServerHandle), DaemonError> {
+    let (handle_tx, handle_rx) = bounded(1);
+    let http = spawn("http", move || {
+        actix_web::rt::System::new().block_on(async move {
+            match web::server(listener, shared, &folders, settings) {
+                Ok(server) => {
+                    let _ = handle_tx.send(Ok(server.handle()));
+                    if let Err(err) = server.await {
+                        log::error!("the HTTP server stopped: {err}");
+                    }
+                }
+                Err(err) => {
+                    let _ = handle_tx.send(Err(err));
+                }
+            }
+        });
+    })?;
+    let handle = handle_rx
+        .recv()
+        .map_err(|_| DaemonError::Panicked("http"))?
+        .map_err(DaemonError::Start)?;
+    Ok((http, handle))
+}
+
+/// SIGINT/SIGTERM: the first tells the scheduler to stop; a second exits at once (files left
+/// in `underprocess/` are requeued at the next start).
+fn handle_signals(control: Sender<Control>) -> Result<(), DaemonError> {
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(DaemonError::Start)?;
+    spawn("signals", move || {
+        let mut received = 0;
+        for signal in signals.forever() {
+            received += 1;
+            if received == 1 {
+                log::info!("signal {signal}: finishing running jobs, then exiting");
+                let _ = control.send(Control::Stop);
+            } else {
+                log::warn!(
+                    "signal {signal} again: exiting now; unfinished files are requeued at the next start"
+                );
+                std::process::exit(1);
+            }
+        }
+    })?;
+    Ok(())
 }
 
 /// Descriptors the HTTP side can never take: the pipeline's own (the watch, the files being

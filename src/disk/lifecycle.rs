@@ -1,5 +1,5 @@
-//! The life of a claimed file on disk: claiming it into `underprocess/`, finishing it into
-//! `processed/` or `failed/` with its report, and finding at start what a crash left half-way.
+//! The life of a claimed file on disk: claiming it into `underprocess/` and finishing it into
+//! `processed/` or `failed/` with its report (`recover` finds at start what a crash left).
 //!
 //! A claimed file is named `<job id>_<original name>` in `underprocess/`: unique, so a claim
 //! never meets a taken name, and after a crash the file still says which job it was and what it
@@ -62,24 +62,6 @@ pub struct Finished {
     pub report: Report,
     pub path: PathBuf,
     pub report_path: PathBuf,
-}
-
-/// A file found in `underprocess/` at start: claimed before a crash, to be analysed again.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Leftover {
-    pub path: PathBuf,
-    /// The job it was, when its name says so (then its report may already be published).
-    pub job_id: Option<JobId>,
-    pub original_name: OsString,
-}
-
-/// What `recover` found and did.
-#[derive(Debug, Default)]
-pub struct Recovered {
-    /// Files claimed before the crash, oldest first.
-    pub requeue: Vec<Leftover>,
-    /// Temp files of interrupted writes, removed.
-    pub removed: usize,
 }
 
 /// Names handed out by finishes in progress, and where to start looking next time.
@@ -437,86 +419,11 @@ impl Lifecycle {
         names.reserved.remove(path);
         names.reserved.remove(report_path);
     }
-
-    /// Removes temp files of interrupted writes (uploads, copies, reports on filesystems
-    /// without unnamed files) and lists the files left in `underprocess/`. Must run before
-    /// anything else touches the folders.
-    pub fn recover(&self) -> Result<Recovered, LifecycleError> {
-        let mut recovered = Recovered::default();
-        for dir in [
-            &self.folders.unprocessed,
-            &self.folders.underprocess,
-            &self.folders.processed,
-            &self.folders.failed,
-        ] {
-            for name in temp_files(dir)? {
-                let temp = dir.join(name);
-                match fs::remove_file(&temp) {
-                    Ok(()) => {
-                        log::info!(
-                            "removed the leftover of an interrupted write: {}",
-                            temp.display()
-                        );
-                        recovered.removed += 1;
-                    }
-                    Err(err) => log::warn!("cannot remove {}: {err}", temp.display()),
-                }
-            }
-        }
-        let underprocess = &self.folders.underprocess;
-        let list_error = |source| LifecycleError::List {
-            path: underprocess.clone(),
-            source,
-        };
-        let mut left = Vec::new();
-        for entry in fs::read_dir(underprocess).map_err(list_error)? {
-            let entry = entry.map_err(list_error)?;
-            let name = entry.file_name();
-            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            if !is_file || name.as_bytes().starts_with(b".") {
-                continue;
-            }
-            let modified = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-            let (job_id, original_name) = match parse_claimed_name(&name) {
-                Some((job_id, original)) => (Some(job_id), original),
-                None => (None, name),
-            };
-            left.push((
-                modified,
-                Leftover {
-                    path: entry.path(),
-                    job_id,
-                    original_name,
-                },
-            ));
-        }
-        left.sort_by_key(|(modified, _)| *modified);
-        recovered.requeue = left.into_iter().map(|(_, leftover)| leftover).collect();
-        Ok(recovered)
-    }
 }
 
 enum Step {
     Taken,
     Failed(LifecycleError),
-}
-
-fn temp_files(dir: &Path) -> Result<Vec<OsString>, LifecycleError> {
-    let list_error = |source| LifecycleError::List {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut names = Vec::new();
-    for entry in fs::read_dir(dir).map_err(list_error)? {
-        let name = entry.map_err(list_error)?.file_name();
-        if folders::is_temp_name(&name) {
-            names.push(name);
-        }
-    }
-    Ok(names)
 }
 
 /// The `job_id` of the report at `path`, if it is one.
@@ -533,6 +440,7 @@ fn report_job_id(path: &Path) -> Option<JobId> {
 mod tests {
     use super::*;
     use crate::analyze::{AnalysisOptions, Progress, analyze};
+    use crate::disk::recover::Leftover;
     use std::time::SystemTime;
 
     fn setup() -> (tempfile::TempDir, Lifecycle) {
@@ -696,7 +604,7 @@ mod tests {
         fs::write(processed.join("log-2.txt.report.json"), &stranded).expect("write");
         fs::write(processed.join(".fp-upload.tmp"), "partial").expect("write");
 
-        let recovered = lifecycle.recover().expect("recover");
+        let recovered = crate::disk::recover::recover(&lifecycle.folders).expect("recover");
         assert_eq!(recovered.removed, 1);
         assert_eq!(recovered.requeue.len(), 1);
         let leftover = &recovered.requeue[0];

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 
-use crate::disk::lifecycle::{Leftover, Lifecycle};
+use crate::disk::lifecycle::Lifecycle;
+use crate::disk::recover::Leftover;
 use crate::job::JobId;
 use crate::pipeline::readiness::Readiness;
 use crate::pipeline::watch::{FileEvent, FolderWatcher};

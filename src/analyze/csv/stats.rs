@@ -1,0 +1,436 @@
+//! CSV column statistics: per-column type, non-empty count, distinct values, extremes and
+//! mean, and the `Accumulator` that gathers them (with the user counts) over a run of records
+//! and merges runs in file order. Memory is bounded: values kept are cut at
+//! `KEPT_VALUE_BYTES`, and the exact tables draw on the analysis's budget.
+
+use std::sync::atomic::Ordering as AtomicOrdering;
+
+use serde_json::Value;
+
+use super::parse::Layout;
+use super::users::{UserCounts, UserKey};
+use super::{ColumnReport, ColumnType, CsvReport, KEPT_VALUE_BYTES, UserRows, delimiter_name};
+use crate::analyze::distinct::{self, Distinct};
+use crate::analyze::exact_sum::ExactSum;
+
+/// Statistics of one column over the records seen so far.
+#[derive(Debug, Clone)]
+pub(super) struct ColumnStats {
+    pub(super) non_empty: u64,
+    pub(super) saw_float: bool,
+    pub(super) saw_string: bool,
+    pub(super) int_min: i64,
+    pub(super) int_max: i64,
+    pub(super) float_min: f64,
+    pub(super) float_max: f64,
+    pub(super) numbers: u64,
+    pub(super) sum: ExactSum,
+    pub(super) bytes_min: ByteExtreme,
+    pub(super) bytes_max: ByteExtreme,
+    pub(super) distinct: Distinct,
+}
+
+impl ColumnStats {
+    pub(super) fn new(estimated: bool, layout: &Layout) -> Self {
+        ColumnStats {
+            non_empty: 0,
+            saw_float: false,
+            saw_string: false,
+            int_min: i64::MAX,
+            int_max: i64::MIN,
+            float_min: f64::INFINITY,
+            float_max: f64::NEG_INFINITY,
+            numbers: 0,
+            sum: ExactSum::default(),
+            bytes_min: ByteExtreme::default(),
+            bytes_max: ByteExtreme::default(),
+            distinct: if estimated {
+                Distinct::estimated(layout.policy, &layout.budget)
+            } else {
+                Distinct::new(layout.policy, &layout.budget)
+            },
+        }
+    }
+
+    /// Adds a non-empty value whose `Distinct::hash` is `hash`.
+    #[inline]
+    pub(super) fn add(&mut self, value: &[u8], hash: u64) {
+        self.distinct.insert_hash(hash);
+        self.add_except_distinct(value);
+    }
+
+    /// Adds a non-empty value to everything but the distinct count (the user column's distinct
+    /// count comes from its per-value table instead).
+    #[inline]
+    pub(super) fn add_except_distinct(&mut self, value: &[u8]) {
+        self.non_empty += 1;
+        let key = prefix_key(value);
+        self.bytes_min.offer(value, key, std::cmp::Ordering::Less);
+        self.bytes_max
+            .offer(value, key, std::cmp::Ordering::Greater);
+        // Once a value is not a number the column is a string column: numbers no longer matter.
+        if !self.saw_string {
+            match parse_number(value) {
+                Some(Number::Integer(i)) => {
+                    self.int_min = self.int_min.min(i);
+                    self.int_max = self.int_max.max(i);
+                    self.add_number(i as f64);
+                }
+                Some(Number::Float(f)) => {
+                    self.saw_float = true;
+                    self.add_number(f);
+                }
+                None => self.saw_string = true,
+            }
+        }
+    }
+
+    pub(super) fn add_number(&mut self, x: f64) {
+        self.float_min = self.float_min.min(x);
+        self.float_max = self.float_max.max(x);
+        self.numbers += 1;
+        self.sum.add(x);
+    }
+
+    pub(super) fn merge(&mut self, other: ColumnStats) {
+        self.non_empty += other.non_empty;
+        self.saw_float |= other.saw_float;
+        self.saw_string |= other.saw_string;
+        self.int_min = self.int_min.min(other.int_min);
+        self.int_max = self.int_max.max(other.int_max);
+        self.float_min = self.float_min.min(other.float_min);
+        self.float_max = self.float_max.max(other.float_max);
+        self.numbers += other.numbers;
+        self.sum.merge(&other.sum);
+        self.bytes_min
+            .offer_extreme(&other.bytes_min, std::cmp::Ordering::Less);
+        self.bytes_max
+            .offer_extreme(&other.bytes_max, std::cmp::Ordering::Greater);
+        self.distinct.merge(other.distinct);
+    }
+
+    pub(super) fn column_type(&self) -> ColumnType {
+        if self.non_empty == 0 {
+            ColumnType::Empty
+        } else if self.saw_string {
+            ColumnType::String
+        } else if self.saw_float {
+            ColumnType::Float
+        } else {
+            ColumnType::Integer
+        }
+    }
+
+    pub(super) fn into_report(self, name: String) -> ColumnReport {
+        let column_type = self.column_type();
+        let (distinct, distinct_approx) = self.distinct.count();
+        let text = |extreme: ByteExtreme| match extreme.value() {
+            Some((bytes, cut)) => Value::String(shown_value(bytes, cut)),
+            None => Value::Null,
+        };
+        let (min, max) = match column_type {
+            ColumnType::Empty => (Value::Null, Value::Null),
+            ColumnType::Integer => (self.int_min.into(), self.int_max.into()),
+            ColumnType::Float => (float_value(self.float_min), float_value(self.float_max)),
+            ColumnType::String => (text(self.bytes_min), text(self.bytes_max)),
+        };
+        let mean = match column_type {
+            ColumnType::Integer | ColumnType::Float => {
+                Some(self.sum.value() / self.numbers as f64).filter(|mean| mean.is_finite())
+            }
+            ColumnType::Empty | ColumnType::String => None,
+        };
+        ColumnReport {
+            name: shown_value(name.as_bytes(), false),
+            column_type,
+            non_empty: self.non_empty,
+            distinct,
+            distinct_approx,
+            min,
+            max,
+            mean,
+        }
+    }
+}
+
+pub(super) fn float_value(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+/// The smallest or largest value seen, in byte order. Most comparisons are decided by the
+/// first eight bytes read as a big-endian integer (zero-padded): if those keys differ, the
+/// strings compare the same way; only equal keys need the full comparison.
+/// Only the first `KEPT_VALUE_BYTES` of a value are kept (`cut` says it was longer): two values
+/// that share those bytes compare by them, the cut one being the larger, which is exact but for
+/// ties among long values that all show the same way.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ByteExtreme {
+    pub(super) key: u64,
+    pub(super) bytes: Option<Vec<u8>>,
+    pub(super) cut: bool,
+}
+
+#[inline]
+pub(super) fn prefix_key(value: &[u8]) -> u64 {
+    match value.first_chunk::<8>() {
+        Some(head) => u64::from_be_bytes(*head),
+        None => {
+            let mut key = 0u64;
+            for (i, &b) in value.iter().enumerate() {
+                key |= u64::from(b) << (56 - 8 * i);
+            }
+            key
+        }
+    }
+}
+
+impl ByteExtreme {
+    /// Keeps `value` (whose `prefix_key` is `key`) if it compares `wanted` (Less for a
+    /// minimum) to the current one.
+    #[inline]
+    pub(super) fn offer(&mut self, value: &[u8], key: u64, wanted: std::cmp::Ordering) {
+        self.offer_kept(value, false, key, wanted);
+    }
+
+    #[inline]
+    pub(super) fn offer_kept(
+        &mut self,
+        value: &[u8],
+        value_cut: bool,
+        key: u64,
+        wanted: std::cmp::Ordering,
+    ) {
+        let (value, value_cut) = if value.len() > KEPT_VALUE_BYTES {
+            (&value[..KEPT_VALUE_BYTES], true)
+        } else {
+            (value, value_cut)
+        };
+        let better = match &self.bytes {
+            None => true,
+            Some(current) => match key.cmp(&self.key) {
+                // Equal keys and both at most 8 bytes: the zero-padded prefixes are the whole
+                // strings, so the shorter one is the smaller.
+                std::cmp::Ordering::Equal if value.len() <= 8 && current.len() <= 8 => {
+                    value.len().cmp(&current.len()) == wanted
+                }
+                std::cmp::Ordering::Equal => {
+                    (value, value_cut).cmp(&(current.as_slice(), self.cut)) == wanted
+                }
+                by_prefix => by_prefix == wanted,
+            },
+        };
+        if better {
+            let bytes = self.bytes.get_or_insert_with(Vec::new);
+            bytes.clear();
+            bytes.extend_from_slice(value);
+            self.key = key;
+            self.cut = value_cut;
+        }
+    }
+
+    pub(super) fn offer_extreme(&mut self, other: &ByteExtreme, wanted: std::cmp::Ordering) {
+        if let Some(bytes) = &other.bytes {
+            self.offer_kept(bytes, other.cut, other.key, wanted);
+        }
+    }
+
+    /// The kept bytes, and whether the value was longer.
+    pub(super) fn value(&self) -> Option<(&[u8], bool)> {
+        self.bytes.as_deref().map(|bytes| (bytes, self.cut))
+    }
+}
+
+pub(super) enum Number {
+    Integer(i64),
+    Float(f64),
+}
+
+/// An integer is `[+-]?[0-9]+` within i64; a float is anything else Rust reads as a finite
+/// `f64` (`1.5`, `.5`, `5.`, `1e-3`), but not `inf`/`nan` spelled out.
+pub(super) fn parse_number(value: &[u8]) -> Option<Number> {
+    let text = std::str::from_utf8(value).ok()?;
+    if let Ok(i) = text.parse::<i64>() {
+        return Some(Number::Integer(i));
+    }
+    let spelled_out = text.bytes().any(|b| matches!(b, b'i' | b'I' | b'n' | b'N'));
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() && !spelled_out => Some(Number::Float(f)),
+        _ => None,
+    }
+}
+
+/// Rows, columns and users gathered from a run of records.
+#[derive(Debug, Clone)]
+pub(super) struct Accumulator {
+    pub(super) header_len: usize,
+    pub(super) user_index: Option<usize>,
+    pub(super) rows: u64,
+    pub(super) malformed: u64,
+    pub(super) columns: Vec<ColumnStats>,
+    pub(super) users: UserCounts,
+}
+
+impl Accumulator {
+    pub(super) fn new(layout: &Layout) -> Self {
+        Accumulator {
+            header_len: layout.header_len,
+            user_index: layout.user_index,
+            rows: 0,
+            malformed: 0,
+            columns: layout
+                .estimated_columns
+                .iter()
+                .map(|flag| ColumnStats::new(flag.load(AtomicOrdering::Relaxed), layout))
+                .collect(),
+            users: UserCounts::new(layout),
+        }
+    }
+
+    #[inline]
+    pub(super) fn add_record(&mut self, fields: &[u8], ends: &[usize]) {
+        self.rows += 1;
+        if ends.len() != self.header_len {
+            self.malformed += 1;
+        }
+        let mut start = 0;
+        for (index, (&end, column)) in ends.iter().zip(self.columns.iter_mut()).enumerate() {
+            let value = &fields[start..end];
+            start = end;
+            if value.is_empty() {
+                continue;
+            }
+            let hash = Distinct::hash(value);
+            if Some(index) == self.user_index {
+                // One table serves both the column's distinct count and the per-user rows.
+                self.users.add(value, hash, 1);
+                column.add_except_distinct(value);
+            } else {
+                column.add(value, hash);
+            }
+        }
+    }
+
+    pub(super) fn merge(&mut self, other: Accumulator) {
+        self.rows += other.rows;
+        self.malformed += other.malformed;
+        for (mine, theirs) in self.columns.iter_mut().zip(other.columns) {
+            mine.merge(theirs);
+        }
+        self.users.merge(other.users);
+    }
+
+    /// Marks the columns whose count is now an estimate, for segments not yet started.
+    pub(super) fn publish_estimated(&self, layout: &Layout) {
+        for (column, flag) in self.columns.iter().zip(&layout.estimated_columns) {
+            if column.distinct.count().1 {
+                flag.store(true, AtomicOrdering::Relaxed);
+            }
+        }
+    }
+
+    pub(super) fn into_report(
+        mut self,
+        delimiter: u8,
+        header: &[String],
+        top: usize,
+        layout: &Layout,
+    ) -> CsvReport {
+        let user_column = self
+            .user_index
+            .map(|i| shown_value(header[i].as_bytes(), false));
+        let users_approx = self.users.capped;
+        let mut estimated_users = None;
+        if let Some(index) = self.user_index {
+            let distinct = self.users.distinct_values(layout);
+            if users_approx {
+                // Past the cap the users are the column's values: one estimate for both.
+                estimated_users = Some(distinct.count().0);
+            }
+            self.columns[index].distinct = distinct;
+        }
+        let by_user = self.users.rows_by_trimmed_value();
+        let distinct_users = self
+            .user_index
+            .map(|_| estimated_users.unwrap_or(by_user.len() as u64));
+        let mut ranked: Vec<(UserKey, u64)> = by_user.into_iter().collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let top_users = ranked
+            .into_iter()
+            .take(top)
+            .map(|(user, rows)| UserRows {
+                user: shown_value(user.0, user.1.is_some()),
+                rows,
+            })
+            .collect();
+        let memory_limited = layout.budget.exhausted();
+        let exact_limit = layout.policy.exact_limit;
+        CsvReport {
+            distinct_exact_limit: (exact_limit < distinct::EXACT_LIMIT)
+                .then_some(exact_limit as u64),
+            memory_limited,
+            delimiter: delimiter_name(delimiter),
+            rows: self.rows,
+            columns: self
+                .columns
+                .into_iter()
+                .zip(header)
+                .map(|(stats, name)| stats.into_report(name.clone()))
+                .collect(),
+            columns_truncated: false,
+            malformed_rows: self.malformed,
+            user_column,
+            distinct_users,
+            users_approx,
+            top_users,
+            top_users_truncated: false,
+        }
+    }
+}
+
+/// At most `KEPT_VALUE_BYTES` of a value as text, cut on a character boundary, ending in `…`
+/// when cut (`cut`: the value was longer than what is shown).
+pub fn shown_value(bytes: &[u8], cut: bool) -> String {
+    let (bytes, cut) = if bytes.len() > KEPT_VALUE_BYTES {
+        (&bytes[..KEPT_VALUE_BYTES], true)
+    } else {
+        (bytes, cut)
+    };
+    let end = match std::str::from_utf8(bytes) {
+        // A character split by the cut is left out whole.
+        Err(err) if cut && err.error_len().is_none() => err.valid_up_to(),
+        _ => bytes.len(),
+    };
+    let mut text = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    if cut {
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_keys_order_like_the_bytes() {
+        let values: [&[u8]; 9] = [
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefgi",
+            b"b",
+        ];
+        for a in values {
+            for b in values {
+                let (ka, kb) = (prefix_key(a), prefix_key(b));
+                if ka != kb {
+                    assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! CSV users: which column counts as the user column, and the rows per user, kept exactly
+//! while the budget allows and then counted as distinct only (the report then says so).
+
+use std::collections::HashMap;
+
+use nohash_hasher::BuildNoHashHasher;
+use smallvec::SmallVec;
+
+use super::parse::Layout;
+use super::{KEPT_VALUE_BYTES, MAX_TRACKED_USERS, USER_ENTRY_BYTES};
+use crate::analyze::Source;
+use crate::analyze::budget::Account;
+use crate::analyze::distinct::Distinct;
+
+/// Normalised header names recognised as the user column, in no particular order.
+pub(super) const USER_COLUMN_NAMES: [&str; 8] = [
+    "userid",
+    "user",
+    "username",
+    "uid",
+    "customerid",
+    "clientid",
+    "accountid",
+    "memberid",
+];
+
+/// A header name lower-cased with everything but letters and digits removed.
+pub(super) fn normalise_header(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+pub(super) fn find_user_column(
+    header: &[String],
+    requested: Option<&str>,
+    source: &Source,
+) -> Option<usize> {
+    match requested {
+        Some(wanted) => {
+            let found = header
+                .iter()
+                .position(|name| name == wanted)
+                .or_else(|| header.iter().position(|n| n.eq_ignore_ascii_case(wanted)));
+            if found.is_none() {
+                log::warn!(
+                    "{}: no column named {wanted:?}; no per-user breakdown",
+                    source.path.display()
+                );
+            }
+            found
+        }
+        None => header
+            .iter()
+            .position(|name| USER_COLUMN_NAMES.contains(&normalise_header(name).as_str())),
+    }
+}
+
+/// Rows per value of the user column, keyed by the value's 64-bit hash (already computed).
+/// Values are kept as they are, at most `KEPT_VALUE_BYTES` of each (a longer one is told apart
+/// by its hash); grouping by the trimmed value happens once, for the report. A value whose hash
+/// is taken by a different value is counted in `collided`, by value, so the counts stay exact.
+/// Every entry is paid for from the analysis's budget: past it (or past `MAX_TRACKED_USERS`)
+/// new values are only counted as distinct, and the figures are marked approximate.
+#[derive(Debug, Clone)]
+pub(super) struct UserCounts {
+    /// Values up to 24 bytes live inside the table: no pointer to chase when comparing.
+    pub(super) by_hash: HashMap<u64, UserEntry, BuildNoHashHasher<u64>>,
+    pub(super) collided: HashMap<(Box<[u8]>, usize), u64>,
+    /// Values no longer tracked once the budget or the count is reached: still counted as
+    /// distinct.
+    pub(super) untracked: Distinct,
+    pub(super) capped: bool,
+    pub(super) account: Account,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct UserEntry {
+    pub(super) kept: SmallVec<[u8; 24]>,
+    /// The value's whole length (more than `kept` when it was cut).
+    pub(super) len: usize,
+    pub(super) rows: u64,
+}
+
+/// A user as the report groups them: the trimmed kept bytes, and for a cut value its hash (two
+/// long values that share their first bytes are different users).
+pub(super) type UserKey<'a> = (&'a [u8], Option<u64>);
+
+/// The bytes of a value that are kept: at most `KEPT_VALUE_BYTES`.
+pub(super) fn kept_part(value: &[u8]) -> &[u8] {
+    &value[..value.len().min(KEPT_VALUE_BYTES)]
+}
+
+impl UserCounts {
+    pub(super) fn new(layout: &Layout) -> Self {
+        UserCounts {
+            by_hash: HashMap::default(),
+            collided: HashMap::new(),
+            untracked: Distinct::estimated(layout.policy, &layout.budget),
+            capped: false,
+            account: Account::new(&layout.budget),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.by_hash.len() + self.collided.len()
+    }
+
+    #[inline]
+    pub(super) fn add(&mut self, value: &[u8], hash: u64, rows: u64) {
+        self.add_kept(kept_part(value), value.len(), hash, rows);
+    }
+
+    pub(super) fn add_kept(&mut self, kept: &[u8], len: usize, hash: u64, rows: u64) {
+        if let Some(entry) = self.by_hash.get_mut(&hash) {
+            if entry.kept.as_slice() == kept && entry.len == len {
+                entry.rows += rows;
+                return;
+            }
+            if let Some(count) = self.collided.get_mut(&(kept.into(), len)) {
+                *count += rows;
+                return;
+            }
+        }
+        if self.capped
+            || self.len() >= MAX_TRACKED_USERS
+            || !self.account.spend(kept.len() + USER_ENTRY_BYTES)
+        {
+            self.capped = true;
+            self.untracked.insert_hash(hash);
+        } else if let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) {
+            slot.insert(UserEntry {
+                kept: SmallVec::from_slice(kept),
+                len,
+                rows,
+            });
+        } else {
+            self.collided.insert((kept.into(), len), rows);
+        }
+    }
+
+    pub(super) fn merge(&mut self, other: UserCounts) {
+        self.capped |= other.capped;
+        self.untracked.merge(other.untracked);
+        for (hash, entry) in other.by_hash {
+            self.add_kept(&entry.kept, entry.len, hash, entry.rows);
+        }
+        for ((kept, len), rows) in other.collided {
+            // Only values short enough to be kept whole can collide by hash and be told apart.
+            self.add_kept(&kept, len, Distinct::hash(&kept), rows);
+        }
+    }
+
+    /// The column's distinct count: exact up to the limit, then an estimate, as for any column.
+    pub(super) fn distinct_values(&self, layout: &Layout) -> Distinct {
+        let mut distinct = if self.capped {
+            self.untracked.clone()
+        } else {
+            Distinct::new(layout.policy, &layout.budget)
+        };
+        for &hash in self.by_hash.keys() {
+            distinct.insert_hash(hash);
+        }
+        for (kept, _) in self.collided.keys() {
+            distinct.insert_hash(Distinct::hash(kept));
+        }
+        distinct
+    }
+
+    /// Rows per user: values with surrounding ASCII whitespace trimmed, empty ones dropped.
+    pub(super) fn rows_by_trimmed_value(&self) -> HashMap<UserKey<'_>, u64> {
+        let mut by_user: HashMap<UserKey<'_>, u64> = HashMap::new();
+        let values = self
+            .by_hash
+            .iter()
+            .map(|(&hash, entry)| {
+                let cut = entry.len > entry.kept.len();
+                (entry.kept.as_slice(), cut.then_some(hash), entry.rows)
+            })
+            .chain(
+                self.collided
+                    .iter()
+                    .map(|((kept, _), rows)| (&kept[..], None, *rows)),
+            );
+        for (value, cut_hash, rows) in values {
+            // A cut value's end is not kept: only its start can be trimmed.
+            let user = if cut_hash.is_some() {
+                value.trim_ascii_start()
+            } else {
+                value.trim_ascii()
+            };
+            if !user.is_empty() {
+                *by_user.entry((user, cut_hash)).or_insert(0) += rows;
+            }
+        }
+        by_user
+    }
+}
