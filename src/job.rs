@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::analyze::Kind;
 use crate::analyze::section::Figure;
-use crate::disk::report::{ErrorInfo, Report};
 
 /// A job's id: a ULID (sortable by time; 16 bytes, no allocation). Reports carry it as text.
 pub type JobId = ulid::Ulid;
@@ -76,19 +75,11 @@ pub struct JobSummary {
     pub figure: Option<Figure>,
 }
 
-impl JobSummary {
-    /// The summary of a report.
-    pub fn of(report: &Report) -> JobSummary {
-        JobSummary {
-            kind: report.kind,
-            duration_ms: report.duration_ms,
-            error: report.error.clone(),
-            figure: report
-                .details
-                .as_ref()
-                .map(|details| details.section().figure()),
-        }
-    }
+/// Why a job failed, as its report says: a stable `kind` and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ErrorInfo {
+    pub kind: String,
+    pub message: String,
 }
 
 /// Why a job cannot be retried.

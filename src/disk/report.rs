@@ -12,6 +12,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{Analysis, Details, Kind};
+pub use crate::job::ErrorInfo;
+use crate::job::JobSummary;
 
 pub const REPORT_SUFFIX: &str = ".report.json";
 
@@ -59,12 +61,6 @@ impl Status {
             Status::Failed => ERROR_SUFFIX,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    pub kind: String,
-    pub message: String,
 }
 
 /// When a job was queued, started and finished.
@@ -164,6 +160,19 @@ impl Report {
             if !details.section_mut().cut_lists(share) {
                 return;
             }
+        }
+    }
+
+    /// What the job store keeps of this report.
+    pub fn job_summary(&self) -> JobSummary {
+        JobSummary {
+            kind: self.kind,
+            duration_ms: self.duration_ms,
+            error: self.error.clone(),
+            figure: self
+                .details
+                .as_ref()
+                .map(|details| details.section().figure()),
         }
     }
 

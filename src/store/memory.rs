@@ -235,7 +235,7 @@ impl JobStore for MemoryStore {
         record.last_error = None;
         record.finished_at = Some(now);
         record.progress_told = None;
-        record.summary = Some(JobSummary::of(report));
+        record.summary = Some(report.job_summary());
         let minute = minute_of(now);
         match jobs.throughput.back_mut() {
             Some(last) if last.minute == minute => {

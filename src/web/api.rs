@@ -42,7 +42,7 @@ pub struct JobView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::disk::report::ErrorInfo>,
+    pub error: Option<crate::job::ErrorInfo>,
     /// Failed attempts to finish it (its report or its move failed); it is tried again.
     #[serde(skip_serializing_if = "is_zero")]
     pub attempts: u32,
