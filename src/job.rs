@@ -85,7 +85,7 @@ pub struct ErrorInfo {
 /// Why a job cannot be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryRefused {
-    /// Not in the registry (never seen, or older than the history).
+    /// Not in the store (never seen, or older than the history).
     Unknown,
     /// Only a failed job can be retried.
     NotFailed(JobState),

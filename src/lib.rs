@@ -1,12 +1,24 @@
 //! file-processor: a hot-folder daemon that analyses the files dropped into it.
 //!
-//! The flow, one module per stage: `cli` (flags) → `config` (resolved settings) → `daemon`
-//! (builds the pipeline) → `watch` (folder events) → `queue` (readiness, order, claims) →
-//! `pool` (workers) → `analyze` (the analyzers) → `lifecycle` (claim, finish, recover) →
-//! `report` (the JSON report) → `registry` (jobs in memory, with `metrics` and, at start,
-//! `history`) → `web` (dashboard, API, events). `single_shot` runs one file through the same
-//! analysis and lifecycle. `run` builds the rayon pool; `daemon` builds everything else;
-//! nothing else spawns threads.
+//! The tree follows the data. `main` → `cli` (flags) → `config` (resolved settings) → `lib::run`
+//! picks a mode: `single_shot` (`--input`: one file through the same analysis and disk
+//! lifecycle, then exit), `health::probe` (`--check-health`), or `daemon`, which builds
+//! everything below, owns the order of start and shutdown, and is the only place that spawns:
+//!
+//! - `pipeline/`: `watch` (folder events) → `readiness` (complete files, small first) →
+//!   `scheduler` (claims, hands over, retries finishes) → `workers` (the job threads).
+//! - `analyze/`: `analyze()` picks the analyzer by kind: `text`, `csv/` (`parse`, `stats`,
+//!   `users`), `json`; `section` is what each section shows (figure, summary, tables).
+//! - `disk/`: `folders` (no-replace moves) → `lifecycle` (claim, finish) with `report` (the
+//!   JSON beside the file); `recover` and `history` read the folders back at start.
+//! - `store/`: the `JobStore` seam every job state goes through (`memory` is its first
+//!   backend; `events` its change feed; `intake` the uploaded files' job ids; `suite` the tests
+//!   every backend passes).
+//! - `web/`: the HTTP side, reading the store (`ask`) and `health` and `metrics`.
+//!
+//! `job` is the vocabulary all of them share (ids, states, snapshots, counts); `health` the
+//! daemon's liveness; `metrics` its Prometheus counters; `test_hooks` the crash points the
+//! tests use, compiled into debug builds only.
 
 pub mod analyze;
 pub mod cli;

@@ -1,4 +1,4 @@
-//! Reloads the registry's history at start from the reports on disk, so that the dashboard
+//! Reloads the job store's history at start from the reports on disk, so that the dashboard
 //! survives a restart.
 //!
 //! It lists `processed/` and `failed/` once, counts every report (the all-time counters), and

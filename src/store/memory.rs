@@ -23,7 +23,7 @@ use crate::store::{ChangeFeed, JobStart, JobStore};
 /// A running job's progress is told to subscribers at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// One job as the registry keeps it: one allocation for the record and one for its name, so
+/// One job as the store keeps it: one allocation for the record and one for its name, so
 /// that a full history costs little and its churn does not fragment the heap.
 struct JobRecord {
     id: JobId,

@@ -16,7 +16,7 @@ use crate::disk::report::{ERROR_SUFFIX, REPORT_SUFFIX, rfc3339};
 use crate::job::{Counts, JobId, JobSnapshot, JobState};
 use crate::store::JobStore;
 use crate::web::ask;
-pub use crate::web::error::ApiError;
+use crate::web::error::ApiError;
 
 /// Jobs listed per state by `/api/status` (the rest is paged by `/api/jobs`).
 const STATUS_RECENT: usize = 20;

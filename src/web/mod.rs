@@ -127,7 +127,7 @@ pub async fn ask<T: Send + 'static>(
     if !store.may_block() {
         return Ok(question(store.get_ref()));
     }
-    let store = Arc::clone(&store.clone().into_inner());
+    let store = store.clone().into_inner();
     Ok(web::block(move || question(&*store)).await?)
 }
 

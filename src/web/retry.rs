@@ -3,7 +3,7 @@
 //!
 //! Order: the store takes the job out of the failed ones first (so that a second retry of
 //! the same job is refused), then the report is set aside, then the file moves. If the file
-//! cannot move, the report goes back beside it and the job is failed again in the registry,
+//! cannot move, the report goes back beside it and the job is failed again in the store,
 //! counted as before. Every name used here is checked to be one path component of its folder:
 //! the store's names may come from reports read back at start.
 
