@@ -18,7 +18,6 @@ pub mod retry;
 pub mod upload;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
