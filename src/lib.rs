@@ -3,7 +3,8 @@
 //! The tree follows the data. `main` → `cli` (flags) → `config` (resolved settings) → `lib::run`
 //! picks a mode: `single_shot` (`--input`: one file through the same analysis and disk
 //! lifecycle, then exit), `health::probe` (`--check-health`), or `daemon`, which builds
-//! everything below, owns the order of start and shutdown, and is the only place that spawns:
+//! everything below, owns the order of start and shutdown, and is the only place that spawns
+//! threads (`run` starts the analyzers' rayon pool, `analyze::start_pool`, for either mode):
 //!
 //! - `pipeline/`: `watch` (folder events) → `readiness` (complete files, small first) →
 //!   `scheduler` (claims, hands over, retries finishes) → `workers` (the job threads).
@@ -86,11 +87,8 @@ pub fn run(config: Config) -> Result<ExitCode, RunError> {
     }
 }
 
-/// The rayon pool that analyses the segments of large files: `workers` threads.
+/// The analyzers' pool (`analyze::start_pool`), for either mode.
 fn start_analysis_pool(workers: usize) -> Result<(), UsageError> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("analyze-{i}"))
-        .build_global()
+    analyze::start_pool(workers)
         .map_err(|err| UsageError(format!("cannot start {workers} workers: {err}")))
 }

@@ -299,6 +299,15 @@ impl Source {
     }
 }
 
+/// Starts the pool the analyzers run a large file's segments on: `threads` rayon threads,
+/// named `analyze-N`. Called once, by either mode, before the first analysis.
+pub fn start_pool(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("analyze-{i}"))
+        .build_global()
+}
+
 /// `rayon::join` for a large file; for a small one, `a` then `b` on the calling thread.
 pub(crate) fn join<A, B, RA, RB>(parallel: bool, a: A, b: B) -> (RA, RB)
 where
