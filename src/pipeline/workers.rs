@@ -20,7 +20,11 @@ use std::os::unix::fs::MetadataExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A job's progress goes to the store at most this often.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -130,11 +134,25 @@ fn identity(path: &Path) -> Option<Identity> {
 }
 
 impl Worker {
-    /// Progress that the worker pushes to the store on every step (the store decides how
-    /// often its subscribers hear of it).
+    /// Progress that the worker pushes to the store at most every `PROGRESS_EVERY` (a step
+    /// in between costs one atomic load: a burst of small files never touches the store for
+    /// it); its last value goes with `finish`.
     fn live_progress(&self, id: JobId) -> Progress {
         let store = Arc::clone(&self.shared.store);
-        Progress::with_callback(move |done, total| store.progressed(id, done, total))
+        let started = Instant::now();
+        let last_told_ms = AtomicU64::new(0);
+        Progress::with_callback(move |done, total| {
+            let now_ms = started.elapsed().as_millis() as u64;
+            let last = last_told_ms.load(Ordering::Relaxed);
+            let due = now_ms >= last + PROGRESS_EVERY.as_millis() as u64;
+            if due
+                && last_told_ms
+                    .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                store.progressed(id, done, total);
+            }
+        })
     }
 
     fn run(&self, mut job: Job) -> Option<Job> {
@@ -212,6 +230,7 @@ impl Worker {
                     job.id,
                     report,
                     finished.path.file_name().unwrap_or_default(),
+                    progress.get(),
                 );
                 self.shared
                     .metrics

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use crate::disk::report::{Report, Status};
 use crate::health::FinishTrouble;
@@ -19,9 +19,6 @@ use crate::job::{
 };
 use crate::store::intake::{FileKey, Intake};
 use crate::store::{ChangeFeed, JobStart, JobStore};
-
-/// A running job's progress is told to subscribers at most this often.
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// One job as the store keeps it: one allocation for the record and one for its name, so
 /// that a full history costs little and its churn does not fragment the heap.
@@ -37,8 +34,6 @@ struct JobRecord {
     finished_at: Option<SystemTime>,
     /// Segments done and total, as the worker said last.
     progress: Option<(u64, u64)>,
-    /// When its progress was last told to subscribers (while processing).
-    progress_told: Option<Instant>,
     summary: Option<JobSummary>,
     /// The stamp of its entry in `Jobs::order` for its state while active.
     entered: u64,
@@ -193,13 +188,12 @@ impl JobStore for MemoryStore {
         record.set_file(&start.file);
         record.started_at = Some(SystemTime::now());
         record.progress = None;
-        record.progress_told = Some(Instant::now());
         self.announce(record);
     }
 
     /// The job's report is published and its file is `file` (the name on disk; the report's
     /// `file` is its lossy text); the job joins the bounded history.
-    fn finish(&self, id: JobId, report: &Report, file: &OsStr) {
+    fn finish(&self, id: JobId, report: &Report, file: &OsStr, progress: (u64, u64)) {
         let mut guard = self.lock();
         let jobs = &mut *guard;
         let state = match report.status {
@@ -234,7 +228,7 @@ impl JobStore for MemoryStore {
         record.set_file(file);
         record.last_error = None;
         record.finished_at = Some(now);
-        record.progress_told = None;
+        record.progress = Some(progress);
         record.summary = Some(report.job_summary());
         let minute = minute_of(now);
         match jobs.throughput.back_mut() {
@@ -285,7 +279,6 @@ impl JobStore for MemoryStore {
             self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
         }
         jobs.last_finish_error = error.to_string();
-        record.progress_told = None;
         self.announce(record);
     }
 
@@ -443,14 +436,6 @@ impl JobStore for MemoryStore {
             return;
         };
         record.progress = Some((done, total));
-        let now = Instant::now();
-        if record
-            .progress_told
-            .is_some_and(|told| now.duration_since(told) < PROGRESS_EVERY)
-        {
-            return;
-        }
-        record.progress_told = Some(now);
         self.announce(record);
     }
 
@@ -613,7 +598,6 @@ impl JobRecord {
             started_at: None,
             finished_at: None,
             progress: None,
-            progress_told: None,
             summary: None,
             entered: 0,
             attempts: 0,

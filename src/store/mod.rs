@@ -11,8 +11,8 @@
 //! Rules for every backend: a method never panics on data it reads back; a method may block
 //! (a network round trip) only if `may_block` says so, and then the web calls it on a blocking
 //! thread, never on the async executor; the pipeline calls it from its own threads.
-//! Progress is pushed by the worker (`progressed`), never polled, so that a backend can store
-//! it where other nodes read it.
+//! Progress is pushed by the worker (`progressed`, throttled by the worker, and its last value
+//! with `finish`), never polled, so that a backend can store it where other nodes read it.
 
 pub mod events;
 pub mod intake;
@@ -55,13 +55,15 @@ pub trait JobStore: Send + Sync {
     /// The file was claimed into `underprocess/` and is being analysed.
     fn start(&self, start: JobStart);
 
-    /// A running job has done `done` of its `total` segments. Called on every step; the store
-    /// tells its subscribers at most a few times a second per job.
+    /// A running job has done `done` of its `total` segments. The worker pushes it at most a
+    /// few times a second per job (`workers::PROGRESS_EVERY`); the store tells its subscribers
+    /// each time.
     fn progressed(&self, id: JobId, done: u64, total: u64);
 
     /// The job's report is published and its file is `file` (the name on disk; the report's
-    /// `file` is its lossy text).
-    fn finish(&self, id: JobId, report: &Report, file: &OsStr);
+    /// `file` is its lossy text); `progress` is where its analysis ended (segments done and
+    /// total).
+    fn finish(&self, id: JobId, report: &Report, file: &OsStr, progress: (u64, u64));
 
     /// A running job could not be finished (its report or its move failed): it is shown
     /// queued again, with the error and the number of attempts, until it is tried again.
