@@ -49,6 +49,11 @@ pub struct Cli {
     #[arg(long, env = "FP_TOP", value_name = "N", default_value_t = 10)]
     pub top: usize,
 
+    /// The most bytes decompressing one file may yield (all layers); a file that would yield
+    /// more fails with `limit_exceeded`.
+    #[arg(long, env = "FP_MAX_UNPACKED_BYTES", value_name = "N", default_value_t = 16 << 30)]
+    pub max_unpacked_bytes: u64,
+
     /// Target size of the pieces a large file is cut into for parallel analysis.
     #[arg(long, env = "FP_SEGMENT_BYTES", value_name = "BYTES", default_value_t = 8 << 20,
           value_parser = clap::value_parser!(u64).range(1..))]

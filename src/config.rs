@@ -123,6 +123,7 @@ impl Config {
                 segment_bytes: cli.segment_bytes,
                 user_column: cli.user_column,
                 top_users: cli.top,
+                max_unpacked_bytes: cli.max_unpacked_bytes,
                 ..AnalysisOptions::default()
             },
         })

@@ -9,8 +9,13 @@ usage:
   reference.py sha256 PATH
   reference.py gen-text PATH SEED     -> writes a hostile text file
   reference.py gen-csv PATH SEED      -> writes a hostile CSV file
+  reference.py compress FORMAT SRC DST -> DST is SRC compressed with Python's gzip (two
+                                        members: each half its own), lzma (xz) or bz2
 """
+import bz2
 import collections
+import gzip
+import lzma
 import csv
 import hashlib
 import io
@@ -153,6 +158,18 @@ def main():
         open(path, "wb").write(gen_text(random.Random(int(sys.argv[3]))))
     elif command == "gen-csv":
         open(path, "wb").write(gen_csv(random.Random(int(sys.argv[3]))))
+    elif command == "compress":
+        data = open(sys.argv[3], "rb").read()
+        if path == "gzip":
+            half = len(data) // 2
+            packed = gzip.compress(data[:half]) + gzip.compress(data[half:])
+        elif path == "xz":
+            packed = lzma.compress(data, format=lzma.FORMAT_XZ)
+        elif path == "bzip2":
+            packed = bz2.compress(data)
+        else:
+            sys.exit(f"unknown format {path}")
+        open(sys.argv[4], "wb").write(packed)
     else:
         sys.exit(f"unknown command {command}")
 

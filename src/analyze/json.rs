@@ -287,7 +287,19 @@ pub fn analyze(
         .path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("ndjson") || ext.eq_ignore_ascii_case("jsonl"));
-    let reader = BufReader::with_capacity(256 << 10, RangeReader::new(&source.file, 0, source.len));
+    let mut reader = RangeReader::new(&source.file, 0, source.len);
+    let report = analyze_stream(&mut reader, lines_by_name);
+    progress.advance();
+    report
+}
+
+/// Analyses a stream as JSON: one document, or (`lines_by_name`, or several values) a stream
+/// of values.
+pub fn analyze_stream(
+    reader: &mut dyn std::io::Read,
+    lines_by_name: bool,
+) -> Result<JsonReport, AnalysisError> {
+    let reader = BufReader::with_capacity(256 << 10, reader);
     let stream = serde_json::Deserializer::from_reader(reader).into_iter::<TopShape>();
 
     let mut values = 0u64;
@@ -313,7 +325,6 @@ pub fn analyze(
         }
         keys.absorb(shape.keys);
     }
-    progress.advance();
 
     let is_document = !lines_by_name && values == 1;
     if !lines_by_name && values == 0 {

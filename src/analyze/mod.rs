@@ -14,7 +14,9 @@
 //! report writes as `invalid_<kind>`.
 
 pub mod budget;
+pub mod compressed;
 pub mod csv;
+pub mod detect;
 pub mod distinct;
 pub mod exact_sum;
 pub mod json;
@@ -34,32 +36,58 @@ use sha2::{Digest, Sha256};
 
 use section::Section;
 
-/// What a file is analysed as.
+/// What a file is analysed as (SPEC §4 `kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Text,
     Csv,
     Json,
-    Zip,
-    Xlsx,
-    Pdf,
+    Archive,
+    Spreadsheet,
+    Document,
     Binary,
 }
 
+/// Names that end like an archive, tested before a compression suffix is peeled off
+/// (`logs.tar.gz` is an archive, `app.log.gz` compressed text).
+const ARCHIVE_SUFFIXES: [&str; 11] = [
+    ".zip", ".jar", ".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst", ".tar.xz", ".txz", ".tar.bz2",
+    ".tbz2",
+];
+
 impl Kind {
     /// The kind named by the file's extension (case-insensitive), if the extension names one.
+    /// A compression suffix is not peeled off here: see `Kind::of_name`.
     pub fn from_extension(path: &Path) -> Option<Kind> {
+        // Lossy: a name that is not UTF-8 still has an extension that is.
+        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        if ARCHIVE_SUFFIXES.iter().any(|suffix| name.ends_with(suffix)) {
+            return Some(Kind::Archive);
+        }
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         Some(match ext.as_str() {
             "csv" | "tsv" => Kind::Csv,
             "txt" | "log" | "md" => Kind::Text,
             "json" | "ndjson" | "jsonl" => Kind::Json,
-            "zip" => Kind::Zip,
-            "xlsx" | "xls" | "ods" => Kind::Xlsx,
-            "pdf" => Kind::Pdf,
+            "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => Kind::Spreadsheet,
+            "pdf" | "rtf" | "docx" | "odt" => Kind::Document,
             _ => return None,
         })
+    }
+
+    /// The kind a file's name says, and the compression to peel off first: `app.log.gz` is
+    /// gzip-compressed text, `logs.tar.gz` an archive, `blob.gz` gzip of an unnamed kind.
+    pub fn of_name(path: &Path) -> (Option<Kind>, Option<compressed::Compression>) {
+        let by_extension = Kind::from_extension(path);
+        if by_extension == Some(Kind::Archive) {
+            return (by_extension, None);
+        }
+        let name = path.file_name().map(|name| name.to_string_lossy());
+        match name.as_deref().and_then(compressed::Compression::of_name) {
+            Some((format, inner)) => (Kind::from_extension(Path::new(inner)), Some(format)),
+            None => (by_extension, None),
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -67,9 +95,9 @@ impl Kind {
             Kind::Text => "text",
             Kind::Csv => "csv",
             Kind::Json => "json",
-            Kind::Zip => "zip",
-            Kind::Xlsx => "xlsx",
-            Kind::Pdf => "pdf",
+            Kind::Archive => "archive",
+            Kind::Spreadsheet => "spreadsheet",
+            Kind::Document => "document",
             Kind::Binary => "binary",
         }
     }
@@ -86,6 +114,8 @@ pub struct AnalysisOptions {
     pub user_column: Option<String>,
     /// `--top`: how many users `top_users` lists.
     pub top_users: usize,
+    /// `--max-unpacked-bytes`: the most bytes decompressing one file may yield.
+    pub max_unpacked_bytes: u64,
 }
 
 impl Default for AnalysisOptions {
@@ -95,6 +125,7 @@ impl Default for AnalysisOptions {
             buffer_bytes: 256 << 10,
             user_column: None,
             top_users: 10,
+            max_unpacked_bytes: 16 << 30,
         }
     }
 }
@@ -125,6 +156,10 @@ pub enum AnalysisError {
     NotRegular,
     #[error("the file kept changing (replaced or written to) while it was being analysed")]
     Changed,
+    /// A limit on what a file may cost (`--max-unpacked-bytes`, the compression ratio): the
+    /// message names the limit.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// A bug in an analyzer (it panicked); the file goes to `failed/` and the daemon goes on.
     #[error("internal error: {0}")]
     Internal(String),
@@ -196,6 +231,7 @@ impl AnalysisError {
             }
             AnalysisError::Invalid { kind, .. } => format!("invalid_{}", kind.as_str()),
             AnalysisError::NotRegular => "not_a_regular_file".to_string(),
+            AnalysisError::LimitExceeded(_) => "limit_exceeded".to_string(),
             AnalysisError::Internal(_) => "internal".to_string(),
         }
     }
@@ -369,31 +405,55 @@ impl Details {
 #[derive(Debug)]
 pub struct Analysis {
     pub kind: Kind,
+    /// What the first bytes say the file is (`None` when it could not be opened).
+    pub detected: Option<String>,
     pub size_bytes: u64,
     pub sha256: Option<String>,
+    /// For a compressed file: its format and both sizes.
+    pub compression: Option<compressed::CompressionReport>,
     pub details: Result<Option<Details>, AnalysisError>,
 }
 
 /// Analyses the file at `path`. For a large file, hash and kind analysis run side by side and
 /// its segments in parallel on the rayon pool; a small one is analysed on the calling thread.
 pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> Analysis {
-    let by_extension = Kind::from_extension(path);
+    let (by_name, compression) = Kind::of_name(path);
     let source = match Source::open(path) {
         Ok(source) => source,
         Err(err) => {
             return Analysis {
-                kind: by_extension.unwrap_or(Kind::Binary),
+                kind: by_name.unwrap_or(Kind::Binary),
+                detected: None,
                 size_bytes: 0,
                 sha256: None,
+                compression: None,
                 details: Err(err),
             };
         }
     };
-    let (sha256, (kind, details)) = join(
-        source.is_large(options),
+    let detected = detect::detect(&source);
+    // A compressed file is one stream, on one thread: its hash runs beside it whatever its size.
+    let parallel = source.is_large(options) || compression.is_some();
+    let (sha256, outcome) = join(
+        parallel,
         || sha256_hex(&source),
-        || analyze_as(by_extension, &source, options, progress),
+        || match compression {
+            Some(format) => compressed::analyze(&source, format, by_name, options, progress),
+            None => {
+                let (kind, details) = analyze_as(by_name, &source, options, progress);
+                compressed::Outcome {
+                    kind,
+                    details,
+                    compression: None,
+                }
+            }
+        },
     );
+    let compressed::Outcome {
+        kind,
+        details,
+        compression,
+    } = outcome;
     let (sha256, details) = match (sha256, details) {
         (Ok(hash), details) => (Some(hash), details),
         // A read failure while hashing makes the whole analysis fail, even if the analyzer
@@ -402,8 +462,10 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
     };
     Analysis {
         kind,
+        detected: Some(detected),
         size_bytes: source.len,
         sha256,
+        compression,
         details,
     }
 }
@@ -418,7 +480,7 @@ fn analyze_as(
         Some(Kind::Text) => text::analyze(source, options, progress).map(Details::Text),
         Some(Kind::Csv) => csv::analyze(source, options, progress).map(Details::Csv),
         Some(Kind::Json) => json::analyze(source, options, progress).map(Details::Json),
-        Some(kind @ (Kind::Zip | Kind::Xlsx | Kind::Pdf | Kind::Binary)) => {
+        Some(kind @ (Kind::Archive | Kind::Spreadsheet | Kind::Document | Kind::Binary)) => {
             progress.start(1);
             progress.advance();
             return (kind, Ok(None));
@@ -511,7 +573,10 @@ mod tests {
                 any::<u8>(),
                 Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'{'), Just(b'['),
             ], 0..600),
-            extension in prop::sample::select(vec!["csv", "tsv", "json", "ndjson", "txt", "bin"]),
+            extension in prop::sample::select(vec![
+                "csv", "tsv", "json", "ndjson", "txt", "bin", "csv.gz", "log.zst", "json.xz",
+                "txt.bz2", "gz", "tar.gz", "zip", "xlsx", "pdf",
+            ]),
             segment_bytes in 1u64..64,
         ) {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -521,6 +586,60 @@ mod tests {
             let analysis = analyze(&path, &options, &Progress::silent());
             prop_assert_eq!(analysis.size_bytes, data.len() as u64);
             prop_assert!(analysis.sha256.is_some());
+        }
+
+        /// A compressed file's section is the one its plain bytes get: the stream analyzers
+        /// (one thread, any buffer boundary) agree with the segmented ones.
+        #[test]
+        fn a_compressed_file_reads_as_its_plain_bytes(
+            data in prop::collection::vec(prop_oneof![
+                any::<u8>(),
+                Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'a'), Just(b' '),
+            ], 0..600),
+            kind in prop::sample::select(vec!["csv", "tsv", "log", "ndjson"]),
+            format in prop::sample::select(vec!["gz", "zst", "xz", "bz2"]),
+            segment_bytes in 1u64..64,
+        ) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let plain = dir.path().join(format!("plain.{kind}"));
+            std::fs::write(&plain, &data).expect("write");
+            let packed = dir.path().join(format!("packed.{kind}.{format}"));
+            std::fs::write(&packed, compress(&data, format)).expect("write");
+            let options = AnalysisOptions { segment_bytes, buffer_bytes: 7, ..AnalysisOptions::default() };
+            let want = analyze(&plain, &options, &Progress::silent());
+            let got = analyze(&packed, &options, &Progress::silent());
+            prop_assert_eq!(got.kind, want.kind);
+            match (&got.details, &want.details) {
+                (Ok(got), Ok(want)) => prop_assert_eq!(got, want),
+                (Err(got), Err(want)) => prop_assert_eq!(got.kind(), want.kind()),
+                (got, want) => prop_assert!(false, "{got:?} against {want:?}"),
+            }
+            let compression = got.compression.expect("a compression section");
+            prop_assert_eq!(compression.unpacked_bytes, data.len() as u64);
+        }
+    }
+
+    fn compress(data: &[u8], format: &str) -> Vec<u8> {
+        use std::io::Write;
+        match format {
+            "gz" => {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder.write_all(data).expect("gzip");
+                encoder.finish().expect("gzip")
+            }
+            "zst" => zstd::encode_all(data, 1).expect("zstd"),
+            "xz" => {
+                let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 1);
+                encoder.write_all(data).expect("xz");
+                encoder.finish().expect("xz")
+            }
+            _ => {
+                let mut encoder =
+                    bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+                encoder.write_all(data).expect("bzip2");
+                encoder.finish().expect("bzip2")
+            }
         }
     }
 
@@ -558,15 +677,25 @@ mod tests {
             ("a.Md", Some(Kind::Text)),
             ("a.jsonl", Some(Kind::Json)),
             ("a.ndjson", Some(Kind::Json)),
-            ("a.ods", Some(Kind::Xlsx)),
-            ("a.pdf", Some(Kind::Pdf)),
-            ("a.zip", Some(Kind::Zip)),
+            ("a.ods", Some(Kind::Spreadsheet)),
+            ("a.XLSM", Some(Kind::Spreadsheet)),
+            ("a.pdf", Some(Kind::Document)),
+            ("a.docx", Some(Kind::Document)),
+            ("a.zip", Some(Kind::Archive)),
+            ("a.tar.gz", Some(Kind::Archive)),
+            ("a.TGZ", Some(Kind::Archive)),
+            ("a.log.gz", None),
             ("a.bin", None),
             ("noext", None),
         ];
         for (name, want) in table {
             assert_eq!(Kind::from_extension(Path::new(name)), want, "{name}");
         }
+        // A name that is not UTF-8 still has its extension.
+        use std::os::unix::ffi::OsStrExt;
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.json");
+        assert_eq!(Kind::from_extension(Path::new(latin1)), Some(Kind::Json));
+        assert_eq!(Kind::of_name(Path::new(latin1)), (Some(Kind::Json), None));
     }
 
     #[test]

@@ -467,6 +467,25 @@ pub fn analyze(
     Ok(report_from(total))
 }
 
+/// Analyses a stream (a decompressed file, an archive member) as text: the same counts, on
+/// one thread.
+pub fn analyze_stream(
+    reader: &mut dyn std::io::Read,
+    options: &AnalysisOptions,
+) -> Result<TextReport, AnalysisError> {
+    let mut scanner = TextScanner::new(LevelMatcher::shared());
+    let mut buf = vec![0u8; options.buffer_bytes.max(1)];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => scanner.feed(&buf[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(AnalysisError::read(err)),
+        }
+    }
+    Ok(report_from(scanner.finish(true)))
+}
+
 fn scan_segment(
     source: &Source,
     segment: Segment,

@@ -560,6 +560,8 @@ mod tests {
             .join(claimed_name(job_id, OsStr::new("gone.txt")));
         let analysis = Analysis {
             kind: crate::analyze::Kind::Text,
+            detected: None,
+            compression: None,
             size_bytes: 0,
             sha256: None,
             details: Ok(None),

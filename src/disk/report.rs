@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analyze::compressed::CompressionReport;
 use crate::analyze::{Analysis, Details, Kind};
 pub use crate::job::ErrorInfo;
 use crate::job::JobSummary;
@@ -80,12 +81,17 @@ pub struct Report {
     pub original_name: String,
     pub status: Status,
     pub kind: Kind,
+    /// What the first bytes say the file is (`zip`, `gzip`, `pdf`, `text`, `unknown`, ...).
+    pub detected: String,
     pub size_bytes: u64,
     pub sha256: Option<String>,
     pub queued_at: String,
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u64,
+    /// A compressed file's format and sizes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionReport>,
     /// The kind's section, under its own field (`text`, `csv`, `json`).
     #[serde(flatten)]
     pub details: Option<Details>,
@@ -116,12 +122,14 @@ impl Report {
             original_name: original_name.to_string_lossy().into_owned(),
             status: Status::Completed,
             kind: analysis.kind,
+            detected: analysis.detected.unwrap_or_else(|| "unknown".to_string()),
             size_bytes: analysis.size_bytes,
             sha256: analysis.sha256,
             queued_at: rfc3339(timing.queued_at),
             started_at: rfc3339(timing.started_at),
             finished_at: rfc3339(timing.finished_at),
             duration_ms,
+            compression: analysis.compression,
             details: None,
             error: None,
         };
@@ -204,6 +212,16 @@ impl Report {
             self.duration_ms,
             self.sha256.as_deref().unwrap_or("-"),
         );
+        if let Some(compression) = &self.compression {
+            let ratio = compression.unpacked_bytes as f64 / compression.packed_bytes.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "  {}: {} → {} ({ratio:.1}:1)",
+                compression.format.as_str(),
+                human_bytes(compression.packed_bytes),
+                human_bytes(compression.unpacked_bytes),
+            );
+        }
         if let Some(details) = &self.details {
             for line in details.section().summary_lines() {
                 let _ = writeln!(out, "  {line}");
@@ -251,6 +269,8 @@ mod tests {
     fn failed_report_has_the_error_object() {
         let analysis = Analysis {
             kind: Kind::Json,
+            detected: None,
+            compression: None,
             size_bytes: 3,
             sha256: Some("ab".into()),
             details: Err(AnalysisError::invalid(Kind::Json, "invalid JSON: x")),

@@ -309,6 +309,8 @@ impl Worker {
             log::error!("job {}: the analyzer panicked: {message}", job.id);
             Analysis {
                 kind: Kind::from_extension(&job.claimed).unwrap_or(Kind::Binary),
+                detected: None,
+                compression: None,
                 size_bytes: job.size_bytes,
                 sha256: None,
                 details: Err(AnalysisError::Internal(message)),

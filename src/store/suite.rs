@@ -35,6 +35,8 @@ fn report(id: JobId, ok: bool) -> Report {
     let now = SystemTime::now();
     let analysis = Analysis {
         kind: Kind::Binary,
+        detected: None,
+        compression: None,
         size_bytes: 1,
         sha256: None,
         details: if ok {

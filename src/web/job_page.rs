@@ -27,8 +27,9 @@ struct JobPage {
 }
 
 /// The report's fields shown among the job's facts.
-const REPORT_FACTS: [&str; 6] = [
+const REPORT_FACTS: [&str; 7] = [
     "kind",
+    "detected",
     "sha256",
     "queued_at",
     "started_at",
@@ -58,6 +59,20 @@ pub async fn job_page(
             .get(*key)
             .map(|value| (key.replace('_', " "), shown(value)))
     }));
+    if let Some(compression) = report.get("compression").filter(|c| c.is_object()) {
+        let packed = compression["packed_bytes"].as_u64().unwrap_or(0);
+        let unpacked = compression["unpacked_bytes"].as_u64().unwrap_or(0);
+        facts.push((
+            "compression".to_string(),
+            format!(
+                "{}: {} → {} ({:.1}:1)",
+                shown(&compression["format"]),
+                human_bytes(packed),
+                human_bytes(unpacked),
+                unpacked as f64 / packed.max(1) as f64
+            ),
+        ));
+    }
     let error = report
         .get("error")
         .filter(|error| !error.is_null())

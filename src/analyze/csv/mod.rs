@@ -13,6 +13,7 @@
 //! parser whose starting state is verified, never guessed, and the result is identical to one
 //! sequential parse whatever the cut points.
 
+use std::io::Read;
 use std::sync::atomic::AtomicBool;
 
 use rayon::prelude::*;
@@ -23,7 +24,10 @@ mod parse;
 mod stats;
 mod users;
 
-use parse::{Layout, SegmentParse, detect_delimiter, read_header, starts_with_bom};
+use parse::{
+    DELIMITER_HEAD_BYTES, Layout, RecordParser, SegmentParse, delimiter_of, detect_delimiter,
+    field_strings, read_header, starts_with_bom,
+};
 use stats::Accumulator;
 use users::find_user_column;
 
@@ -264,28 +268,10 @@ pub fn analyze(
         progress.advance();
         return Ok(empty_report(delimiter));
     };
-    if header.len() > MAX_COLUMNS {
-        return Err(AnalysisError::invalid(
-            Kind::Csv,
-            format!(
-                "the header has {} fields; at most {MAX_COLUMNS} columns are analysed",
-                header.len()
-            ),
-        ));
-    }
-    let user_index = find_user_column(&header, options.user_column.as_deref(), source);
+    check_header(&header)?;
+    let user_index = find_user_column(&header, options.user_column.as_deref(), &source.path);
     let columns = header.len().max(1);
-    let layout = Layout {
-        delimiter,
-        header_len: header.len(),
-        user_index,
-        estimated_columns: (0..header.len()).map(|_| AtomicBool::new(false)).collect(),
-        policy: Policy {
-            exact_limit: (EXACT_ENTRIES / columns).clamp(MIN_EXACT_LIMIT, distinct::EXACT_LIMIT),
-            coarse: columns > COARSE_FROM_COLUMNS,
-        },
-        budget: MemoryBudget::new(TABLES_BUDGET),
-    };
+    let layout = layout_for(&header, delimiter, user_index);
 
     let segments = segments::plan(&source.file, header_end, source.len, options.segment_bytes)?;
     progress.start(segments.len() as u64);
@@ -343,6 +329,122 @@ pub fn analyze(
         total.merge(last.stats);
     }
     Ok(total.into_report(delimiter, &header, options.top_users, &layout))
+}
+
+/// What every segment of a file with this header needs to know.
+fn layout_for(header: &[String], delimiter: u8, user_index: Option<usize>) -> Layout {
+    let columns = header.len().max(1);
+    Layout {
+        delimiter,
+        header_len: header.len(),
+        user_index,
+        estimated_columns: (0..header.len()).map(|_| AtomicBool::new(false)).collect(),
+        policy: Policy {
+            exact_limit: (EXACT_ENTRIES / columns).clamp(MIN_EXACT_LIMIT, distinct::EXACT_LIMIT),
+            coarse: columns > COARSE_FROM_COLUMNS,
+        },
+        budget: MemoryBudget::new(TABLES_BUDGET),
+    }
+}
+
+/// The header is checked the same way for a file and for a stream.
+fn check_header(header: &[String]) -> Result<(), AnalysisError> {
+    if header.len() > MAX_COLUMNS {
+        return Err(AnalysisError::invalid(
+            Kind::Csv,
+            format!(
+                "the header has {} fields; at most {MAX_COLUMNS} columns are analysed",
+                header.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Analyses a stream (a decompressed file, an archive member) as CSV: the same report as for
+/// a file, parsed on one thread. `tsv`: the stream's name ends in `.tsv`; `name` is for logs.
+pub fn analyze_stream(
+    reader: &mut dyn Read,
+    tsv: bool,
+    name: &std::path::Path,
+    options: &AnalysisOptions,
+) -> Result<CsvReport, AnalysisError> {
+    let mut buf = vec![0u8; options.buffer_bytes.max(DELIMITER_HEAD_BYTES + 3)];
+    // The head: enough for the byte-order mark and the delimiter's first line.
+    let mut end = read_full(reader, &mut buf)?;
+    let mut start = if buf[..end].starts_with(&[0xEF, 0xBB, 0xBF]) {
+        3
+    } else {
+        0
+    };
+    let delimiter = if tsv {
+        b'\t'
+    } else {
+        delimiter_of(&buf[start..end])
+    };
+    let mut parser = RecordParser::new(delimiter);
+    let mut header: Option<Vec<String>> = None;
+    loop {
+        let used = parser.feed_until_record(&buf[start..end], &mut |fields, ends| {
+            header = Some(field_strings(fields, ends));
+        })?;
+        start += used;
+        if header.is_some() {
+            break;
+        }
+        if start < end {
+            continue;
+        }
+        end = read_some(reader, &mut buf)?;
+        start = 0;
+        if end == 0 {
+            parser.finish(&mut |fields, ends| header = Some(field_strings(fields, ends)))?;
+            break;
+        }
+    }
+    let Some(header) = header else {
+        return Ok(empty_report(delimiter));
+    };
+    check_header(&header)?;
+    let user_index = find_user_column(&header, options.user_column.as_deref(), name);
+    let layout = layout_for(&header, delimiter, user_index);
+    let mut parser = RecordParser::new(delimiter);
+    let mut stats = Accumulator::new(&layout);
+    loop {
+        parser.feed(&buf[start..end], &mut |fields, ends| {
+            stats.add_record(fields, ends)
+        })?;
+        end = read_some(reader, &mut buf)?;
+        start = 0;
+        if end == 0 {
+            break;
+        }
+    }
+    parser.finish(&mut |fields, ends| stats.add_record(fields, ends))?;
+    Ok(stats.into_report(delimiter, &header, options.top_users, &layout))
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, AnalysisError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read_some(reader, &mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// One read, retried when interrupted.
+fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, AnalysisError> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(AnalysisError::read(err)),
+        }
+    }
 }
 
 /// Walks a window's speculative parses in order. `current` is the last parse known to be right:

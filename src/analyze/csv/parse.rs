@@ -23,12 +23,21 @@ pub(super) fn starts_with_bom(source: &Source) -> Result<bool, AnalysisError> {
     Ok(head == [0xEF, 0xBB, 0xBF])
 }
 
+/// Bytes of the data's start that the delimiter is judged on.
+pub(super) const DELIMITER_HEAD_BYTES: usize = 64 * 1024;
+
 /// The one of `, ; \t |` that occurs most in the first non-blank line (`,` wins ties, then
 /// the order of that list).
 pub(super) fn detect_delimiter(source: &Source, data_start: u64) -> Result<u8, AnalysisError> {
-    let want = (source.len - data_start).min(64 * 1024) as usize;
+    let want = (source.len - data_start).min(DELIMITER_HEAD_BYTES as u64) as usize;
     let mut head = vec![0u8; want];
     segments::read_exact_at(&source.file, &mut head, data_start)?;
+    Ok(delimiter_of(&head))
+}
+
+/// The delimiter of data that starts with `head` (at most `DELIMITER_HEAD_BYTES` of it).
+pub(super) fn delimiter_of(head: &[u8]) -> u8 {
+    let head = &head[..head.len().min(DELIMITER_HEAD_BYTES)];
     let first_line = head
         .split(|&b| b == b'\n' || b == b'\r')
         .find(|line| !line.is_empty())
@@ -40,7 +49,7 @@ pub(super) fn detect_delimiter(source: &Source, data_start: u64) -> Result<u8, A
             best = (candidate, count);
         }
     }
-    Ok(best.0)
+    best.0
 }
 
 pub(super) fn csv_reader(delimiter: u8) -> Reader {

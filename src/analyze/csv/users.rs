@@ -8,7 +8,6 @@ use smallvec::SmallVec;
 
 use super::parse::Layout;
 use super::{KEPT_VALUE_BYTES, MAX_TRACKED_USERS, USER_ENTRY_BYTES};
-use crate::analyze::Source;
 use crate::analyze::budget::Account;
 use crate::analyze::distinct::Distinct;
 
@@ -35,7 +34,7 @@ pub(super) fn normalise_header(name: &str) -> String {
 pub(super) fn find_user_column(
     header: &[String],
     requested: Option<&str>,
-    source: &Source,
+    file: &std::path::Path,
 ) -> Option<usize> {
     match requested {
         Some(wanted) => {
@@ -46,7 +45,7 @@ pub(super) fn find_user_column(
             if found.is_none() {
                 log::warn!(
                     "{}: no column named {wanted:?}; no per-user breakdown",
-                    source.path.display()
+                    file.display()
                 );
             }
             found
