@@ -54,6 +54,22 @@ pub struct Cli {
     #[arg(long, env = "FP_MAX_UNPACKED_BYTES", value_name = "N", default_value_t = 16 << 30)]
     pub max_unpacked_bytes: u64,
 
+    /// The most members an archive may have (folders included); more fails it with
+    /// `limit_exceeded`.
+    #[arg(
+        long,
+        env = "FP_MAX_ENTRIES",
+        value_name = "N",
+        default_value_t = 100_000
+    )]
+    pub max_entries: u64,
+
+    /// How deep archives are opened: 1 the file itself, 2 (the default) also an archive inside
+    /// it; one nested deeper is listed as skipped.
+    #[arg(long, env = "FP_MAX_DEPTH", value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub max_depth: u32,
+
     /// Target size of the pieces a large file is cut into for parallel analysis.
     #[arg(long, env = "FP_SEGMENT_BYTES", value_name = "BYTES", default_value_t = 8 << 20,
           value_parser = clap::value_parser!(u64).range(1..))]

@@ -124,6 +124,8 @@ impl Config {
                 user_column: cli.user_column,
                 top_users: cli.top,
                 max_unpacked_bytes: cli.max_unpacked_bytes,
+                max_entries: cli.max_entries,
+                max_depth: cli.max_depth,
                 ..AnalysisOptions::default()
             },
         })

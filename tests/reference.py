@@ -11,9 +11,12 @@ usage:
   reference.py gen-csv PATH SEED      -> writes a hostile CSV file
   reference.py compress FORMAT SRC DST -> DST is SRC compressed with Python's gzip (two
                                         members: each half its own), lzma (xz) or bz2
+  reference.py tar MODE DST SPEC.json -> DST is a tar (tarfile MODE: w, w:gz, w:xz, w:bz2) of
+                                        SPEC's members: [{"name", "data"|"file"|"dir"|"symlink"}]
 """
 import bz2
 import collections
+import tarfile
 import gzip
 import lzma
 import csv
@@ -158,6 +161,22 @@ def main():
         open(path, "wb").write(gen_text(random.Random(int(sys.argv[3]))))
     elif command == "gen-csv":
         open(path, "wb").write(gen_csv(random.Random(int(sys.argv[3]))))
+    elif command == "tar":
+        members = json.load(open(sys.argv[4]))
+        with tarfile.open(sys.argv[3], path) as archive:
+            for member in members:
+                info = tarfile.TarInfo(member["name"])
+                if "dir" in member:
+                    info.type = tarfile.DIRTYPE
+                    archive.addfile(info)
+                elif "symlink" in member:
+                    info.type = tarfile.SYMTYPE
+                    info.linkname = member["symlink"]
+                    archive.addfile(info)
+                else:
+                    data = open(member["file"], "rb").read() if "file" in member else member["data"].encode()
+                    info.size = len(data)
+                    archive.addfile(info, io.BytesIO(data))
     elif command == "compress":
         data = open(sys.argv[3], "rb").read()
         if path == "gzip":

@@ -131,38 +131,72 @@ impl Read for Packed<'_> {
     }
 }
 
+/// What all the decompression of one file may yield together (every layer: a `.tar.gz`, a
+/// `.log.gz` inside it): `--max-unpacked-bytes`.
+pub struct Budget {
+    max_bytes: u64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    pub fn new(max_bytes: u64) -> Budget {
+        Budget {
+            max_bytes,
+            used: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `n` more unpacked bytes; an error once over the limit.
+    pub fn spend(&self, n: u64) -> io::Result<()> {
+        let used = self.used.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if used > self.max_bytes {
+            return Err(limit_exceeded(format!(
+                "the file unpacks to more than {} bytes, over the --max-unpacked-bytes limit",
+                self.max_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An `io::Error` that `classify` turns into `AnalysisError::LimitExceeded`.
+pub fn limit_exceeded(message: String) -> io::Error {
+    io::Error::other(LimitExceeded(message))
+}
+
 /// The unpacked side: counts what the decoder yields and stops at either limit.
-struct Unpacked<'a> {
+pub struct Unpacked<'a> {
     decoder: Box<dyn Read + 'a>,
     /// Packed bytes consumed so far (shared with `Packed` through the decoder's reads).
-    consumed: &'a dyn Fn() -> u64,
+    consumed: Box<dyn Fn() -> u64 + 'a>,
     yielded: u64,
-    max_bytes: u64,
+    budget: &'a Budget,
     format: Compression,
+}
+
+impl Unpacked<'_> {
+    /// Bytes yielded so far.
+    pub fn yielded(&self) -> u64 {
+        self.yielded
+    }
 }
 
 impl Read for Unpacked<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.decoder.read(buf)?;
         self.yielded += n as u64;
-        if self.yielded > self.max_bytes {
-            return Err(io::Error::other(LimitExceeded(format!(
-                "the {} data unpacks to more than {} bytes, over the --max-unpacked-bytes limit",
-                self.format.as_str(),
-                self.max_bytes
-            ))));
-        }
+        self.budget.spend(n as u64)?;
         // Judged once there is something to judge (a stream's first block may run far ahead
         // of the rest), and always at its end.
         let consumed = (self.consumed)().max(1);
         let judged = self.yielded >= RATIO_FROM_BYTES || n == 0;
         if judged && self.yielded / consumed > MAX_RATIO {
-            return Err(io::Error::other(LimitExceeded(format!(
+            return Err(limit_exceeded(format!(
                 "the {} data unpacks {}:1 (at least {} bytes from {consumed}), over the {MAX_RATIO}:1 limit",
                 self.format.as_str(),
                 self.yielded / consumed,
                 self.yielded
-            ))));
+            )));
         }
         Ok(n)
     }
@@ -175,6 +209,39 @@ pub struct Outcome {
     pub compression: Option<CompressionReport>,
 }
 
+/// The file's bytes as a reader that moves `progress` (one step per MiB; `start` is called
+/// here) and tags the file's own read errors.
+pub fn file_reader<'a>(source: &'a Source, progress: &'a Progress) -> impl Read + 'a {
+    progress.start(source.len.div_ceil(PROGRESS_STEP).max(1));
+    Packed {
+        inner: RangeReader::new(&source.file, 0, source.len),
+        consumed: 0,
+        progress,
+        next_step: PROGRESS_STEP,
+    }
+}
+
+/// `packed` decompressed as `format`, under `budget` and the ratio limit.
+pub fn unpack<'a>(
+    packed: impl Read + 'a,
+    format: Compression,
+    budget: &'a Budget,
+) -> io::Result<Unpacked<'a>> {
+    let consumed = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let counted = CountedBuf {
+        inner: BufReader::with_capacity(READ_BYTES, packed),
+        consumed: std::rc::Rc::clone(&consumed),
+    };
+    let decoder = format.decoder(counted)?;
+    Ok(Unpacked {
+        decoder,
+        consumed: Box::new(move || consumed.get()),
+        yielded: 0,
+        budget,
+        format,
+    })
+}
+
 /// Decompresses `source` as `format` and analyses the stream as `inner` (the kind the name
 /// without its compression suffix names; none: text when the bytes are UTF-8, else binary).
 pub fn analyze(
@@ -184,48 +251,25 @@ pub fn analyze(
     options: &AnalysisOptions,
     progress: &Progress,
 ) -> Outcome {
-    progress.start(source.len.div_ceil(PROGRESS_STEP).max(1));
-    let consumed = std::cell::Cell::new(0u64);
-    let packed = Packed {
-        inner: RangeReader::new(&source.file, 0, source.len),
-        consumed: 0,
-        progress,
-        next_step: PROGRESS_STEP,
-    };
-    // The packed count is read through a cell that the buffered reader's refills update.
-    let counted = CountedBuf {
-        inner: BufReader::with_capacity(READ_BYTES, packed),
-        consumed: &consumed,
-    };
-    let decoder = match format.decoder(counted) {
-        Ok(decoder) => decoder,
+    let budget = Budget::new(options.max_unpacked_bytes);
+    let mut unpacked = match unpack(file_reader(source, progress), format, &budget) {
+        Ok(unpacked) => unpacked,
         Err(err) => {
             return Outcome {
                 kind: inner.unwrap_or(Kind::Binary),
-                details: Err(classify(err, format)),
+                details: Err(classify(err, format.as_str())),
                 compression: None,
             };
         }
     };
-    let read_consumed = || consumed.get();
-    let mut unpacked = Unpacked {
-        decoder,
-        consumed: &read_consumed,
-        yielded: 0,
-        max_bytes: options.max_unpacked_bytes,
-        format,
-    };
-    let (kind, details) = analyze_stream(inner, &mut unpacked, source, options);
-    let details = details.map_err(|err| match err {
-        AnalysisError::Read(io) | AnalysisError::Unavailable { source: io, .. } => {
-            classify(io, format)
-        }
-        other => other,
-    });
+    let name = source.path.to_string_lossy();
+    let inner_name = Compression::of_name(&name).map_or(&*name, |(_, rest)| rest);
+    let (kind, details) = analyze_stream(inner, inner_name, &mut unpacked, options);
+    let details = details.map_err(|err| fatal(err, format.as_str()));
     let compression = CompressionReport {
         format,
         packed_bytes: source.len,
-        unpacked_bytes: unpacked.yielded,
+        unpacked_bytes: unpacked.yielded(),
     };
     progress.advance();
     Outcome {
@@ -235,13 +279,24 @@ pub fn analyze(
     }
 }
 
-/// `BufRead` over the packed side that records how far the decoder has consumed.
-struct CountedBuf<'a, R> {
-    inner: BufReader<R>,
-    consumed: &'a std::cell::Cell<u64>,
+/// An analysis error out of a stream: the read errors are the stream's (a limit, the file,
+/// or data that cannot be decoded), the others the content's.
+pub fn fatal(err: AnalysisError, what: &str) -> AnalysisError {
+    match err {
+        AnalysisError::Read(io) | AnalysisError::Unavailable { source: io, .. } => {
+            classify(io, what)
+        }
+        other => other,
+    }
 }
 
-impl<R: Read> Read for CountedBuf<'_, R> {
+/// `BufRead` over the packed side that records how far the decoder has consumed.
+struct CountedBuf<R> {
+    inner: BufReader<R>,
+    consumed: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for CountedBuf<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.consumed.set(self.consumed.get() + n as u64);
@@ -249,7 +304,7 @@ impl<R: Read> Read for CountedBuf<'_, R> {
     }
 }
 
-impl<R: Read> io::BufRead for CountedBuf<'_, R> {
+impl<R: Read> io::BufRead for CountedBuf<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.inner.fill_buf()
     }
@@ -260,8 +315,9 @@ impl<R: Read> io::BufRead for CountedBuf<'_, R> {
     }
 }
 
-/// An error out of the stream: the file's own, a limit, or data the decoder cannot read.
-fn classify(err: io::Error, format: Compression) -> AnalysisError {
+/// An error out of a stream: the file's own, a limit, or data that cannot be decoded (`what`:
+/// the format, for the message).
+pub fn classify(err: io::Error, what: &str) -> AnalysisError {
     if err
         .get_ref()
         .is_some_and(|inner| inner.is::<LimitExceeded>())
@@ -278,19 +334,18 @@ fn classify(err: io::Error, format: Compression) -> AnalysisError {
     }
     AnalysisError::invalid(
         Kind::Archive,
-        format!("corrupt or truncated {} data: {err}", format.as_str()),
+        format!("corrupt or truncated {what} data: {err}"),
     )
 }
 
-/// Runs the analyzer of `inner` over the unpacked stream.
-fn analyze_stream(
+/// Runs the analyzer of `inner` over a stream named `inner_name` (a decompressed file, an
+/// archive member).
+pub fn analyze_stream(
     inner: Option<Kind>,
+    inner_name: &str,
     unpacked: &mut dyn Read,
-    source: &Source,
     options: &AnalysisOptions,
 ) -> (Kind, Result<Option<Details>, AnalysisError>) {
-    let name = source.path.to_string_lossy();
-    let inner_name = Compression::of_name(&name).map_or(&*name, |(_, rest)| rest);
     match inner {
         Some(Kind::Text) => (
             Kind::Text,
@@ -300,7 +355,7 @@ fn analyze_stream(
             let tsv = inner_name.to_ascii_lowercase().ends_with(".tsv");
             (
                 Kind::Csv,
-                csv::analyze_stream(unpacked, tsv, &source.path, options)
+                csv::analyze_stream(unpacked, tsv, std::path::Path::new(inner_name), options)
                     .map(|r| Some(Details::Csv(r))),
             )
         }

@@ -13,6 +13,7 @@
 //! match). A file it cannot read as its kind fails with `AnalysisError::Invalid`, which the
 //! report writes as `invalid_<kind>`.
 
+pub mod archive;
 pub mod budget;
 pub mod compressed;
 pub mod csv;
@@ -116,6 +117,10 @@ pub struct AnalysisOptions {
     pub top_users: usize,
     /// `--max-unpacked-bytes`: the most bytes decompressing one file may yield.
     pub max_unpacked_bytes: u64,
+    /// `--max-entries`: the most members an archive may have.
+    pub max_entries: u64,
+    /// `--max-depth`: 1 the file itself; an archive nested deeper is listed, not analysed.
+    pub max_depth: u32,
 }
 
 impl Default for AnalysisOptions {
@@ -126,6 +131,8 @@ impl Default for AnalysisOptions {
             user_column: None,
             top_users: 10,
             max_unpacked_bytes: 16 << 30,
+            max_entries: 100_000,
+            max_depth: 2,
         }
     }
 }
@@ -367,6 +374,7 @@ pub enum Details {
     Text(text::TextReport),
     Csv(csv::CsvReport),
     Json(json::JsonReport),
+    Archive(Box<archive::ArchiveReport>),
 }
 
 impl Details {
@@ -376,6 +384,7 @@ impl Details {
             Details::Text(text) => text,
             Details::Csv(csv) => csv,
             Details::Json(json) => json,
+            Details::Archive(archive) => &**archive,
         }
     }
 
@@ -395,6 +404,7 @@ impl Details {
             Details::Text(text) => text,
             Details::Csv(csv) => csv,
             Details::Json(json) => json,
+            Details::Archive(archive) => &mut **archive,
         }
     }
 }
@@ -432,8 +442,10 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
         }
     };
     let detected = detect::detect(&source);
-    // A compressed file is one stream, on one thread: its hash runs beside it whatever its size.
-    let parallel = source.is_large(options) || compression.is_some();
+    // A compressed file or an archive is one stream, on one thread: its hash runs beside it
+    // whatever its size.
+    let parallel =
+        source.is_large(options) || compression.is_some() || by_name == Some(Kind::Archive);
     let (sha256, outcome) = join(
         parallel,
         || sha256_hex(&source),
@@ -480,7 +492,12 @@ fn analyze_as(
         Some(Kind::Text) => text::analyze(source, options, progress).map(Details::Text),
         Some(Kind::Csv) => csv::analyze(source, options, progress).map(Details::Csv),
         Some(Kind::Json) => json::analyze(source, options, progress).map(Details::Json),
-        Some(kind @ (Kind::Archive | Kind::Spreadsheet | Kind::Document | Kind::Binary)) => {
+        Some(Kind::Archive) => {
+            let report = archive::analyze(source, options, progress);
+            let details = report.map(|report| report.map(|r| Details::Archive(Box::new(r))));
+            return (Kind::Archive, details);
+        }
+        Some(kind @ (Kind::Spreadsheet | Kind::Document | Kind::Binary)) => {
             progress.start(1);
             progress.advance();
             return (kind, Ok(None));

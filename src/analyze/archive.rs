@@ -1,0 +1,490 @@
+//! Archives (SPEC §4.1): tar, plain or compressed with gzip, zstd, xz or bzip2. Nothing is
+//! extracted: each member is streamed through the same analyzers as a top-level file (text,
+//! CSV, JSON; a compressed member is decompressed first; an archive inside is analysed in turn
+//! down to `--max-depth`), and the report lists the members with their sections, the kinds and
+//! the totals.
+//!
+//! A member's name is reported as stored and never used as a path. A link is listed, never
+//! followed. What the archive may cost is bounded: `--max-entries` members, every byte
+//! decompressed at every layer against `--max-unpacked-bytes`, and the 1,000:1 ratio of each
+//! compressed stream; past any of them the file fails with `limit_exceeded`. Data that cannot be
+//! read as the archive it claims to be fails it with `invalid_archive`; a member whose own
+//! analysis fails (bad JSON, say) is `failed` in the list, and the archive still completes.
+//!
+//! Zip archives are not read yet: they complete with size and hash only.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use super::compressed::{self, Budget, Compression};
+use super::section::{Figure, Grid, Section, Table, fact};
+use super::{AnalysisError, AnalysisOptions, Details, Kind, Progress, Source};
+use crate::job::ErrorInfo;
+
+/// Members listed in a report; the others are counted.
+pub const MAX_LISTED_MEMBERS: usize = 1_000;
+
+/// Longest member name kept in a report; a longer one is cut and ends in `…`.
+const MAX_NAME_BYTES: usize = 1024;
+
+/// The `archive` section of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveReport {
+    /// `tar`, `tar.gz`, `tar.zst`, `tar.xz`, `tar.bz2` (`zip` later).
+    pub format: String,
+    /// Every member, folders and links included.
+    pub entries: u64,
+    /// Regular-file members.
+    pub files: u64,
+    /// The files' real sizes, summed.
+    pub unpacked_bytes: u64,
+    /// Members not analysed because encrypted.
+    pub encrypted: u64,
+    /// Files per kind.
+    pub kinds: BTreeMap<String, u64>,
+    pub totals: Totals,
+    pub members: Vec<Member>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub members_truncated: bool,
+}
+
+/// Sums over the members analysed, at every depth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Lines and words of the text members.
+    pub lines: u64,
+    pub words: u64,
+    /// Rows of the CSV members.
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    Completed,
+    Failed,
+    Skipped,
+}
+
+/// One member as the report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// As stored (lossy where it is not UTF-8; cut past 1 KiB).
+    pub name: String,
+    pub size_bytes: u64,
+    /// The kind it was analysed as; `folder`, `symlink` or `link` for what is not a file.
+    pub kind: String,
+    pub status: MemberStatus,
+    /// Why a member was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A compressed member's format and sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<compressed::CompressionReport>,
+    /// Its kind's section, under the same name as for a top-level file.
+    #[serde(flatten)]
+    pub details: Option<Details>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+/// The archive format a name ends in, if it is one read here.
+fn tar_format(name: &str) -> Option<(&'static str, Option<Compression>)> {
+    let lower = name.to_ascii_lowercase();
+    let table: [(&str, &str, Option<Compression>); 9] = [
+        (".tar", "tar", None),
+        (".tar.gz", "tar.gz", Some(Compression::Gzip)),
+        (".tgz", "tar.gz", Some(Compression::Gzip)),
+        (".tar.zst", "tar.zst", Some(Compression::Zstd)),
+        (".tzst", "tar.zst", Some(Compression::Zstd)),
+        (".tar.xz", "tar.xz", Some(Compression::Xz)),
+        (".txz", "tar.xz", Some(Compression::Xz)),
+        (".tar.bz2", "tar.bz2", Some(Compression::Bzip2)),
+        (".tbz2", "tar.bz2", Some(Compression::Bzip2)),
+    ];
+    table
+        .into_iter()
+        .find(|(suffix, ..)| lower.ends_with(suffix))
+        .map(|(_, format, compression)| (format, compression))
+}
+
+/// What every member's analysis shares.
+struct Context<'a> {
+    options: &'a AnalysisOptions,
+    budget: &'a Budget,
+    max_entries: u64,
+    max_depth: u32,
+}
+
+/// Analyses `source` as an archive; `Ok(None)` for a format not read yet (zip).
+pub fn analyze(
+    source: &Source,
+    options: &AnalysisOptions,
+    progress: &Progress,
+) -> Result<Option<ArchiveReport>, AnalysisError> {
+    let name = source.path.to_string_lossy();
+    let Some((format, compression)) = tar_format(&name) else {
+        progress.start(1);
+        progress.advance();
+        return Ok(None);
+    };
+    let budget = Budget::new(options.max_unpacked_bytes);
+    let context = Context {
+        options,
+        budget: &budget,
+        max_entries: options.max_entries,
+        max_depth: options.max_depth,
+    };
+    let packed = compressed::file_reader(source, progress);
+    let report = match compression {
+        Some(compression) => {
+            let mut unpacked = compressed::unpack(packed, compression, &budget)
+                .map_err(|err| compressed::classify(err, format))?;
+            read_tar(&mut unpacked, format, 1, &context)
+        }
+        None => {
+            let mut packed = packed;
+            read_tar(&mut packed, format, 1, &context)
+        }
+    };
+    progress.advance();
+    report
+        .map(Some)
+        .map_err(|err| compressed::fatal(err, format))
+}
+
+/// Reads a tar stream at `depth` (1: the file itself) and analyses its members.
+fn read_tar(
+    stream: &mut dyn Read,
+    format: &str,
+    depth: u32,
+    context: &Context,
+) -> Result<ArchiveReport, AnalysisError> {
+    let mut report = ArchiveReport {
+        format: format.to_string(),
+        entries: 0,
+        files: 0,
+        unpacked_bytes: 0,
+        encrypted: 0,
+        kinds: BTreeMap::new(),
+        totals: Totals::default(),
+        members: Vec::new(),
+        members_truncated: false,
+    };
+    let mut archive = tar::Archive::new(stream);
+    let entries = archive.entries().map_err(AnalysisError::read)?;
+    for entry in entries {
+        let mut entry = entry.map_err(AnalysisError::read)?;
+        report.entries += 1;
+        if report.entries > context.max_entries {
+            return Err(AnalysisError::LimitExceeded(format!(
+                "the archive has more than {} members, over the --max-entries limit",
+                context.max_entries
+            )));
+        }
+        let raw_name = entry.path_bytes().into_owned();
+        let name = shown_name(&raw_name);
+        let entry_type = entry.header().entry_type();
+        let size = entry.size();
+        let member = if entry_type.is_file() {
+            report.files += 1;
+            let member = analyze_member(&name, size, &mut entry, depth, context)?;
+            report.unpacked_bytes += member.size_bytes;
+            *report.kinds.entry(member.kind.clone()).or_default() += 1;
+            add_totals(&mut report.totals, &member);
+            member
+        } else {
+            let kind = if entry_type.is_dir() {
+                "folder"
+            } else if entry_type.is_symlink() {
+                "symlink"
+            } else if entry_type.is_hard_link() {
+                "link"
+            } else {
+                "other"
+            };
+            Member {
+                name,
+                size_bytes: 0,
+                kind: kind.to_string(),
+                status: MemberStatus::Skipped,
+                reason: (kind != "folder").then(|| format!("a {kind} is listed, never followed")),
+                compression: None,
+                details: None,
+                error: None,
+            }
+        };
+        if report.members.len() < MAX_LISTED_MEMBERS {
+            report.members.push(member);
+        } else {
+            report.members_truncated = true;
+        }
+    }
+    Ok(report)
+}
+
+/// A member's name as the report shows it: lossy text, at most `MAX_NAME_BYTES`.
+fn shown_name(raw: &[u8]) -> String {
+    let raw = &raw[..raw.len().min(MAX_NAME_BYTES)];
+    let mut name = String::from_utf8_lossy(raw).into_owned();
+    if raw.len() == MAX_NAME_BYTES {
+        name.push('…');
+    }
+    name
+}
+
+/// Streams one regular-file member through the analyzer its name picks. Errors of the stream
+/// (a limit, data that cannot be read) fail the whole file; the member's own analysis failing
+/// makes it `failed`.
+fn analyze_member(
+    name: &str,
+    size: u64,
+    data: &mut dyn Read,
+    depth: u32,
+    context: &Context,
+) -> Result<Member, AnalysisError> {
+    let (kind, compression) = Kind::of_name(std::path::Path::new(name));
+    let mut member = Member {
+        name: name.to_string(),
+        size_bytes: size,
+        kind: kind.unwrap_or(Kind::Binary).as_str().to_string(),
+        status: MemberStatus::Completed,
+        reason: None,
+        compression: None,
+        details: None,
+        error: None,
+    };
+    let outcome = match (kind, compression) {
+        (Some(Kind::Archive), _) => match tar_format(name) {
+            Some(_) if depth >= context.max_depth => {
+                member.status = MemberStatus::Skipped;
+                member.reason = Some(format!(
+                    "an archive nested {} deep, past --max-depth {}",
+                    depth + 1,
+                    context.max_depth
+                ));
+                drain(data)?;
+                return Ok(member);
+            }
+            Some((format, inner)) => {
+                let report = match inner {
+                    Some(inner) => {
+                        let mut unpacked = compressed::unpack(&mut *data, inner, context.budget)
+                            .map_err(|err| compressed::classify(err, format))?;
+                        read_tar(&mut unpacked, format, depth + 1, context)?
+                    }
+                    None => read_tar(data, format, depth + 1, context)?,
+                };
+                member.details = Some(Details::Archive(Box::new(report)));
+                return Ok(member);
+            }
+            None => {
+                member.status = MemberStatus::Skipped;
+                member.reason = Some("a zip inside an archive is not read yet".to_string());
+                drain(data)?;
+                return Ok(member);
+            }
+        },
+        (kind, Some(format)) => {
+            let inner_name = compressed::Compression::of_name(name).map_or(name, |(_, rest)| rest);
+            let mut unpacked = compressed::unpack(&mut *data, format, context.budget)
+                .map_err(|err| compressed::classify(err, format.as_str()))?;
+            let (kind, details) =
+                compressed::analyze_stream(kind, inner_name, &mut unpacked, context.options);
+            member.compression = Some(compressed::CompressionReport {
+                format,
+                packed_bytes: size,
+                unpacked_bytes: unpacked.yielded(),
+            });
+            (kind, details)
+        }
+        (kind, None) => {
+            let mut counted = Spent {
+                inner: data,
+                budget: context.budget,
+            };
+            compressed::analyze_stream(kind, name, &mut counted, context.options)
+        }
+    };
+    let (kind, details) = outcome;
+    member.kind = kind.as_str().to_string();
+    match details {
+        Ok(details) => member.details = details,
+        Err(err) if is_stream_error(&err) => return Err(err),
+        Err(err) => {
+            member.status = MemberStatus::Failed;
+            member.error = Some(ErrorInfo {
+                kind: err.kind(),
+                message: err.to_string(),
+            });
+            drain(data)?;
+        }
+    }
+    Ok(member)
+}
+
+/// Errors of the stream itself (they fail the file), as against the content's.
+fn is_stream_error(err: &AnalysisError) -> bool {
+    matches!(
+        err,
+        AnalysisError::Read(_)
+            | AnalysisError::Unavailable { .. }
+            | AnalysisError::LimitExceeded(_)
+            | AnalysisError::Invalid {
+                kind: Kind::Archive,
+                ..
+            }
+    )
+}
+
+/// Reads what a member's analysis left unread (the next header comes after it), still
+/// counted against the limits by the layers below.
+fn drain(data: &mut dyn Read) -> Result<(), AnalysisError> {
+    std::io::copy(data, &mut std::io::sink())
+        .map(|_| ())
+        .map_err(AnalysisError::read)
+}
+
+/// Counts a plain member's bytes against the file's budget (they are unpacked bytes too).
+struct Spent<'a> {
+    inner: &'a mut dyn Read,
+    budget: &'a Budget,
+}
+
+impl Read for Spent<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.budget.spend(n as u64)?;
+        Ok(n)
+    }
+}
+
+fn add_totals(totals: &mut Totals, member: &Member) {
+    match &member.details {
+        Some(Details::Text(text)) => {
+            totals.lines += text.lines;
+            totals.words += text.words;
+        }
+        Some(Details::Csv(csv)) => totals.rows += csv.rows,
+        Some(Details::Archive(inner)) => {
+            totals.lines += inner.totals.lines;
+            totals.words += inner.totals.words;
+            totals.rows += inner.totals.rows;
+        }
+        _ => {}
+    }
+}
+
+impl Section for ArchiveReport {
+    fn figure(&self) -> Figure {
+        Figure {
+            value: self.files,
+            unit: "files",
+        }
+    }
+
+    fn summary_lines(&self) -> Vec<String> {
+        let kinds: Vec<String> = self
+            .kinds
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        vec![
+            format!(
+                "{} · {} entries · {} files · {} bytes unpacked · {} encrypted",
+                self.format, self.entries, self.files, self.unpacked_bytes, self.encrypted
+            ),
+            format!(
+                "kinds: {} · totals: {} lines · {} words · {} rows",
+                kinds.join(" · "),
+                self.totals.lines,
+                self.totals.words,
+                self.totals.rows
+            ),
+        ]
+    }
+
+    fn tables(&self) -> Vec<Table> {
+        let mut tables = vec![Table::facts(
+            "archive",
+            "Archive",
+            vec![
+                fact("format", &self.format),
+                fact("entries", self.entries),
+                fact("files", self.files),
+                fact("unpacked_bytes", self.unpacked_bytes),
+                fact("encrypted", self.encrypted),
+                fact("lines", self.totals.lines),
+                fact("words", self.totals.words),
+                fact("rows", self.totals.rows),
+            ],
+        )];
+        if !self.kinds.is_empty() {
+            tables.push(Table::bars(
+                "kinds",
+                "Kinds",
+                self.kinds.iter().map(|(kind, n)| (kind.clone(), *n)),
+            ));
+        }
+        let rows = self
+            .members
+            .iter()
+            .map(|member| {
+                let headline = member
+                    .details
+                    .as_ref()
+                    .map(|details| details.section().figure().to_string())
+                    .or_else(|| member.reason.clone())
+                    .or_else(|| {
+                        member
+                            .error
+                            .as_ref()
+                            .map(|e| format!("{}: {}", e.kind, e.message))
+                    })
+                    .unwrap_or_default();
+                vec![
+                    member.name.clone(),
+                    member.size_bytes.to_string(),
+                    member.kind.clone(),
+                    format!("{:?}", member.status).to_lowercase(),
+                    headline,
+                ]
+            })
+            .collect();
+        tables.push(Table::grid(
+            "members",
+            if self.members_truncated {
+                "Members (the first 1,000)"
+            } else {
+                "Members"
+            },
+            Grid {
+                header: vec![
+                    ("name", false),
+                    ("size", true),
+                    ("kind", false),
+                    ("status", false),
+                    ("", false),
+                ],
+                rows,
+            },
+        ));
+        tables
+    }
+
+    fn longest_list(&self) -> usize {
+        self.members.len()
+    }
+
+    fn cut_lists(&mut self, share: f64) -> bool {
+        if self.members.is_empty() {
+            return false;
+        }
+        let keep = ((self.members.len() as f64 * share) as usize).min(self.members.len() - 1);
+        self.members.truncate(keep);
+        self.members_truncated = true;
+        true
+    }
+}

@@ -1,0 +1,265 @@
+//! Tar archives (SPEC §4.1) through the real binary, made by Python's `tarfile` (and the
+//! `zstd` tool for `.tar.zst`). Each text and CSV member's section must equal the reference's
+//! analysis of the member's bytes (`tests/reference.py`), the counts and totals must add up,
+//! names are reported as stored, links are never followed, and hostile archives fail with the
+//! error kind the SPEC names.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Workspace, reference, reference_json, stderr, stdout};
+use serde_json::{Value, json};
+
+fn analyse(ws: &Workspace, name: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["--input", name, "--json"];
+    args.extend_from_slice(extra);
+    let out = ws.run(&args);
+    let report = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|err| panic!("no report ({err}); stderr: {}", stderr(&out)));
+    (out.status.code(), report)
+}
+
+/// A tar of `members` at `dst`, by Python's `tarfile` (`mode`: w, w:gz, w:xz, w:bz2).
+fn make_tar(ws: &Workspace, mode: &str, dst: &Path, members: &Value) {
+    let spec = ws.write(
+        &format!(
+            "spec-{}.json",
+            dst.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+        ),
+        members.to_string().as_bytes(),
+    );
+    reference(
+        "tar",
+        Path::new(mode),
+        &[dst.to_str().expect("path"), spec.to_str().expect("path")],
+    );
+}
+
+fn member<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["archive"]["members"]
+        .as_array()
+        .and_then(|members| members.iter().find(|m| m["name"] == name))
+        .unwrap_or_else(|| panic!("no member {name:?} in {report}"))
+}
+
+#[test]
+fn every_tar_format_reports_its_members_as_the_reference_reads_them() {
+    for (mode, suffix) in [
+        ("w", ".tar"),
+        ("w:gz", ".tar.gz"),
+        ("w:xz", ".tar.xz"),
+        ("w:bz2", ".tar.bz2"),
+        ("zst", ".tar.zst"),
+    ] {
+        let ws = Workspace::new();
+        let log = ws.path("app.log");
+        reference("gen-text", &log, &["7"]);
+        let csv = ws.path("orders.csv");
+        reference("gen-csv", &csv, &["8"]);
+        let members = json!([
+            {"name": "data/", "dir": true},
+            {"name": "data/app.log", "file": log},
+            {"name": "data/orders.csv", "file": csv},
+            {"name": "data/events.ndjson", "data": "{\"a\":1}\n{\"b\":2}\n"},
+            {"name": "data/broken.json", "data": "{not json"},
+            {"name": "data/latest", "symlink": "/etc/passwd"},
+        ]);
+        let name = format!("bundle{suffix}");
+        if mode == "zst" {
+            let plain = ws.path("bundle.tar");
+            make_tar(&ws, "w", &plain, &members);
+            let status = Command::new("zstd")
+                .args(["-q", "-f", "-o"])
+                .arg(ws.path(&name))
+                .arg(&plain)
+                .status()
+                .expect("the zstd tool is needed");
+            assert!(status.success());
+        } else {
+            make_tar(&ws, mode, &ws.path(&name), &members);
+        }
+        let (code, report) = analyse(&ws, &name, &["--top", "100000"]);
+        assert_eq!(code, Some(0), "{suffix}: {report}");
+        assert_eq!(report["kind"], "archive");
+        let archive = &report["archive"];
+        assert_eq!(
+            archive["format"],
+            suffix.trim_start_matches('.'),
+            "{suffix}"
+        );
+        assert_eq!(archive["entries"], 6, "{suffix}");
+        assert_eq!(archive["files"], 4, "{suffix}");
+
+        let want_text = reference_json("text", &log, &[]);
+        let want_csv = reference_json("csv", &csv, &[]);
+        assert_eq!(
+            member(&report, "data/app.log")["text"],
+            want_text,
+            "{suffix}"
+        );
+        let got_csv = &member(&report, "data/orders.csv")["csv"];
+        for (field, wanted) in want_csv.as_object().expect("reference") {
+            assert_eq!(&got_csv[field], wanted, "{suffix}: csv {field}");
+        }
+        assert_eq!(member(&report, "data/events.ndjson")["json"]["records"], 2);
+        let broken = member(&report, "data/broken.json");
+        assert_eq!(broken["status"], "failed");
+        assert_eq!(broken["error"]["kind"], "invalid_json");
+        let link = member(&report, "data/latest");
+        assert_eq!(
+            (&link["kind"], &link["status"]),
+            (&json!("symlink"), &json!("skipped"))
+        );
+        assert_eq!(member(&report, "data/")["kind"], "folder");
+
+        let sizes = [&log, &csv]
+            .iter()
+            .map(|p| std::fs::metadata(p).expect("size").len())
+            .sum::<u64>()
+            + "{\"a\":1}\n{\"b\":2}\n".len() as u64
+            + "{not json".len() as u64;
+        assert_eq!(archive["unpacked_bytes"], sizes, "{suffix}");
+        assert_eq!(archive["totals"]["lines"], want_text["lines"]);
+        assert_eq!(archive["totals"]["words"], want_text["words"]);
+        assert_eq!(archive["totals"]["rows"], want_csv["rows"]);
+        assert_eq!(
+            archive["kinds"],
+            json!({"csv": 1, "json": 2, "text": 1}),
+            "{suffix}"
+        );
+    }
+}
+
+#[test]
+fn hostile_names_are_reported_as_stored_and_nothing_is_written_outside() {
+    let ws = Workspace::new();
+    let members = json!([
+        {"name": "../../etc/passwd", "data": "root:x:0:0\n"},
+        {"name": "/abs/path.log", "data": "one line\n"},
+        {"name": "new\nline.txt", "data": "x\n"},
+    ]);
+    make_tar(&ws, "w:gz", &ws.path("names.tgz"), &members);
+    let (code, report) = analyse(&ws, "names.tgz", &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(member(&report, "../../etc/passwd")["text"]["lines"], 1);
+    assert_eq!(member(&report, "/abs/path.log")["text"]["words"], 2);
+    assert_eq!(member(&report, "new\nline.txt")["status"], "completed");
+    // Nothing was extracted anywhere.
+    let mut found = Vec::new();
+    for entry in walk(&ws.path("")) {
+        found.push(entry);
+    }
+    assert!(
+        !found
+            .iter()
+            .any(|p| p.ends_with("passwd") || p.ends_with("path.log")),
+        "{found:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("list").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn nesting_past_max_depth_is_listed_and_skipped() {
+    let ws = Workspace::new();
+    make_tar(
+        &ws,
+        "w:gz",
+        &ws.path("level3.tar.gz"),
+        &json!([{"name": "deep.log", "data": "deepest\n"}]),
+    );
+    make_tar(
+        &ws,
+        "w",
+        &ws.path("level2.tar"),
+        &json!([{"name": "level3.tar.gz", "file": ws.path("level3.tar.gz")}]),
+    );
+    make_tar(
+        &ws,
+        "w:gz",
+        &ws.path("level1.tar.gz"),
+        &json!([
+            {"name": "level2.tar", "file": ws.path("level2.tar")},
+            {"name": "top.log", "data": "a b c\n"},
+        ]),
+    );
+    let (code, report) = analyse(&ws, "level1.tar.gz", &[]);
+    assert_eq!(code, Some(0), "{report}");
+    let level2 = member(&report, "level2.tar");
+    assert_eq!(level2["kind"], "archive");
+    assert_eq!(level2["status"], "completed");
+    let level3 = &level2["archive"]["members"][0];
+    assert_eq!(level3["name"], "level3.tar.gz");
+    assert_eq!(level3["status"], "skipped", "{report}");
+    assert!(
+        level3["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--max-depth")
+    );
+    assert_eq!(report["archive"]["totals"]["words"], 3);
+
+    let (code, report) = analyse(&ws, "level2.tar", &["--max-depth", "3"]);
+    assert_eq!(code, Some(0), "{report}");
+    let level3 = member(&report, "level3.tar.gz");
+    assert_eq!(level3["archive"]["members"][0]["text"]["words"], 1);
+}
+
+#[test]
+fn too_many_members_a_bomb_and_a_truncated_tar_fail_the_file() {
+    let ws = Workspace::new();
+    let many: Vec<Value> = (0..50)
+        .map(|i| json!({"name": format!("f{i}.txt"), "data": ""}))
+        .collect();
+    make_tar(&ws, "w", &ws.path("many.tar"), &Value::Array(many));
+    let (code, report) = analyse(&ws, "many.tar", &["--max-entries", "20"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "limit_exceeded");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--max-entries")
+    );
+
+    // 64 MiB of zeros in a tar.gz: the stream passes 1,000:1 and stops.
+    let zeros = ws.write("zeros.bin", &vec![0u8; 64 << 20]);
+    make_tar(
+        &ws,
+        "w:gz",
+        &ws.path("bomb.tar.gz"),
+        &json!([{"name": "zeros.log", "file": zeros}]),
+    );
+    let started = std::time::Instant::now();
+    let (code, report) = analyse(&ws, "bomb.tar.gz", &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "limit_exceeded", "{report}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    let log = ws.path("big.log");
+    reference("gen-text", &log, &["9"]);
+    make_tar(
+        &ws,
+        "w:gz",
+        &ws.path("whole.tar.gz"),
+        &json!([{"name": "big.log", "file": log}]),
+    );
+    let whole = std::fs::read(ws.path("whole.tar.gz")).expect("read");
+    ws.write("cut.tar.gz", &whole[..whole.len() / 2]);
+    let (code, report) = analyse(&ws, "cut.tar.gz", &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "invalid_archive", "{report}");
+}
