@@ -263,3 +263,208 @@ fn too_many_members_a_bomb_and_a_truncated_tar_fail_the_file() {
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["error"]["kind"], "invalid_archive", "{report}");
 }
+
+/// A zip of `members` at `dst`, by Python's `zipfile`.
+fn make_zip(ws: &Workspace, dst: &Path, members: &Value) {
+    let spec = ws.write(
+        &format!(
+            "spec-{}.json",
+            dst.file_name().and_then(|n| n.to_str()).unwrap_or("x")
+        ),
+        members.to_string().as_bytes(),
+    );
+    reference("zip", dst, &[spec.to_str().expect("path")]);
+}
+
+fn hostile_zip(ws: &Workspace, case: &str) -> String {
+    let name = format!("{case}.zip");
+    reference(
+        "zip-hostile",
+        Path::new(case),
+        &[ws.path(&name).to_str().expect("path")],
+    );
+    name
+}
+
+#[test]
+fn a_zip_reports_its_members_as_the_reference_reads_them() {
+    let ws = Workspace::new();
+    let log = ws.path("app.log");
+    reference("gen-text", &log, &["11"]);
+    let csv = ws.path("orders.csv");
+    reference("gen-csv", &csv, &["12"]);
+    let members = json!([
+        {"name": "logs/", "dir": true},
+        {"name": "logs/app.log", "file": log},
+        {"name": "orders.csv", "file": csv, "stored": true},
+        {"name": "events.ndjson", "data": "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n"},
+        {"name": "broken.json", "data": "[1, 2"},
+        {"name": "latest", "symlink": "/etc/shadow"},
+    ]);
+    make_zip(&ws, &ws.path("export.zip"), &members);
+    let (code, report) = analyse(&ws, "export.zip", &["--top", "100000"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["kind"], "archive");
+    assert_eq!(report["detected"], "zip");
+    let archive = &report["archive"];
+    assert_eq!(archive["format"], "zip");
+    assert_eq!(
+        (&archive["entries"], &archive["files"]),
+        (&json!(6), &json!(4))
+    );
+    let want_text = reference_json("text", &log, &[]);
+    let want_csv = reference_json("csv", &csv, &[]);
+    assert_eq!(member(&report, "logs/app.log")["text"], want_text);
+    let got_csv = &member(&report, "orders.csv")["csv"];
+    for (field, wanted) in want_csv.as_object().expect("reference") {
+        assert_eq!(&got_csv[field], wanted, "csv {field}");
+    }
+    assert_eq!(member(&report, "events.ndjson")["json"]["records"], 3);
+    assert_eq!(
+        member(&report, "broken.json")["error"]["kind"],
+        "invalid_json"
+    );
+    assert_eq!(member(&report, "latest")["kind"], "symlink");
+    assert_eq!(member(&report, "latest")["status"], "skipped");
+    assert_eq!(archive["totals"]["lines"], want_text["lines"]);
+    assert_eq!(archive["totals"]["rows"], want_csv["rows"]);
+    assert_eq!(archive["kinds"], json!({"csv": 1, "json": 2, "text": 1}));
+    // In archive order, whatever order the parallel analysis finished in.
+    let names: Vec<&str> = archive["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "logs/",
+            "logs/app.log",
+            "orders.csv",
+            "events.ndjson",
+            "broken.json",
+            "latest"
+        ]
+    );
+}
+
+#[test]
+fn an_encrypted_member_is_counted_not_analysed() {
+    let ws = Workspace::new();
+    ws.write("secret.txt", b"the plans\n");
+    ws.write("open.txt", b"hello there\n");
+    let status = Command::new("zip")
+        .current_dir(ws.path(""))
+        .args(["-q", "-P", "pw", "locked.zip", "secret.txt"])
+        .status()
+        .expect("the zip tool is needed (apt-get install zip)");
+    assert!(status.success());
+    let status = Command::new("zip")
+        .current_dir(ws.path(""))
+        .args(["-q", "locked.zip", "open.txt"])
+        .status()
+        .expect("zip");
+    assert!(status.success());
+    let (code, report) = analyse(&ws, "locked.zip", &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["archive"]["encrypted"], 1);
+    let secret = member(&report, "secret.txt");
+    assert_eq!(secret["status"], "skipped");
+    assert!(secret.get("text").is_none());
+    assert_eq!(member(&report, "open.txt")["text"]["words"], 2);
+}
+
+#[test]
+fn hostile_zips_fail_fast_with_the_kind_the_spec_names() {
+    let ws = Workspace::new();
+    let cases: [(&str, &str, &str); 3] = [
+        ("overlap", "invalid_archive", "overlap"),
+        ("lying", "invalid_archive", "declared"),
+        ("many", "limit_exceeded", "--max-entries"),
+    ];
+    for (case, kind, words) in cases {
+        let name = hostile_zip(&ws, case);
+        let started = std::time::Instant::now();
+        let (code, report) = analyse(&ws, &name, &[]);
+        assert_eq!(code, Some(1), "{case}: {report}");
+        assert_eq!(report["error"]["kind"], kind, "{case}: {report}");
+        let message = report["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{case}: {message}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{case}"
+        );
+    }
+
+    // A name with a NUL is reported as stored.
+    let name = hostile_zip(&ws, "nul-name");
+    let (code, report) = analyse(&ws, &name, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["archive"]["members"][0]["name"], "a\u{0}b.txt");
+
+    // One member of 64 MiB of zeros: its declared ratio is over 1,000:1 before a byte is read.
+    make_zip(
+        &ws,
+        &ws.path("ratio.zip"),
+        &json!([{"name": "zeros.log", "zeros": 64 << 20}]),
+    );
+    let (code, report) = analyse(&ws, "ratio.zip", &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "limit_exceeded");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("zeros.log")
+    );
+
+    // A truncated zip has no central directory.
+    let whole = std::fs::read(ws.path("watch_dir/processed/export.zip")).ok();
+    assert!(whole.is_none(), "fresh workspace");
+    let log = ws.path("big.log");
+    reference("gen-text", &log, &["13"]);
+    make_zip(
+        &ws,
+        &ws.path("whole.zip"),
+        &json!([{"name": "big.log", "file": log}]),
+    );
+    let bytes = std::fs::read(ws.path("whole.zip")).expect("read");
+    ws.write("cut.zip", &bytes[..bytes.len() / 2]);
+    let (code, report) = analyse(&ws, "cut.zip", &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "invalid_archive");
+}
+
+#[test]
+fn a_nested_zip_bomb_stops_at_its_first_ratio_or_depth() {
+    let ws = Workspace::new();
+    // 42.zip in small: each level holds 16 copies of the level below; the bottom is 1 MiB of
+    // zeros (about 1,000:1 by deflate).
+    make_zip(
+        &ws,
+        &ws.path("l3.zip"),
+        &json!([{"name": "zeros.txt", "zeros": 1 << 20}]),
+    );
+    let copies = |file: &Path| -> Value {
+        Value::Array(
+            (0..16)
+                .map(|i| json!({"name": format!("c{i}.zip"), "file": file}))
+                .collect(),
+        )
+    };
+    make_zip(&ws, &ws.path("l2.zip"), &copies(&ws.path("l3.zip")));
+    make_zip(&ws, &ws.path("l1.zip"), &copies(&ws.path("l2.zip")));
+    let started = std::time::Instant::now();
+    let (code, report) = analyse(&ws, "l1.zip", &[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // Depth 2 opens l2 (16 of them); l3 inside each is past --max-depth and skipped.
+    assert_eq!(code, Some(0), "{report}");
+    let l2 = member(&report, "c0.zip");
+    assert_eq!(l2["status"], "completed");
+    assert_eq!(l2["archive"]["members"][0]["status"], "skipped");
+    // With a third level allowed, the zeros' ratio stops it.
+    let (code, report) = analyse(&ws, "l2.zip", &["--max-depth", "3"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "limit_exceeded");
+}

@@ -11,10 +11,15 @@ usage:
   reference.py gen-csv PATH SEED      -> writes a hostile CSV file
   reference.py compress FORMAT SRC DST -> DST is SRC compressed with Python's gzip (two
                                         members: each half its own), lzma (xz) or bz2
+  reference.py zip DST SPEC.json      -> DST is a zip (zipfile) of SPEC's members: [{"name",
+                                        "data"|"file"|"dir"|"symlink"|"zeros": N, "stored"?}]
+  reference.py zip-hostile CASE DST  -> DST is a hostile zip: overlap, lying, many, nul-name
   reference.py tar MODE DST SPEC.json -> DST is a tar (tarfile MODE: w, w:gz, w:xz, w:bz2) of
                                         SPEC's members: [{"name", "data"|"file"|"dir"|"symlink"}]
 """
 import bz2
+import struct
+import zipfile
 import collections
 import tarfile
 import gzip
@@ -148,6 +153,52 @@ def gen_csv(rng):
     return "".join(out).encode()
 
 
+def make_hostile_zip(case, dst):
+    """Zips no honest tool makes, built by writing a plain zip and patching its bytes."""
+    if case == "many":
+        with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as archive:
+            for i in range(200_000):
+                archive.writestr(f"e{i}", b"")
+        return
+    if case == "overlap":
+        # One local entry of 1 MiB of zeros; 300 central records (distinct names) point at it.
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("a", bytes(1 << 20))
+        data = buf.getvalue()
+        cd_offset = struct.unpack("<I", data[-6:-2])[0]
+        record = data[cd_offset:len(data) - 22]
+        name_len = struct.unpack("<H", record[28:30])[0]
+        records = b""
+        for i in range(300):
+            name = f"m{i:03d}".encode()
+            patched = record[:28] + struct.pack("<H", len(name)) + record[30:46] + name + record[46 + name_len:]
+            records += patched
+        end = data[len(data) - 22:]
+        end = end[:8] + struct.pack("<HHII", 300, 300, len(records), cd_offset) + end[20:]
+        open(dst, "wb").write(data[:cd_offset] + records + end)
+        return
+    if case == "lying":
+        # A member of 2 MiB of text that declares 100 bytes, in its local and central headers.
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("small.log", b"line of text\n" * ((2 << 20) // 13))
+        data = bytearray(buf.getvalue())
+        data[22:26] = struct.pack("<I", 100)
+        cd_offset = struct.unpack("<I", bytes(data[-6:-2]))[0]
+        data[cd_offset + 24:cd_offset + 28] = struct.pack("<I", 100)
+        open(dst, "wb").write(bytes(data))
+        return
+    if case == "nul-name":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("aXb.txt", b"one two\n")
+        data = buf.getvalue().replace(b"aXb.txt", b"a\x00b.txt")
+        open(dst, "wb").write(data)
+        return
+    sys.exit(f"unknown hostile zip {case}")
+
+
 def main():
     command, path = sys.argv[1], sys.argv[2]
     if command == "text":
@@ -177,6 +228,28 @@ def main():
                     data = open(member["file"], "rb").read() if "file" in member else member["data"].encode()
                     info.size = len(data)
                     archive.addfile(info, io.BytesIO(data))
+    elif command == "zip":
+        members = json.load(open(sys.argv[3]))
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member in members:
+                method = zipfile.ZIP_STORED if member.get("stored") else zipfile.ZIP_DEFLATED
+                if "dir" in member:
+                    archive.writestr(zipfile.ZipInfo(member["name"]), b"")
+                elif "symlink" in member:
+                    info = zipfile.ZipInfo(member["name"])
+                    info.create_system = 3
+                    info.external_attr = (0o120777 << 16)
+                    archive.writestr(info, member["symlink"])
+                else:
+                    if "file" in member:
+                        data = open(member["file"], "rb").read()
+                    elif "zeros" in member:
+                        data = bytes(member["zeros"])
+                    else:
+                        data = member["data"].encode()
+                    archive.writestr(member["name"], data, compress_type=method)
+    elif command == "zip-hostile":
+        make_hostile_zip(path, sys.argv[3])
     elif command == "compress":
         data = open(sys.argv[3], "rb").read()
         if path == "gzip":

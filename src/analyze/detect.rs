@@ -14,10 +14,7 @@ use super::Source;
 
 /// What the first bytes of `source` say it is.
 pub fn detect(source: &Source) -> String {
-    let reader = PositionedReader {
-        source,
-        position: 0,
-    };
+    let reader = PositionedReader::new(source);
     match FileFormat::from_reader(reader) {
         Ok(format) => name_of(format),
         Err(err) => {
@@ -45,11 +42,21 @@ fn name_of(format: FileFormat) -> String {
     }
 }
 
-/// `Read + Seek` over the open file with positioned reads, so that the detection neither
-/// moves the file's shared offset nor depends on it.
-struct PositionedReader<'a> {
+/// `Read + Seek` over the open file with positioned reads, so that a reader neither moves the
+/// file's shared offset nor depends on it; cloning it gives another independent handle.
+#[derive(Clone)]
+pub struct PositionedReader<'a> {
     source: &'a Source,
     position: u64,
+}
+
+impl<'a> PositionedReader<'a> {
+    pub fn new(source: &'a Source) -> Self {
+        PositionedReader {
+            source,
+            position: 0,
+        }
+    }
 }
 
 impl Read for PositionedReader<'_> {

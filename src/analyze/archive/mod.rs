@@ -18,13 +18,24 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use super::compressed::{self, Budget, Compression};
+mod tar;
+mod zip;
+
+use tar::{read_tar, tar_format};
+use zip::read_zip;
+
+use super::detect::PositionedReader;
+
+use super::compressed::{self, Budget};
 use super::section::{Figure, Grid, Section, Table, fact};
 use super::{AnalysisError, AnalysisOptions, Details, Kind, Progress, Source};
 use crate::job::ErrorInfo;
 
 /// Members listed in a report; the others are counted.
 pub const MAX_LISTED_MEMBERS: usize = 1_000;
+
+/// A zip inside an archive is opened in memory up to this size; a larger one is skipped.
+const MAX_NESTED_ZIP_BYTES: u64 = 32 << 20;
 
 /// Longest member name kept in a report; a longer one is cut and ends in `…`.
 const MAX_NAME_BYTES: usize = 1024;
@@ -90,28 +101,8 @@ pub struct Member {
     pub error: Option<ErrorInfo>,
 }
 
-/// The archive format a name ends in, if it is one read here.
-fn tar_format(name: &str) -> Option<(&'static str, Option<Compression>)> {
-    let lower = name.to_ascii_lowercase();
-    let table: [(&str, &str, Option<Compression>); 9] = [
-        (".tar", "tar", None),
-        (".tar.gz", "tar.gz", Some(Compression::Gzip)),
-        (".tgz", "tar.gz", Some(Compression::Gzip)),
-        (".tar.zst", "tar.zst", Some(Compression::Zstd)),
-        (".tzst", "tar.zst", Some(Compression::Zstd)),
-        (".tar.xz", "tar.xz", Some(Compression::Xz)),
-        (".txz", "tar.xz", Some(Compression::Xz)),
-        (".tar.bz2", "tar.bz2", Some(Compression::Bzip2)),
-        (".tbz2", "tar.bz2", Some(Compression::Bzip2)),
-    ];
-    table
-        .into_iter()
-        .find(|(suffix, ..)| lower.ends_with(suffix))
-        .map(|(_, format, compression)| (format, compression))
-}
-
 /// What every member's analysis shares.
-struct Context<'a> {
+pub(super) struct Context<'a> {
     options: &'a AnalysisOptions,
     budget: &'a Budget,
     max_entries: u64,
@@ -125,17 +116,21 @@ pub fn analyze(
     progress: &Progress,
 ) -> Result<Option<ArchiveReport>, AnalysisError> {
     let name = source.path.to_string_lossy();
-    let Some((format, compression)) = tar_format(&name) else {
-        progress.start(1);
-        progress.advance();
-        return Ok(None);
-    };
     let budget = Budget::new(options.max_unpacked_bytes);
     let context = Context {
         options,
         budget: &budget,
         max_entries: options.max_entries,
         max_depth: options.max_depth,
+    };
+    let Some((format, compression)) = tar_format(&name) else {
+        // Not a tar: a zip (`.zip`, `.jar`).
+        progress.start(1);
+        let report = read_zip(PositionedReader::new(source), "zip", 1, &context);
+        progress.advance();
+        return report
+            .map(Some)
+            .map_err(|err| compressed::fatal(err, "zip"));
     };
     let packed = compressed::file_reader(source, progress);
     let report = match compression {
@@ -155,78 +150,8 @@ pub fn analyze(
         .map_err(|err| compressed::fatal(err, format))
 }
 
-/// Reads a tar stream at `depth` (1: the file itself) and analyses its members.
-fn read_tar(
-    stream: &mut dyn Read,
-    format: &str,
-    depth: u32,
-    context: &Context,
-) -> Result<ArchiveReport, AnalysisError> {
-    let mut report = ArchiveReport {
-        format: format.to_string(),
-        entries: 0,
-        files: 0,
-        unpacked_bytes: 0,
-        encrypted: 0,
-        kinds: BTreeMap::new(),
-        totals: Totals::default(),
-        members: Vec::new(),
-        members_truncated: false,
-    };
-    let mut archive = tar::Archive::new(stream);
-    let entries = archive.entries().map_err(AnalysisError::read)?;
-    for entry in entries {
-        let mut entry = entry.map_err(AnalysisError::read)?;
-        report.entries += 1;
-        if report.entries > context.max_entries {
-            return Err(AnalysisError::LimitExceeded(format!(
-                "the archive has more than {} members, over the --max-entries limit",
-                context.max_entries
-            )));
-        }
-        let raw_name = entry.path_bytes().into_owned();
-        let name = shown_name(&raw_name);
-        let entry_type = entry.header().entry_type();
-        let size = entry.size();
-        let member = if entry_type.is_file() {
-            report.files += 1;
-            let member = analyze_member(&name, size, &mut entry, depth, context)?;
-            report.unpacked_bytes += member.size_bytes;
-            *report.kinds.entry(member.kind.clone()).or_default() += 1;
-            add_totals(&mut report.totals, &member);
-            member
-        } else {
-            let kind = if entry_type.is_dir() {
-                "folder"
-            } else if entry_type.is_symlink() {
-                "symlink"
-            } else if entry_type.is_hard_link() {
-                "link"
-            } else {
-                "other"
-            };
-            Member {
-                name,
-                size_bytes: 0,
-                kind: kind.to_string(),
-                status: MemberStatus::Skipped,
-                reason: (kind != "folder").then(|| format!("a {kind} is listed, never followed")),
-                compression: None,
-                details: None,
-                error: None,
-            }
-        };
-        if report.members.len() < MAX_LISTED_MEMBERS {
-            report.members.push(member);
-        } else {
-            report.members_truncated = true;
-        }
-    }
-    Ok(report)
-}
-
 /// A member's name as the report shows it: lossy text, at most `MAX_NAME_BYTES`.
-fn shown_name(raw: &[u8]) -> String {
+pub(super) fn shown_name(raw: &[u8]) -> String {
     let raw = &raw[..raw.len().min(MAX_NAME_BYTES)];
     let mut name = String::from_utf8_lossy(raw).into_owned();
     if raw.len() == MAX_NAME_BYTES {
@@ -238,7 +163,7 @@ fn shown_name(raw: &[u8]) -> String {
 /// Streams one regular-file member through the analyzer its name picks. Errors of the stream
 /// (a limit, data that cannot be read) fail the whole file; the member's own analysis failing
 /// makes it `failed`.
-fn analyze_member(
+pub(super) fn analyze_member(
     name: &str,
     size: u64,
     data: &mut dyn Read,
@@ -280,9 +205,39 @@ fn analyze_member(
                 member.details = Some(Details::Archive(Box::new(report)));
                 return Ok(member);
             }
-            None => {
+            None if depth >= context.max_depth => {
                 member.status = MemberStatus::Skipped;
-                member.reason = Some("a zip inside an archive is not read yet".to_string());
+                member.reason = Some(format!(
+                    "an archive nested {} deep, past --max-depth {}",
+                    depth + 1,
+                    context.max_depth
+                ));
+                drain(data)?;
+                return Ok(member);
+            }
+            // A zip needs its end first: one inside an archive is read into memory, up to a
+            // bound, and opened there.
+            None if size > MAX_NESTED_ZIP_BYTES => {
+                member.status = MemberStatus::Skipped;
+                member.reason = Some(format!(
+                    "a zip inside an archive is opened up to {} MiB",
+                    MAX_NESTED_ZIP_BYTES >> 20
+                ));
+                drain(data)?;
+                return Ok(member);
+            }
+            None => {
+                let mut bytes = Vec::with_capacity(size as usize);
+                data.take(MAX_NESTED_ZIP_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(AnalysisError::read)?;
+                context
+                    .budget
+                    .spend(bytes.len() as u64)
+                    .map_err(AnalysisError::read)?;
+                let bytes: std::sync::Arc<[u8]> = bytes.into();
+                let report = read_zip(std::io::Cursor::new(bytes), "zip", depth + 1, context)?;
+                member.details = Some(Details::Archive(Box::new(report)));
                 drain(data)?;
                 return Ok(member);
             }
@@ -361,7 +316,7 @@ impl Read for Spent<'_> {
     }
 }
 
-fn add_totals(totals: &mut Totals, member: &Member) {
+pub(super) fn add_totals(totals: &mut Totals, member: &Member) {
     match &member.details {
         Some(Details::Text(text)) => {
             totals.lines += text.lines;

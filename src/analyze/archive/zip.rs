@@ -1,0 +1,261 @@
+//! Zip archives (`.zip`, `.jar`; ZIP64 included): the central directory is checked before a
+//! byte is decompressed, then the members are analysed in parallel on the rayon pool, each
+//! through its own handle on the archive.
+//!
+//! Before: the records of the central directory are counted (not the names: the `zip` crate
+//! folds records that share a name into one entry) against `--max-entries`; members whose
+//! bytes overlap (many records pointing at one local entry, the "overlapping" bomb) make the
+//! file `invalid_archive`; the declared sizes are summed against `--max-unpacked-bytes` and
+//! each member's declared ratio is held to 1,000:1. While reading: every byte a member yields
+//! counts against the same budget, its real ratio to its compressed size too, and a member
+//! that yields more or less than it declared is corrupt. An encrypted member is counted and
+//! skipped; a symlink is listed, never followed; a compression method the `zip` crate cannot
+//! read makes the member `skipped` with the reason.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Seek, SeekFrom};
+
+use rayon::prelude::*;
+
+use super::{ArchiveReport, Context, MAX_LISTED_MEMBERS, Member, MemberStatus, Totals};
+use super::{add_totals, analyze_member, shown_name};
+use crate::analyze::compressed::{MAX_RATIO, limit_exceeded};
+use crate::analyze::{AnalysisError, Kind};
+
+/// The zip crate's errors, as an analysis error of the file.
+fn invalid(err: impl std::fmt::Display) -> AnalysisError {
+    AnalysisError::invalid(Kind::Archive, format!("not a readable zip archive: {err}"))
+}
+
+/// A member's metadata, read before anything is decompressed.
+struct Entry {
+    index: usize,
+    name: String,
+    size: u64,
+    compressed: u64,
+    encrypted: bool,
+    is_dir: bool,
+    is_symlink: bool,
+}
+
+/// Reads the zip at `reader` (a cloneable handle: one per member analysed in parallel).
+pub(super) fn read_zip<R>(
+    reader: R,
+    format: &str,
+    depth: u32,
+    context: &Context,
+) -> Result<ArchiveReport, AnalysisError>
+where
+    R: Read + Seek + Clone + Send + Sync,
+{
+    let records = central_directory_records(reader.clone()).map_err(invalid)?;
+    if records > context.max_entries {
+        return Err(AnalysisError::LimitExceeded(format!(
+            "the archive has {records} members, over the --max-entries limit of {}",
+            context.max_entries
+        )));
+    }
+    let mut archive = ::zip::ZipArchive::new(reader).map_err(invalid)?;
+    if (archive.len() as u64) < records {
+        return Err(AnalysisError::invalid(
+            Kind::Archive,
+            format!(
+                "{records} central-directory records but {} distinct names: members share names",
+                archive.len()
+            ),
+        ));
+    }
+    if archive.has_overlapping_entries().map_err(invalid)? {
+        return Err(AnalysisError::invalid(
+            Kind::Archive,
+            "members overlap: several members point at the same bytes",
+        ));
+    }
+    let mut entries = Vec::with_capacity(archive.len());
+    let mut declared: u64 = 0;
+    for index in 0..archive.len() {
+        let file = archive.by_index_raw(index).map_err(invalid)?;
+        let entry = Entry {
+            index,
+            name: shown_name(file.name_raw()),
+            size: file.size(),
+            compressed: file.compressed_size(),
+            encrypted: file.encrypted(),
+            is_dir: file.is_dir(),
+            is_symlink: file.is_symlink(),
+        };
+        declared = declared.saturating_add(entry.size);
+        if declared > context.options.max_unpacked_bytes {
+            return Err(AnalysisError::LimitExceeded(format!(
+                "the members declare more than {} bytes, over the --max-unpacked-bytes limit",
+                context.options.max_unpacked_bytes
+            )));
+        }
+        let ratio = entry.size / entry.compressed.max(1);
+        if !entry.encrypted && entry.size > RATIO_FROM_BYTES && ratio > MAX_RATIO {
+            return Err(AnalysisError::LimitExceeded(format!(
+                "member {} would unpack {ratio}:1 ({} bytes from {}), over the {MAX_RATIO}:1 limit",
+                entry.name, entry.size, entry.compressed
+            )));
+        }
+        entries.push(entry);
+    }
+    let members: Vec<Member> = entries
+        .par_iter()
+        .map(|entry| member_of(&archive, entry, depth, context))
+        .collect::<Result<_, _>>()?;
+    let mut report = ArchiveReport {
+        format: format.to_string(),
+        entries: members.len() as u64,
+        files: 0,
+        unpacked_bytes: 0,
+        encrypted: 0,
+        kinds: BTreeMap::new(),
+        totals: Totals::default(),
+        members: Vec::new(),
+        members_truncated: members.len() > MAX_LISTED_MEMBERS,
+    };
+    for (entry, member) in entries.iter().zip(members) {
+        if entry.encrypted {
+            report.encrypted += 1;
+        }
+        if !entry.is_dir && !entry.is_symlink {
+            report.files += 1;
+            report.unpacked_bytes += member.size_bytes;
+            *report.kinds.entry(member.kind.clone()).or_default() += 1;
+            add_totals(&mut report.totals, &member);
+        }
+        if report.members.len() < MAX_LISTED_MEMBERS {
+            report.members.push(member);
+        }
+    }
+    Ok(report)
+}
+
+/// The ratio is judged once a member is this large (a tiny member's ratio says nothing).
+const RATIO_FROM_BYTES: u64 = 64 << 10;
+
+/// One member, through its own handle on the archive.
+fn member_of<R>(
+    archive: &::zip::ZipArchive<R>,
+    entry: &Entry,
+    depth: u32,
+    context: &Context,
+) -> Result<Member, AnalysisError>
+where
+    R: Read + Seek + Clone + Send + Sync,
+{
+    let skipped = |kind: &str, reason: String| Member {
+        name: entry.name.clone(),
+        size_bytes: entry.size,
+        kind: kind.to_string(),
+        status: MemberStatus::Skipped,
+        reason: Some(reason),
+        compression: None,
+        details: None,
+        error: None,
+    };
+    if entry.is_dir {
+        let mut folder = skipped("folder", String::new());
+        folder.reason = None;
+        return Ok(folder);
+    }
+    if entry.is_symlink {
+        return Ok(skipped(
+            "symlink",
+            "a symlink is listed, never followed".to_string(),
+        ));
+    }
+    let (kind, _) = Kind::of_name(std::path::Path::new(&entry.name));
+    let kind = kind.unwrap_or(Kind::Binary).as_str();
+    if entry.encrypted {
+        return Ok(skipped(kind, "encrypted: not analysed".to_string()));
+    }
+    let mut archive = archive.clone();
+    let file = match archive.by_index(entry.index) {
+        Ok(file) => file,
+        Err(::zip::result::ZipError::UnsupportedArchive(why)) => {
+            return Ok(skipped(kind, format!("cannot be read here: {why}")));
+        }
+        Err(err) => return Err(invalid(err)),
+    };
+    let mut data = Checked {
+        inner: file,
+        name: &entry.name,
+        declared: entry.size,
+        compressed: entry.compressed,
+        yielded: 0,
+    };
+    analyze_member(&entry.name, entry.size, &mut data, depth, context)
+}
+
+/// A member's bytes as they come: never more than declared, never past the ratio.
+struct Checked<'a, R: Read> {
+    inner: R,
+    name: &'a str,
+    declared: u64,
+    compressed: u64,
+    yielded: u64,
+}
+
+impl<R: Read> Read for Checked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.yielded += n as u64;
+        if self.yielded > self.declared {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "member {} yields more than the {} bytes it declares",
+                    self.name, self.declared
+                ),
+            ));
+        }
+        let ratio = self.yielded / self.compressed.max(1);
+        if self.yielded > RATIO_FROM_BYTES && ratio > MAX_RATIO {
+            return Err(limit_exceeded(format!(
+                "member {} unpacks {ratio}:1, over the {MAX_RATIO}:1 limit",
+                self.name
+            )));
+        }
+        if n == 0 && !buf.is_empty() && self.yielded < self.declared {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "member {} ends after {} of the {} bytes it declares",
+                    self.name, self.yielded, self.declared
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// The number of central-directory records the end record declares (ZIP64's when present):
+/// what `--max-entries` counts, whatever the names.
+fn central_directory_records<R: Read + Seek>(mut reader: R) -> io::Result<u64> {
+    const EOCD: &[u8] = b"PK\x05\x06";
+    const LOCATOR: &[u8] = b"PK\x06\x07";
+    let len = reader.seek(SeekFrom::End(0))?;
+    let window = len.min(22 + 65_535);
+    reader.seek(SeekFrom::Start(len - window))?;
+    let mut tail = vec![0u8; window as usize];
+    reader.read_exact(&mut tail)?;
+    let at = tail
+        .windows(4)
+        .rposition(|w| w == EOCD)
+        .filter(|&at| at + 22 <= tail.len())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no end of central directory"))?;
+    let records = u64::from(u16::from_le_bytes([tail[at + 10], tail[at + 11]]));
+    // ZIP64: the locator right before the end record points at the ZIP64 end record.
+    if at >= 20 && &tail[at - 20..at - 16] == LOCATOR {
+        let mut offset = [0u8; 8];
+        offset.copy_from_slice(&tail[at - 12..at - 4]);
+        let zip64_end = u64::from_le_bytes(offset);
+        reader.seek(SeekFrom::Start(zip64_end.saturating_add(32)))?;
+        let mut count = [0u8; 8];
+        reader.read_exact(&mut count)?;
+        return Ok(u64::from_le_bytes(count));
+    }
+    Ok(records)
+}
