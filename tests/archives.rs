@@ -9,31 +9,23 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Workspace, reference, reference_json, stderr, stdout};
+use common::{Workspace, input_report as analyse, reference, reference_json};
 use serde_json::{Value, json};
 
-fn analyse(ws: &Workspace, name: &str, extra: &[&str]) -> (Option<i32>, Value) {
-    let mut args = vec!["--input", name, "--json"];
-    args.extend_from_slice(extra);
-    let out = ws.run(&args);
-    let report = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|err| panic!("no report ({err}); stderr: {}", stderr(&out)));
-    (out.status.code(), report)
+/// `members` written as the spec file the reference's archive makers read.
+fn spec_for(ws: &Workspace, dst: &Path, members: &Value) -> String {
+    let name = dst.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+    let spec = ws.write(&format!("spec-{name}.json"), members.to_string().as_bytes());
+    spec.to_string_lossy().into_owned()
 }
 
 /// A tar of `members` at `dst`, by Python's `tarfile` (`mode`: w, w:gz, w:xz, w:bz2).
 fn make_tar(ws: &Workspace, mode: &str, dst: &Path, members: &Value) {
-    let spec = ws.write(
-        &format!(
-            "spec-{}.json",
-            dst.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-        ),
-        members.to_string().as_bytes(),
-    );
+    let spec = spec_for(ws, dst, members);
     reference(
         "tar",
         Path::new(mode),
-        &[dst.to_str().expect("path"), spec.to_str().expect("path")],
+        &[dst.to_str().expect("path"), &spec],
     );
 }
 
@@ -266,14 +258,8 @@ fn too_many_members_a_bomb_and_a_truncated_tar_fail_the_file() {
 
 /// A zip of `members` at `dst`, by Python's `zipfile`.
 fn make_zip(ws: &Workspace, dst: &Path, members: &Value) {
-    let spec = ws.write(
-        &format!(
-            "spec-{}.json",
-            dst.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-        ),
-        members.to_string().as_bytes(),
-    );
-    reference("zip", dst, &[spec.to_str().expect("path")]);
+    let spec = spec_for(ws, dst, members);
+    reference("zip", dst, &[&spec]);
 }
 
 fn hostile_zip(ws: &Workspace, case: &str) -> String {

@@ -9,17 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Workspace, reference, reference_json, stderr, stdout};
-use serde_json::Value;
-
-fn analyse(ws: &Workspace, name: &str, extra: &[&str]) -> (Option<i32>, Value) {
-    let mut args = vec!["--input", name, "--json"];
-    args.extend_from_slice(extra);
-    let out = ws.run(&args);
-    let report = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|err| panic!("no report ({err}); stderr: {}", stderr(&out)));
-    (out.status.code(), report)
-}
+use common::{Workspace, input_report as analyse, reference, reference_json};
 
 /// `src` compressed as `format` into `dst`, by a tool that is not the code under test.
 fn compress(format: &str, src: &Path, dst: &Path) {

@@ -96,6 +96,16 @@ pub fn reference(command: &str, path: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// `--input NAME --json` with `extra` flags: the exit code and the report printed.
+pub fn input_report(ws: &Workspace, name: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["--input", name, "--json"];
+    args.extend_from_slice(extra);
+    let out = ws.run(&args);
+    let report = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|err| panic!("no report ({err}); stderr: {}", stderr(&out)));
+    (out.status.code(), report)
+}
+
 pub fn reference_json(command: &str, path: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&reference(command, path, args)).expect("reference JSON")
 }

@@ -61,6 +61,23 @@ pub struct ArchiveReport {
     pub members_truncated: bool,
 }
 
+impl ArchiveReport {
+    /// A report of `format` with nothing in it yet.
+    pub(super) fn empty(format: &str) -> ArchiveReport {
+        ArchiveReport {
+            format: format.to_string(),
+            entries: 0,
+            files: 0,
+            unpacked_bytes: 0,
+            encrypted: 0,
+            kinds: BTreeMap::new(),
+            totals: Totals::default(),
+            members: Vec::new(),
+            members_truncated: false,
+        }
+    }
+}
+
 /// Sums over the members analysed, at every depth.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
@@ -183,7 +200,7 @@ pub(super) fn analyze_member(
     };
     let outcome = match (kind, compression) {
         (Some(Kind::Archive), _) => match tar_format(name) {
-            Some(_) if depth >= context.max_depth => {
+            _ if depth >= context.max_depth => {
                 member.status = MemberStatus::Skipped;
                 member.reason = Some(format!(
                     "an archive nested {} deep, past --max-depth {}",
@@ -203,16 +220,6 @@ pub(super) fn analyze_member(
                     None => read_tar(data, format, depth + 1, context)?,
                 };
                 member.details = Some(Details::Archive(Box::new(report)));
-                return Ok(member);
-            }
-            None if depth >= context.max_depth => {
-                member.status = MemberStatus::Skipped;
-                member.reason = Some(format!(
-                    "an archive nested {} deep, past --max-depth {}",
-                    depth + 1,
-                    context.max_depth
-                ));
-                drain(data)?;
                 return Ok(member);
             }
             // A zip needs its end first: one inside an archive is read into memory, up to a

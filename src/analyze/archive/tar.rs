@@ -1,10 +1,9 @@
 //! Tar archives, plain or compressed: one stream, read member after member (a tar cannot be
 //! read out of order), each member streamed through `analyze_member`.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 
-use super::{ArchiveReport, Context, MAX_LISTED_MEMBERS, Member, MemberStatus, Totals};
+use super::{ArchiveReport, Context, MAX_LISTED_MEMBERS, Member, MemberStatus};
 use super::{add_totals, analyze_member, shown_name};
 use crate::analyze::AnalysisError;
 use crate::analyze::compressed::Compression;
@@ -36,17 +35,7 @@ pub(super) fn read_tar(
     depth: u32,
     context: &Context,
 ) -> Result<ArchiveReport, AnalysisError> {
-    let mut report = ArchiveReport {
-        format: format.to_string(),
-        entries: 0,
-        files: 0,
-        unpacked_bytes: 0,
-        encrypted: 0,
-        kinds: BTreeMap::new(),
-        totals: Totals::default(),
-        members: Vec::new(),
-        members_truncated: false,
-    };
+    let mut report = ArchiveReport::empty(format);
     let mut archive = ::tar::Archive::new(stream);
     let entries = archive.entries().map_err(AnalysisError::read)?;
     for entry in entries {

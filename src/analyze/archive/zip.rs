@@ -12,12 +12,11 @@
 //! skipped; a symlink is listed, never followed; a compression method the `zip` crate cannot
 //! read makes the member `skipped` with the reason.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use rayon::prelude::*;
 
-use super::{ArchiveReport, Context, MAX_LISTED_MEMBERS, Member, MemberStatus, Totals};
+use super::{ArchiveReport, Context, MAX_LISTED_MEMBERS, Member, MemberStatus};
 use super::{add_totals, analyze_member, shown_name};
 use crate::analyze::compressed::{MAX_RATIO, limit_exceeded};
 use crate::analyze::{AnalysisError, Kind};
@@ -105,15 +104,9 @@ where
         .map(|entry| member_of(&archive, entry, depth, context))
         .collect::<Result<_, _>>()?;
     let mut report = ArchiveReport {
-        format: format.to_string(),
         entries: members.len() as u64,
-        files: 0,
-        unpacked_bytes: 0,
-        encrypted: 0,
-        kinds: BTreeMap::new(),
-        totals: Totals::default(),
-        members: Vec::new(),
         members_truncated: members.len() > MAX_LISTED_MEMBERS,
+        ..ArchiveReport::empty(format)
     };
     for (entry, member) in entries.iter().zip(members) {
         if entry.encrypted {
