@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Deterministic benchmark data: a log file and a CSV with a user column.
 
-usage: gen.py log PATH SIZE_BYTES | gen.py csv PATH SIZE_BYTES
+usage: gen.py log PATH SIZE_BYTES | gen.py csv PATH SIZE_BYTES | gen.py zip PATH SIZE_BYTES
+(zip: 200 CSV members, SIZE_BYTES unpacked in all, deflated at level 6)
 The same arguments always give the same bytes (seeded generator).
 """
 import random
@@ -35,8 +36,8 @@ def write_log(path, size):
             written += len(chunk)
 
 
-def write_csv(path, size):
-    rng = random.Random(7)
+def write_csv(path, size, seed=7):
+    rng = random.Random(seed)
     users = [f"user{n:05d}" for n in range(20_000)]
     countries = ["DE", "FR", "US", "JP", "BR", "IN", "NG", "CA"]
     statuses = ["paid", "refunded", "pending", "failed"]
@@ -58,6 +59,18 @@ def write_csv(path, size):
         f.write("".join(rows))
 
 
+def write_zip(path, size, members=200):
+    import os
+    import zipfile
+    part = path + ".member"
+    with zipfile.ZipFile(path + ".part", "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for i in range(members):
+            write_csv(part, size // members, seed=100 + i)
+            archive.write(part, f"orders/part-{i:03d}.csv")
+    os.remove(part)
+    os.rename(path + ".part", path)
+
+
 if __name__ == "__main__":
     kind, path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    {"log": write_log, "csv": write_csv}[kind](path, size)
+    {"log": write_log, "csv": write_csv, "zip": write_zip}[kind](path, size)

@@ -89,6 +89,10 @@ bench_pair csv orders.csv "bash -c '$XSV stats $DATA/orders.csv >/dev/null && $X
 [ -s $DATA/app.log.gz ] || gzip -6 -c $DATA/app.log > $DATA/app.log.gz
 echo "== gzip: the log as app.log.gz ($(du -h $DATA/app.log.gz | cut -f1)), against zcat alone"
 bench_pair gz app.log.gz "bash -c 'zcat $DATA/app.log.gz >/dev/null'"
+# 200 CSV members, 256 MiB unpacked: members are analysed in parallel; unzip -p only inflates.
+[ -s $DATA/orders.zip ] || python3 bench/gen.py zip $DATA/orders.zip "$CSV_BYTES"
+echo "== zip: 200 CSV members, $(du -h $DATA/orders.zip | cut -f1) packed, against unzip -p alone"
+bench_pair zip orders.zip "bash -c 'unzip -p $DATA/orders.zip >/dev/null'"
 echo "== sha256 floor: the report hashes the whole file; one SHA-256 stream cannot run in parallel"
 hyperfine --style basic --runs "$RUNS" --export-json "$OUT/sha.json" "openssl dgst -sha256 $DATA/app.log" >/dev/null 2>&1 \
   && echo "      openssl dgst -sha256 of the log: $(mean_of $OUT/sha.json | xargs printf '%.3f') s" \
