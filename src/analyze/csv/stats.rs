@@ -354,14 +354,21 @@ impl Accumulator {
             .map(|_| estimated_users.unwrap_or(by_user.len() as u64));
         let mut ranked: Vec<(UserKey, u64)> = by_user.into_iter().collect();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let top_users = ranked
-            .into_iter()
-            .take(top)
-            .map(|(user, rows)| UserRows {
-                user: shown_value(user.0, user.1.is_some()),
-                rows,
-            })
-            .collect();
+        // Collected anew, not in place: an in-place `collect` would keep the whole ranking's
+        // allocation (every user) behind the few listed, for as long as the report lives.
+        let mut top_users: Vec<UserRows> = Vec::with_capacity(top.min(ranked.len()));
+        top_users.extend(ranked.into_iter().take(top).map(|(user, rows)| UserRows {
+            user: shown_value(user.0, user.1.is_some()),
+            rows,
+        }));
+        // Likewise: a column's statistics are far larger than its report.
+        let mut columns = Vec::with_capacity(self.columns.len());
+        columns.extend(
+            self.columns
+                .into_iter()
+                .zip(header)
+                .map(|(stats, name)| stats.into_report(name.clone())),
+        );
         let memory_limited = layout.budget.exhausted();
         let exact_limit = layout.policy.exact_limit;
         CsvReport {
@@ -370,12 +377,7 @@ impl Accumulator {
             memory_limited,
             delimiter: delimiter_name(delimiter),
             rows: self.rows,
-            columns: self
-                .columns
-                .into_iter()
-                .zip(header)
-                .map(|(stats, name)| stats.into_report(name.clone()))
-                .collect(),
+            columns,
             columns_truncated: false,
             malformed_rows: self.malformed,
             user_column,
