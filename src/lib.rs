@@ -9,7 +9,9 @@
 //! - `pipeline/`: `watch` (folder events) → `readiness` (complete files, small first) →
 //!   `scheduler` (claims, hands over, retries finishes) → `workers` (the job threads).
 //! - `analyze/`: `analyze()` picks the analyzer by kind: `text`, `csv/` (`parse`, `stats`,
-//!   `users`), `json`; `section` is what each section shows (figure, summary, tables).
+//!   `users`), `json`, `archive/` (`tar`, `zip`); `compressed` unpacks `.gz .zst .xz .bz2`
+//!   streams for them; `detect` names the content signature; `section` is what each section
+//!   shows (figure, summary, tables).
 //! - `disk/`: `folders` (no-replace moves) → `lifecycle` (claim, finish) with `report` (the
 //!   JSON beside the file); `recover` and `history` read the folders back at start.
 //! - `store/`: the `JobStore` seam every job state goes through (`memory` is its first
