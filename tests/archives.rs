@@ -29,6 +29,15 @@ fn make_tar(ws: &Workspace, mode: &str, dst: &Path, members: &Value) {
     );
 }
 
+/// A hostile log (`seed`) and a hostile CSV (`seed + 1`) made by the reference.
+fn seeded_log_and_csv(ws: &Workspace, seed: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+    let log = ws.path("app.log");
+    reference("gen-text", &log, &[&seed.to_string()]);
+    let csv = ws.path("orders.csv");
+    reference("gen-csv", &csv, &[&(seed + 1).to_string()]);
+    (log, csv)
+}
+
 fn member<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["archive"]["members"]
         .as_array()
@@ -46,10 +55,7 @@ fn every_tar_format_reports_its_members_as_the_reference_reads_them() {
         ("zst", ".tar.zst"),
     ] {
         let ws = Workspace::new();
-        let log = ws.path("app.log");
-        reference("gen-text", &log, &["7"]);
-        let csv = ws.path("orders.csv");
-        reference("gen-csv", &csv, &["8"]);
+        let (log, csv) = seeded_log_and_csv(&ws, 7);
         let members = json!([
             {"name": "data/", "dir": true},
             {"name": "data/app.log", "file": log},
@@ -275,10 +281,7 @@ fn hostile_zip(ws: &Workspace, case: &str) -> String {
 #[test]
 fn a_zip_reports_its_members_as_the_reference_reads_them() {
     let ws = Workspace::new();
-    let log = ws.path("app.log");
-    reference("gen-text", &log, &["11"]);
-    let csv = ws.path("orders.csv");
-    reference("gen-csv", &csv, &["12"]);
+    let (log, csv) = seeded_log_and_csv(&ws, 11);
     let members = json!([
         {"name": "logs/", "dir": true},
         {"name": "logs/app.log", "file": log},
@@ -453,4 +456,60 @@ fn a_nested_zip_bomb_stops_at_its_first_ratio_or_depth() {
     let (code, report) = analyse(&ws, "l2.zip", &["--max-depth", "3"]);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["error"]["kind"], "limit_exceeded");
+}
+
+#[test]
+fn every_layer_counts_against_max_unpacked_bytes() {
+    let ws = Workspace::new();
+    let (log, _) = seeded_log_and_csv(&ws, 15);
+    let len = std::fs::metadata(&log).expect("log").len();
+    let limit = (len / 2).to_string();
+    // A plain tar: the member's bytes are unpacked bytes too.
+    make_tar(
+        &ws,
+        "w",
+        &ws.path("plain.tar"),
+        &json!([{"name": "a.log", "file": log}]),
+    );
+    // A log.gz inside a tar.gz: two layers, one budget.
+    compress_with_python(&ws, &log, "inner.log.gz");
+    make_tar(
+        &ws,
+        "w:gz",
+        &ws.path("layers.tar.gz"),
+        &json!([{"name": "a.log.gz", "file": ws.path("inner.log.gz")}]),
+    );
+    // A zip: judged on the declared sizes, before a byte is inflated.
+    make_zip(
+        &ws,
+        &ws.path("declared.zip"),
+        &json!([{"name": "a.log", "file": log}]),
+    );
+    for name in ["plain.tar", "layers.tar.gz", "declared.zip"] {
+        let (code, report) = analyse(&ws, name, &["--max-unpacked-bytes", &limit]);
+        assert_eq!(code, Some(1), "{name}: {report}");
+        assert_eq!(
+            report["error"]["kind"], "limit_exceeded",
+            "{name}: {report}"
+        );
+        let (code, report) = analyse(&ws, &format!("watch_dir/failed/{name}"), &[]);
+        assert_eq!(code, Some(0), "{name} within the default limit: {report}");
+        // The member's own bytes: for the .log.gz, what it unpacks to is in its section.
+        let member = &report["archive"]["members"][0];
+        let unpacked = member["compression"]["unpacked_bytes"]
+            .as_u64()
+            .unwrap_or(member["size_bytes"].as_u64().unwrap_or(0));
+        assert_eq!(unpacked, len, "{name}");
+    }
+}
+
+fn compress_with_python(ws: &Workspace, src: &Path, dst: &str) {
+    reference(
+        "compress",
+        Path::new("gzip"),
+        &[
+            src.to_str().expect("path"),
+            ws.path(dst).to_str().expect("path"),
+        ],
+    );
 }

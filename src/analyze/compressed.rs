@@ -108,6 +108,12 @@ impl fmt::Display for FileError {
 
 impl std::error::Error for FileError {}
 
+/// An error reading the file itself, tagged so that `classify` reports it as the file's `io`
+/// error (or, for the machine's sake, `Unavailable`), never as corrupt data.
+pub fn file_error(err: io::Error) -> io::Error {
+    io::Error::other(FileError(err))
+}
+
 /// The packed side: counts what the decoder consumed, moves the progress, tags file errors.
 struct Packed<'a> {
     inner: RangeReader<'a>,

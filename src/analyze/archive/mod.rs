@@ -143,7 +143,8 @@ pub fn analyze(
     let Some((format, compression)) = tar_format(&name) else {
         // Not a tar: a zip (`.zip`, `.jar`).
         progress.start(1);
-        let report = read_zip(PositionedReader::new(source), "zip", 1, &context);
+        let reader = zip::FileReads(PositionedReader::new(source));
+        let report = read_zip(reader, "zip", 1, &context);
         progress.advance();
         return report
             .map(Some)

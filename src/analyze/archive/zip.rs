@@ -18,12 +18,35 @@ use rayon::prelude::*;
 
 use super::{ArchiveReport, Context, MAX_LISTED_MEMBERS, Member, MemberStatus};
 use super::{add_totals, analyze_member, shown_name};
-use crate::analyze::compressed::{MAX_RATIO, limit_exceeded};
+use crate::analyze::compressed::{MAX_RATIO, classify, file_error, limit_exceeded};
 use crate::analyze::{AnalysisError, Kind};
 
-/// The zip crate's errors, as an analysis error of the file.
-fn invalid(err: impl std::fmt::Display) -> AnalysisError {
-    AnalysisError::invalid(Kind::Archive, format!("not a readable zip archive: {err}"))
+/// The zip crate's errors, as an analysis error of the file: a read error of the file stays
+/// the file's (`io`), a limit stays a limit, anything else is data that is not a zip.
+fn invalid(err: ::zip::result::ZipError) -> AnalysisError {
+    match err {
+        ::zip::result::ZipError::Io(io) => classify(io, "zip"),
+        other => AnalysisError::invalid(
+            Kind::Archive,
+            format!("not a readable zip archive: {other}"),
+        ),
+    }
+}
+
+/// A handle on the archive whose read errors are tagged as the file's (`file_error`).
+#[derive(Clone)]
+pub(super) struct FileReads<R>(pub(super) R);
+
+impl<R: Read> Read for FileReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(file_error)
+    }
+}
+
+impl<R: Seek> Seek for FileReads<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.0.seek(to).map_err(file_error)
+    }
 }
 
 /// A member's metadata, read before anything is decompressed.
@@ -47,7 +70,7 @@ pub(super) fn read_zip<R>(
 where
     R: Read + Seek + Clone + Send + Sync,
 {
-    let records = central_directory_records(reader.clone()).map_err(invalid)?;
+    let records = central_directory_records(reader.clone()).map_err(|err| classify(err, "zip"))?;
     if records > context.max_entries {
         return Err(AnalysisError::LimitExceeded(format!(
             "the archive has {records} members, over the --max-entries limit of {}",
@@ -251,4 +274,55 @@ fn central_directory_records<R: Read + Seek>(mut reader: R) -> io::Result<u64> {
         return Ok(u64::from_le_bytes(count));
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::AnalysisOptions;
+    use crate::analyze::compressed::Budget;
+
+    /// A file that cannot be read: every read fails with `errno`.
+    #[derive(Clone)]
+    struct Unreadable(rustix::io::Errno);
+
+    impl Read for Unreadable {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(self.0.raw_os_error()))
+        }
+    }
+
+    impl Seek for Unreadable {
+        fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
+            Ok(1 << 20)
+        }
+    }
+
+    #[test]
+    fn a_read_error_of_the_file_is_the_files_not_a_corrupt_archive() {
+        let options = AnalysisOptions::default();
+        let budget = Budget::new(options.max_unpacked_bytes);
+        let context = Context {
+            options: &options,
+            budget: &budget,
+            max_entries: options.max_entries,
+            max_depth: options.max_depth,
+        };
+        let err = read_zip(
+            FileReads(Unreadable(rustix::io::Errno::IO)),
+            "zip",
+            1,
+            &context,
+        )
+        .expect_err("unreadable");
+        assert_eq!(err.kind(), "io", "{err}");
+        let err = read_zip(
+            FileReads(Unreadable(rustix::io::Errno::MFILE)),
+            "zip",
+            1,
+            &context,
+        )
+        .expect_err("unreadable");
+        assert!(err.is_transient(), "{err}");
+    }
 }

@@ -539,6 +539,37 @@ mod tests {
     }
 
     #[test]
+    fn a_report_holds_only_what_it_lists() {
+        // 5,000 users, ten listed: the report must not keep the ranking of all of them (an
+        // archive keeps every member's report).
+        let mut data = String::from("user_id,n\n");
+        for i in 0..5_000 {
+            data.push_str(&format!("u{i},{i}\n"));
+        }
+        let report = run(data.as_bytes());
+        assert_eq!(report.top_users.len(), 10);
+        assert!(
+            report.top_users.capacity() <= 10,
+            "{}",
+            report.top_users.capacity()
+        );
+        assert!(
+            report.columns.capacity() <= 2,
+            "{}",
+            report.columns.capacity()
+        );
+        let mut stream: &[u8] = data.as_bytes();
+        let options = AnalysisOptions::default();
+        let report = analyze_stream(&mut stream, false, std::path::Path::new("s.csv"), &options)
+            .expect("stream");
+        assert!(
+            report.top_users.capacity() <= 10,
+            "{}",
+            report.top_users.capacity()
+        );
+    }
+
+    #[test]
     fn rows_skip_blank_lines_and_count_ragged_records() {
         let data = b"id,name,score\n1,a,3\n\n2,b\n3,c,4,extra\r\n\r\n4,\"x, y\",5\n";
         let got = run(data);
