@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory docker clean
+.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout docker clean
 
 build:
 	cargo build --release
@@ -35,6 +35,10 @@ bench:
 	bash bench/run.sh
 
 ## Only the watch-mode figures (burst vs the floor loop, latency, memory).
+## How late --job-timeout stops an analysis, on inputs that would run far longer.
+bench-timeout:
+	bash bench/run.sh timeout
+
 bench-watch:
 	bash bench/run.sh watch
 

@@ -18,7 +18,7 @@ for tool in hyperfine python3 pgrep; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
-[ "${1:-}" = watch ] || [ "${1:-}" = memory ] || command -v xsv >/dev/null || cargo install --locked xsv
+[ "${1:-}" = watch ] || [ "${1:-}" = memory ] || [ "${1:-}" = timeout ] || command -v xsv >/dev/null || cargo install --locked xsv
 XSV=$(command -v xsv || echo "$HOME/.cargo/bin/xsv")
 
 cargo build --release --quiet --bin file-processor --example floor
@@ -40,6 +40,14 @@ if [ "${1:-}" = watch ]; then
 fi
 if [ "${1:-}" = upload ]; then
   bench_upload
+  exit 0
+fi
+# How late --job-timeout stops an analysis (bench/timeout.py).
+bench_timeout() {
+  python3 bench/timeout.py "$BIN" "$OUT" "$DATA" 1000
+}
+if [ "${1:-}" = timeout ]; then
+  bench_timeout
   exit 0
 fi
 # Hostile data: peak memory and report size (bench/memory.py).
@@ -99,4 +107,5 @@ hyperfine --style basic --runs "$RUNS" --export-json "$OUT/sha.json" "openssl dg
   || echo "      (openssl not installed)"
 bench_watch
 bench_upload
+bench_timeout
 python3 bench/memory.py "$BIN" "$OUT" "$DATA"

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Hot-folder file processor: analyses logs, CSV and JSON files and writes a JSON report
-/// beside each one.
+/// Hot-folder file processor: analyses logs, CSV and JSON files, compressed files and archives,
+/// and writes a JSON report beside each one.
 ///
 /// By default (--watch) it runs as a daemon: every file that lands in DIR/unprocessed/ is
 /// claimed into DIR/underprocess/, analysed, and moved to DIR/processed/ with NAME.report.json
@@ -69,6 +69,25 @@ pub struct Cli {
     #[arg(long, env = "FP_MAX_DEPTH", value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=16))]
     pub max_depth: u32,
+
+    /// Analyse only files of these kinds or extensions (comma-separated: text, csv, json,
+    /// archive, spreadsheet, document, binary, or a name ending such as .log.gz); others go to
+    /// failed/ with `rejected`, and an upload of one gets 415. E.g. `--accept csv,text,.log.gz`.
+    /// A file whose first bytes are a format its extension does not explain (an executable
+    /// named .txt) must also be accepted as that format's kind (binary).
+    #[arg(long, env = "FP_ACCEPT", value_name = "LIST", value_delimiter = ',')]
+    pub accept: Vec<String>,
+
+    /// Refuse files of these kinds or extensions (as --accept), e.g. `--reject binary,.exe`;
+    /// it wins over --accept.
+    #[arg(long, env = "FP_REJECT", value_name = "LIST", value_delimiter = ',')]
+    pub reject: Vec<String>,
+
+    /// How long one file's analysis may run (e.g. 90s, 10m); past it the analysis is stopped
+    /// and the file fails with `timeout`, and the worker takes the next file.
+    #[arg(long, env = "FP_JOB_TIMEOUT", value_name = "DURATION", default_value = "10m",
+          value_parser = humantime::parse_duration)]
+    pub job_timeout: std::time::Duration,
 
     /// Target size of the pieces a large file is cut into for parallel analysis.
     #[arg(long, env = "FP_SEGMENT_BYTES", value_name = "BYTES", default_value_t = 8 << 20,

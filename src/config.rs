@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::analyze::AnalysisOptions;
+use crate::analyze::rules::TypeRules;
 use crate::cli::Cli;
 
 /// The most `--workers`: each is a job thread and a rayon thread with its own stack, and the
@@ -78,6 +79,12 @@ impl Config {
                     .to_string(),
             ));
         }
+        if cli.job_timeout.is_zero() {
+            return Err(UsageError(
+                "--job-timeout must be longer than 0 (e.g. 30s, 10m)".to_string(),
+            ));
+        }
+        let rules = TypeRules::parse(&cli.accept, &cli.reject).map_err(UsageError)?;
         if cli.check_health {
             return Ok(Config {
                 mode: Mode::CheckHealth {
@@ -126,6 +133,8 @@ impl Config {
                 max_unpacked_bytes: cli.max_unpacked_bytes,
                 max_entries: cli.max_entries,
                 max_depth: cli.max_depth,
+                rules,
+                job_timeout: cli.job_timeout,
                 ..AnalysisOptions::default()
             },
         })

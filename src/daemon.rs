@@ -170,6 +170,7 @@ pub fn start(
         allowed_hosts: web::guard::AllowedHosts::new(&settings.host, &settings.allowed_hosts),
         body_timeout: settings.body_timeout,
         max_connections: connection_budget(workers),
+        rules: options.rules.clone(),
     };
     let (http, http_handle) = start_http(
         listener,

@@ -5,31 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, Workspace, wait_until};
+use common::{Daemon, Workspace, everything_in, part, upload, wait_until};
 use reqwest::blocking::multipart;
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
 
 use common::http_client as client;
-
-fn part(name: &str, bytes: &[u8]) -> multipart::Part {
-    multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string())
-}
-
-fn upload(daemon: &Daemon, parts: Vec<(&str, &[u8])>, token: Option<&str>) -> (u16, Value) {
-    let mut form = multipart::Form::new();
-    for (name, bytes) in parts {
-        form = form.part("file", part(name, bytes));
-    }
-    let mut request = client().post(daemon.url("/api/upload")).multipart(form);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().expect("upload");
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
-}
 
 fn job(daemon: &Daemon, id: &str) -> Value {
     let (status, body) = daemon.get(&format!("/api/jobs/{id}"));
@@ -39,26 +21,6 @@ fn job(daemon: &Daemon, id: &str) -> Value {
 
 fn state_of(daemon: &Daemon, id: &str) -> String {
     job(daemon, id)["state"].as_str().unwrap_or("").to_string()
-}
-
-/// Every file under `rel`, dot files and subfolders included, as paths relative to it.
-fn everything_in(ws: &Workspace, rel: &str) -> Vec<String> {
-    let root = ws.path(rel);
-    let mut found = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(&root).expect("under root");
-                found.push(relative.to_string_lossy().into_owned());
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 #[test]

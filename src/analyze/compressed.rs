@@ -16,7 +16,9 @@ use std::io::{self, BufReader, Read};
 use serde::{Deserialize, Serialize};
 
 use super::segments::RangeReader;
-use super::{AnalysisError, AnalysisOptions, Details, Kind, Progress, Source, csv, json, text};
+use super::{
+    AnalysisError, AnalysisOptions, Deadline, Details, Kind, Progress, Source, csv, json, text,
+};
 
 /// A compression ratio above this fails the file (SPEC §4.1).
 pub const MAX_RATIO: u64 = 1_000;
@@ -106,7 +108,11 @@ impl fmt::Display for FileError {
     }
 }
 
-impl std::error::Error for FileError {}
+impl std::error::Error for FileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
 
 /// An error reading the file itself, tagged so that `classify` reports it as the file's `io`
 /// error (or, for the machine's sake, `Unavailable`), never as corrupt data.
@@ -139,21 +145,30 @@ impl Read for Packed<'_> {
 
 /// What all the decompression of one file may yield together (every layer: a `.tar.gz`, a
 /// `.log.gz` inside it): `--max-unpacked-bytes`.
+/// Every unpacked read passes here, so it also stops the analysis at the file's deadline.
 pub struct Budget {
     max_bytes: u64,
     used: std::sync::atomic::AtomicU64,
+    deadline: Deadline,
 }
 
 impl Budget {
-    pub fn new(max_bytes: u64) -> Budget {
+    pub fn new(max_bytes: u64, deadline: Deadline) -> Budget {
         Budget {
             max_bytes,
             used: std::sync::atomic::AtomicU64::new(0),
+            deadline,
         }
     }
 
-    /// Counts `n` more unpacked bytes; an error once over the limit.
+    /// Stops the analysis once the file's deadline has passed.
+    pub fn check_deadline(&self) -> Result<(), AnalysisError> {
+        self.deadline.check()
+    }
+
+    /// Counts `n` more unpacked bytes; an error once over the limit or past the deadline.
     pub fn spend(&self, n: u64) -> io::Result<()> {
+        self.deadline.check_io()?;
         let used = self.used.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
         if used > self.max_bytes {
             return Err(limit_exceeded(format!(
@@ -220,7 +235,7 @@ pub struct Outcome {
 pub fn file_reader<'a>(source: &'a Source, progress: &'a Progress) -> impl Read + 'a {
     progress.start(source.len.div_ceil(PROGRESS_STEP).max(1));
     Packed {
-        inner: RangeReader::new(&source.file, 0, source.len),
+        inner: RangeReader::new(source, 0, source.len),
         consumed: 0,
         progress,
         next_step: PROGRESS_STEP,
@@ -257,7 +272,7 @@ pub fn analyze(
     options: &AnalysisOptions,
     progress: &Progress,
 ) -> Outcome {
-    let budget = Budget::new(options.max_unpacked_bytes);
+    let budget = Budget::new(options.max_unpacked_bytes, source.deadline);
     let mut unpacked = match unpack(file_reader(source, progress), format, &budget) {
         Ok(unpacked) => unpacked,
         Err(err) => {
@@ -324,6 +339,9 @@ impl<R: Read> io::BufRead for CountedBuf<R> {
 /// An error out of a stream: the file's own, a limit, or data that cannot be decoded (`what`:
 /// the format, for the message).
 pub fn classify(err: io::Error, what: &str) -> AnalysisError {
+    if let Some(limit) = Deadline::passed_in(&err) {
+        return AnalysisError::TimedOut(limit);
+    }
     if err
         .get_ref()
         .is_some_and(|inner| inner.is::<LimitExceeded>())

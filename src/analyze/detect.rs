@@ -7,23 +7,105 @@
 //! of the file and at most 1,024 central-directory entries): never the whole file.
 
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 
 use file_format::FileFormat;
 
-use super::Source;
+use super::{Kind, Source};
+
+/// What a file's first bytes are, as far as a content signature tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature {
+    /// `None` when the signature could not be read (the file is not readable).
+    format: Option<FileFormat>,
+    /// The bytes start as a zip does: any zip-based format (docx, xlsx, ods, jar, ...), which
+    /// the signature names by what it found inside, or a plain zip.
+    zip_container: bool,
+}
+
+impl Signature {
+    /// The short name reported as `detected`.
+    pub fn name(&self) -> String {
+        match self.format {
+            Some(format) => name_of(format),
+            None => "unknown".to_string(),
+        }
+    }
+
+    /// The kind the bytes themselves are (SPEC §4.4): an archive or compressed stream is
+    /// `archive`, a workbook `spreadsheet`, a word-processing file or PDF `document`,
+    /// executables, images, media and every other binary format `binary`. `None` when no
+    /// signature matched, or the format is text (HTML, XML, JSON): then the bytes say nothing
+    /// the name has to explain.
+    pub fn kind(&self) -> Option<Kind> {
+        use file_format::Kind as Family;
+        let format = self.format?;
+        if matches!(
+            format,
+            FileFormat::Empty | FileFormat::ArbitraryBinaryData | FileFormat::PlainText
+        ) || is_text_format(format)
+        {
+            return None;
+        }
+        Some(match format.kind() {
+            Family::Archive | Family::Compressed | Family::Package => Kind::Archive,
+            Family::Spreadsheet => Kind::Spreadsheet,
+            Family::Document => Kind::Document,
+            _ if self.zip_container => Kind::Archive,
+            _ => Kind::Binary,
+        })
+    }
+
+    /// The bytes are empty.
+    pub fn is_empty(&self) -> bool {
+        self.format == Some(FileFormat::Empty)
+    }
+
+    /// The bytes are a zip, or a format built on one.
+    pub fn is_zip(&self) -> bool {
+        self.zip_container
+    }
+
+    /// The bytes are this format.
+    pub fn is(&self, format: FileFormat) -> bool {
+        self.format == Some(format)
+    }
+
+    /// The bytes are an OLE compound file (what `.xls` and `.doc` are).
+    pub fn is_compound_file(&self) -> bool {
+        self.format.is_some_and(|format| {
+            format == FileFormat::CompoundFileBinary
+                || format.media_type().starts_with("application/vnd.ms-")
+                || format.media_type() == "application/msword"
+        })
+    }
+}
+
+/// A format written as text (markup, data): a text name explains it.
+fn is_text_format(format: FileFormat) -> bool {
+    let media = format.media_type();
+    media.starts_with("text/") || media.ends_with("xml") || media.ends_with("json")
+}
 
 /// What the first bytes of `source` say it is.
-pub fn detect(source: &Source) -> String {
+pub fn detect(source: &Source) -> Signature {
+    let mut head = [0u8; 4];
+    let zip_container = source.file.read_exact_at(&mut head, 0).is_ok()
+        && (head == *b"PK\x03\x04" || head == *b"PK\x05\x06");
     let reader = PositionedReader::new(source);
-    match FileFormat::from_reader(reader) {
-        Ok(format) => name_of(format),
+    let format = match FileFormat::from_reader(reader) {
+        Ok(format) => Some(format),
         Err(err) => {
             log::debug!(
                 "{}: no content signature read: {err}",
                 source.path.display()
             );
-            "unknown".to_string()
+            None
         }
+    };
+    Signature {
+        format,
+        zip_container,
     }
 }
 
@@ -61,10 +143,10 @@ impl<'a> PositionedReader<'a> {
 
 impl Read for PositionedReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::os::unix::fs::FileExt;
         if self.position >= self.source.len {
             return Ok(0);
         }
+        self.source.deadline.check_io()?;
         let want = buf.len().min((self.source.len - self.position) as usize);
         let n = self.source.file.read_at(&mut buf[..want], self.position)?;
         self.position += n as u64;
@@ -103,7 +185,7 @@ mod tests {
             (b"\x00\x01\x02\x03\xff\xfe\x00\x00", "unknown"),
         ];
         for (bytes, want) in table {
-            assert_eq!(detect(&source_with(bytes)), want, "{bytes:?}");
+            assert_eq!(detect(&source_with(bytes)).name(), want, "{bytes:?}");
         }
     }
 }

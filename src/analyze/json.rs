@@ -287,7 +287,7 @@ pub fn analyze(
         .path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("ndjson") || ext.eq_ignore_ascii_case("jsonl"));
-    let mut reader = RangeReader::new(&source.file, 0, source.len);
+    let mut reader = RangeReader::new(source, 0, source.len);
     let report = analyze_stream(&mut reader, lines_by_name);
     progress.advance();
     report

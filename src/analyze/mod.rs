@@ -21,6 +21,7 @@ pub mod detect;
 pub mod distinct;
 pub mod exact_sum;
 pub mod json;
+pub mod rules;
 pub mod section;
 pub mod segments;
 pub mod text;
@@ -30,6 +31,7 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
@@ -91,6 +93,21 @@ impl Kind {
         }
     }
 
+    /// The kind named `name` (as `as_str` writes it).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [
+            Kind::Text,
+            Kind::Csv,
+            Kind::Json,
+            Kind::Archive,
+            Kind::Spreadsheet,
+            Kind::Document,
+            Kind::Binary,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Text => "text",
@@ -121,6 +138,10 @@ pub struct AnalysisOptions {
     pub max_entries: u64,
     /// `--max-depth`: 1 the file itself; an archive nested deeper is listed, not analysed.
     pub max_depth: u32,
+    /// `--accept` / `--reject`.
+    pub rules: rules::TypeRules,
+    /// `--job-timeout`: how long one file's analysis may run.
+    pub job_timeout: Duration,
 }
 
 impl Default for AnalysisOptions {
@@ -133,6 +154,8 @@ impl Default for AnalysisOptions {
             max_unpacked_bytes: 16 << 30,
             max_entries: 100_000,
             max_depth: 2,
+            rules: rules::TypeRules::default(),
+            job_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -167,6 +190,12 @@ pub enum AnalysisError {
     /// message names the limit.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The type rules refuse the file (`--accept`, `--reject`): the message says why.
+    #[error("{0}")]
+    Rejected(String),
+    /// The analysis ran past `--job-timeout` and was stopped.
+    #[error("the analysis ran longer than --job-timeout {} and was stopped", humantime::format_duration(*.0))]
+    TimedOut(Duration),
     /// A bug in an analyzer (it panicked); the file goes to `failed/` and the daemon goes on.
     #[error("internal error: {0}")]
     Internal(String),
@@ -201,9 +230,12 @@ impl AnalysisError {
         }
     }
 
-    /// The file could not be read: its fault, or (`Unavailable`) the machine's.
+    /// The file could not be read: its fault, or (`Unavailable`) the machine's; or a reader
+    /// stopped it at the deadline.
     pub fn read(err: io::Error) -> AnalysisError {
-        if is_transient_io(&err) {
+        if let Some(limit) = Deadline::passed_in(&err) {
+            AnalysisError::TimedOut(limit)
+        } else if is_transient_io(&err) {
             AnalysisError::Unavailable {
                 during: "read",
                 source: err,
@@ -239,6 +271,8 @@ impl AnalysisError {
             AnalysisError::Invalid { kind, .. } => format!("invalid_{}", kind.as_str()),
             AnalysisError::NotRegular => "not_a_regular_file".to_string(),
             AnalysisError::LimitExceeded(_) => "limit_exceeded".to_string(),
+            AnalysisError::Rejected(_) => "rejected".to_string(),
+            AnalysisError::TimedOut(_) => "timeout".to_string(),
             AnalysisError::Internal(_) => "internal".to_string(),
         }
     }
@@ -252,6 +286,77 @@ mod libc_errno {
     pub const ENFILE: i32 = rustix::io::Errno::NFILE.raw_os_error();
     pub const EMFILE: i32 = rustix::io::Errno::MFILE.raw_os_error();
     pub const ENOBUFS: i32 = rustix::io::Errno::NOBUFS.raw_os_error();
+}
+
+/// When one file's analysis must stop (`--job-timeout`). Analyses are stopped cooperatively:
+/// every read of the file, every buffer of a segment, every decompressed block and every
+/// archive member checks it, so a file stops within one buffer's work of its deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Option<Instant>,
+    limit: Duration,
+}
+
+/// Carried through `io::Error` by a reader stopped at the deadline.
+#[derive(Debug)]
+struct Expired(Duration);
+
+impl std::fmt::Display for Expired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "past the job timeout of {:?}", self.0)
+    }
+}
+
+impl std::error::Error for Expired {}
+
+impl Deadline {
+    /// No deadline.
+    pub fn none() -> Deadline {
+        Deadline {
+            at: None,
+            limit: Duration::MAX,
+        }
+    }
+
+    /// `limit` from now.
+    pub fn after(limit: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now().checked_add(limit),
+            limit,
+        }
+    }
+
+    /// `TimedOut` once the deadline has passed.
+    pub fn check(&self) -> Result<(), AnalysisError> {
+        match self.at {
+            Some(at) if Instant::now() >= at => Err(AnalysisError::TimedOut(self.limit)),
+            _ => Ok(()),
+        }
+    }
+
+    /// As `check`, for readers: an `io::Error` that `AnalysisError::read` turns back into
+    /// `TimedOut`.
+    pub fn check_io(&self) -> io::Result<()> {
+        match self.at {
+            Some(at) if Instant::now() >= at => Err(io::Error::other(Expired(self.limit))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The limit, when `err` is a reader's stop at the deadline (at any depth of wrapping).
+    pub fn passed_in(err: &io::Error) -> Option<Duration> {
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = err.get_ref().map(|e| e as _);
+        while let Some(error) = inner {
+            if let Some(Expired(limit)) = error.downcast_ref::<Expired>() {
+                return Some(*limit);
+            }
+            inner = match error.downcast_ref::<io::Error>() {
+                Some(io) => io.get_ref().map(|e| e as _),
+                None => error.source(),
+            };
+        }
+        None
+    }
 }
 
 /// Segments done out of segments planned, readable from any thread while an analysis runs.
@@ -310,6 +415,8 @@ pub struct Source {
     pub file: File,
     pub len: u64,
     pub path: PathBuf,
+    /// When its analysis must stop; every reader of the file checks it.
+    pub deadline: Deadline,
 }
 
 impl Source {
@@ -330,6 +437,7 @@ impl Source {
             file,
             len,
             path: path.to_path_buf(),
+            deadline: Deadline::none(),
         })
     }
 }
@@ -426,9 +534,11 @@ pub struct Analysis {
 
 /// Analyses the file at `path`. For a large file, hash and kind analysis run side by side and
 /// its segments in parallel on the rayon pool; a small one is analysed on the calling thread.
+/// The type rules and the extension's promise are judged first, from the name and the content
+/// signature: a refused file is neither hashed nor analysed.
 pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> Analysis {
     let (by_name, compression) = Kind::of_name(path);
-    let source = match Source::open(path) {
+    let mut source = match Source::open(path) {
         Ok(source) => source,
         Err(err) => {
             return Analysis {
@@ -441,7 +551,22 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
             };
         }
     };
-    let detected = detect::detect(&source);
+    // A signature reads a few KiB: it is taken before the deadline starts to count.
+    let signature = detect::detect(&source);
+    source.deadline = Deadline::after(options.job_timeout);
+    if let Err(refusal) = options.rules.judge(path, &signature) {
+        progress.start(1);
+        progress.advance();
+        return Analysis {
+            kind: by_name.unwrap_or(Kind::Binary),
+            detected: Some(signature.name()),
+            size_bytes: source.len,
+            sha256: None,
+            compression: None,
+            details: Err(AnalysisError::Rejected(refusal.to_string())),
+        };
+    }
+    let broken_promise = rules::promise_kept(path, &signature).err();
     // A compressed file or an archive is one stream, on one thread: its hash runs beside it
     // whatever its size.
     let parallel =
@@ -449,9 +574,16 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
     let (sha256, outcome) = join(
         parallel,
         || sha256_hex(&source),
-        || match compression {
-            Some(format) => compressed::analyze(&source, format, by_name, options, progress),
-            None => {
+        || match (broken_promise, compression) {
+            (Some(err), _) => compressed::Outcome {
+                kind: by_name.unwrap_or(Kind::Binary),
+                details: Err(err),
+                compression: None,
+            },
+            (None, Some(format)) => {
+                compressed::analyze(&source, format, by_name, options, progress)
+            }
+            (None, None) => {
                 let (kind, details) = analyze_as(by_name, &source, options, progress);
                 compressed::Outcome {
                     kind,
@@ -468,13 +600,17 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
     } = outcome;
     let (sha256, details) = match (sha256, details) {
         (Ok(hash), details) => (Some(hash), details),
+        // Stopped at the deadline, the analysis says so, whichever side noticed first.
+        (Err(err @ AnalysisError::TimedOut(_)), _) | (_, Err(err @ AnalysisError::TimedOut(_))) => {
+            (None, Err(err))
+        }
         // A read failure while hashing makes the whole analysis fail, even if the analyzer
         // itself got through.
         (Err(err), _) => (None, Err(err)),
     };
     Analysis {
         kind,
-        detected: Some(detected),
+        detected: Some(signature.name()),
         size_bytes: source.len,
         sha256,
         compression,
@@ -524,7 +660,7 @@ fn sha256_hex(source: &Source) -> Result<String, AnalysisError> {
         start: 0,
         end: source.len,
     };
-    segments::for_each_buffer(&source.file, whole, 1 << 20, |buf| {
+    segments::for_each_buffer(source, whole, 1 << 20, |buf| {
         hasher.update(buf);
         Ok(())
     })?;
@@ -554,6 +690,7 @@ pub(crate) mod testing {
             file,
             len: data.len() as u64,
             path: "test-data".into(),
+            deadline: super::Deadline::none(),
         }
     }
 }
@@ -657,6 +794,60 @@ mod tests {
                 encoder.write_all(data).expect("bzip2");
                 encoder.finish().expect("bzip2")
             }
+        }
+    }
+
+    /// Every kind, plain, compressed or in an archive, stops at its deadline: with one already
+    /// passed, each fails with `timeout`; with the default, each completes.
+    #[test]
+    fn every_kind_of_analysis_stops_at_its_deadline() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let csv: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("u{i},{i}\n").into_bytes())
+            .collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&csv).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let mut zip = ::zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file("a.csv", ::zip::write::SimpleFileOptions::default())
+            .expect("zip");
+        zip.write_all(&csv).expect("zip");
+        let zip = zip.finish().expect("zip").into_inner();
+        let mut tar = ::tar::Builder::new(Vec::new());
+        let mut header = ::tar::Header::new_gnu();
+        header.set_size(csv.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "a.csv", csv.as_slice())
+            .expect("tar");
+        let tar = tar.into_inner().expect("tar");
+        let files: [(&str, &[u8]); 8] = [
+            ("a.log", &csv),
+            ("a.csv", &csv),
+            ("a.json", b"{\"a\": [1, 2, 3]}"),
+            ("a.csv.gz", &gz),
+            (
+                "a.log.zst",
+                &zstd::encode_all(csv.as_slice(), 1).expect("zstd"),
+            ),
+            ("a.zip", &zip),
+            ("a.tar", &tar),
+            ("a.bin", b"\x00\x01\x02"),
+        ];
+        for (name, bytes) in files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            let passed = AnalysisOptions {
+                job_timeout: Duration::from_nanos(1),
+                ..AnalysisOptions::default()
+            };
+            let stopped = analyze(&path, &passed, &Progress::silent());
+            let err = stopped.details.expect_err(name);
+            assert_eq!(err.kind(), "timeout", "{name}: {err}");
+            assert!(err.to_string().contains("--job-timeout 1ns"), "{err}");
+            let done = analyze(&path, &AnalysisOptions::default(), &Progress::silent());
+            assert!(done.details.is_ok(), "{name}: {:?}", done.details);
         }
     }
 

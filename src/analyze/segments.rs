@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use memchr::memchr;
 use rayon::prelude::*;
 
-use super::AnalysisError;
+use super::{AnalysisError, Deadline, Source};
 
 /// At most this many segments per file, whatever `--segment-bytes` says: the plan itself must
 /// stay small.
@@ -29,7 +29,7 @@ pub struct Segment {
 /// moved forward to just after the next `\n`. A cut with no `\n` before the next nominal cut
 /// point is dropped, so a very long line simply makes a longer segment.
 pub fn plan(
-    file: &File,
+    source: &Source,
     data_start: u64,
     len: u64,
     target: u64,
@@ -51,7 +51,7 @@ pub fn plan(
         .par_iter()
         .map(|&cut| {
             let window_end = (cut + target).min(len);
-            first_newline(file, cut, window_end).map(|found| found.map(|pos| pos + 1))
+            first_newline(source, cut, window_end).map(|found| found.map(|pos| pos + 1))
         })
         .collect::<Result<_, _>>()?;
     let mut starts = vec![data_start];
@@ -64,13 +64,14 @@ pub fn plan(
     Ok(segments)
 }
 
-/// Position of the first `\n` in `[from, to)`, if any.
-fn first_newline(file: &File, from: u64, to: u64) -> Result<Option<u64>, AnalysisError> {
+/// Position of the first `\n` in `[from, to)`, if any (a search that stops at the deadline).
+fn first_newline(source: &Source, from: u64, to: u64) -> Result<Option<u64>, AnalysisError> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pos = from;
     while pos < to {
+        source.deadline.check()?;
         let want = ((to - pos) as usize).min(buf.len());
-        let got = read_exact_at(file, &mut buf[..want], pos)?;
+        let got = read_exact_at(&source.file, &mut buf[..want], pos)?;
         if let Some(i) = memchr(b'\n', &buf[..got]) {
             return Ok(Some(pos + i as u64));
         }
@@ -94,9 +95,10 @@ pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> Result<usize, 
     Ok(filled)
 }
 
-/// Feeds `[segment.start, segment.end)` to `consume` in buffers of at most `buffer_bytes`.
+/// Feeds `[segment.start, segment.end)` to `consume` in buffers of at most `buffer_bytes`,
+/// stopping at the file's deadline.
 pub fn for_each_buffer(
-    file: &File,
+    source: &Source,
     segment: Segment,
     buffer_bytes: usize,
     mut consume: impl FnMut(&[u8]) -> Result<(), AnalysisError>,
@@ -110,8 +112,9 @@ pub fn for_each_buffer(
     ];
     let mut pos = segment.start;
     while pos < segment.end {
+        source.deadline.check()?;
         let want = ((segment.end - pos) as usize).min(buf.len());
-        read_exact_at(file, &mut buf[..want], pos)?;
+        read_exact_at(&source.file, &mut buf[..want], pos)?;
         consume(&buf[..want])?;
         pos += want as u64;
     }
@@ -122,14 +125,17 @@ pub fn for_each_buffer(
 /// it can run beside other readers of the same handle.
 pub struct RangeReader<'f> {
     file: &'f File,
+    deadline: Deadline,
     pos: u64,
     end: u64,
 }
 
 impl<'f> RangeReader<'f> {
-    pub fn new(file: &'f File, start: u64, end: u64) -> Self {
+    /// Reads `[start, end)` of the source, until its deadline.
+    pub fn new(source: &'f Source, start: u64, end: u64) -> Self {
         RangeReader {
-            file,
+            file: &source.file,
+            deadline: source.deadline,
             pos: start,
             end,
         }
@@ -142,6 +148,7 @@ impl std::io::Read for RangeReader<'_> {
         if want == 0 {
             return Ok(0);
         }
+        self.deadline.check_io()?;
         let got = self.file.read_at(&mut buf[..want], self.pos)?;
         if got == 0 {
             return Err(std::io::Error::new(
@@ -157,13 +164,7 @@ impl std::io::Read for RangeReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    fn file_with(bytes: &[u8]) -> File {
-        let mut f = tempfile::tempfile().expect("temp file");
-        f.write_all(bytes).expect("write");
-        f
-    }
+    use crate::analyze::testing::source_with as file_with;
 
     fn check_invariants(data: &[u8], segments: &[Segment], data_start: u64) {
         assert_eq!(segments[0].start, data_start);
@@ -220,7 +221,7 @@ mod tests {
         let f = file_with(b"abc");
         let mut buf = [0u8; 8];
         assert!(matches!(
-            read_exact_at(&f, &mut buf, 0),
+            read_exact_at(&f.file, &mut buf, 0),
             Err(AnalysisError::Truncated)
         ));
     }

@@ -438,7 +438,7 @@ pub fn analyze(
     options: &AnalysisOptions,
     progress: &Progress,
 ) -> Result<TextReport, AnalysisError> {
-    let segments = segments::plan(&source.file, 0, source.len, options.segment_bytes)?;
+    let segments = segments::plan(source, 0, source.len, options.segment_bytes)?;
     progress.start(segments.len() as u64);
     let matcher = LevelMatcher::shared();
     let last = segments.len() - 1;
@@ -494,7 +494,7 @@ fn scan_segment(
     at_end_of_file: bool,
 ) -> Result<TextCounts, AnalysisError> {
     let mut scanner = TextScanner::new(matcher);
-    segments::for_each_buffer(&source.file, segment, options.buffer_bytes, |buf| {
+    segments::for_each_buffer(source, segment, options.buffer_bytes, |buf| {
         scanner.feed(buf);
         Ok(())
     })?;

@@ -16,6 +16,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("the upload is larger than the limit of {0} bytes")]
     TooLarge(u64),
+    /// The type rules (`--accept`, `--reject`) refuse a file of the upload: 415.
+    #[error("{0}")]
+    Refused(String),
     /// The request could not be served now (a full disk, no descriptors left, a folder
     /// gone): 503 with `Retry-After`. The client is told `what` failed, never paths: `detail`
     /// (with the daemon's paths) goes to the log only.
@@ -55,6 +58,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Refused(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } | ApiError::PartlyStored { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -73,7 +77,10 @@ impl ResponseError for ApiError {
         if let ApiError::PartlyStored { accepted, .. } = self {
             return response.json(json!({ "error": self.to_string(), "jobs": accepted }));
         }
-        if matches!(self, ApiError::TooLarge(_) | ApiError::Timeout(_)) {
+        if matches!(
+            self,
+            ApiError::TooLarge(_) | ApiError::Timeout(_) | ApiError::Refused(_)
+        ) {
             // The rest of the body is not read: the connection cannot carry another request.
             response.insert_header(("Connection", "close"));
         }

@@ -54,6 +54,8 @@ pub struct WebSettings {
     /// Connections served at once (both HTTP workers together): what the descriptor budget
     /// leaves after the pipeline's reserve.
     pub max_connections: usize,
+    /// `--accept` / `--reject`: an upload they refuse gets 415 and nothing is kept.
+    pub rules: crate::analyze::rules::TypeRules,
 }
 
 /// The server on an already bound listener, not yet running: await it in an actix system.

@@ -7,11 +7,14 @@
 //! request is all or nothing: if it fails or goes over `--max-upload-bytes`, every part of it
 //! is deleted and none reaches the queue. A part's file is closed as soon as the part is
 //! received (a request holds one open file at most, whatever its number of parts), and a
-//! client that sends nothing for the body timeout loses its request (408).
+//! client that sends nothing for the body timeout loses its request (408). A part the type rules
+//! refuse fails the whole request with 415: at its part header when its name decides, else once
+//! received, by its first bytes; nothing of the request is kept.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::SystemTime;
 
 use actix_multipart::Multipart;
@@ -22,6 +25,8 @@ use serde::Serialize;
 use serde_json::json;
 use tempfile::NamedTempFile;
 
+use crate::analyze::rules::TypeRules;
+use crate::analyze::{Source, detect};
 use crate::disk::folders::{self, Folders};
 use crate::job::JobId;
 use crate::store::JobStore;
@@ -118,6 +123,16 @@ pub async fn upload(
             .content_disposition()
             .and_then(|disposition| disposition.get_filename())
             .map(safe_name);
+        if is_file {
+            let shown = name.clone().unwrap_or_else(|| OsString::from("upload"));
+            if let Some(refusal) = settings.rules.judge_name(Path::new(&shown)) {
+                // Refused before a byte of it is stored; `staged` is deleted on return.
+                return Err(ApiError::Refused(format!(
+                    "{}: {refusal}",
+                    shown.to_string_lossy()
+                )));
+            }
+        }
         let mut temp = if is_file {
             let dir = folders.unprocessed.clone();
             Some(
@@ -176,6 +191,17 @@ pub async fn upload(
             "no `file` part in the request".to_string(),
         ));
     }
+    let rules = settings.rules.clone();
+    let (staged, refusal) = block(move || {
+        let refusal = first_refusal(&staged, &rules);
+        Ok((staged, refusal))
+    })
+    .await
+    .map_err(store_error)?;
+    if let Some(refusal) = refusal {
+        // Every part of the request is deleted as `staged` is dropped: all or nothing.
+        return Err(ApiError::Refused(refusal));
+    }
     let store = store.into_inner();
     let unprocessed = folders.unprocessed.clone();
     let accepted = block(move || Ok(place_all(staged, &unprocessed, &*store, durable)))
@@ -197,6 +223,20 @@ async fn block<T: Send + 'static>(
     web::block(work)
         .await
         .map_err(|err| std::io::Error::other(err.to_string()))?
+}
+
+/// The first received part the type rules refuse, judged by its name and its first bytes.
+/// A part that cannot be opened here is left to the pipeline, which judges every file again.
+fn first_refusal(staged: &[Staged], rules: &TypeRules) -> Option<String> {
+    if rules.is_empty() {
+        return None;
+    }
+    staged.iter().find_map(|part| {
+        let source = Source::open(&part.temp).ok()?;
+        let name = Path::new(&part.name);
+        let refusal = rules.judge(name, &detect::detect(&source)).err()?;
+        Some(format!("{}: {refusal}", part.name.to_string_lossy()))
+    })
 }
 
 async fn write(mut temp: NamedTempFile, bytes: Bytes) -> std::io::Result<NamedTempFile> {

@@ -347,3 +347,44 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+pub fn part(name: &str, bytes: &[u8]) -> reqwest::blocking::multipart::Part {
+    reqwest::blocking::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string())
+}
+
+/// `POST /api/upload` with one `file` part per `(name, bytes)`: the status and the JSON answer.
+pub fn upload(daemon: &Daemon, parts: Vec<(&str, &[u8])>, token: Option<&str>) -> (u16, Value) {
+    let mut form = reqwest::blocking::multipart::Form::new();
+    for (name, bytes) in parts {
+        form = form.part("file", part(name, bytes));
+    }
+    let mut request = http_client()
+        .post(daemon.url("/api/upload"))
+        .multipart(form);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().expect("upload");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+/// Every file under `rel`, dot files and subfolders included, as paths relative to it.
+pub fn everything_in(ws: &Workspace, rel: &str) -> Vec<String> {
+    let root = ws.path(rel);
+    let mut found = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(&root).expect("under root");
+                found.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}

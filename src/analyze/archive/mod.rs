@@ -1,4 +1,4 @@
-//! Archives (SPEC §4.1): tar, plain or compressed with gzip, zstd, xz or bzip2. Nothing is
+//! Archives (SPEC §4.1): zip, and tar plain or compressed with gzip, zstd, xz or bzip2. Nothing is
 //! extracted: each member is streamed through the same analyzers as a top-level file (text,
 //! CSV, JSON; a compressed member is decompressed first; an archive inside is analysed in turn
 //! down to `--max-depth`), and the report lists the members with their sections, the kinds and
@@ -10,8 +10,7 @@
 //! compressed stream; past any of them the file fails with `limit_exceeded`. Data that cannot be
 //! read as the archive it claims to be fails it with `invalid_archive`; a member whose own
 //! analysis fails (bad JSON, say) is `failed` in the list, and the archive still completes.
-//!
-//! Zip archives are not read yet: they complete with size and hash only.
+//! Zip members are independent: they are analysed in parallel, each through its own handle.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -133,7 +132,7 @@ pub fn analyze(
     progress: &Progress,
 ) -> Result<Option<ArchiveReport>, AnalysisError> {
     let name = source.path.to_string_lossy();
-    let budget = Budget::new(options.max_unpacked_bytes);
+    let budget = Budget::new(options.max_unpacked_bytes, source.deadline);
     let context = Context {
         options,
         budget: &budget,
@@ -295,6 +294,7 @@ fn is_stream_error(err: &AnalysisError) -> bool {
         AnalysisError::Read(_)
             | AnalysisError::Unavailable { .. }
             | AnalysisError::LimitExceeded(_)
+            | AnalysisError::TimedOut(_)
             | AnalysisError::Invalid {
                 kind: Kind::Archive,
                 ..

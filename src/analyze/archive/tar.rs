@@ -39,6 +39,7 @@ pub(super) fn read_tar(
     let mut archive = ::tar::Archive::new(stream);
     let entries = archive.entries().map_err(AnalysisError::read)?;
     for entry in entries {
+        context.budget.check_deadline()?;
         let mut entry = entry.map_err(AnalysisError::read)?;
         report.entries += 1;
         if report.entries > context.max_entries {

@@ -161,6 +161,7 @@ fn member_of<R>(
 where
     R: Read + Seek + Clone + Send + Sync,
 {
+    context.budget.check_deadline()?;
     let skipped = |kind: &str, reason: String| Member {
         name: entry.name.clone(),
         size_bytes: entry.size,
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn a_read_error_of_the_file_is_the_files_not_a_corrupt_archive() {
         let options = AnalysisOptions::default();
-        let budget = Budget::new(options.max_unpacked_bytes);
+        let budget = Budget::new(options.max_unpacked_bytes, crate::analyze::Deadline::none());
         let context = Context {
             options: &options,
             budget: &budget,

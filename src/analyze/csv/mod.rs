@@ -273,7 +273,7 @@ pub fn analyze(
     let columns = header.len().max(1);
     let layout = layout_for(&header, delimiter, user_index);
 
-    let segments = segments::plan(&source.file, header_end, source.len, options.segment_bytes)?;
+    let segments = segments::plan(source, header_end, source.len, options.segment_bytes)?;
     progress.start(segments.len() as u64);
     // Windows of segments are parsed in parallel; the verification and merge of one window runs
     // beside the parsing of the next, so no core waits for the merge.

@@ -277,10 +277,9 @@ impl SegmentParse {
         }
         let parser = &mut self.parser;
         let stats = &mut self.stats;
-        let result =
-            segments::for_each_buffer(&source.file, segment, options.buffer_bytes, |buf| {
-                parser.feed(buf, &mut |fields, ends| stats.add_record(fields, ends))
-            });
+        let result = segments::for_each_buffer(source, segment, options.buffer_bytes, |buf| {
+            parser.feed(buf, &mut |fields, ends| stats.add_record(fields, ends))
+        });
         if let Err(err) = result {
             self.error = Some(err);
         }
