@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout docker clean
+.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs docker clean
 
 build:
 	cargo build --release
@@ -36,6 +36,10 @@ bench:
 
 ## Only the watch-mode figures (burst vs the floor loop, latency, memory).
 ## How late --job-timeout stops an analysis, on inputs that would run far longer.
+## Every hostile archive of the archives issue: outcome, time, peak memory.
+bench-bombs:
+	bash bench/run.sh bombs
+
 bench-timeout:
 	bash bench/run.sh timeout
 

@@ -2,7 +2,8 @@
 //! protocol. Opens the page, drops a file, and checks that the page shows it as processed
 //! without a reload; uploads two files through the page's file input and follows them in "my
 //! uploads"; retries the failed one with its button; saves a screenshot to
-//! `target/tmp/dashboard.png`.
+//! `target/tmp/dashboard.png`. Then an archive's job page: its members table (a markup name shown as
+//! text, never run) and totals; and a compressed file's page: both sizes and the ratio.
 //!
 //! Without a chromium on the machine the test says so and passes, unless `FP_REQUIRE_BROWSER`
 //! is set, as `.ci/run` does: in CI it cannot be skipped.
@@ -334,4 +335,122 @@ fn the_dashboard_shows_a_dropped_file_as_processed_without_a_reload() {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     std::fs::write(&out, png).expect("save screenshot");
     eprintln!("screenshot: {}", out.display());
+}
+
+#[test]
+fn an_archive_page_lists_its_members_and_a_compressed_page_its_sizes() {
+    let Some(chromium) = find_chromium() else {
+        assert!(
+            std::env::var_os("FP_REQUIRE_BROWSER").is_none(),
+            "FP_REQUIRE_BROWSER is set but no chromium was found"
+        );
+        eprintln!("no chromium on this machine: the browser test is skipped");
+        return;
+    };
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[]);
+    // A zip (Python's zipfile) with a CSV, a log, a broken JSON and a name that is markup.
+    let hostile = "<img src=x onerror=\"window.__xss=1\">.txt";
+    std::fs::create_dir_all(ws.path("stage")).expect("mkdir");
+    let zip = ws.path("stage/bundle.zip");
+    let gz = ws.path("stage/app.log.gz");
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import gzip, sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:\n\
+             \x20   z.writestr('orders.csv', 'user_id,n\\nu1,1\\nu2,2\\nu1,3\\n')\n\
+             \x20   z.writestr('logs/app.log', 'INFO a\\nERROR b\\n')\n\
+             \x20   z.writestr('bad.json', '{not json')\n\
+             \x20   z.writestr(sys.argv[3], 'hello there\\n')\n\
+             open(sys.argv[2], 'wb').write(gzip.compress(b'INFO line\\n' * 5000))",
+        ])
+        .arg(&zip)
+        .arg(&gz)
+        .arg(hostile)
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    for name in ["bundle.zip", "app.log.gz"] {
+        std::fs::rename(
+            ws.path(&format!("stage/{name}")),
+            ws.path(&format!("watch_dir/unprocessed/{name}")),
+        )
+        .expect("move in");
+    }
+    assert!(
+        wait_until(LONG, || {
+            ws.path("watch_dir/processed/bundle.zip.report.json")
+                .exists()
+                && ws
+                    .path("watch_dir/processed/app.log.gz.report.json")
+                    .exists()
+        }),
+        "{}",
+        daemon.log()
+    );
+    let zip_id = ws.read_json("watch_dir/processed/bundle.zip.report.json")["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let gz_id = ws.read_json("watch_dir/processed/app.log.gz.report.json")["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let mut browser = Browser::open(
+        &chromium,
+        &format!("http://127.0.0.1:{}/jobs/{zip_id}", daemon.port),
+    );
+    let rows_js = "Array.from(document.querySelectorAll('#members tr')).map(r => \
+                   Array.from(r.children).map(c => c.textContent.trim()))";
+    let rows = browser.eval_until(rows_js, |v| v.as_array().is_some_and(|r| r.len() >= 5));
+    let rows = rows.as_array().expect("rows");
+    let row_of = |name: &str| -> Vec<String> {
+        rows.iter()
+            .find(|row| row[0] == name)
+            .unwrap_or_else(|| panic!("no row for {name}: {rows:?}"))
+            .as_array()
+            .expect("cells")
+            .iter()
+            .map(|cell| cell.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(row_of("orders.csv")[2..], ["csv", "completed", "3 rows"]);
+    assert_eq!(
+        row_of("logs/app.log")[2..],
+        ["text", "completed", "2 lines"]
+    );
+    let bad = row_of("bad.json");
+    assert_eq!(bad[2..4], ["json", "failed"]);
+    assert!(bad[4].starts_with("invalid_json"), "{bad:?}");
+    // The markup name is shown as text, and never ran.
+    assert_eq!(row_of(hostile)[3], "completed");
+    assert_eq!(browser.eval("window.__xss === undefined"), json!(true));
+    let totals = browser.eval("document.getElementById('archive').textContent");
+    let totals = totals.as_str().unwrap_or_default();
+    for fact in ["entries4", "files4", "lines3", "rows3"] {
+        assert!(
+            totals.replace(char::is_whitespace, "").contains(fact),
+            "{fact}: {totals}"
+        );
+    }
+
+    browser.call(
+        "Page.navigate",
+        json!({ "url": format!("http://127.0.0.1:{}/jobs/{gz_id}", daemon.port) }),
+    );
+    let facts = browser.eval_until(
+        "(document.getElementById('job') || {textContent: ''}).textContent",
+        |v| v.as_str().is_some_and(|s| s.contains("compression")),
+    );
+    let facts = facts.as_str().unwrap_or_default();
+    let report = ws.read_json("watch_dir/processed/app.log.gz.report.json");
+    let packed = report["compression"]["packed_bytes"]
+        .as_u64()
+        .expect("packed");
+    let ratio = 50_000.0 / packed as f64;
+    assert!(facts.contains("gzip"), "{facts}");
+    assert!(facts.contains("48.8 KiB"), "unpacked size: {facts}");
+    assert!(facts.contains(&format!("({ratio:.1}:1)")), "{facts}");
 }

@@ -352,8 +352,15 @@ impl Accumulator {
         let distinct_users = self
             .user_index
             .map(|_| estimated_users.unwrap_or(by_user.len() as u64));
-        let mut ranked: Vec<(UserKey, u64)> = by_user.into_iter().collect();
-        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut ranked: Vec<(UserKey, u64)> = by_user;
+        let order =
+            |a: &(UserKey, u64), b: &(UserKey, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+        // Only the first `top` are listed: select them, then sort those few.
+        if ranked.len() > top {
+            ranked.select_nth_unstable_by(top, order);
+            ranked.truncate(top);
+        }
+        ranked.sort_unstable_by(order);
         // Collected anew, not in place: an in-place `collect` would keep the whole ranking's
         // allocation (every user) behind the few listed, for as long as the report lives.
         let mut top_users: Vec<UserRows> = Vec::with_capacity(top.min(ranked.len()));

@@ -167,9 +167,11 @@ impl UserCounts {
         distinct
     }
 
-    /// Rows per user: values with surrounding ASCII whitespace trimmed, empty ones dropped.
-    pub(super) fn rows_by_trimmed_value(&self) -> HashMap<UserKey<'_>, u64> {
-        let mut by_user: HashMap<UserKey<'_>, u64> = HashMap::new();
+    /// Rows per user, one entry per user: values with surrounding ASCII whitespace trimmed,
+    /// empty ones dropped. The table's values are distinct already; only when trimming changed
+    /// some can two become one user, and only then are they merged (by sorting, not hashing:
+    /// an archive builds this once per CSV member).
+    pub(super) fn rows_by_trimmed_value(&self) -> Vec<(UserKey<'_>, u64)> {
         let values = self
             .by_hash
             .iter()
@@ -182,6 +184,9 @@ impl UserCounts {
                     .iter()
                     .map(|((kept, _), rows)| (&kept[..], None, *rows)),
             );
+        let mut users: Vec<(UserKey<'_>, u64)> =
+            Vec::with_capacity(self.by_hash.len() + self.collided.len());
+        let mut trimmed = false;
         for (value, cut_hash, rows) in values {
             // A cut value's end is not kept: only its start can be trimmed.
             let user = if cut_hash.is_some() {
@@ -189,10 +194,21 @@ impl UserCounts {
             } else {
                 value.trim_ascii()
             };
+            trimmed |= user.len() != value.len();
             if !user.is_empty() {
-                *by_user.entry((user, cut_hash)).or_insert(0) += rows;
+                users.push(((user, cut_hash), rows));
             }
         }
-        by_user
+        if trimmed {
+            users.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            users.dedup_by(|later, earlier| {
+                let same = later.0 == earlier.0;
+                if same {
+                    earlier.1 += later.1;
+                }
+                same
+            });
+        }
+        users
     }
 }
