@@ -60,6 +60,12 @@ def truncated_gzip(path):
     open(path, "wb").write(data[: len(data) // 3])
 
 
+def just_under(path):  # 99,999 empty members: under --max-entries, all analysed
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for i in range(99_999):
+            z.writestr("e%d" % i, b"")
+
+
 def gzip_bomb(path):  # 4 GiB of zeros in one gzip stream
     with gzip.open(path, "wb", compresslevel=9) as f:
         chunk = bytes(4 * MIB)
@@ -74,6 +80,9 @@ def tar_gz_bomb(path):  # a tar.gz of 1 GiB of zeros
     class Zeros(io.RawIOBase):
         def __init__(self):
             self.left = info.size
+
+        def readable(self):
+            return True
 
         def readinto(self, b):
             n = min(len(b), self.left)
@@ -119,6 +128,7 @@ CASES = [
     ("truncated.log.gz", truncated_gzip, [], "a third of a .log.gz"),
     ("lying.zip", lambda p: reference.make_hostile_zip("lying", p), [], "declares 100 B, holds 2 MiB"),
     ("many.zip", lambda p: reference.make_hostile_zip("many", p), [], "200,000 empty members"),
+    ("under-limit.zip", just_under, [], "99,999 empty members: all analysed"),
     ("zeros.log.gz", gzip_bomb, [], "4 GiB of zeros, gzip -9"),
     ("zeros.tar.gz", tar_gz_bomb, [], "tar.gz of 1 GiB of zeros"),
     ("names.zip", hostile_names, [], "../../etc/passwd, /abs, newline, symlink"),

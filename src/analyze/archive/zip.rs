@@ -122,31 +122,38 @@ where
         }
         entries.push(entry);
     }
-    let members: Vec<Member> = entries
-        .par_iter()
-        .map(|entry| member_of(&archive, entry, depth, context))
-        .collect::<Result<_, _>>()?;
     let mut report = ArchiveReport {
-        entries: members.len() as u64,
-        members_truncated: members.len() > MAX_LISTED_MEMBERS,
+        entries: entries.len() as u64,
+        members_truncated: entries.len() > MAX_LISTED_MEMBERS,
         ..ArchiveReport::empty(format)
     };
-    for (entry, member) in entries.iter().zip(members) {
-        if entry.encrypted {
-            report.encrypted += 1;
-        }
-        if !entry.is_dir && !entry.is_symlink {
-            report.files += 1;
-            report.unpacked_bytes += member.size_bytes;
-            *report.kinds.entry(member.kind.clone()).or_default() += 1;
-            add_totals(&mut report.totals, &member);
-        }
-        if report.members.len() < MAX_LISTED_MEMBERS {
-            report.members.push(member);
+    // In chunks, in parallel within each: only the listed members are kept, so memory does
+    // not grow with the number of members.
+    for chunk in entries.chunks(MEMBERS_AT_ONCE) {
+        let members: Vec<Member> = chunk
+            .par_iter()
+            .map(|entry| member_of(&archive, entry, depth, context))
+            .collect::<Result<_, _>>()?;
+        for (entry, member) in chunk.iter().zip(members) {
+            if entry.encrypted {
+                report.encrypted += 1;
+            }
+            if !entry.is_dir && !entry.is_symlink {
+                report.files += 1;
+                report.unpacked_bytes += member.size_bytes;
+                *report.kinds.entry(member.kind.clone()).or_default() += 1;
+                add_totals(&mut report.totals, &member);
+            }
+            if report.members.len() < MAX_LISTED_MEMBERS {
+                report.members.push(member);
+            }
         }
     }
     Ok(report)
 }
+
+/// Members analysed (in parallel) before their results are folded into the report.
+const MEMBERS_AT_ONCE: usize = 256;
 
 /// The ratio is judged once a member is this large (a tiny member's ratio says nothing).
 const RATIO_FROM_BYTES: u64 = 64 << 10;
