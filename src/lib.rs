@@ -9,10 +9,10 @@
 //! - `pipeline/`: `watch` (folder events) → `readiness` (complete files, small first) →
 //!   `scheduler` (claims, hands over, retries finishes) → `workers` (the job threads).
 //! - `analyze/`: `analyze()` picks the analyzer by kind: `text`, `csv/` (`parse`, `stats`,
-//!   `users`), `json`, `archive/` (`tar`, `zip`); `compressed` unpacks `.gz .zst .xz .bz2`
-//!   streams for them; `detect` names the content signature; `rules` judges `--accept` /
-//!   `--reject` and an extension's promise; `section` is what each section shows (figure,
-//!   summary, tables).
+//!   `users`), `json`, `archive/` (`tar`, `zip`), `spreadsheet`; `compressed` unpacks
+//!   `.gz .zst .xz .bz2` streams for them; `detect` names the content signature; `rules`
+//!   judges `--accept` / `--reject` and an extension's promise; `section` is what each section
+//!   shows (figure, summary, tables).
 //! - `disk/`: `folders` (no-replace moves) → `lifecycle` (claim, finish) with `report` (the
 //!   JSON beside the file); `recover` and `history` read the folders back at start.
 //! - `store/`: the `JobStore` seam every job state goes through (`memory` is its first

@@ -24,6 +24,7 @@ pub mod json;
 pub mod rules;
 pub mod section;
 pub mod segments;
+pub mod spreadsheet;
 pub mod text;
 
 use std::fs::File;
@@ -483,6 +484,7 @@ pub enum Details {
     Csv(csv::CsvReport),
     Json(json::JsonReport),
     Archive(Box<archive::ArchiveReport>),
+    Spreadsheet(spreadsheet::SpreadsheetReport),
 }
 
 impl Details {
@@ -493,6 +495,7 @@ impl Details {
             Details::Csv(csv) => csv,
             Details::Json(json) => json,
             Details::Archive(archive) => &**archive,
+            Details::Spreadsheet(spreadsheet) => spreadsheet,
         }
     }
 
@@ -513,6 +516,7 @@ impl Details {
             Details::Csv(csv) => csv,
             Details::Json(json) => json,
             Details::Archive(archive) => &mut **archive,
+            Details::Spreadsheet(spreadsheet) => spreadsheet,
         }
     }
 }
@@ -633,7 +637,14 @@ fn analyze_as(
             let details = report.map(|report| report.map(|r| Details::Archive(Box::new(r))));
             return (Kind::Archive, details);
         }
-        Some(kind @ (Kind::Spreadsheet | Kind::Document | Kind::Binary)) => {
+        Some(Kind::Spreadsheet) => {
+            let report = spreadsheet::analyze(source, options, progress);
+            return (
+                Kind::Spreadsheet,
+                report.map(|r| r.map(Details::Spreadsheet)),
+            );
+        }
+        Some(kind @ (Kind::Document | Kind::Binary)) => {
             progress.start(1);
             progress.advance();
             return (kind, Ok(None));

@@ -6,6 +6,8 @@
 //! Nothing here reads files or formats HTML: a section hands over figures, lines and tables of
 //! plain text, and the templates escape and lay them out.
 
+use std::borrow::Cow;
+
 /// A section's key figure, for a one-line listing: `1,234 rows`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Figure {
@@ -25,8 +27,8 @@ impl std::fmt::Display for Figure {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     /// The element id on the page (tests and scripts find tables by it).
-    pub id: &'static str,
-    pub title: &'static str,
+    pub id: Cow<'static, str>,
+    pub title: Cow<'static, str>,
     pub facts: Vec<(String, String)>,
     pub bars: Vec<Bar>,
     pub grid: Option<Grid>,
@@ -57,8 +59,8 @@ impl Grid {
 impl Table {
     pub fn facts(id: &'static str, title: &'static str, facts: Vec<(String, String)>) -> Table {
         Table {
-            id,
-            title,
+            id: id.into(),
+            title: title.into(),
             facts,
             ..Table::default()
         }
@@ -81,8 +83,8 @@ impl Table {
             })
             .collect();
         Table {
-            id,
-            title,
+            id: id.into(),
+            title: title.into(),
             bars,
             ..Table::default()
         }
@@ -90,8 +92,8 @@ impl Table {
 
     pub fn grid(id: &'static str, title: &'static str, grid: Grid) -> Table {
         Table {
-            id,
-            title,
+            id: id.into(),
+            title: title.into(),
             grid: Some(grid),
             ..Table::default()
         }

@@ -388,3 +388,50 @@ pub fn everything_in(ws: &Workspace, rel: &str) -> Vec<String> {
     found.sort();
     found
 }
+
+/// A Python with `packages` (PyPI) installed, in a virtual environment made once under the
+/// target folder: the independent writers of the spreadsheet and document tests.
+pub fn python_with(packages: &[&str]) -> PathBuf {
+    static MADE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py");
+    let python = venv.join("bin/python");
+    let imports = packages
+        .iter()
+        .map(|p| {
+            p.split(['=', '<', '>'])
+                .next()
+                .unwrap_or(p)
+                .replace('-', "_")
+        })
+        .map(|module| match module.as_str() {
+            "odfpy" => "odf".to_string(),
+            "python_docx" => "docx".to_string(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", &format!("import {imports}")])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if ready() {
+        return python;
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .expect("python3 -m venv");
+    assert!(made.success(), "python3 -m venv failed");
+    let installed = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(packages)
+        .status()
+        .expect("pip install");
+    assert!(installed.success(), "pip install {packages:?} failed");
+    assert!(ready(), "{imports} do not import after pip install");
+    python
+}

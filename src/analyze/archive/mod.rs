@@ -22,6 +22,7 @@ mod zip;
 
 use tar::{read_tar, tar_format};
 use zip::read_zip;
+pub(crate) use zip::zip_parts;
 
 use super::detect::PositionedReader;
 

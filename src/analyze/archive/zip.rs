@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::{ArchiveReport, Context, MAX_LISTED_MEMBERS, Member, MemberStatus};
 use super::{add_totals, analyze_member, shown_name};
 use crate::analyze::compressed::{MAX_RATIO, classify, file_error, limit_exceeded};
-use crate::analyze::{AnalysisError, Kind};
+use crate::analyze::{AnalysisError, AnalysisOptions, Kind};
 
 /// The zip crate's errors, as an analysis error of the file: a read error of the file stays
 /// the file's (`io`), a limit stays a limit, anything else is data that is not a zip.
@@ -70,58 +70,7 @@ pub(super) fn read_zip<R>(
 where
     R: Read + Seek + Clone + Send + Sync,
 {
-    let records = central_directory_records(reader.clone()).map_err(|err| classify(err, "zip"))?;
-    if records > context.max_entries {
-        return Err(AnalysisError::LimitExceeded(format!(
-            "the archive has {records} members, over the --max-entries limit of {}",
-            context.max_entries
-        )));
-    }
-    let mut archive = ::zip::ZipArchive::new(reader).map_err(invalid)?;
-    if (archive.len() as u64) < records {
-        return Err(AnalysisError::invalid(
-            Kind::Archive,
-            format!(
-                "{records} central-directory records but {} distinct names: members share names",
-                archive.len()
-            ),
-        ));
-    }
-    if archive.has_overlapping_entries().map_err(invalid)? {
-        return Err(AnalysisError::invalid(
-            Kind::Archive,
-            "members overlap: several members point at the same bytes",
-        ));
-    }
-    let mut entries = Vec::with_capacity(archive.len());
-    let mut declared: u64 = 0;
-    for index in 0..archive.len() {
-        let file = archive.by_index_raw(index).map_err(invalid)?;
-        let entry = Entry {
-            index,
-            name: shown_name(file.name_raw()),
-            size: file.size(),
-            compressed: file.compressed_size(),
-            encrypted: file.encrypted(),
-            is_dir: file.is_dir(),
-            is_symlink: file.is_symlink(),
-        };
-        declared = declared.saturating_add(entry.size);
-        if declared > context.options.max_unpacked_bytes {
-            return Err(AnalysisError::LimitExceeded(format!(
-                "the members declare more than {} bytes, over the --max-unpacked-bytes limit",
-                context.options.max_unpacked_bytes
-            )));
-        }
-        let ratio = entry.size / entry.compressed.max(1);
-        if !entry.encrypted && entry.size > RATIO_FROM_BYTES && ratio > MAX_RATIO {
-            return Err(AnalysisError::LimitExceeded(format!(
-                "member {} would unpack {ratio}:1 ({} bytes from {}), over the {MAX_RATIO}:1 limit",
-                entry.name, entry.size, entry.compressed
-            )));
-        }
-        entries.push(entry);
-    }
+    let (archive, entries) = vet(reader, context.max_entries, context.options)?;
     let mut report = ArchiveReport {
         entries: entries.len() as u64,
         members_truncated: entries.len() > MAX_LISTED_MEMBERS,
@@ -154,6 +103,89 @@ where
 
 /// Members analysed (in parallel) before their results are folded into the report.
 const MEMBERS_AT_ONCE: usize = 256;
+
+/// The checks every zip passes before anything in it is inflated: its central-directory
+/// records against `max_entries`, no two names folded into one, no overlapping members, the
+/// declared sizes against `--max-unpacked-bytes` and each member's declared ratio. Returns the
+/// opened archive and its members' metadata.
+fn vet<R>(
+    reader: R,
+    max_entries: u64,
+    options: &AnalysisOptions,
+) -> Result<(::zip::ZipArchive<R>, Vec<Entry>), AnalysisError>
+where
+    R: Read + Seek + Clone,
+{
+    let records = central_directory_records(reader.clone()).map_err(|err| classify(err, "zip"))?;
+    if records > max_entries {
+        return Err(AnalysisError::LimitExceeded(format!(
+            "the archive has {records} members, over the --max-entries limit of {}",
+            max_entries
+        )));
+    }
+    let mut archive = ::zip::ZipArchive::new(reader).map_err(invalid)?;
+    if (archive.len() as u64) < records {
+        return Err(AnalysisError::invalid(
+            Kind::Archive,
+            format!(
+                "{records} central-directory records but {} distinct names: members share names",
+                archive.len()
+            ),
+        ));
+    }
+    if archive.has_overlapping_entries().map_err(invalid)? {
+        return Err(AnalysisError::invalid(
+            Kind::Archive,
+            "members overlap: several members point at the same bytes",
+        ));
+    }
+    let mut entries = Vec::with_capacity(archive.len());
+    let mut declared: u64 = 0;
+    for index in 0..archive.len() {
+        let file = archive.by_index_raw(index).map_err(invalid)?;
+        let entry = Entry {
+            index,
+            name: shown_name(file.name_raw()),
+            size: file.size(),
+            compressed: file.compressed_size(),
+            encrypted: file.encrypted(),
+            is_dir: file.is_dir(),
+            is_symlink: file.is_symlink(),
+        };
+        declared = declared.saturating_add(entry.size);
+        if declared > options.max_unpacked_bytes {
+            return Err(AnalysisError::LimitExceeded(format!(
+                "the members declare more than {} bytes, over the --max-unpacked-bytes limit",
+                options.max_unpacked_bytes
+            )));
+        }
+        let ratio = entry.size / entry.compressed.max(1);
+        if !entry.encrypted && entry.size > RATIO_FROM_BYTES && ratio > MAX_RATIO {
+            return Err(AnalysisError::LimitExceeded(format!(
+                "member {} would unpack {ratio}:1 ({} bytes from {}), over the {MAX_RATIO}:1 limit",
+                entry.name, entry.size, entry.compressed
+            )));
+        }
+        entries.push(entry);
+    }
+    Ok((archive, entries))
+}
+
+/// The members of the zip at `reader` (name as stored, declared size) once it passed the checks
+/// of `vet`: for readers of zip-based formats (workbooks), which open it themselves.
+pub(crate) fn zip_parts<R>(
+    reader: R,
+    options: &AnalysisOptions,
+) -> Result<Vec<(String, u64)>, AnalysisError>
+where
+    R: Read + Seek + Clone,
+{
+    let (_, entries) = vet(reader, options.max_entries, options)?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| (entry.name, entry.size))
+        .collect())
+}
 
 /// The ratio is judged once a member is this large (a tiny member's ratio says nothing).
 const RATIO_FROM_BYTES: u64 = 64 << 10;

@@ -29,6 +29,7 @@ use parse::{
     field_strings, read_header, starts_with_bom,
 };
 use stats::Accumulator;
+pub use stats::TypedCell;
 use users::find_user_column;
 
 use super::budget::MemoryBudget;
@@ -117,6 +118,10 @@ pub enum ColumnType {
     Integer,
     Float,
     String,
+    /// Spreadsheet cells only.
+    Bool,
+    /// Spreadsheet cells only: dates and times, min and max as ISO 8601.
+    Datetime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +138,8 @@ impl ColumnType {
             ColumnType::Integer => "integer",
             ColumnType::Float => "float",
             ColumnType::String => "string",
+            ColumnType::Bool => "bool",
+            ColumnType::Datetime => "datetime",
         }
     }
 }
@@ -329,6 +336,41 @@ pub fn analyze(
         total.merge(last.stats);
     }
     Ok(total.into_report(delimiter, &header, options.top_users, &layout))
+}
+
+/// Column statistics over typed cells (a spreadsheet's sheet): the CSV statistics and user
+/// counts, fed with each cell's own type instead of text to parse.
+pub struct TypedTable {
+    header: Vec<String>,
+    layout: Layout,
+    stats: Accumulator,
+    top: usize,
+}
+
+impl TypedTable {
+    /// A table with these column names; `name` (the file's) is for the logs.
+    pub fn new(header: Vec<String>, options: &AnalysisOptions, name: &std::path::Path) -> Self {
+        let user_index = find_user_column(&header, options.user_column.as_deref(), name);
+        let layout = layout_for(&header, b',', user_index);
+        let stats = Accumulator::new(&layout);
+        TypedTable {
+            header,
+            layout,
+            stats,
+            top: options.top_users,
+        }
+    }
+
+    /// One row below the header: its non-empty cells, `(column, text, cell)`, in column order.
+    /// Cells right of the header's last column are not counted in any column.
+    pub fn add_row(&mut self, cells: &[(usize, &[u8], TypedCell<'_>)]) {
+        self.stats.add_typed_row(cells);
+    }
+
+    pub fn into_report(self) -> CsvReport {
+        self.stats
+            .into_report(b',', &self.header, self.top, &self.layout)
+    }
 }
 
 /// What every segment of a file with this header needs to know.

@@ -19,6 +19,9 @@ pub(super) struct ColumnStats {
     pub(super) non_empty: u64,
     pub(super) saw_float: bool,
     pub(super) saw_string: bool,
+    /// Typed cells only (spreadsheets): booleans and dates were seen.
+    pub(super) saw_bool: bool,
+    pub(super) saw_datetime: bool,
     pub(super) int_min: i64,
     pub(super) int_max: i64,
     pub(super) float_min: f64,
@@ -36,6 +39,8 @@ impl ColumnStats {
             non_empty: 0,
             saw_float: false,
             saw_string: false,
+            saw_bool: false,
+            saw_datetime: false,
             int_min: i64::MAX,
             int_max: i64::MIN,
             float_min: f64::INFINITY,
@@ -85,6 +90,29 @@ impl ColumnStats {
         }
     }
 
+    /// Adds a typed cell (a spreadsheet's), whose text (`text`, the shortest form of a number)
+    /// is what distinct counts, user counts and the text extremes see.
+    pub(super) fn add_cell(&mut self, text: &[u8], cell: &TypedCell<'_>) {
+        self.non_empty += 1;
+        let key = prefix_key(text);
+        self.bytes_min.offer(text, key, std::cmp::Ordering::Less);
+        self.bytes_max.offer(text, key, std::cmp::Ordering::Greater);
+        match *cell {
+            TypedCell::Integer(i) => {
+                self.int_min = self.int_min.min(i);
+                self.int_max = self.int_max.max(i);
+                self.add_number(i as f64);
+            }
+            TypedCell::Float(f) => {
+                self.saw_float = true;
+                self.add_number(f);
+            }
+            TypedCell::Bool(_) => self.saw_bool = true,
+            TypedCell::DateTime(_) => self.saw_datetime = true,
+            TypedCell::Text(_) => self.saw_string = true,
+        }
+    }
+
     pub(super) fn add_number(&mut self, x: f64) {
         self.float_min = self.float_min.min(x);
         self.float_max = self.float_max.max(x);
@@ -96,6 +124,8 @@ impl ColumnStats {
         self.non_empty += other.non_empty;
         self.saw_float |= other.saw_float;
         self.saw_string |= other.saw_string;
+        self.saw_bool |= other.saw_bool;
+        self.saw_datetime |= other.saw_datetime;
         self.int_min = self.int_min.min(other.int_min);
         self.int_max = self.int_max.max(other.int_max);
         self.float_min = self.float_min.min(other.float_min);
@@ -110,10 +140,19 @@ impl ColumnStats {
     }
 
     pub(super) fn column_type(&self) -> ColumnType {
+        // One type of all values; integers mixed with floats are floats, any other mix is text.
+        let families = usize::from(self.numbers > 0)
+            + usize::from(self.saw_bool)
+            + usize::from(self.saw_datetime)
+            + usize::from(self.saw_string);
         if self.non_empty == 0 {
             ColumnType::Empty
-        } else if self.saw_string {
+        } else if self.saw_string || families > 1 {
             ColumnType::String
+        } else if self.saw_bool {
+            ColumnType::Bool
+        } else if self.saw_datetime {
+            ColumnType::Datetime
         } else if self.saw_float {
             ColumnType::Float
         } else {
@@ -132,13 +171,22 @@ impl ColumnStats {
             ColumnType::Empty => (Value::Null, Value::Null),
             ColumnType::Integer => (self.int_min.into(), self.int_max.into()),
             ColumnType::Float => (float_value(self.float_min), float_value(self.float_max)),
-            ColumnType::String => (text(self.bytes_min), text(self.bytes_max)),
+            ColumnType::String | ColumnType::Datetime => {
+                (text(self.bytes_min), text(self.bytes_max))
+            }
+            // `false` < `true`, as their texts compare.
+            ColumnType::Bool => (
+                Value::Bool(self.bytes_min.value().is_some_and(|(b, _)| b == b"true")),
+                Value::Bool(self.bytes_max.value().is_some_and(|(b, _)| b == b"true")),
+            ),
         };
         let mean = match column_type {
             ColumnType::Integer | ColumnType::Float => {
                 Some(self.sum.value() / self.numbers as f64).filter(|mean| mean.is_finite())
             }
-            ColumnType::Empty | ColumnType::String => None,
+            ColumnType::Empty | ColumnType::String | ColumnType::Bool | ColumnType::Datetime => {
+                None
+            }
         };
         ColumnReport {
             name: shown_value(name.as_bytes(), false),
@@ -259,6 +307,17 @@ pub(super) fn parse_number(value: &[u8]) -> Option<Number> {
     }
 }
 
+/// A spreadsheet cell's value, with the type its file gave it.
+#[derive(Debug, Clone, Copy)]
+pub enum TypedCell<'a> {
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    /// ISO 8601, no time zone.
+    DateTime(&'a str),
+    Text(&'a str),
+}
+
 /// Rows, columns and users gathered from a run of records.
 #[derive(Debug, Clone)]
 pub(super) struct Accumulator {
@@ -307,6 +366,23 @@ impl Accumulator {
             } else {
                 column.add(value, hash);
             }
+        }
+    }
+
+    /// Adds one row of typed cells: `(column, text, cell)`, non-empty, in column order.
+    pub(super) fn add_typed_row(&mut self, cells: &[(usize, &[u8], TypedCell<'_>)]) {
+        self.rows += 1;
+        for &(index, text, ref cell) in cells {
+            let Some(column) = self.columns.get_mut(index) else {
+                continue;
+            };
+            let hash = Distinct::hash(text);
+            if Some(index) == self.user_index {
+                self.users.add(text, hash, 1);
+            } else {
+                column.distinct.insert_hash(hash);
+            }
+            column.add_cell(text, cell);
         }
     }
 

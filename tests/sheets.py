@@ -1,0 +1,143 @@
+"""Workbooks for the spreadsheet tests, and what SPEC §4.2 says their report holds, computed
+here from the values written (never from file-processor's output).
+
+Usage (with openpyxl installed):
+  sheets.py xlsx SEED PATH     writes PATH, prints the expected `sheets` as JSON
+  sheets.py big-strings PATH   an .xlsx whose sharedStrings.xml unpacks to more than 64 MiB
+"""
+import datetime
+import json
+import random
+import sys
+import zipfile
+
+import openpyxl
+
+
+def text_of(value):
+    """The text distinct counts and text extremes see: numbers in their shortest form."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) <= 2**53:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
+
+
+def family(value):
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, datetime.datetime):
+        return "datetime"
+    return "string"
+
+
+def column_stats(name, values):
+    values = [v for v in values if v is not None and v != ""]
+    out = {"name": name, "non_empty": len(values)}
+    if not values:
+        out.update(type="empty", distinct=0, min=None, max=None, mean=None)
+        return out
+    families = {family(v) for v in values}
+    texts = [text_of(v) for v in values]
+    out["distinct"] = len(set(texts))
+    if families == {"number"}:
+        whole = all(isinstance(v, int) or (v.is_integer() and abs(v) <= 2**53) for v in values)
+        out["type"] = "integer" if whole else "float"
+        out["min"], out["max"] = min(values), max(values)
+        out["mean"] = sum(values) / len(values)
+    elif families == {"bool"}:
+        out.update(type="bool", min=min(values), max=max(values), mean=None)
+    elif families == {"datetime"}:
+        out.update(type="datetime", min=min(texts), max=max(texts), mean=None)
+    else:
+        ordered = sorted(texts, key=lambda t: t.encode())
+        out.update(type="string", min=ordered[0], max=ordered[-1], mean=None)
+    return out
+
+
+def make(seed, path):
+    rng = random.Random(seed)
+    wb = openpyxl.Workbook()
+    expected = []
+    for s in range(rng.randint(1, 3)):
+        ws = wb.active if s == 0 else wb.create_sheet()
+        ws.title = "Sheet %d" % (s + 1)
+        top, left = rng.randint(1, 4), rng.randint(1, 3)  # blank rows and columns before
+        header = ["user_id", "amount", "qty", "paid", "when", "note", "mixed", "sparse", "blank"]
+        users = [" u%d " % i if i % 7 == 0 else "u%d" % i for i in range(rng.randint(3, 40))]
+        rows = []
+        for r in range(rng.randint(0, 300)):
+            rows.append([
+                rng.choice(users) if rng.random() < 0.95 else None,
+                rng.choice([rng.randint(-500, 500), round(rng.uniform(-1000, 1000), 2)]),
+                rng.randint(0, 10**12),
+                rng.random() < 0.5,
+                datetime.datetime(2020, 1, 1) + datetime.timedelta(seconds=rng.randint(0, 10**8)),
+                rng.choice(["alpha", "beta", "Gamma", "été", "#N/A"]),
+                rng.choice([rng.randint(0, 9), "x%d" % rng.randint(0, 9), 2.5]),
+                rng.randint(1, 3) if rng.random() < 0.2 else None,
+                None,
+            ])
+        for c, name in enumerate(header):
+            ws.cell(row=top, column=left + c, value=name)
+        expected_rows = []
+        for r, row in enumerate(rows):
+            if rng.random() < 0.05 or all(v is None for v in row):
+                continue  # a blank row: not counted
+            expected_rows.append(row)
+            for c, value in enumerate(row):
+                if value is not None:
+                    ws.cell(row=top + 1 + r, column=left + c, value=value)
+        columns = [column_stats(name, [row[i] for row in expected_rows]) for i, name in enumerate(header)]
+        per_user = {}
+        for row in expected_rows:
+            user = row[0]
+            if user is None or not user.strip():
+                continue
+            per_user[user.strip()] = per_user.get(user.strip(), 0) + 1
+        ranked = sorted(per_user.items(), key=lambda kv: (-kv[1], kv[0].encode()))
+        expected.append({
+            "name": ws.title,
+            "rows": len(expected_rows),
+            "columns": columns,
+            "user_column": "user_id",
+            "distinct_users": len(per_user),
+            "top_users": [{"user": u, "rows": n} for u, n in ranked[:10]],
+        })
+    wb.save(path)
+    print(json.dumps(expected))
+
+
+def big_strings(path):
+    wb = openpyxl.Workbook()
+    wb.active["A1"] = "name"
+    wb.active["A2"] = "one"
+    wb.save(path)
+    with zipfile.ZipFile(path) as z:
+        parts = {name: z.read(name) for name in z.namelist()}
+    count = 3_500_000
+    body = "".join("<si><t>s%07d</t></si>" % i for i in range(count))
+    parts["xl/sharedStrings.xml"] = (
+        '<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/'
+        'spreadsheetml/2006/main" count="%d" uniqueCount="%d">%s</sst>' % (count, count, body)
+    ).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "xlsx":
+        make(int(sys.argv[2]), sys.argv[3])
+    elif sys.argv[1] == "big-strings":
+        big_strings(sys.argv[2])
+    else:
+        sys.exit("unknown command " + sys.argv[1])

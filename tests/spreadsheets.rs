@@ -1,0 +1,165 @@
+//! Spreadsheets (SPEC §4.2) on the real binary: workbooks written by `openpyxl` from seeded
+//! data (`tests/sheets.py`), each report field compared with what the generator computed from
+//! the values it wrote; a sheet that claims the whole grid costs its cells only; a shared-strings
+//! table over the cap, a zip that is not a workbook, and a workbook under a wrong name fail
+//! with the SPEC's kinds.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Workspace, input_report, python_with};
+use serde_json::Value;
+
+fn sheets_py(python: &Path, args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sheets.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run sheets.py");
+    assert!(
+        out.status.success(),
+        "sheets.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn openpyxl() -> std::path::PathBuf {
+    python_with(&["openpyxl"])
+}
+
+fn assert_same_column(got: &Value, want: &Value, at: &str) {
+    for (field, expected) in want.as_object().expect("column") {
+        let actual = &got[field];
+        if field == "mean" && expected.is_number() {
+            let (e, a) = (
+                expected.as_f64().unwrap_or(0.0),
+                actual.as_f64().unwrap_or(f64::NAN),
+            );
+            assert!(
+                (e - a).abs() <= 1e-9 * e.abs().max(1.0),
+                "{at} mean: {a} against {e}"
+            );
+        } else {
+            assert_eq!(actual, expected, "{at} {field}");
+        }
+    }
+}
+
+#[test]
+fn every_sheet_matches_what_openpyxl_wrote() {
+    let python = openpyxl();
+    let ws = Workspace::new();
+    for seed in 1..=6u32 {
+        let name = format!("book{seed}.xlsx");
+        let path = ws.path(&name);
+        let want: Value = serde_json::from_str(&sheets_py(
+            &python,
+            &["xlsx", &seed.to_string(), path.to_str().expect("path")],
+        ))
+        .expect("expected JSON");
+        let (code, report) = input_report(&ws, &name, &[]);
+        assert_eq!(code, Some(0), "{report}");
+        assert_eq!(report["kind"], "spreadsheet");
+        assert_eq!(report["detected"], "xlsx");
+        let section = &report["spreadsheet"];
+        assert_eq!(section["format"], "xlsx");
+        let got = section["sheets"].as_array().expect("sheets");
+        let want = want.as_array().expect("sheets");
+        assert_eq!(got.len(), want.len(), "seed {seed}");
+        for (sheet, expected) in got.iter().zip(want) {
+            let at = format!("seed {seed} {}", expected["name"]);
+            for field in ["name", "rows", "user_column", "distinct_users", "top_users"] {
+                assert_eq!(sheet[field], expected[field], "{at} {field}");
+            }
+            let columns = sheet["columns"].as_array().expect("columns");
+            let expected_columns = expected["columns"].as_array().expect("columns");
+            assert_eq!(columns.len(), expected_columns.len(), "{at}");
+            for (column, expected) in columns.iter().zip(expected_columns) {
+                assert_same_column(column, expected, &format!("{at} {}", expected["name"]));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_sheet_that_claims_the_whole_grid_costs_its_cells_only() {
+    let python = openpyxl();
+    let ws = Workspace::new();
+    let path = ws.path("far.xlsx");
+    let script = "import openpyxl, sys\n\
+                  wb = openpyxl.Workbook()\n\
+                  wb.active['A1'] = 'name'\n\
+                  wb.active['A2'] = 'x'\n\
+                  wb.active['XFD1048576'] = 'far'\n\
+                  wb.save(sys.argv[1])";
+    let status = Command::new(&python)
+        .args(["-c", script])
+        .arg(&path)
+        .status()
+        .expect("python");
+    assert!(status.success());
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_file-processor"))
+        .args(["--input", "far.xlsx", "--json"])
+        .current_dir(ws.dir.path())
+        .output()
+        .expect("run");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    let sheet = &report["spreadsheet"]["sheets"][0];
+    assert_eq!(sheet["rows"], 2, "{report}");
+    assert_eq!(sheet["columns"][0]["non_empty"], 1, "{report}");
+    // Peak RSS in KiB: a dense grid of 16,384 × 1,048,576 cells would be terabytes.
+    let peak: u64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .and_then(|line| line.trim().parse().ok())
+        .expect("peak RSS");
+    assert!(peak < 256 << 10, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn oversized_shared_strings_and_broken_workbooks_fail_with_the_spec_kinds() {
+    let python = openpyxl();
+    let ws = Workspace::new();
+    let big = ws.path("strings.xlsx");
+    sheets_py(&python, &["big-strings", big.to_str().expect("path")]);
+    let (code, report) = input_report(&ws, "strings.xlsx", &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "limit_exceeded", "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sharedStrings.xml")),
+        "{report}"
+    );
+
+    // A zip that is not a workbook.
+    let plain = ws.path("plain.xlsx");
+    let status = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w') as z: z.writestr('a.txt', 'hello')",
+        ])
+        .arg(&plain)
+        .status()
+        .expect("python");
+    assert!(status.success());
+    let (code, report) = input_report(&ws, "plain.xlsx", &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "invalid_spreadsheet", "{report}");
+
+    // Half a workbook.
+    let whole = ws.path("whole.xlsx");
+    sheets_py(&python, &["xlsx", "5", whole.to_str().expect("path")]);
+    let bytes = std::fs::read(&whole).expect("read");
+    ws.write("half.xlsx", &bytes[..bytes.len() / 2]);
+    let (code, report) = input_report(&ws, "half.xlsx", &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "invalid_spreadsheet", "{report}");
+}
