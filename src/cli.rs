@@ -170,6 +170,12 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["input", "watch"])]
     pub check_health: bool,
 
+    /// Internal: run as the parser process of another file-processor, on the file given as
+    /// standard input, named NAME (see `analyze::isolate`).
+    #[arg(long = "child-analysis", value_name = "NAME", hide = true,
+          conflicts_with_all = ["input", "watch", "check_health"])]
+    pub child_analysis: Option<PathBuf>,
+
     /// Folder events buffered between the watcher and the scheduler; when full, events are
     /// dropped and the folder is rescanned (the tests make it tiny to force that).
     #[arg(long, env = "FP_EVENT_BUFFER", value_name = "N", default_value_t = 16_384,

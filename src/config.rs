@@ -26,6 +26,8 @@ pub enum Mode {
     Watch(WatchSettings),
     /// `--check-health`: ask a running daemon.
     CheckHealth { host: String, port: u16 },
+    /// `--child-analysis NAME`: the parser process of another file-processor.
+    Child { name: PathBuf },
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +98,34 @@ impl Config {
                 analysis: AnalysisOptions::default(),
             });
         }
+        let analysis = AnalysisOptions {
+            segment_bytes: cli.segment_bytes,
+            user_column: cli.user_column.clone(),
+            top_users: cli.top,
+            max_unpacked_bytes: cli.max_unpacked_bytes,
+            max_entries: cli.max_entries,
+            max_depth: cli.max_depth,
+            rules,
+            job_timeout: cli.job_timeout,
+            child_binary: match std::env::current_exe() {
+                Ok(path) => Some(path),
+                Err(err) => {
+                    log::warn!(
+                        "cannot find this program's path ({err}): .ods and .xls files get no analysis"
+                    );
+                    None
+                }
+            },
+            ..AnalysisOptions::default()
+        };
+        if let Some(name) = cli.child_analysis {
+            return Ok(Config {
+                mode: Mode::Child { name },
+                dir: cli.dir,
+                workers: 1,
+                analysis,
+            });
+        }
         let mode = match cli.input {
             Some(input) => Mode::SingleShot {
                 input,
@@ -126,17 +156,7 @@ impl Config {
             mode,
             dir: cli.dir,
             workers,
-            analysis: AnalysisOptions {
-                segment_bytes: cli.segment_bytes,
-                user_column: cli.user_column,
-                top_users: cli.top,
-                max_unpacked_bytes: cli.max_unpacked_bytes,
-                max_entries: cli.max_entries,
-                max_depth: cli.max_depth,
-                rules,
-                job_timeout: cli.job_timeout,
-                ..AnalysisOptions::default()
-            },
+            analysis,
         })
     }
 }

@@ -12,7 +12,8 @@
 //!   `users`), `json`, `archive/` (`tar`, `zip`), `spreadsheet`; `compressed` unpacks
 //!   `.gz .zst .xz .bz2` streams for them; `detect` names the content signature; `rules`
 //!   judges `--accept` / `--reject` and an extension's promise; `section` is what each section
-//!   shows (figure, summary, tables).
+//!   shows (figure, summary, tables); `isolate` runs the parsers that must not run in the
+//!   daemon's process (`.ods`, `.xls`) in a limited child process.
 //! - `disk/`: `folders` (no-replace moves) → `lifecycle` (claim, finish) with `report` (the
 //!   JSON beside the file); `recover` and `history` read the folders back at start.
 //! - `store/`: the `JobStore` seam every job state goes through (`memory` is its first
@@ -69,6 +70,7 @@ impl RunError {
 pub fn run(config: Config) -> Result<ExitCode, RunError> {
     match &config.mode {
         Mode::CheckHealth { host, port } => Ok(health::probe::check(host, *port)),
+        Mode::Child { name } => Ok(analyze::isolate::child_main(name, &config.analysis)),
         Mode::SingleShot { input, json } => {
             start_analysis_pool(config.workers)?;
             Ok(single_shot::run(

@@ -1,9 +1,12 @@
 """Workbooks for the spreadsheet tests, and what SPEC §4.2 says their report holds, computed
 here from the values written (never from file-processor's output).
 
-Usage (with openpyxl installed):
-  sheets.py xlsx SEED PATH     writes PATH, prints the expected `sheets` as JSON
+Usage (with openpyxl, xlwt and odfpy installed):
+  sheets.py xlsx|xls|ods SEED PATH
+                               writes PATH (openpyxl, xlwt, odfpy), prints the expected
+                               `sheets` as JSON
   sheets.py big-strings PATH   an .xlsx whose sharedStrings.xml unpacks to more than 64 MiB
+  sheets.py ods-grid ROWS PATH an .ods that claims ROWS x 16,384 cells in a few hundred bytes
 """
 import datetime
 import json
@@ -63,14 +66,14 @@ def column_stats(name, values):
     return out
 
 
-def make(seed, path):
+def make(seed, path, fmt):
     rng = random.Random(seed)
-    wb = openpyxl.Workbook()
+    sheets = []  # (name, {(row, column): value}), rows and columns from 0
     expected = []
     for s in range(rng.randint(1, 3)):
-        ws = wb.active if s == 0 else wb.create_sheet()
-        ws.title = "Sheet %d" % (s + 1)
-        top, left = rng.randint(1, 4), rng.randint(1, 3)  # blank rows and columns before
+        name = "Sheet %d" % (s + 1)
+        cells = {}
+        top, left = rng.randint(0, 3), rng.randint(0, 2)  # blank rows and columns before
         header = ["user_id", "amount", "qty", "paid", "when", "note", "mixed", "sparse", "blank"]
         users = [" u%d " % i if i % 7 == 0 else "u%d" % i for i in range(rng.randint(3, 40))]
         rows = []
@@ -86,8 +89,8 @@ def make(seed, path):
                 rng.randint(1, 3) if rng.random() < 0.2 else None,
                 None,
             ])
-        for c, name in enumerate(header):
-            ws.cell(row=top, column=left + c, value=name)
+        for c, title in enumerate(header):
+            cells[(top, left + c)] = title
         expected_rows = []
         for r, row in enumerate(rows):
             if rng.random() < 0.05 or all(v is None for v in row):
@@ -95,8 +98,9 @@ def make(seed, path):
             expected_rows.append(row)
             for c, value in enumerate(row):
                 if value is not None:
-                    ws.cell(row=top + 1 + r, column=left + c, value=value)
-        columns = [column_stats(name, [row[i] for row in expected_rows]) for i, name in enumerate(header)]
+                    cells[(top + 1 + r, left + c)] = value
+        sheets.append((name, cells))
+        columns = [column_stats(h, [row[i] for row in expected_rows]) for i, h in enumerate(header)]
         per_user = {}
         for row in expected_rows:
             user = row[0]
@@ -105,15 +109,72 @@ def make(seed, path):
             per_user[user.strip()] = per_user.get(user.strip(), 0) + 1
         ranked = sorted(per_user.items(), key=lambda kv: (-kv[1], kv[0].encode()))
         expected.append({
-            "name": ws.title,
+            "name": name,
             "rows": len(expected_rows),
             "columns": columns,
             "user_column": "user_id",
             "distinct_users": len(per_user),
             "top_users": [{"user": u, "rows": n} for u, n in ranked[:10]],
         })
-    wb.save(path)
+    {"xlsx": write_xlsx, "xls": write_xls, "ods": write_ods}[fmt](sheets, path)
     print(json.dumps(expected))
+
+
+def write_xlsx(sheets, path):
+    wb = openpyxl.Workbook()
+    for s, (name, cells) in enumerate(sheets):
+        ws = wb.active if s == 0 else wb.create_sheet()
+        ws.title = name
+        for (r, c), value in cells.items():
+            ws.cell(row=r + 1, column=c + 1, value=value)
+    wb.save(path)
+
+
+def write_xls(sheets, path):
+    import xlwt
+    wb = xlwt.Workbook()
+    date_style = xlwt.easyxf(num_format_str="YYYY-MM-DD HH:MM:SS")
+    for name, cells in sheets:
+        ws = wb.add_sheet(name)
+        for (r, c), value in cells.items():
+            if isinstance(value, datetime.datetime):
+                ws.write(r, c, value, date_style)
+            else:
+                ws.write(r, c, value)
+    wb.save(path)
+
+
+def write_ods(sheets, path):
+    from odf.opendocument import OpenDocumentSpreadsheet
+    from odf.table import Table, TableCell, TableRow
+    from odf.text import P
+    doc = OpenDocumentSpreadsheet()
+    for name, cells in sheets:
+        table = Table(name=name)
+        height = max((r for r, _ in cells), default=-1) + 1
+        width = max((c for _, c in cells), default=-1) + 1
+        for r in range(height):
+            tr = TableRow()
+            for c in range(width):
+                value = cells.get((r, c))
+                if value is None:
+                    cell = TableCell()
+                elif isinstance(value, bool):
+                    cell = TableCell(valuetype="boolean", booleanvalue="true" if value else "false")
+                    cell.addElement(P(text="TRUE" if value else "FALSE"))
+                elif isinstance(value, (int, float)):
+                    cell = TableCell(valuetype="float", value=repr(value))
+                    cell.addElement(P(text=repr(value)))
+                elif isinstance(value, datetime.datetime):
+                    cell = TableCell(valuetype="date", datevalue=value.isoformat())
+                    cell.addElement(P(text=value.isoformat()))
+                else:
+                    cell = TableCell(valuetype="string")
+                    cell.addElement(P(text=value))
+                tr.addElement(cell)
+            table.addElement(tr)
+        doc.spreadsheet.addElement(table)
+    doc.save(path)
 
 
 def big_strings(path):
@@ -134,9 +195,39 @@ def big_strings(path):
             z.writestr(name, data)
 
 
+def ods_grid(rows, path):
+    """An .ods of one sheet whose single row element repeats a cell 16,384 times and itself
+    `rows` times: a few hundred bytes that claim rows x 16,384 cells."""
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        '<office:body><office:spreadsheet><table:table table:name="Grid">'
+        '<table:table-row table:number-rows-repeated="%d"><table:table-cell '
+        'table:number-columns-repeated="16384" office:value-type="float" office:value="1">'
+        '<text:p>1</text:p></table:table-cell></table:table-row></table:table>'
+        '</office:spreadsheet></office:body></office:document-content>' % rows
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+        'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        '</manifest:manifest>'
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("META-INF/manifest.xml", manifest, compress_type=zipfile.ZIP_DEFLATED)
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "xlsx":
-        make(int(sys.argv[2]), sys.argv[3])
+    if sys.argv[1] in ("xlsx", "xls", "ods"):
+        make(int(sys.argv[2]), sys.argv[3], sys.argv[1])
+    elif sys.argv[1] == "ods-grid":
+        ods_grid(int(sys.argv[2]), sys.argv[3])
     elif sys.argv[1] == "big-strings":
         big_strings(sys.argv[2])
     else:

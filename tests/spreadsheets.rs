@@ -27,8 +27,9 @@ fn sheets_py(python: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A Python with the three independent writers: openpyxl (.xlsx), xlwt (.xls), odfpy (.ods).
 fn openpyxl() -> std::path::PathBuf {
-    python_with(&["openpyxl"])
+    python_with(&["openpyxl", "xlwt", "odfpy"])
 }
 
 fn assert_same_column(got: &Value, want: &Value, at: &str) {
@@ -50,28 +51,31 @@ fn assert_same_column(got: &Value, want: &Value, at: &str) {
 }
 
 #[test]
-fn every_sheet_matches_what_openpyxl_wrote() {
+fn every_sheet_matches_what_openpyxl_xlwt_and_odfpy_wrote() {
     let python = openpyxl();
     let ws = Workspace::new();
-    for seed in 1..=6u32 {
-        let name = format!("book{seed}.xlsx");
+    for (format, seed) in (1..=6u32)
+        .map(|seed| ("xlsx", seed))
+        .chain((7..=9).map(|seed| ("xls", seed)))
+        .chain((10..=12).map(|seed| ("ods", seed)))
+    {
+        let name = format!("book{seed}.{format}");
         let path = ws.path(&name);
         let want: Value = serde_json::from_str(&sheets_py(
             &python,
-            &["xlsx", &seed.to_string(), path.to_str().expect("path")],
+            &[format, &seed.to_string(), path.to_str().expect("path")],
         ))
         .expect("expected JSON");
         let (code, report) = input_report(&ws, &name, &[]);
         assert_eq!(code, Some(0), "{report}");
         assert_eq!(report["kind"], "spreadsheet");
-        assert_eq!(report["detected"], "xlsx");
         let section = &report["spreadsheet"];
-        assert_eq!(section["format"], "xlsx");
+        assert_eq!(section["format"], format, "{report}");
         let got = section["sheets"].as_array().expect("sheets");
         let want = want.as_array().expect("sheets");
         assert_eq!(got.len(), want.len(), "seed {seed}");
         for (sheet, expected) in got.iter().zip(want) {
-            let at = format!("seed {seed} {}", expected["name"]);
+            let at = format!("{format} seed {seed} {}", expected["name"]);
             for field in ["name", "rows", "user_column", "distinct_users", "top_users"] {
                 assert_eq!(sheet[field], expected[field], "{at} {field}");
             }
@@ -162,4 +166,54 @@ fn oversized_shared_strings_and_broken_workbooks_fail_with_the_spec_kinds() {
     let (code, report) = input_report(&ws, "half.xlsx", &[]);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["error"]["kind"], "invalid_spreadsheet", "{report}");
+}
+
+#[test]
+fn a_workbook_built_whole_runs_in_a_child_that_may_fail_alone() {
+    let python = openpyxl();
+    let ws = Workspace::new();
+    // A few hundred bytes that claim 6,103 × 16,384 cells (just under calamine's own cell
+    // limit): building them needs gigabytes, more than the parser process may map.
+    let grid = ws.path("watch_dir/unprocessed/grid.ods");
+    std::fs::create_dir_all(grid.parent().expect("parent")).expect("mkdir");
+    let staged = ws.path("grid.ods");
+    sheets_py(
+        &python,
+        &["ods-grid", "6103", staged.to_str().expect("path")],
+    );
+    let daemon = common::Daemon::start(&ws, &[], &[]);
+    std::fs::rename(&staged, &grid).expect("move in");
+    let failed = ws.path("watch_dir/failed/grid.ods.error.json");
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(60), || failed.exists()),
+        "{}",
+        daemon.log()
+    );
+    let report = ws.read_json("watch_dir/failed/grid.ods.error.json");
+    assert_eq!(report["error"]["kind"], "limit_exceeded", "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("MiB it may use")),
+        "{report}"
+    );
+    // The daemon lived through it and goes on.
+    let book = ws.path("book.ods");
+    sheets_py(&python, &["ods", "3", book.to_str().expect("path")]);
+    std::fs::rename(&book, ws.path("watch_dir/unprocessed/book.ods")).expect("move in");
+    let done = ws.path("watch_dir/processed/book.ods.report.json");
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(60), || done.exists()),
+        "{}",
+        daemon.log()
+    );
+    let (status, health) = daemon.get_json("/health");
+    assert_eq!(status, 200, "{health}");
+
+    // A parser past --job-timeout is stopped with its process.
+    let slow = ws.path("slow.ods");
+    sheets_py(&python, &["ods-grid", "1000", slow.to_str().expect("path")]);
+    let (code, report) = input_report(&ws, "slow.ods", &["--job-timeout", "50ms"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "timeout", "{report}");
 }

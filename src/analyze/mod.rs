@@ -20,6 +20,7 @@ pub mod csv;
 pub mod detect;
 pub mod distinct;
 pub mod exact_sum;
+pub mod isolate;
 pub mod json;
 pub mod rules;
 pub mod section;
@@ -143,6 +144,9 @@ pub struct AnalysisOptions {
     pub rules: rules::TypeRules,
     /// `--job-timeout`: how long one file's analysis may run.
     pub job_timeout: Duration,
+    /// This program, to run the parsers that need isolation in a child process
+    /// (`isolate`); without it (the unit tests) those formats get no section.
+    pub child_binary: Option<PathBuf>,
 }
 
 impl Default for AnalysisOptions {
@@ -157,6 +161,7 @@ impl Default for AnalysisOptions {
             max_depth: 2,
             rules: rules::TypeRules::default(),
             job_timeout: Duration::from_secs(600),
+            child_binary: None,
         }
     }
 }
@@ -325,6 +330,19 @@ impl Deadline {
             at: Instant::now().checked_add(limit),
             limit,
         }
+    }
+
+    /// The time left (zero once passed; a long time without a deadline).
+    pub fn remaining(&self) -> Duration {
+        match self.at {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(365 * 24 * 3600),
+        }
+    }
+
+    /// The `--job-timeout` it stands for.
+    pub fn limit(&self) -> Duration {
+        self.limit
     }
 
     /// `TimedOut` once the deadline has passed.
@@ -661,6 +679,20 @@ fn analyze_as(
         }
     };
     (by_extension.unwrap_or(Kind::Binary), details.map(Some))
+}
+
+/// The analysis a child process runs (`isolate::child_main`): the parsers that must not run
+/// in the daemon's own process, picked by the file's extension.
+pub fn analyze_in_child(
+    source: &Source,
+    options: &AnalysisOptions,
+) -> Result<Option<Details>, AnalysisError> {
+    match Kind::of_name(&source.path) {
+        (Some(Kind::Spreadsheet), None) => {
+            spreadsheet::analyze_whole(source, options).map(|r| r.map(Details::Spreadsheet))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// SHA-256 of the whole file as lower-case hex, read with `pread` so it can run beside the

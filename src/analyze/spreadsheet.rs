@@ -138,10 +138,79 @@ pub fn analyze(
                 sheets,
             })
         }
+        // No cell reader: the sheets are built whole, in a child process with its own limits.
+        ".ods" | ".xls" => match super::isolate::in_child(source, Kind::Spreadsheet, options)? {
+            Some(super::Details::Spreadsheet(report)) => Some(report),
+            _ => None,
+        },
         _ => None,
     };
     progress.advance();
     Ok(report)
+}
+
+/// The child process's side for `.ods` and `.xls`: each sheet built whole by `calamine`
+/// (within the child's memory limit), then read cell by cell like a streamed one.
+pub fn analyze_whole(
+    source: &Source,
+    options: &AnalysisOptions,
+) -> Result<Option<SpreadsheetReport>, AnalysisError> {
+    let extension = super::rules::extension_of(&source.path);
+    let reader = PositionedReader::new(source);
+    let (format, mut workbook): (&str, calamine::Sheets<PositionedReader<'_>>) =
+        match extension.as_str() {
+            ".ods" => {
+                let reader = checked_zip(source, options)?;
+                let ods = calamine::Ods::new(reader).map_err(|err| invalid(&err))?;
+                ("ods", calamine::Sheets::Ods(ods))
+            }
+            ".xls" => {
+                let xls = calamine::Xls::new(reader).map_err(|err| invalid(&err))?;
+                ("xls", calamine::Sheets::Xls(xls))
+            }
+            _ => return Ok(None),
+        };
+    let names = workbook.sheet_names();
+    let mut sheets = Vec::with_capacity(names.len());
+    for name in names {
+        let range = workbook
+            .worksheet_range(&name)
+            .map_err(|err| invalid(&err))?;
+        let (top, left) = range.start().unwrap_or((0, 0));
+        let mut cells = range.used_cells();
+        let table = read_sheet(source, options, || {
+            Ok(cells.next().map(|(row, column, value)| {
+                let at = (top + row as u32, left + column as u32);
+                (at, data_ref(value))
+            }))
+        })?;
+        sheets.push(SheetReport::of(name, table));
+    }
+    Ok(Some(SpreadsheetReport {
+        format: format.to_string(),
+        sheets,
+    }))
+}
+
+/// A built sheet's cell as the cell readers give one.
+fn data_ref(value: &calamine::Data) -> DataRef<'_> {
+    use calamine::Data;
+    match value {
+        Data::Int(i) => DataRef::Int(*i),
+        Data::Float(f) => DataRef::Float(*f),
+        Data::String(s) => DataRef::SharedString(s),
+        Data::Bool(b) => DataRef::Bool(*b),
+        Data::DateTime(date) => DataRef::DateTime(*date),
+        Data::DateTimeIso(text) => DataRef::DateTimeIso(text.clone()),
+        Data::DurationIso(text) => DataRef::DurationIso(text.clone()),
+        Data::Error(error) => DataRef::Error(error.clone()),
+        Data::Empty => DataRef::Empty,
+    }
+}
+
+/// A workbook `calamine` cannot read.
+fn invalid(err: &dyn std::fmt::Display) -> AnalysisError {
+    AnalysisError::invalid(Kind::Spreadsheet, format!("not a readable workbook: {err}"))
 }
 
 /// The file as a zip that passed the archive checks, and whose parts read whole are small
