@@ -9,7 +9,7 @@
 //! - `pipeline/`: `watch` (folder events) → `readiness` (complete files, small first) →
 //!   `scheduler` (claims, hands over, retries finishes) → `workers` (the job threads).
 //! - `analyze/`: `analyze()` picks the analyzer by kind: `text`, `csv/` (`parse`, `stats`,
-//!   `users`), `json`, `archive/` (`tar`, `zip`), `spreadsheet`; `compressed` unpacks
+//!   `users`), `json`, `archive/` (`tar`, `zip`), `spreadsheet`, `document`; `compressed` unpacks
 //!   `.gz .zst .xz .bz2` streams for them; `detect` names the content signature; `rules`
 //!   judges `--accept` / `--reject` and an extension's promise; `section` is what each section
 //!   shows (figure, summary, tables); `isolate` runs the parsers that must not run in the

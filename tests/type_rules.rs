@@ -210,7 +210,7 @@ fn an_extension_that_promises_a_format_the_bytes_lack_fails_as_invalid_kind() {
         ("old.xls", &elf, Some("invalid_spreadsheet")),
         ("empty.pdf", b"", Some("invalid_document")),
         ("letter.docx", PNG, Some("invalid_document")),
-        ("real.docx", &zip, None),
+        ("bundle.zip", &zip, None),
         ("paper.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", None),
         ("tool.txt", &elf, None),
     ];

@@ -19,6 +19,7 @@ pub mod compressed;
 pub mod csv;
 pub mod detect;
 pub mod distinct;
+pub mod document;
 pub mod exact_sum;
 pub mod isolate;
 pub mod json;
@@ -503,6 +504,7 @@ pub enum Details {
     Json(json::JsonReport),
     Archive(Box<archive::ArchiveReport>),
     Spreadsheet(spreadsheet::SpreadsheetReport),
+    Document(document::DocumentReport),
 }
 
 impl Details {
@@ -514,6 +516,7 @@ impl Details {
             Details::Json(json) => json,
             Details::Archive(archive) => &**archive,
             Details::Spreadsheet(spreadsheet) => spreadsheet,
+            Details::Document(document) => document,
         }
     }
 
@@ -535,6 +538,7 @@ impl Details {
             Details::Json(json) => json,
             Details::Archive(archive) => &mut **archive,
             Details::Spreadsheet(spreadsheet) => spreadsheet,
+            Details::Document(document) => document,
         }
     }
 }
@@ -662,10 +666,14 @@ fn analyze_as(
                 report.map(|r| r.map(Details::Spreadsheet)),
             );
         }
-        Some(kind @ (Kind::Document | Kind::Binary)) => {
+        Some(Kind::Document) => {
+            let report = document::analyze(source, options, progress);
+            return (Kind::Document, report.map(|r| r.map(Details::Document)));
+        }
+        Some(Kind::Binary) => {
             progress.start(1);
             progress.advance();
-            return (kind, Ok(None));
+            return (Kind::Binary, Ok(None));
         }
         // No telling extension: text when the bytes are valid UTF-8, else binary.
         None => {
@@ -772,7 +780,8 @@ mod tests {
             ], 0..600),
             extension in prop::sample::select(vec![
                 "csv", "tsv", "json", "ndjson", "txt", "bin", "csv.gz", "log.zst", "json.xz",
-                "txt.bz2", "gz", "tar.gz", "zip", "xlsx", "pdf",
+                "txt.bz2", "gz", "tar.gz", "zip", "xlsx", "xlsb", "ods", "xls", "pdf", "docx",
+                "odt", "rtf",
             ]),
             segment_bytes in 1u64..64,
         ) {

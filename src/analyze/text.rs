@@ -486,6 +486,44 @@ pub fn analyze_stream(
     Ok(report_from(scanner.finish(true)))
 }
 
+/// Counts text handed over piece by piece (the text extracted from a document): the same
+/// counts, by the same scanner, as for a text file.
+pub struct TextCounter {
+    scanner: TextScanner<'static>,
+    pending: Vec<u8>,
+}
+
+impl Default for TextCounter {
+    fn default() -> Self {
+        TextCounter {
+            scanner: TextScanner::new(LevelMatcher::shared()),
+            pending: Vec::with_capacity(PENDING_BYTES),
+        }
+    }
+}
+
+/// Text gathered before the scanner sees it (extractors hand over small pieces).
+const PENDING_BYTES: usize = 64 << 10;
+
+impl TextCounter {
+    pub fn feed(&mut self, text: &[u8]) {
+        if self.pending.len() + text.len() > PENDING_BYTES {
+            self.scanner.feed(&self.pending);
+            self.pending.clear();
+        }
+        if text.len() > PENDING_BYTES {
+            self.scanner.feed(text);
+        } else {
+            self.pending.extend_from_slice(text);
+        }
+    }
+
+    pub fn finish(mut self) -> TextReport {
+        self.scanner.feed(&self.pending);
+        report_from(self.scanner.finish(true))
+    }
+}
+
 fn scan_segment(
     source: &Source,
     segment: Segment,

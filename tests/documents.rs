@@ -1,0 +1,118 @@
+//! Documents (SPEC §4.3) on the real binary: `.docx` written by python-docx and `.odt` by odfpy
+//! from seeded paragraphs (`tests/docs.py`), and an `.rtf` written here by hand with every
+//! construct the extractor handles; each `document.text` is compared with the reference's text
+//! counts of the text that was written (`tests/reference.py`), never with this project's output.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Workspace, input_report, python_with, reference_json};
+use serde_json::Value;
+
+fn docs_py(python: &Path, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/docs.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run docs.py");
+    assert!(
+        out.status.success(),
+        "docs.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("expected JSON")
+}
+
+#[test]
+fn docx_and_odt_text_matches_the_paragraphs_written() {
+    let python = python_with(&["python-docx", "odfpy"]);
+    let ws = Workspace::new();
+    for (format, seed) in [
+        ("docx", 1),
+        ("docx", 2),
+        ("docx", 3),
+        ("odt", 4),
+        ("odt", 5),
+        ("odt", 6),
+    ] {
+        let name = format!("doc{seed}.{format}");
+        let path = ws.path(&name);
+        let want = docs_py(
+            &python,
+            &[format, &seed.to_string(), path.to_str().expect("path")],
+        );
+        let (code, report) = input_report(&ws, &name, &[]);
+        assert_eq!(code, Some(0), "{report}");
+        assert_eq!(report["kind"], "document");
+        let document = &report["document"];
+        assert_eq!(document["format"], format);
+        assert_eq!(document["pages"], Value::Null);
+        assert_eq!(document["encrypted"], false);
+        assert_eq!(document["text"], want, "{format} seed {seed}");
+    }
+}
+
+#[test]
+fn rtf_text_is_the_body_without_destinations() {
+    let ws = Workspace::new();
+    let rtf = concat!(
+        r"{\rtf1\ansi\ansicpg1252\deff0",
+        r"{\fonttbl{\f0\froman Times New Roman;}{\f1 Arial;}}",
+        r"{\colortbl;\red255\green0\blue0;}",
+        r"{\stylesheet{\s0 Normal;}}",
+        r"{\info{\title Hidden title}{\author Nobody}}",
+        r"{\*\generator Some Writer 1.0;}",
+        "\n",
+        r"\f0 ERROR Caf\'e9 and na\'efve\par ",
+        r"Euro \u8364? sign, \uc2\u8364xx twice\par ",
+        r"A\tab B\line C {\b bold {\i nested}} \{ \} \\ end\par ",
+        r#"{\field{\*\fldinst HYPERLINK "http://x"}{\fldrslt link text}}\par "#,
+        r"\par ",
+        r"last line\emdash done}",
+    );
+    ws.write("letter.rtf", rtf.as_bytes());
+    let expected = "ERROR Café and naïve\nEuro € sign, € twice\nA\tB\nC bold nested { } \\ end\nlink text\n\nlast line—done";
+    let plain = ws.write("expected.txt", expected.as_bytes());
+    let want = reference_json("text", &plain, &[]);
+    let (code, report) = input_report(&ws, "letter.rtf", &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["document"]["format"], "rtf");
+    assert_eq!(report["document"]["text"], want, "{report}");
+}
+
+#[test]
+fn broken_documents_fail_as_invalid_document() {
+    let python = python_with(&["python-docx", "odfpy"]);
+    let ws = Workspace::new();
+    let whole = ws.path("whole.docx");
+    docs_py(&python, &["docx", "7", whole.to_str().expect("path")]);
+    let bytes = std::fs::read(&whole).expect("read");
+    ws.write("cut.docx", &bytes[..bytes.len() / 2]);
+    // A zip without the document part.
+    let status = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w') as z: z.writestr('a.txt', 'hello')",
+        ])
+        .arg(ws.path("empty.odt"))
+        .status()
+        .expect("python");
+    assert!(status.success());
+    ws.write(
+        "deep.rtf",
+        format!("{{\\rtf1 {}", "{".repeat(20_000)).as_bytes(),
+    );
+    ws.write("fake.rtf", b"just text, not rtf\n");
+    for name in ["cut.docx", "empty.odt", "deep.rtf", "fake.rtf"] {
+        let (code, report) = input_report(&ws, name, &[]);
+        assert_eq!(code, Some(1), "{name}: {report}");
+        assert_eq!(
+            report["error"]["kind"], "invalid_document",
+            "{name}: {report}"
+        );
+    }
+}
