@@ -116,3 +116,136 @@ fn broken_documents_fail_as_invalid_document() {
         );
     }
 }
+
+fn pdfs_py(python: &Path, args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pdfs.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run pdfs.py");
+    assert!(
+        out.status.success(),
+        "pdfs.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Words of `pdftotext FILE -` (poppler), counted as `wc -w` does.
+fn pdftotext_words(path: &Path) -> u64 {
+    let out = Command::new("pdftotext")
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is needed");
+    assert!(out.status.success(), "pdftotext {}", path.display());
+    out.stdout
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .count() as u64
+}
+
+#[test]
+fn pdf_pages_and_words_match_what_reportlab_drew_and_pdftotext() {
+    let python = python_with(&["reportlab"]);
+    let ws = Workspace::new();
+    for (seed, pages) in [(1u32, 1u32), (2, 5), (3, 12)] {
+        let name = format!("text{seed}.pdf");
+        let path = ws.path(&name);
+        let want: Value = serde_json::from_str(&pdfs_py(
+            &python,
+            &[
+                "text",
+                &seed.to_string(),
+                &pages.to_string(),
+                path.to_str().expect("path"),
+            ],
+        ))
+        .expect("expected JSON");
+        let poppler = pdftotext_words(&path);
+        let (code, report) = input_report(&ws, &name, &[]);
+        assert_eq!(code, Some(0), "{report}");
+        let document = &report["document"];
+        assert_eq!(document["format"], "pdf");
+        assert_eq!(document["pages"], want["pages"], "{report}");
+        assert_eq!(document["encrypted"], false);
+        let words = document["text"]["words"].as_u64().expect("words");
+        assert_eq!(words, want["words"].as_u64().expect("words"), "{report}");
+        let off = words.abs_diff(poppler) as f64 / poppler.max(1) as f64;
+        assert!(off <= 0.02, "{words} words against pdftotext's {poppler}");
+    }
+}
+
+#[test]
+fn encrypted_and_hostile_pdfs_end_as_the_spec_says() {
+    let python = python_with(&["reportlab"]);
+    let ws = Workspace::new();
+    // A user password: no text, but the file completes.
+    pdfs_py(
+        &python,
+        &[
+            "encrypted",
+            "user",
+            ws.path("locked.pdf").to_str().expect("path"),
+        ],
+    );
+    let (code, report) = input_report(&ws, "locked.pdf", &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["document"]["encrypted"], true, "{report}");
+    assert!(report["document"].get("text").is_none(), "{report}");
+    // Only an owner password: the empty password opens it, and it is read.
+    pdfs_py(
+        &python,
+        &[
+            "encrypted",
+            "owner",
+            ws.path("open.pdf").to_str().expect("path"),
+        ],
+    );
+    let (code, report) = input_report(&ws, "open.pdf", &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["document"]["encrypted"], true, "{report}");
+    assert_eq!(report["document"]["text"]["words"], 4, "{report}");
+
+    // (case, outcome: an error kind, or the pages of a completed file)
+    let cases: [(&str, Result<u64, &str>); 4] = [
+        ("inflate", Err("limit_exceeded")),
+        ("cycle", Ok(0)),
+        ("xref-loop", Ok(1)),
+        ("deep", Ok(0)),
+    ];
+    for (case, outcome) in cases {
+        let name = format!("{case}.pdf");
+        pdfs_py(
+            &python,
+            &["hostile", case, ws.path(&name).to_str().expect("path")],
+        );
+        let (code, report) = input_report(&ws, &name, &[]);
+        match outcome {
+            Err(kind) => {
+                assert_eq!(code, Some(1), "{case}: {report}");
+                assert_eq!(report["error"]["kind"], kind, "{case}: {report}");
+            }
+            Ok(pages) => {
+                assert_eq!(code, Some(0), "{case}: {report}");
+                assert_eq!(report["document"]["pages"], pages, "{case}: {report}");
+            }
+        }
+    }
+
+    // Cut in half, and bytes that are not a PDF at all.
+    let whole = ws.path("whole.pdf");
+    pdfs_py(&python, &["text", "4", "3", whole.to_str().expect("path")]);
+    let bytes = std::fs::read(&whole).expect("read");
+    ws.write("cut.pdf", &bytes[..bytes.len() / 2]);
+    ws.write("noise.pdf", b"\x00\x01 not a pdf at all");
+    for name in ["cut.pdf", "noise.pdf"] {
+        let (code, report) = input_report(&ws, name, &[]);
+        assert_eq!(code, Some(1), "{name}: {report}");
+        assert_eq!(
+            report["error"]["kind"], "invalid_document",
+            "{name}: {report}"
+        );
+    }
+}

@@ -75,10 +75,82 @@ pub fn analyze(
                 text: Some(counter.finish()),
             })
         }
+        // A PDF parser is large and sees hostile input: it runs in a process of its own.
+        ".pdf" => match super::isolate::in_child(source, Kind::Document, options)? {
+            Some(super::Details::Document(report)) => Some(report),
+            _ => None,
+        },
         _ => None,
     };
     progress.advance();
     Ok(report)
+}
+
+/// The most bytes one page's content streams may inflate to (`lopdf` caps the sum).
+const MAX_PAGE_CONTENT_BYTES: usize = 256 << 20;
+
+/// The child process's side for a PDF (`lopdf`): pages, encryption, and the text of each
+/// page, one after the other.
+pub fn analyze_pdf(source: &Source) -> Result<Option<DocumentReport>, AnalysisError> {
+    let mut bytes = Vec::with_capacity(usize::try_from(source.len).unwrap_or(0));
+    RangeReader::new(source, 0, source.len)
+        .read_to_end(&mut bytes)
+        .map_err(AnalysisError::read)?;
+    let invalid = |err: lopdf::Error| {
+        AnalysisError::invalid(Kind::Document, format!("not a readable PDF: {err}"))
+    };
+    // A PDF ends with `%%EOF` (give or take a little trailing junk): without it the file was
+    // cut short, whatever a lenient parser could still recover.
+    let tail = &bytes[bytes.len().saturating_sub(1024)..];
+    if memchr::memmem::find(tail, b"%%EOF").is_none() {
+        return Err(AnalysisError::invalid(
+            Kind::Document,
+            "the PDF is truncated: no %%EOF at its end",
+        ));
+    }
+    let mut document = lopdf::Document::load_mem(&bytes).map_err(invalid)?;
+    drop(bytes);
+    let encrypted = document.is_encrypted() || document.was_encrypted();
+    // An encrypted PDF is read when the empty password opens it.
+    if document.is_encrypted() && document.decrypt("").is_err() {
+        // Locked: its page tree may not be readable either (then no page count).
+        let pages = document.get_pages().len() as u64;
+        return Ok(Some(DocumentReport {
+            format: "pdf".to_string(),
+            pages: (pages > 0).then_some(pages),
+            encrypted: true,
+            text: None,
+        }));
+    }
+    let pages: Vec<u32> = document.get_pages().keys().copied().collect();
+    let mut counter = TextCounter::default();
+    for &page in &pages {
+        source.deadline.check()?;
+        match document.extract_text_with_limit(&[page], MAX_PAGE_CONTENT_BYTES) {
+            Ok(text) => {
+                counter.feed(text.as_bytes());
+                if !text.ends_with('\n') {
+                    counter.feed(b"\n");
+                }
+            }
+            Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
+                limit,
+            })) => {
+                return Err(AnalysisError::LimitExceeded(format!(
+                    "page {page}'s content inflates to more than {} MiB",
+                    limit >> 20
+                )));
+            }
+            // A page whose text cannot be extracted (a broken content stream) has none.
+            Err(err) => log::debug!("page {page}: no text: {err}"),
+        }
+    }
+    Ok(Some(DocumentReport {
+        format: "pdf".to_string(),
+        pages: Some(pages.len() as u64),
+        encrypted,
+        text: Some(counter.finish()),
+    }))
 }
 
 /// The text of one XML part of a zip-based document.

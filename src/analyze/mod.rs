@@ -699,6 +699,9 @@ pub fn analyze_in_child(
         (Some(Kind::Spreadsheet), None) => {
             spreadsheet::analyze_whole(source, options).map(|r| r.map(Details::Spreadsheet))
         }
+        (Some(Kind::Document), None) => {
+            document::analyze_pdf(source).map(|r| r.map(Details::Document))
+        }
         _ => Ok(None),
     }
 }
