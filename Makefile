@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs docker clean
+.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs bench-documents docker clean
 
 build:
 	cargo build --release
@@ -37,6 +37,10 @@ bench:
 ## Only the watch-mode figures (burst vs the floor loop, latency, memory).
 ## How late --job-timeout stops an analysis, on inputs that would run far longer.
 ## Every hostile archive of the archives issue: outcome, time, peak memory.
+## Spreadsheets against openpyxl, a 200-page PDF against pdftotext.
+bench-documents:
+	bash bench/run.sh documents
+
 bench-bombs:
 	bash bench/run.sh bombs
 

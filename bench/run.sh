@@ -18,7 +18,7 @@ for tool in hyperfine python3 pgrep; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
-[ "${1:-}" = watch ] || [ "${1:-}" = memory ] || [ "${1:-}" = timeout ] || [ "${1:-}" = bombs ] || command -v xsv >/dev/null || cargo install --locked xsv
+[ "${1:-}" = watch ] || [ "${1:-}" = memory ] || [ "${1:-}" = timeout ] || [ "${1:-}" = bombs ] || [ "${1:-}" = documents ] || command -v xsv >/dev/null || cargo install --locked xsv
 XSV=$(command -v xsv || echo "$HOME/.cargo/bin/xsv")
 
 cargo build --release --quiet --bin file-processor --example floor
@@ -48,6 +48,18 @@ bench_timeout() {
 }
 if [ "${1:-}" = timeout ]; then
   bench_timeout
+  exit 0
+fi
+# Spreadsheets against openpyxl, PDF against pdftotext (bench/documents.py), with a venv
+# for openpyxl and reportlab.
+bench_documents() {
+  [ -x "$OUT/py/bin/python" ] || python3 -m venv "$OUT/py"
+  "$OUT/py/bin/python" -c "import openpyxl, reportlab" 2>/dev/null || "$OUT/py/bin/pip" install --quiet openpyxl reportlab
+  command -v pdftotext >/dev/null || { echo "bench: pdftotext is missing (apt-get install poppler-utils)"; exit 1; }
+  "$OUT/py/bin/python" bench/documents.py "$BIN" "$OUT" "$DATA"
+}
+if [ "${1:-}" = documents ]; then
+  bench_documents
   exit 0
 fi
 # Hostile archives: outcome, time and peak memory of each (bench/bombs.py).
@@ -113,5 +125,6 @@ hyperfine --style basic --runs "$RUNS" --export-json "$OUT/sha.json" "openssl dg
 bench_watch
 bench_upload
 bench_timeout
+bench_documents
 python3 bench/bombs.py "$BIN" "$OUT"
 python3 bench/memory.py "$BIN" "$OUT" "$DATA"

@@ -183,14 +183,23 @@ impl Drop for Browser {
     }
 }
 
-#[test]
-fn the_dashboard_shows_a_dropped_file_as_processed_without_a_reload() {
-    let Some(chromium) = find_chromium() else {
+/// The chromium to test with; `None` (the test is skipped, and says so) only when there is
+/// none and `FP_REQUIRE_BROWSER` is unset.
+fn chromium_or_skip() -> Option<PathBuf> {
+    let found = find_chromium();
+    if found.is_none() {
         assert!(
             std::env::var_os("FP_REQUIRE_BROWSER").is_none(),
             "FP_REQUIRE_BROWSER is set but no chromium was found"
         );
         eprintln!("no chromium on this machine: the browser test is skipped");
+    }
+    found
+}
+
+#[test]
+fn the_dashboard_shows_a_dropped_file_as_processed_without_a_reload() {
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let ws = Workspace::new();
@@ -339,12 +348,7 @@ fn the_dashboard_shows_a_dropped_file_as_processed_without_a_reload() {
 
 #[test]
 fn an_archive_page_lists_its_members_and_a_compressed_page_its_sizes() {
-    let Some(chromium) = find_chromium() else {
-        assert!(
-            std::env::var_os("FP_REQUIRE_BROWSER").is_none(),
-            "FP_REQUIRE_BROWSER is set but no chromium was found"
-        );
-        eprintln!("no chromium on this machine: the browser test is skipped");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let ws = Workspace::new();

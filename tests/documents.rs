@@ -8,22 +8,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Workspace, input_report, python_with, reference_json};
+use common::{Workspace, input_report, python_script, python_with, reference_json};
 use serde_json::Value;
 
 fn docs_py(python: &Path, args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/docs.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run docs.py");
-    assert!(
-        out.status.success(),
-        "docs.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("expected JSON")
+    serde_json::from_str(&python_script(python, "docs.py", args)).expect("expected JSON")
 }
 
 #[test]
@@ -118,18 +107,7 @@ fn broken_documents_fail_as_invalid_document() {
 }
 
 fn pdfs_py(python: &Path, args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pdfs.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run pdfs.py");
-    assert!(
-        out.status.success(),
-        "pdfs.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    python_script(python, "pdfs.py", args)
 }
 
 /// Words of `pdftotext FILE -` (poppler), counted as `wc -w` does.

@@ -9,22 +9,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Workspace, input_report, python_with};
+use common::{Workspace, input_report, python_script, python_with};
 use serde_json::Value;
 
 fn sheets_py(python: &Path, args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sheets.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run sheets.py");
-    assert!(
-        out.status.success(),
-        "sheets.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    python_script(python, "sheets.py", args)
 }
 
 /// A Python with the three independent writers: openpyxl (.xlsx), xlwt (.xls), odfpy (.ods).
@@ -216,4 +205,70 @@ fn a_workbook_built_whole_runs_in_a_child_that_may_fail_alone() {
     let (code, report) = input_report(&ws, "slow.ods", &["--job-timeout", "50ms"]);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["error"]["kind"], "timeout", "{report}");
+}
+
+#[test]
+fn the_job_page_shows_each_sheet_and_a_document_its_text() {
+    let python = python_with(&["openpyxl", "xlwt", "odfpy", "python-docx"]);
+    let ws = Workspace::new();
+    let daemon = common::Daemon::start(&ws, &[], &[]);
+    let book = ws.path("book.xlsx");
+    sheets_py(&python, &["xlsx", "5", book.to_str().expect("path")]);
+    let doc = ws.path("notes.docx");
+    python_script(
+        &python,
+        "docs.py",
+        &["docx", "3", doc.to_str().expect("path")],
+    );
+    for name in ["book.xlsx", "notes.docx"] {
+        std::fs::rename(
+            ws.path(name),
+            ws.path(&format!("watch_dir/unprocessed/{name}")),
+        )
+        .expect("move in");
+    }
+    let reports = ["book.xlsx", "notes.docx"].map(|name| {
+        let path = ws.path(&format!("watch_dir/processed/{name}.report.json"));
+        assert!(
+            common::wait_until(std::time::Duration::from_secs(60), || path.exists()),
+            "{name}: {}",
+            daemon.log()
+        );
+        ws.read_json(&format!("watch_dir/processed/{name}.report.json"))
+    });
+    let [book, doc] = reports;
+    let sheets = book["spreadsheet"]["sheets"].as_array().expect("sheets");
+    let (status, page) = daemon.get(&format!("/jobs/{}", book["job_id"].as_str().expect("id")));
+    assert_eq!(status, 200);
+    for (index, sheet) in sheets.iter().enumerate() {
+        let name = sheet["name"].as_str().expect("name");
+        assert!(page.contains(&format!("id=\"sheet{index}\"")), "{page}");
+        assert!(
+            page.contains(&format!("id=\"sheet{index}-columns\"")),
+            "{page}"
+        );
+        assert!(page.contains(name), "{name}");
+        if sheet["top_users"]
+            .as_array()
+            .is_some_and(|users| !users.is_empty())
+        {
+            assert!(
+                page.contains(&format!("id=\"sheet{index}-top-users\"")),
+                "{page}"
+            );
+        }
+    }
+    assert!(
+        !page.contains("delimiter"),
+        "a sheet has no delimiter: {page}"
+    );
+    let (status, page) = daemon.get(&format!("/jobs/{}", doc["job_id"].as_str().expect("id")));
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"document\""), "{page}");
+    assert!(page.contains("id=\"text\""), "{page}");
+    let words = doc["document"]["text"]["words"].as_u64().expect("words");
+    assert!(
+        page.contains(&format!("<td>{words}</td>")),
+        "{words} words on {page}"
+    );
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::archive::zip_parts;
 use super::csv::{ColumnReport, CsvReport, TypedCell, TypedTable, UserRows};
 use super::detect::PositionedReader;
-use super::section::{Figure, Section, Table, fact};
+use super::section::{Figure, Section, Table, fact, or_dash};
 use super::{AnalysisError, AnalysisOptions, Deadline, Kind, Progress, Source};
 
 /// The most bytes one part that `calamine` loads whole (shared strings, styles, the workbook
@@ -97,47 +97,40 @@ pub fn analyze(
 ) -> Result<Option<SpreadsheetReport>, AnalysisError> {
     let extension = super::rules::extension_of(&source.path);
     progress.start(1);
+    // The two formats with a cell reader: the same walk over their sheets (their readers
+    // share no trait).
+    macro_rules! streamed {
+        ($workbook:expr, $error:expr, $format:literal) => {{
+            let mut workbook = $workbook.map_err($error)?;
+            let names = workbook.sheet_names();
+            let mut sheets = Vec::with_capacity(names.len());
+            for name in names {
+                let mut cells = workbook.worksheet_cells_reader(&name).map_err($error)?;
+                let table = read_sheet(source, options, || {
+                    cells
+                        .next_cell()
+                        .map_err($error)
+                        .map(|cell| cell.map(|c| (c.get_position(), c.get_value().clone())))
+                })?;
+                sheets.push(SheetReport::of(name, table));
+            }
+            Some(SpreadsheetReport {
+                format: $format.to_string(),
+                sheets,
+            })
+        }};
+    }
     let report = match extension.as_str() {
-        ".xlsx" | ".xlsm" => {
-            let reader = checked_zip(source, options)?;
-            let mut workbook = calamine::Xlsx::new(reader).map_err(xlsx_error)?;
-            let names = workbook.sheet_names();
-            let mut sheets = Vec::with_capacity(names.len());
-            for name in names {
-                let mut cells = workbook.worksheet_cells_reader(&name).map_err(xlsx_error)?;
-                let table = read_sheet(source, options, || {
-                    cells
-                        .next_cell()
-                        .map_err(xlsx_error)
-                        .map(|cell| cell.map(|c| (c.get_position(), c.get_value().clone())))
-                })?;
-                sheets.push(SheetReport::of(name, table));
-            }
-            Some(SpreadsheetReport {
-                format: "xlsx".to_string(),
-                sheets,
-            })
-        }
-        ".xlsb" => {
-            let reader = checked_zip(source, options)?;
-            let mut workbook = calamine::Xlsb::new(reader).map_err(xlsb_error)?;
-            let names = workbook.sheet_names();
-            let mut sheets = Vec::with_capacity(names.len());
-            for name in names {
-                let mut cells = workbook.worksheet_cells_reader(&name).map_err(xlsb_error)?;
-                let table = read_sheet(source, options, || {
-                    cells
-                        .next_cell()
-                        .map_err(xlsb_error)
-                        .map(|cell| cell.map(|c| (c.get_position(), c.get_value().clone())))
-                })?;
-                sheets.push(SheetReport::of(name, table));
-            }
-            Some(SpreadsheetReport {
-                format: "xlsb".to_string(),
-                sheets,
-            })
-        }
+        ".xlsx" | ".xlsm" => streamed!(
+            calamine::Xlsx::new(checked_zip(source, options)?),
+            xlsx_error,
+            "xlsx"
+        ),
+        ".xlsb" => streamed!(
+            calamine::Xlsb::new(checked_zip(source, options)?),
+            xlsb_error,
+            "xlsb"
+        ),
         // No cell reader: the sheets are built whole, in a child process with its own limits.
         ".ods" | ".xls" => match super::isolate::in_child(source, Kind::Spreadsheet, options)? {
             Some(super::Details::Spreadsheet(report)) => Some(report),
@@ -430,7 +423,25 @@ impl Section for SpreadsheetReport {
             ],
         )];
         for (index, sheet) in self.sheets.iter().enumerate() {
+            let mut facts = Table::facts(
+                "sheet",
+                "Sheet",
+                vec![
+                    fact("rows", sheet.rows),
+                    fact("columns", sheet.columns.len()),
+                    fact("user_column", or_dash(sheet.user_column.as_ref())),
+                    fact("distinct_users", or_dash(sheet.distinct_users)),
+                ],
+            );
+            facts.id = format!("sheet{index}").into();
+            facts.title = sheet.name.clone().into();
+            tables.push(facts);
+            // The CSV section's columns and top users; its own facts (delimiter, malformed
+            // rows) mean nothing for a sheet.
             for mut table in sheet.as_table().tables() {
+                if table.id == "csv" {
+                    continue;
+                }
                 table.id = format!("sheet{index}-{}", table.id).into();
                 table.title = format!("{} · {}", sheet.name, table.title).into();
                 tables.push(table);

@@ -435,3 +435,21 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
     assert!(ready(), "{imports} do not import after pip install");
     python
 }
+
+/// Runs `python tests/SCRIPT ARGS...` and returns what it printed; fails the test if it fails.
+pub fn python_script(python: &Path, script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let out = Command::new(python)
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("run {script}: {err}"));
+    assert!(
+        out.status.success(),
+        "{script} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
