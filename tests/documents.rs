@@ -227,3 +227,40 @@ fn encrypted_and_hostile_pdfs_end_as_the_spec_says() {
         );
     }
 }
+
+mod hostile_bytes {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        /// Random bytes that look like a PDF, an `.xls` or an `.ods` reach the parser process:
+        /// whatever it does, the file ends completed or failed with a report, the daemon's
+        /// process never crashes.
+        #[test]
+        fn random_bytes_reach_the_parsers_and_end_with_a_report(
+            body in prop::collection::vec(prop_oneof![
+                any::<u8>(),
+                Just(b'['), Just(b'<'), Just(b'('), Just(b'/'), Just(b' '), Just(b'\n'),
+            ], 0..2000),
+            kind in prop::sample::select(vec!["pdf", "xls", "ods"]),
+        ) {
+            let ws = Workspace::new();
+            let mut bytes = match kind {
+                "pdf" => b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages ".to_vec(),
+                // An OLE compound file's magic, or a zip's.
+                "xls" => b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1".to_vec(),
+                _ => b"PK\x03\x04".to_vec(),
+            };
+            bytes.extend_from_slice(&body);
+            if kind == "pdf" {
+                bytes.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+            }
+            let name = format!("noise.{kind}");
+            ws.write(&name, &bytes);
+            let (code, report) = input_report(&ws, &name, &["--job-timeout", "20s"]);
+            prop_assert!(matches!(code, Some(0) | Some(1)), "{report}");
+            prop_assert!(report["status"] == "completed" || report["status"] == "failed");
+        }
+    }
+}
