@@ -264,3 +264,43 @@ mod hostile_bytes {
         }
     }
 }
+
+#[test]
+fn pdfs_shipped_by_debian_count_within_two_percent_of_pdftotext() {
+    let mut found: Vec<std::path::PathBuf> = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/usr/share/doc")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "pdf") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        eprintln!("no PDF under /usr/share/doc on this machine: nothing to compare");
+        return;
+    }
+    let ws = Workspace::new();
+    for (i, pdf) in found.iter().take(8).enumerate() {
+        let name = format!("debian{i}.pdf");
+        std::fs::copy(pdf, ws.path(&name)).expect("copy");
+        let poppler = pdftotext_words(pdf);
+        let (code, report) = input_report(&ws, &name, &[]);
+        assert_eq!(code, Some(0), "{}: {report}", pdf.display());
+        let words = report["document"]["text"]["words"].as_u64().expect("words");
+        let off = words.abs_diff(poppler) as f64 / poppler.max(1) as f64;
+        eprintln!("{}: {words} words, pdftotext {poppler}", pdf.display());
+        assert!(
+            off <= 0.02,
+            "{}: {words} words against pdftotext's {poppler}",
+            pdf.display()
+        );
+    }
+}

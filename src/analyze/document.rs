@@ -11,9 +11,14 @@
 //!   fallback characters skipped, and destinations that are not body text (`\fonttbl`,
 //!   `\colortbl`, `\stylesheet`, `\info`, `\pict`, field instructions, any `\*\...`) skipped.
 //!
+//! - `.pdf`: `lopdf` in the parser process (`isolate`); each page's text laid out by position
+//!   (`pdf::page_text`), as `pdftotext` does.
+//!
 //! The zip of a `.docx` or `.odt` passes the archive checks first, and the part read is counted
 //! against `--max-unpacked-bytes` and the deadline. XML is read by `quick-xml`, which expands no
 //! entity but the five predefined ones and character references: no entity expansion attack.
+
+mod pdf;
 
 use std::io::{self, BufRead, BufReader, Read};
 
@@ -122,27 +127,22 @@ pub fn analyze_pdf(source: &Source) -> Result<Option<DocumentReport>, AnalysisEr
             text: None,
         }));
     }
-    let pages: Vec<u32> = document.get_pages().keys().copied().collect();
+    let pages = document.get_pages();
     let mut counter = TextCounter::default();
-    for &page in &pages {
+    for (&number, &page) in &pages {
         source.deadline.check()?;
-        match document.extract_text_with_limit(&[page], MAX_PAGE_CONTENT_BYTES) {
-            Ok(text) => {
-                counter.feed(text.as_bytes());
-                if !text.ends_with('\n') {
-                    counter.feed(b"\n");
-                }
-            }
+        match pdf::page_text(&document, page, MAX_PAGE_CONTENT_BYTES) {
+            Ok(text) => counter.feed(text.as_bytes()),
             Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
                 limit,
             })) => {
                 return Err(AnalysisError::LimitExceeded(format!(
-                    "page {page}'s content inflates to more than {} MiB",
+                    "page {number}'s content inflates to more than {} MiB",
                     limit >> 20
                 )));
             }
-            // A page whose text cannot be extracted (a broken content stream) has none.
-            Err(err) => log::debug!("page {page}: no text: {err}"),
+            // A page whose content cannot be read (a broken stream) has no text.
+            Err(err) => log::debug!("page {number}: no text: {err}"),
         }
     }
     Ok(Some(DocumentReport {
