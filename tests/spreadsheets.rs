@@ -201,7 +201,7 @@ fn a_workbook_built_whole_runs_in_a_child_that_may_fail_alone() {
 
     // A parser past --job-timeout is stopped with its process.
     let slow = ws.path("slow.ods");
-    sheets_py(&python, &["ods-grid", "1000", slow.to_str().expect("path")]);
+    sheets_py(&python, &["ods-grid", "300", slow.to_str().expect("path")]);
     let (code, report) = input_report(&ws, "slow.ods", &["--job-timeout", "50ms"]);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["error"]["kind"], "timeout", "{report}");
@@ -270,5 +270,64 @@ fn the_job_page_shows_each_sheet_and_a_document_its_text() {
     assert!(
         page.contains(&format!("<td>{words}</td>")),
         "{words} words on {page}"
+    );
+}
+
+/// The parser processes of the daemon with process id `parent`.
+fn parser_processes(parent: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Field 4, after the parenthesised command name, is the parent's pid.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("--child-analysis")
+        })
+        .collect()
+}
+
+#[test]
+fn a_stop_signal_to_the_whole_group_lets_the_parser_finish_its_file() {
+    let python = openpyxl();
+    let ws = Workspace::new();
+    let mut daemon = common::Daemon::start(&ws, &["--shutdown-timeout", "60s"], &[]);
+    // About 5 million cells: seconds of parsing in a debug build.
+    let staged = ws.path("slow.ods");
+    sheets_py(
+        &python,
+        &["ods-grid", "300", staged.to_str().expect("path")],
+    );
+    std::fs::rename(&staged, ws.path("watch_dir/unprocessed/slow.ods")).expect("move in");
+    let mut parsers = Vec::new();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(30), || {
+            parsers = parser_processes(daemon.pid());
+            !parsers.is_empty()
+        }),
+        "no parser process: {}",
+        daemon.log()
+    );
+    // As systemd stops a service: SIGTERM to every process of it.
+    for pid in parsers.iter().copied().chain([daemon.pid()]) {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+    let status = daemon.wait(std::time::Duration::from_secs(60));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", daemon.log());
+    let report = ws.read_json("watch_dir/processed/slow.ods.report.json");
+    assert_eq!(report["status"], "completed", "{report}");
+    assert_eq!(report["spreadsheet"]["sheets"][0]["rows"], 299, "{report}");
+    assert!(
+        parsers
+            .iter()
+            .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
     );
 }

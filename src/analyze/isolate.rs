@@ -165,6 +165,21 @@ fn crash(
     if status.signal() == Some(SIGXCPU) {
         return AnalysisError::TimedOut(deadline.limit());
     }
+    // Stopped from outside (a hang-up, a signal to the group): not the file's fault, the job
+    // is analysed again.
+    if let Some(signal) = status.signal()
+        && [
+            signal_hook::consts::SIGHUP,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ]
+        .contains(&signal)
+    {
+        return AnalysisError::Unavailable {
+            during: "finish the parser process for",
+            source: io::Error::other(format!("the parser process got signal {signal}")),
+        };
+    }
     if last_line.contains("memory allocation") || last_line.contains("capacity overflow") {
         return AnalysisError::LimitExceeded(format!(
             "the parser needed more than the {} MiB it may use",
@@ -207,6 +222,14 @@ pub fn child_main(name: &Path, options: &AnalysisOptions) -> ExitCode {
     // A parser never outlives the daemon that started it.
     if let Err(err) = set_parent_process_death_signal(Some(Signal::KILL)) {
         log::warn!("cannot tie the parser process to its parent: {err}");
+    }
+    // A stop signal sent to the whole group (systemd, Ctrl-C) is the daemon's to act on: it
+    // lets running jobs finish, and kills its parsers itself (SIGKILL) when it must.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(err) = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop)) {
+            log::warn!("cannot leave signal {signal} to the daemon: {err}");
+        }
     }
     let cpu_seconds = options.job_timeout.as_secs().saturating_add(1);
     for (resource, limit) in [
