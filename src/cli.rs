@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Hot-folder file processor: analyses logs, CSV and JSON files, compressed files and archives,
-/// and writes a JSON report beside each one.
+/// Hot-folder file processor: analyses logs, CSV and JSON files, compressed files, archives,
+/// spreadsheets and documents, and writes a JSON report beside each one.
 ///
 /// By default (--watch) it runs as a daemon: every file that lands in DIR/unprocessed/ is
 /// claimed into DIR/underprocess/, analysed, and moved to DIR/processed/ with NAME.report.json
