@@ -331,3 +331,29 @@ fn a_stop_signal_to_the_whole_group_lets_the_parser_finish_its_file() {
             .all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
     );
 }
+
+#[test]
+fn a_workbook_read_in_process_stops_at_its_deadline() {
+    let python = openpyxl();
+    let ws = Workspace::new();
+    let path = ws.path("rows.xlsx");
+    let script = "import openpyxl, sys\n\
+                  wb = openpyxl.Workbook(write_only=True)\n\
+                  ws = wb.create_sheet('rows')\n\
+                  ws.append(['user_id', 'n'])\n\
+                  for i in range(20000): ws.append(['u%d' % (i % 97), i])\n\
+                  wb.save(sys.argv[1])";
+    let status = Command::new(&python)
+        .args(["-c", script])
+        .arg(&path)
+        .status()
+        .expect("python");
+    assert!(status.success());
+    let (code, report) = input_report(&ws, "rows.xlsx", &["--job-timeout", "1ms"]);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["error"]["kind"], "timeout", "{report}");
+    // With time enough, the same file completes.
+    let (code, report) = input_report(&ws, "watch_dir/failed/rows.xlsx", &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["spreadsheet"]["sheets"][0]["rows"], 20000, "{report}");
+}
