@@ -355,5 +355,8 @@ fn a_workbook_read_in_process_stops_at_its_deadline() {
     // With time enough, the same file completes.
     let (code, report) = input_report(&ws, "watch_dir/failed/rows.xlsx", &[]);
     assert_eq!(code, Some(0), "{report}");
-    assert_eq!(report["spreadsheet"]["sheets"][0]["rows"], 20000, "{report}");
+    assert_eq!(
+        report["spreadsheet"]["sheets"][0]["rows"], 20000,
+        "{report}"
+    );
 }
