@@ -56,6 +56,24 @@ pub struct Config {
     pub analysis: AnalysisOptions,
 }
 
+/// This program, for the parser processes: `/proc/self/exe` runs the same binary even after
+/// an upgrade replaced or removed the file it was started from.
+fn child_binary() -> Option<PathBuf> {
+    let proc_exe = PathBuf::from("/proc/self/exe");
+    if proc_exe.exists() {
+        return Some(proc_exe);
+    }
+    match std::env::current_exe() {
+        Ok(path) => Some(path),
+        Err(err) => {
+            log::warn!(
+                "cannot find this program ({err}): .ods, .xls and .pdf files get no analysis"
+            );
+            None
+        }
+    }
+}
+
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, UsageError> {
         if cli.top == 0 {
@@ -107,15 +125,7 @@ impl Config {
             max_depth: cli.max_depth,
             rules,
             job_timeout: cli.job_timeout,
-            child_binary: match std::env::current_exe() {
-                Ok(path) => Some(path),
-                Err(err) => {
-                    log::warn!(
-                        "cannot find this program's path ({err}): .ods and .xls files get no analysis"
-                    );
-                    None
-                }
-            },
+            child_binary: child_binary(),
             ..AnalysisOptions::default()
         };
         if let Some(name) = cli.child_analysis {
