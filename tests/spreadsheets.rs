@@ -360,3 +360,27 @@ fn a_workbook_read_in_process_stops_at_its_deadline() {
         "{report}"
     );
 }
+
+#[test]
+fn parsers_still_start_after_the_binary_is_replaced_under_the_daemon() {
+    let python = openpyxl();
+    let ws = Workspace::new();
+    // The daemon runs from a copy; an upgrade then removes that file.
+    let copy = ws.path("file-processor-old");
+    std::fs::copy(env!("CARGO_BIN_EXE_file-processor"), &copy).expect("copy the binary");
+    let daemon = common::Daemon::start_from(&ws, &copy, &[]);
+    std::fs::remove_file(&copy).expect("remove the binary");
+    // A name that starts with a dash, too: it reaches the parser process as a name.
+    let staged = ws.path("-book.ods");
+    sheets_py(&python, &["ods", "3", staged.to_str().expect("path")]);
+    std::fs::rename(&staged, ws.path("watch_dir/unprocessed/-book.ods")).expect("move in");
+    let done = ws.path("watch_dir/processed/-book.ods.report.json");
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(60), || done.exists()),
+        "{:?}\n{}",
+        ws.files_in("watch_dir/failed"),
+        daemon.log()
+    );
+    let report = ws.read_json("watch_dir/processed/-book.ods.report.json");
+    assert_eq!(report["spreadsheet"]["format"], "ods", "{report}");
+}

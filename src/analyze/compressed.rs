@@ -180,6 +180,31 @@ impl Budget {
     }
 }
 
+impl Budget {
+    /// `inner`'s bytes, counted against this budget as they are read (they are unpacked bytes
+    /// too: a plain archive member, a document's part).
+    pub fn count<R: Read>(&self, inner: R) -> Spent<'_, R> {
+        Spent {
+            inner,
+            budget: self,
+        }
+    }
+}
+
+/// A reader whose bytes are spent from a `Budget` (and stop at its deadline).
+pub struct Spent<'a, R> {
+    inner: R,
+    budget: &'a Budget,
+}
+
+impl<R: Read> Read for Spent<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.budget.spend(n as u64)?;
+        Ok(n)
+    }
+}
+
 /// An `io::Error` that `classify` turns into `AnalysisError::LimitExceeded`.
 pub fn limit_exceeded(message: String) -> io::Error {
     io::Error::other(LimitExceeded(message))

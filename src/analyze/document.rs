@@ -25,7 +25,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use quick_xml::events::Event;
 use serde::{Deserialize, Serialize};
 
-use super::archive::zip_parts;
+use super::archive::open_checked;
 use super::compressed::{self, Budget};
 use super::detect::PositionedReader;
 use super::section::{Figure, Section, Table, fact, or_dash};
@@ -169,10 +169,7 @@ fn from_zip(
         ),
         other => other,
     };
-    zip_parts(reader.clone(), options).map_err(as_document)?;
-    let mut archive = ::zip::ZipArchive::new(reader).map_err(|err| {
-        AnalysisError::invalid(Kind::Document, format!("not a readable {format}: {err}"))
-    })?;
+    let (mut archive, _) = open_checked(reader, options).map_err(as_document)?;
     let member = archive.by_name(part).map_err(|err| {
         AnalysisError::invalid(
             Kind::Document,
@@ -180,13 +177,7 @@ fn from_zip(
         )
     })?;
     let budget = Budget::new(options.max_unpacked_bytes, source.deadline);
-    let mut counted = BufReader::with_capacity(
-        256 << 10,
-        Counted {
-            inner: member,
-            budget: &budget,
-        },
-    );
+    let mut counted = BufReader::with_capacity(256 << 10, budget.count(member));
     let mut counter = TextCounter::default();
     extract(&mut counted, &mut counter).map_err(|err| {
         as_document(match err {
@@ -202,20 +193,6 @@ fn from_zip(
         encrypted: false,
         text: Some(counter.finish()),
     })
-}
-
-/// A part's bytes, counted against the file's unpacked-bytes budget (and its deadline).
-struct Counted<'a, R> {
-    inner: R,
-    budget: &'a Budget,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.budget.spend(n as u64)?;
-        Ok(n)
-    }
 }
 
 /// An XML error as the document's.

@@ -55,8 +55,12 @@ pub fn in_child(
     let file = source.file.try_clone().map_err(AnalysisError::open)?;
     let mut command = Command::new(binary);
     command
-        .arg(CHILD_FLAG)
-        .arg(source.path.file_name().unwrap_or(source.path.as_os_str()))
+        // `--flag=NAME`: a name that starts with `-` is still the flag's value.
+        .arg({
+            let mut flag = std::ffi::OsString::from(format!("{CHILD_FLAG}="));
+            flag.push(source.path.file_name().unwrap_or(source.path.as_os_str()));
+            flag
+        })
         .args(["--top", &options.top_users.to_string()])
         .args([
             "--max-unpacked-bytes",
@@ -161,8 +165,8 @@ fn crash(
     kind: Kind,
     deadline: Deadline,
 ) -> AnalysisError {
-    const SIGXCPU: i32 = 24;
-    if status.signal() == Some(SIGXCPU) {
+    // Past its CPU limit (`RLIMIT_CPU`): the deadline, enforced by the kernel.
+    if status.signal() == Some(signal_hook::consts::SIGXCPU) {
         return AnalysisError::TimedOut(deadline.limit());
     }
     // Stopped from outside (a hang-up, a signal to the group): not the file's fault, the job

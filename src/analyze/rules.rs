@@ -337,6 +337,10 @@ mod tests {
         for (name, bytes, passes) in table {
             assert_eq!(judged(&accept, name, bytes).is_ok(), passes, "{name}");
         }
+        // A text format (HTML, XML) under a text name is what the name says.
+        let html: &[u8] = b"<!DOCTYPE html>\n<html><body>hello</body></html>\n";
+        assert!(judged(&accept, "page.txt", html).is_ok());
+        assert!(judged(&accept, "feed.txt", b"<?xml version=\"1.0\"?>\n<a>b</a>\n").is_ok());
         let reject = rules("", "binary,.exe");
         assert!(judged(&reject, "setup.exe", b"text really\n").is_err());
         assert!(judged(&reject, "tool", ELF).is_err());

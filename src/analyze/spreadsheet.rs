@@ -13,7 +13,7 @@
 use calamine::{DataRef, Reader};
 use serde::{Deserialize, Serialize};
 
-use super::archive::zip_parts;
+use super::archive::open_checked;
 use super::csv::{ColumnReport, CsvReport, TypedCell, TypedTable, UserRows};
 use super::detect::PositionedReader;
 use super::section::{Figure, Section, Table, fact, or_dash};
@@ -213,7 +213,7 @@ fn checked_zip<'a>(
     options: &AnalysisOptions,
 ) -> Result<PositionedReader<'a>, AnalysisError> {
     let reader = PositionedReader::new(source);
-    let parts = zip_parts(reader.clone(), options).map_err(|err| match err {
+    let (_, parts) = open_checked(reader.clone(), options).map_err(|err| match err {
         AnalysisError::Invalid { message, .. } => AnalysisError::invalid(
             Kind::Spreadsheet,
             format!("not a readable workbook: {message}"),

@@ -143,7 +143,19 @@ impl Daemon {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Daemon, String> {
-        Self::try_start_with(ws, None, args, env)
+        Self::try_start_with(
+            ws,
+            Path::new(env!("CARGO_BIN_EXE_file-processor")),
+            None,
+            args,
+            env,
+        )
+    }
+
+    /// Starts the daemon from another copy of the binary (an upgrade test).
+    pub fn start_from(ws: &Workspace, binary: &Path, args: &[&str]) -> Daemon {
+        Self::try_start_with(ws, binary, None, args, &[])
+            .unwrap_or_else(|log| panic!("daemon did not start:\n{log}"))
     }
 
     /// Starts the daemon with at most `open_files` descriptors (`prlimit --nofile`).
@@ -153,18 +165,19 @@ impl Daemon {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
-        Self::try_start_with(ws, Some(open_files), args, env)
+        let binary = Path::new(env!("CARGO_BIN_EXE_file-processor"));
+        Self::try_start_with(ws, binary, Some(open_files), args, env)
             .unwrap_or_else(|log| panic!("daemon did not start:\n{log}"))
     }
 
     fn try_start_with(
         ws: &Workspace,
+        binary: &Path,
         open_files: Option<u32>,
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Daemon, String> {
         use std::io::BufRead;
-        let binary = env!("CARGO_BIN_EXE_file-processor");
         let mut command = match open_files {
             None => Command::new(binary),
             Some(limit) => {

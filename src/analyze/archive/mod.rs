@@ -21,8 +21,8 @@ mod tar;
 mod zip;
 
 use tar::{read_tar, tar_format};
+pub(crate) use zip::open_checked;
 use zip::read_zip;
-pub(crate) use zip::zip_parts;
 
 use super::detect::PositionedReader;
 
@@ -264,10 +264,7 @@ pub(super) fn analyze_member(
             (kind, details)
         }
         (kind, None) => {
-            let mut counted = Spent {
-                inner: data,
-                budget: context.budget,
-            };
+            let mut counted = context.budget.count(&mut *data);
             compressed::analyze_stream(kind, name, &mut counted, context.options)
         }
     };
@@ -309,20 +306,6 @@ fn drain(data: &mut dyn Read) -> Result<(), AnalysisError> {
     std::io::copy(data, &mut std::io::sink())
         .map(|_| ())
         .map_err(AnalysisError::read)
-}
-
-/// Counts a plain member's bytes against the file's budget (they are unpacked bytes too).
-struct Spent<'a> {
-    inner: &'a mut dyn Read,
-    budget: &'a Budget,
-}
-
-impl Read for Spent<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.budget.spend(n as u64)?;
-        Ok(n)
-    }
 }
 
 pub(super) fn add_totals(totals: &mut Totals, member: &Member) {

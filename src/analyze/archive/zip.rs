@@ -171,20 +171,24 @@ where
     Ok((archive, entries))
 }
 
-/// The members of the zip at `reader` (name as stored, declared size) once it passed the checks
-/// of `vet`: for readers of zip-based formats (workbooks), which open it themselves.
-pub(crate) fn zip_parts<R>(
+/// A zip's members as `open_checked` lists them: name as stored, declared size.
+pub(crate) type Parts = Vec<(String, u64)>;
+
+/// The zip at `reader` once it passed the checks of `vet`, with its members: for readers of
+/// zip-based formats (workbooks, documents).
+pub(crate) fn open_checked<R>(
     reader: R,
     options: &AnalysisOptions,
-) -> Result<Vec<(String, u64)>, AnalysisError>
+) -> Result<(::zip::ZipArchive<R>, Parts), AnalysisError>
 where
     R: Read + Seek + Clone,
 {
-    let (_, entries) = vet(reader, options.max_entries, options)?;
-    Ok(entries
+    let (archive, entries) = vet(reader, options.max_entries, options)?;
+    let parts = entries
         .into_iter()
         .map(|entry| (entry.name, entry.size))
-        .collect())
+        .collect();
+    Ok((archive, parts))
 }
 
 /// The ratio is judged once a member is this large (a tiny member's ratio says nothing).
