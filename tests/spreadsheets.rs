@@ -123,13 +123,7 @@ fn oversized_shared_strings_and_broken_workbooks_fail_with_the_spec_kinds() {
     sheets_py(&python, &["big-strings", big.to_str().expect("path")]);
     let (code, report) = input_report(&ws, "strings.xlsx", &[]);
     assert_eq!(code, Some(1), "{report}");
-    assert_eq!(report["error"]["kind"], "limit_exceeded", "{report}");
-    assert!(
-        report["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("sharedStrings.xml")),
-        "{report}"
-    );
+    common::assert_failed_with(&report, "limit_exceeded", "sharedStrings.xml");
 
     // A zip that is not a workbook.
     let plain = ws.path("plain.xlsx");
@@ -179,13 +173,7 @@ fn a_workbook_built_whole_runs_in_a_child_that_may_fail_alone() {
         daemon.log()
     );
     let report = ws.read_json("watch_dir/failed/grid.ods.error.json");
-    assert_eq!(report["error"]["kind"], "limit_exceeded", "{report}");
-    assert!(
-        report["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("MiB it may use")),
-        "{report}"
-    );
+    common::assert_failed_with(&report, "limit_exceeded", "MiB it may use");
     // The daemon lived through it and goes on.
     let book = ws.path("book.ods");
     sheets_py(&python, &["ods", "3", book.to_str().expect("path")]);

@@ -466,3 +466,11 @@ pub fn python_script(python: &Path, script: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Asserts that `report` is a failure of `kind` whose message contains `words`.
+pub fn assert_failed_with(report: &Value, kind: &str, words: &str) {
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["error"]["kind"], kind, "{report}");
+    let message = report["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(words), "{words:?} in {report}");
+}
