@@ -74,6 +74,7 @@ pub fn in_child(
     if let Some(column) = &options.user_column {
         command.args(["--user-column", column]);
     }
+    leave_stop_signals_to_the_daemon(&mut command);
     // Nothing of the parent's environment (its FP_* settings) reaches the child.
     let mut child = command
         .env_clear()
@@ -219,6 +220,26 @@ fn error_of(error: ErrorInfo, kind: Kind, deadline: Deadline) -> AnalysisError {
     }
 }
 
+/// A stop signal sent to every process of the service (systemd's stop, Ctrl-C to the group) is
+/// the daemon's to act on: it lets running jobs finish and kills its parsers itself when it
+/// must. The child starts with SIGTERM and SIGINT ignored, a disposition that survives `exec`,
+/// so there is no moment between its start and its first instruction when either kills it.
+fn leave_stop_signals_to_the_daemon(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs in the forked child before `exec`; it only calls `signal`, which is
+    // async-signal-safe, and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGTERM, libc::SIGINT] {
+                if libc::signal(signal, libc::SIG_IGN) == libc::SIG_ERR {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The child's side: limits itself, analyses its standard input as a file named `name`, prints
 /// the outcome as one JSON line and exits 0 (an analysis error is an outcome, not a crash).
 pub fn child_main(name: &Path, options: &AnalysisOptions) -> ExitCode {
@@ -226,14 +247,6 @@ pub fn child_main(name: &Path, options: &AnalysisOptions) -> ExitCode {
     // A parser never outlives the daemon that started it.
     if let Err(err) = set_parent_process_death_signal(Some(Signal::KILL)) {
         log::warn!("cannot tie the parser process to its parent: {err}");
-    }
-    // A stop signal sent to the whole group (systemd, Ctrl-C) is the daemon's to act on: it
-    // lets running jobs finish, and kills its parsers itself (SIGKILL) when it must.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(err) = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop)) {
-            log::warn!("cannot leave signal {signal} to the daemon: {err}");
-        }
     }
     let cpu_seconds = options.job_timeout.as_secs().saturating_add(1);
     for (resource, limit) in [
