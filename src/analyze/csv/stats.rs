@@ -295,7 +295,74 @@ pub(super) enum Number {
 
 /// An integer is `[+-]?[0-9]+` within i64; a float is anything else Rust reads as a finite
 /// `f64` (`1.5`, `.5`, `5.`, `1e-3`), but not `inf`/`nan` spelled out.
+#[inline]
 pub(super) fn parse_number(value: &[u8]) -> Option<Number> {
+    match plain_decimal(value) {
+        Plain::Number(number) => Some(number),
+        Plain::NotANumber => None,
+        Plain::Other => parse_any_number(value),
+    }
+}
+
+enum Plain {
+    Number(Number),
+    /// A byte no number has: not a number, whatever the rest.
+    NotANumber,
+    /// Needs the general parser (an exponent, many digits, a lone sign or dot).
+    Other,
+}
+
+/// The common case in one pass: `[+-]?[0-9]*(.[0-9]*)?` with at most 15 digits. Such a value
+/// is `m / 10^k` with `m < 2^53` and `k ≤ 15`, both exact in an `f64`, so one division gives the
+/// correctly rounded result, the same `str::parse` gives (Clinger's fast path).
+#[inline]
+fn plain_decimal(value: &[u8]) -> Plain {
+    const POWERS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, digits) = match value.first() {
+        Some(b'-') => (true, &value[1..]),
+        Some(b'+') => (false, &value[1..]),
+        _ => (false, value),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0usize;
+    let mut point: Option<usize> = None;
+    for &byte in digits {
+        match byte {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+                count += 1;
+                if count > 15 {
+                    return Plain::Other;
+                }
+            }
+            b'.' if point.is_none() => point = Some(count),
+            b'e' | b'E' | b'.' | b'+' | b'-' | b'i' | b'I' | b'n' | b'N' => return Plain::Other,
+            _ => return Plain::NotANumber,
+        }
+    }
+    if count == 0 {
+        return Plain::Other;
+    }
+    match point {
+        None => {
+            let magnitude = mantissa as i64;
+            Plain::Number(Number::Integer(if negative {
+                -magnitude
+            } else {
+                magnitude
+            }))
+        }
+        Some(at) => {
+            let float = mantissa as f64 / POWERS[count - at];
+            Plain::Number(Number::Float(if negative { -float } else { float }))
+        }
+    }
+}
+
+/// Any number Rust reads (the general, slower path).
+fn parse_any_number(value: &[u8]) -> Option<Number> {
     let text = std::str::from_utf8(value).ok()?;
     if let Ok(i) = text.parse::<i64>() {
         return Some(Number::Integer(i));
@@ -327,7 +394,25 @@ pub(super) struct Accumulator {
     pub(super) malformed: u64,
     pub(super) columns: Vec<ColumnStats>,
     pub(super) users: UserCounts,
+    /// Records not yet added: they are added a column at a time, so that one column's tables
+    /// stay in the cache for many values instead of all columns' tables taking turns.
+    batch: Batch,
 }
+
+/// Records held for `Accumulator::flush`: their fields' bytes end to end.
+#[derive(Debug, Clone, Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Where each field ends in `bytes`.
+    ends: Vec<usize>,
+    /// Per record: the index in `ends` of its first field, and where its bytes start.
+    records: Vec<(usize, usize)>,
+}
+
+/// A batch is added once it holds this many records...
+const BATCH_RECORDS: usize = 1024;
+/// ...or this many bytes.
+const BATCH_BYTES: usize = 256 << 10;
 
 impl Accumulator {
     pub(super) fn new(layout: &Layout) -> Self {
@@ -342,6 +427,7 @@ impl Accumulator {
                 .map(|flag| ColumnStats::new(flag.load(AtomicOrdering::Relaxed), layout))
                 .collect(),
             users: UserCounts::new(layout),
+            batch: Batch::default(),
         }
     }
 
@@ -351,22 +437,56 @@ impl Accumulator {
         if ends.len() != self.header_len {
             self.malformed += 1;
         }
-        let mut start = 0;
-        for (index, (&end, column)) in ends.iter().zip(self.columns.iter_mut()).enumerate() {
-            let value = &fields[start..end];
-            start = end;
-            if value.is_empty() {
-                continue;
-            }
-            let hash = Distinct::hash(value);
-            if Some(index) == self.user_index {
-                // One table serves both the column's distinct count and the per-user rows.
-                self.users.add(value, hash, 1);
-                column.add_except_distinct(value);
-            } else {
-                column.add(value, hash);
+        let batch = &mut self.batch;
+        let base = batch.bytes.len();
+        batch.records.push((batch.ends.len(), base));
+        batch.bytes.extend_from_slice(fields);
+        batch.ends.extend(ends.iter().map(|&end| base + end));
+        if batch.records.len() >= BATCH_RECORDS || batch.bytes.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Adds the batched records, one column at a time.
+    fn flush(&mut self) {
+        let Batch {
+            bytes,
+            ends,
+            records,
+        } = &mut self.batch;
+        if records.is_empty() {
+            return;
+        }
+        records.push((ends.len(), bytes.len()));
+        for (index, column) in self.columns.iter_mut().enumerate() {
+            let is_user = Some(index) == self.user_index;
+            for pair in records.windows(2) {
+                let ((first, record_start), (next, _)) = (pair[0], pair[1]);
+                if first + index >= next {
+                    continue;
+                }
+                let start = if index == 0 {
+                    record_start
+                } else {
+                    ends[first + index - 1]
+                };
+                let value = &bytes[start..ends[first + index]];
+                if value.is_empty() {
+                    continue;
+                }
+                let hash = Distinct::hash(value);
+                if is_user {
+                    // One table serves both the column's distinct count and the per-user rows.
+                    self.users.add(value, hash, 1);
+                    column.add_except_distinct(value);
+                } else {
+                    column.add(value, hash);
+                }
             }
         }
+        bytes.clear();
+        ends.clear();
+        records.clear();
     }
 
     /// Adds one row of typed cells: `(column, text, cell)`, non-empty, in column order.
@@ -386,7 +506,9 @@ impl Accumulator {
         }
     }
 
-    pub(super) fn merge(&mut self, other: Accumulator) {
+    pub(super) fn merge(&mut self, mut other: Accumulator) {
+        self.flush();
+        other.flush();
         self.rows += other.rows;
         self.malformed += other.malformed;
         for (mine, theirs) in self.columns.iter_mut().zip(other.columns) {
@@ -397,6 +519,10 @@ impl Accumulator {
 
     /// Marks the columns whose count is now an estimate, for segments not yet started.
     pub(super) fn publish_estimated(&self, layout: &Layout) {
+        debug_assert!(
+            self.batch.records.is_empty(),
+            "published before its batch was added"
+        );
         for (column, flag) in self.columns.iter().zip(&layout.estimated_columns) {
             if column.distinct.count().1 {
                 flag.store(true, AtomicOrdering::Relaxed);
@@ -411,6 +537,7 @@ impl Accumulator {
         top: usize,
         layout: &Layout,
     ) -> CsvReport {
+        self.flush();
         let user_column = self
             .user_index
             .map(|i| shown_value(header[i].as_bytes(), false));
@@ -495,6 +622,28 @@ pub fn shown_value(bytes: &[u8], cut: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn number_bits(number: Option<Number>) -> Option<(bool, u64)> {
+        number.map(|number| match number {
+            Number::Integer(i) => (true, i as u64),
+            Number::Float(f) => (false, f.to_bits()),
+        })
+    }
+
+    proptest! {
+        /// The one-pass path reads every value as the general parser (`str::parse`) does.
+        #[test]
+        fn the_fast_path_reads_numbers_like_str_parse(
+            text in "[+-]?[0-9]{0,18}(\\.[0-9]{0,18})?([eE][+-]?[0-9]{1,3})?|[ -~]{0,12}|[0-9.]{1,20}",
+        ) {
+            prop_assert_eq!(
+                number_bits(parse_number(text.as_bytes())),
+                number_bits(parse_any_number(text.as_bytes())),
+                "{:?}", text
+            );
+        }
+    }
 
     #[test]
     fn prefix_keys_order_like_the_bytes() {
