@@ -106,18 +106,30 @@ print(f"{'':5} ours      {ours:6.3f} s  -> {ref / ours:4.1f}x faster, peak RSS {
 PY
 }
 
-echo "== text: $(du -h $DATA/app.log | cut -f1) log, $(nproc) cores"
-bench_pair text app.log "env LC_ALL=C.UTF-8 wc -lwm $DATA/app.log"
-echo "== csv: $(du -h $DATA/orders.csv | cut -f1) with a user column"
-bench_pair csv orders.csv "bash -c '$XSV stats $DATA/orders.csv >/dev/null && $XSV frequency -s user_id $DATA/orders.csv >/dev/null'"
-# The same log, gzip -6: decompressing is the floor, so the reference is zcat alone.
-[ -s $DATA/app.log.gz ] || gzip -6 -c $DATA/app.log > $DATA/app.log.gz
-echo "== gzip: the log as app.log.gz ($(du -h $DATA/app.log.gz | cut -f1)), against zcat alone"
-bench_pair gz app.log.gz "bash -c 'zcat $DATA/app.log.gz >/dev/null'"
-# 200 CSV members, 256 MiB unpacked: members are analysed in parallel; unzip -p only inflates.
-[ -s $DATA/orders.zip ] || python3 bench/gen.py zip $DATA/orders.zip "$CSV_BYTES"
-echo "== zip: 200 CSV members, $(du -h $DATA/orders.zip | cut -f1) packed, against unzip -p alone"
-bench_pair zip orders.zip "bash -c 'unzip -p $DATA/orders.zip >/dev/null'"
+# `bench/run.sh text|csv|gz|zip`: that pair alone.
+ONLY=${1:-}
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+if want text; then
+  echo "== text: $(du -h $DATA/app.log | cut -f1) log, $(nproc) cores"
+  bench_pair text app.log "env LC_ALL=C.UTF-8 wc -lwm $DATA/app.log"
+fi
+if want csv; then
+  echo "== csv: $(du -h $DATA/orders.csv | cut -f1) with a user column"
+  bench_pair csv orders.csv "bash -c '$XSV stats $DATA/orders.csv >/dev/null && $XSV frequency -s user_id $DATA/orders.csv >/dev/null'"
+fi
+if want gz; then
+  # The same log, gzip -6: decompressing is the floor, so the reference is zcat alone.
+  [ -s $DATA/app.log.gz ] || gzip -6 -c $DATA/app.log > $DATA/app.log.gz
+  echo "== gzip: the log as app.log.gz ($(du -h $DATA/app.log.gz | cut -f1)), against zcat alone"
+  bench_pair gz app.log.gz "bash -c 'zcat $DATA/app.log.gz >/dev/null'"
+fi
+if want zip; then
+  # 200 CSV members, 256 MiB unpacked: members are analysed in parallel; unzip -p only inflates.
+  [ -s $DATA/orders.zip ] || python3 bench/gen.py zip $DATA/orders.zip "$CSV_BYTES"
+  echo "== zip: 200 CSV members, $(du -h $DATA/orders.zip | cut -f1) packed, against unzip -p alone"
+  bench_pair zip orders.zip "bash -c 'unzip -p $DATA/orders.zip >/dev/null'"
+fi
+[ -z "$ONLY" ] || exit 0
 echo "== sha256 floor: the report hashes the whole file; one SHA-256 stream cannot run in parallel"
 hyperfine --style basic --runs "$RUNS" --export-json "$OUT/sha.json" "openssl dgst -sha256 $DATA/app.log" >/dev/null 2>&1 \
   && echo "      openssl dgst -sha256 of the log: $(mean_of $OUT/sha.json | xargs printf '%.3f') s" \

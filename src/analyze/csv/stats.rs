@@ -113,6 +113,7 @@ impl ColumnStats {
         }
     }
 
+    #[inline]
     pub(super) fn add_number(&mut self, x: f64) {
         self.float_min = self.float_min.min(x);
         self.float_max = self.float_max.max(x);
