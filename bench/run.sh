@@ -83,17 +83,18 @@ source bench/restore.sh
 mean_of() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['mean'])" "$1"; }
 peak_kib() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/ {print $2}'; }
 
-bench_pair() { # label file reference-command
-  local label=$1 file=$2 reference=$3
+bench_pair() { # label file reference-command [file-processor flags]
+  local label=$1 file=$2 reference=$3 flags=${4:-}
   cat "$DATA/$file" >/dev/null
   hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$OUT/$label-reference.json" \
     --command-name "reference" "$reference" >/dev/null
   hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$OUT/$label-ours.json" \
     --prepare "bash -c 'source bench/restore.sh; restore $file'" \
-    --command-name "file-processor" "$BIN --input $DATA/$file --dir $WD --json" >/dev/null
+    --command-name "file-processor" "$BIN --input $DATA/$file --dir $WD --json $flags" >/dev/null
   restore "$file"
   local peak
-  peak=$(peak_kib "$BIN" --input "$DATA/$file" --dir "$WD" --json)
+  # shellcheck disable=SC2086 # the flags are words
+  peak=$(peak_kib "$BIN" --input "$DATA/$file" --dir "$WD" --json $flags)
   restore "$file"
   local ref ours
   ref=$(mean_of "$OUT/$label-reference.json")
@@ -101,8 +102,8 @@ bench_pair() { # label file reference-command
   python3 - "$label" "$ref" "$ours" "$peak" "$reference" <<'PY'
 import sys
 label, ref, ours, peak, reference = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-print(f"{label:5} reference {ref:6.3f} s ({reference})")
-print(f"{'':5} ours      {ours:6.3f} s  -> {ref / ours:4.1f}x faster, peak RSS {peak / 1024:.1f} MiB")
+print(f"{label:7} reference {ref:6.3f} s ({reference})")
+print(f"{'':7} ours      {ours:6.3f} s  -> {ref / ours:4.1f}x faster, peak RSS {peak / 1024:.1f} MiB")
 PY
 }
 
@@ -112,6 +113,8 @@ want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 if want text; then
   echo "== text: $(du -h $DATA/app.log | cut -f1) log, $(nproc) cores"
   bench_pair text app.log "env LC_ALL=C.UTF-8 wc -lwm $DATA/app.log"
+  echo "== text with --hash blake3 (BLAKE3 on the rayon pool instead of one SHA-256 stream)"
+  bench_pair text-b3 app.log "env LC_ALL=C.UTF-8 wc -lwm $DATA/app.log" "--hash blake3"
 fi
 if want csv; then
   echo "== csv: $(du -h $DATA/orders.csv | cut -f1) with a user column"

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::analyze::hash::HashAlgorithm;
+
 /// Hot-folder file processor: analyses logs, CSV and JSON files, compressed files, archives,
 /// spreadsheets and documents, and writes a JSON report beside each one.
 ///
@@ -88,6 +90,10 @@ pub struct Cli {
     #[arg(long, env = "FP_JOB_TIMEOUT", value_name = "DURATION", default_value = "10m",
           value_parser = humantime::parse_duration)]
     pub job_timeout: std::time::Duration,
+
+    /// The content hash each report carries.
+    #[arg(long, env = "FP_HASH", value_name = "ALG", value_enum, default_value_t = HashAlgorithm::Sha256)]
+    pub hash: HashAlgorithm,
 
     /// Target size of the pieces a large file is cut into for parallel analysis.
     #[arg(long, env = "FP_SEGMENT_BYTES", value_name = "BYTES", default_value_t = 8 << 20,

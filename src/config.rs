@@ -123,6 +123,7 @@ impl Config {
             max_unpacked_bytes: cli.max_unpacked_bytes,
             max_entries: cli.max_entries,
             max_depth: cli.max_depth,
+            hash: cli.hash,
             rules,
             job_timeout: cli.job_timeout,
             child_binary: child_binary(),

@@ -391,3 +391,53 @@ fn a_large_file_shows_a_progress_bar_on_a_terminal_only() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains("chunks"));
 }
+
+/// `b3sum` (Debian's, the BLAKE3 team's own tool) as the reference.
+fn b3sum(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("b3sum")
+        .arg("--no-names")
+        .arg(path)
+        .output()
+        .expect("b3sum is needed (apt-get install b3sum)");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_hash_is_the_one_asked_for_under_its_own_name() {
+    let ws = Workspace::new();
+    // 9 MiB and a bit: several of the hasher's reads, the last one short.
+    let body: Vec<u8> = (0..9 * (1 << 20) + 12_345u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let input = ws.write("big.bin", &body);
+    let expected = b3sum(&input);
+    let out = ws.run(&["--input", "big.bin", "--hash", "blake3", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let report = ws.read_json("watch_dir/processed/big.bin.report.json");
+    assert_eq!(report["blake3"], expected.as_str(), "{report}");
+    assert!(report.get("sha256").is_none(), "{report}");
+
+    ws.write("plain.log", b"INFO one\n");
+    let out = ws.run(&["--input", "plain.log", "--hash", "none"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let report = ws.read_json("watch_dir/processed/plain.log.report.json");
+    assert!(report.get("sha256").is_none() && report.get("blake3").is_none());
+    assert_eq!(report["text"]["lines"], 1);
+    assert!(!stdout(&out).contains("sha256"), "{}", stdout(&out));
+
+    // The environment sets it as well, and a file that fails still has its hash.
+    ws.write("broken.json", b"{\"a\": ");
+    let out = ws.run_with_env(&["--input", "broken.json"], &[("FP_HASH", "blake3")]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let report = ws.read_json("watch_dir/failed/broken.json.error.json");
+    assert_eq!(report["status"], "failed");
+    assert!(
+        report.get("blake3").is_some() && report.get("sha256").is_none(),
+        "{report}"
+    );
+
+    let out = ws.run(&["--input", "plain.log", "--hash", "md5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+}

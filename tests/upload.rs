@@ -499,3 +499,38 @@ fn forms_without_javascript_come_back_to_the_page() {
         .log()
         .contains(&format!("job {id}: retried"))));
 }
+
+#[test]
+fn an_upload_is_hashed_as_the_daemon_was_told_and_its_page_shows_it() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--hash", "blake3"], &[]);
+    let body = b"2026-11-29 INFO hashed with blake3\n".as_slice();
+    let (status, answer) = upload(&daemon, vec![("b3.log", body)], None);
+    assert_eq!(status, 202, "{answer}\n{}", daemon.log());
+    let id = answer["jobs"][0]["job_id"]
+        .as_str()
+        .expect("job_id")
+        .to_string();
+    assert!(
+        wait_until(LONG, || state_of(&daemon, &id) == "completed"),
+        "{}",
+        daemon.log()
+    );
+    // The reference: `b3sum` on the same bytes.
+    let copy = ws.write("reference.log", body);
+    let out = std::process::Command::new("b3sum")
+        .arg("--no-names")
+        .arg(&copy)
+        .output()
+        .expect("b3sum is needed (apt-get install b3sum)");
+    let expected = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let report = job(&daemon, &id)["report"].clone();
+    assert_eq!(report["blake3"], expected.as_str(), "{report}");
+    assert!(report.get("sha256").is_none(), "{report}");
+    let (status, page) = daemon.get(&format!("/jobs/{id}"));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("blake3") && page.contains(&expected),
+        "{page}"
+    );
+}

@@ -21,6 +21,7 @@ pub mod detect;
 pub mod distinct;
 pub mod document;
 pub mod exact_sum;
+pub mod hash;
 pub mod isolate;
 pub mod json;
 pub mod rules;
@@ -38,7 +39,6 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use section::Section;
 
@@ -148,6 +148,8 @@ pub struct AnalysisOptions {
     /// This program, to run the parsers that need isolation in a child process
     /// (`isolate`); without it (the unit tests) those formats get no section.
     pub child_binary: Option<PathBuf>,
+    /// `--hash`: the content hash the report carries.
+    pub hash: hash::HashAlgorithm,
 }
 
 impl Default for AnalysisOptions {
@@ -163,6 +165,7 @@ impl Default for AnalysisOptions {
             rules: rules::TypeRules::default(),
             job_timeout: Duration::from_secs(600),
             child_binary: None,
+            hash: hash::HashAlgorithm::default(),
         }
     }
 }
@@ -552,7 +555,8 @@ pub struct Analysis {
     /// What the first bytes say the file is (`None` when it could not be opened).
     pub detected: Option<String>,
     pub size_bytes: u64,
-    pub sha256: Option<String>,
+    /// `--hash`'s hash of the file as stored.
+    pub hash: hash::ContentHash,
     /// For a compressed file: its format and both sizes.
     pub compression: Option<compressed::CompressionReport>,
     pub details: Result<Option<Details>, AnalysisError>,
@@ -571,7 +575,7 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
                 kind: by_name.unwrap_or(Kind::Binary),
                 detected: None,
                 size_bytes: 0,
-                sha256: None,
+                hash: hash::ContentHash::missing(options.hash),
                 compression: None,
                 details: Err(err),
             };
@@ -587,7 +591,7 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
             kind: by_name.unwrap_or(Kind::Binary),
             detected: Some(signature.name()),
             size_bytes: source.len,
-            sha256: None,
+            hash: hash::ContentHash::missing(options.hash),
             compression: None,
             details: Err(AnalysisError::Rejected(refusal.to_string())),
         };
@@ -597,9 +601,9 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
     // whatever its size.
     let parallel =
         source.is_large(options) || compression.is_some() || by_name == Some(Kind::Archive);
-    let (sha256, outcome) = join(
+    let (digest, outcome) = join(
         parallel,
-        || sha256_hex(&source),
+        || hash::digest(&source, options.hash),
         || match (broken_promise, compression) {
             (Some(err), _) => compressed::Outcome {
                 kind: by_name.unwrap_or(Kind::Binary),
@@ -624,8 +628,8 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
         details,
         compression,
     } = outcome;
-    let (sha256, details) = match (sha256, details) {
-        (Ok(hash), details) => (Some(hash), details),
+    let (hex, details) = match (digest, details) {
+        (Ok(hex), details) => (hex, details),
         // Stopped at the deadline, the analysis says so, whichever side noticed first.
         (Err(err @ AnalysisError::TimedOut(_)), _) | (_, Err(err @ AnalysisError::TimedOut(_))) => {
             (None, Err(err))
@@ -638,7 +642,10 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
         kind,
         detected: Some(signature.name()),
         size_bytes: source.len,
-        sha256,
+        hash: hash::ContentHash {
+            algorithm: options.hash,
+            hex,
+        },
         compression,
         details,
     }
@@ -706,31 +713,6 @@ pub fn analyze_in_child(
     }
 }
 
-/// SHA-256 of the whole file as lower-case hex, read with `pread` so it can run beside the
-/// analyzers on the same file handle.
-fn sha256_hex(source: &Source) -> Result<String, AnalysisError> {
-    let mut hasher = Sha256::new();
-    let whole = segments::Segment {
-        start: 0,
-        end: source.len,
-    };
-    segments::for_each_buffer(source, whole, 1 << 20, |buf| {
-        hasher.update(buf);
-        Ok(())
-    })?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
 #[cfg(test)]
 pub(crate) mod testing {
     use super::Source;
@@ -794,7 +776,7 @@ mod tests {
             let options = AnalysisOptions { segment_bytes, buffer_bytes: 7, ..AnalysisOptions::default() };
             let analysis = analyze(&path, &options, &Progress::silent());
             prop_assert_eq!(analysis.size_bytes, data.len() as u64);
-            prop_assert!(analysis.sha256.is_some());
+            prop_assert!(analysis.hash.hex.is_some());
         }
 
         /// A compressed file's section is the one its plain bytes get: the stream analyzers
@@ -962,12 +944,19 @@ mod tests {
     }
 
     #[test]
-    fn sha256_of_known_input() {
+    fn hashes_of_known_input() {
         let source = testing::source_with(b"abc");
+        let of = |algorithm| hash::digest(&source, algorithm).expect("hash");
         assert_eq!(
-            sha256_hex(&source).expect("hash"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            of(hash::HashAlgorithm::Sha256).as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
+        // BLAKE3's own test vector for "abc".
+        assert_eq!(
+            of(hash::HashAlgorithm::Blake3).as_deref(),
+            Some("6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85")
+        );
+        assert_eq!(of(hash::HashAlgorithm::None), None);
     }
 
     #[test]

@@ -563,7 +563,7 @@ mod tests {
             detected: None,
             compression: None,
             size_bytes: 0,
-            sha256: None,
+            hash: crate::analyze::hash::ContentHash::missing(Default::default()),
             details: Ok(None),
         };
         let failed = lifecycle.finish(

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::compressed::CompressionReport;
+use crate::analyze::hash::ContentHash;
 use crate::analyze::{Analysis, Details, Kind};
 pub use crate::job::ErrorInfo;
 use crate::job::JobSummary;
@@ -84,7 +85,9 @@ pub struct Report {
     /// What the first bytes say the file is (`zip`, `gzip`, `pdf`, `text`, `unknown`, ...).
     pub detected: String,
     pub size_bytes: u64,
-    pub sha256: Option<String>,
+    /// `sha256`, `blake3`, or no field (`--hash`).
+    #[serde(flatten)]
+    pub hash: ContentHash,
     pub queued_at: String,
     pub started_at: String,
     pub finished_at: String,
@@ -124,7 +127,7 @@ impl Report {
             kind: analysis.kind,
             detected: analysis.detected.unwrap_or_else(|| "unknown".to_string()),
             size_bytes: analysis.size_bytes,
-            sha256: analysis.sha256,
+            hash: analysis.hash,
             queued_at: rfc3339(timing.queued_at),
             started_at: rfc3339(timing.started_at),
             finished_at: rfc3339(timing.finished_at),
@@ -206,11 +209,14 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  {} · {} · {} ms · sha256 {}",
+            "  {} · {} · {} ms{}",
             self.kind.as_str(),
             human_bytes(self.size_bytes),
             self.duration_ms,
-            self.sha256.as_deref().unwrap_or("-"),
+            match self.hash.algorithm.field() {
+                Some(name) => format!(" · {name} {}", self.hash.hex.as_deref().unwrap_or("-")),
+                None => String::new(),
+            },
         );
         if let Some(compression) = &self.compression {
             let ratio = compression.unpacked_bytes as f64 / compression.packed_bytes.max(1) as f64;
@@ -272,7 +278,10 @@ mod tests {
             detected: None,
             compression: None,
             size_bytes: 3,
-            sha256: Some("ab".into()),
+            hash: ContentHash {
+                algorithm: crate::analyze::hash::HashAlgorithm::Sha256,
+                hex: Some("ab".into()),
+            },
             details: Err(AnalysisError::invalid(Kind::Json, "invalid JSON: x")),
         };
         let report = Report::new(

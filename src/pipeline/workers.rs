@@ -28,6 +28,7 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::analyze::hash::ContentHash;
 use crate::analyze::{self, Analysis, AnalysisError, AnalysisOptions, Kind, Progress};
 use crate::disk::lifecycle::{Lifecycle, Unfinished};
 use crate::disk::report::Timing;
@@ -291,7 +292,7 @@ impl Worker {
                     return Some(Analysis {
                         details: Err(AnalysisError::Changed),
                         size_bytes: after.map_or(analysis.size_bytes, |a| a.size),
-                        sha256: None,
+                        hash: ContentHash::missing(analysis.hash.algorithm),
                         ..analysis
                     });
                 }
@@ -312,7 +313,7 @@ impl Worker {
                 detected: None,
                 compression: None,
                 size_bytes: job.size_bytes,
-                sha256: None,
+                hash: ContentHash::missing(self.options.hash),
                 details: Err(AnalysisError::Internal(message)),
             }
         })

@@ -38,7 +38,7 @@ fn report(id: JobId, ok: bool) -> Report {
         detected: None,
         compression: None,
         size_bytes: 1,
-        sha256: None,
+        hash: crate::analyze::hash::ContentHash::missing(Default::default()),
         details: if ok {
             Ok(None)
         } else {

@@ -27,10 +27,11 @@ struct JobPage {
 }
 
 /// The report's fields shown among the job's facts.
-const REPORT_FACTS: [&str; 7] = [
+const REPORT_FACTS: [&str; 8] = [
     "kind",
     "detected",
     "sha256",
+    "blake3",
     "queued_at",
     "started_at",
     "finished_at",
