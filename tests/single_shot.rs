@@ -392,17 +392,6 @@ fn a_large_file_shows_a_progress_bar_on_a_terminal_only() {
     assert!(!stderr(&out).contains("chunks"));
 }
 
-/// `b3sum` (Debian's, the BLAKE3 team's own tool) as the reference.
-fn b3sum(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("b3sum")
-        .arg("--no-names")
-        .arg(path)
-        .output()
-        .expect("b3sum is needed (apt-get install b3sum)");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn the_hash_is_the_one_asked_for_under_its_own_name() {
     let ws = Workspace::new();
@@ -411,7 +400,7 @@ fn the_hash_is_the_one_asked_for_under_its_own_name() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     let input = ws.write("big.bin", &body);
-    let expected = b3sum(&input);
+    let expected = common::b3sum(&input);
     let out = ws.run(&["--input", "big.bin", "--hash", "blake3", "--json"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let report = ws.read_json("watch_dir/processed/big.bin.report.json");

@@ -474,3 +474,14 @@ pub fn assert_failed_with(report: &Value, kind: &str, words: &str) {
     let message = report["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(words), "{words:?} in {report}");
 }
+
+/// BLAKE3 of the file at `path` by `b3sum` (Debian's, the BLAKE3 team's own tool).
+pub fn b3sum(path: &Path) -> String {
+    let out = Command::new("b3sum")
+        .arg("--no-names")
+        .arg(path)
+        .output()
+        .expect("b3sum is needed (apt-get install b3sum)");
+    assert!(out.status.success(), "b3sum failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
