@@ -369,41 +369,28 @@ impl<'m> TextScanner<'m> {
         self.counts.char_starts += count_char_starts(buf);
         self.utf8.feed(buf);
 
-        let mut matches = self.matcher.automaton.find_iter(buf).peekable();
         let mut line_start = 0;
         for newline in memchr_iter(b'\n', buf) {
             if self.open.len > 0 {
                 self.open.extend(&buf[line_start..newline]);
                 self.close_open_line();
             } else {
-                self.close_line_in_buffer(buf, line_start, newline, &mut matches);
+                self.close_line_in_buffer(buf, line_start, newline);
             }
             line_start = newline + 1;
         }
         self.open.extend(&buf[line_start..]);
     }
 
-    fn close_line_in_buffer(
-        &mut self,
-        buf: &[u8],
-        start: usize,
-        end: usize,
-        matches: &mut std::iter::Peekable<aho_corasick::FindIter<'_, '_>>,
-    ) {
+    fn close_line_in_buffer(&mut self, buf: &[u8], start: usize, end: usize) {
         let line = &buf[start..end];
         let content_len = line.len() - usize::from(line.last() == Some(&b'\r'));
         self.record_line(content_len as u64, line.iter().all(|&b| is_space(b)));
-        let window_end = end.min(start + LEVEL_WINDOW);
-        while let Some(m) = matches.peek() {
-            let (m_start, m_end, pattern) = (m.start(), m.end(), m.pattern());
-            if m_start >= window_end {
-                break;
-            }
-            matches.next();
-            if m_start >= start && is_whole_word(buf, m_start, m_end, start, end) {
-                self.counts.levels[self.matcher.level_of_pattern[pattern.as_usize()]] += 1;
-                break;
-            }
+        // Only the line's first bytes are searched, and only up to its first level word:
+        // the automaton never sees the rest of the line.
+        let window = &line[..line.len().min(OpenLine::WINDOW_CAP)];
+        if let Some(level) = self.matcher.level_in_window(window, line.len() as u64) {
+            self.counts.levels[level] += 1;
         }
     }
 
