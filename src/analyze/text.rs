@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use memchr::memchr_iter;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -31,8 +30,7 @@ const LEVELS: [&str; 8] = [
     "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "CRITICAL", "FATAL",
 ];
 
-/// Words recognised as levels and the canonical level each one counts as. `WARNING` comes
-/// before `WARN` so that leftmost-first matching prefers the longer word.
+/// Words recognised as levels and the canonical level each one counts as.
 const LEVEL_WORDS: [(&str, usize); 9] = [
     ("TRACE", 0),
     ("DEBUG", 1),
@@ -107,71 +105,51 @@ impl Section for TextReport {
     }
 }
 
-/// Finds level words; shared by all segments.
-pub struct LevelMatcher {
-    automaton: AhoCorasick,
-    level_of_pattern: Vec<usize>,
+/// The level of a line given as `window` (its first bytes at most `OpenLine::WINDOW_CAP`):
+/// the level of its first level word that starts within `LEVEL_WINDOW`. A level word counts
+/// only as a whole word, so it is a whole token (a run of word bytes): the search steps from
+/// token to token and compares only tokens of a level word's length, and it stops at the
+/// first level. The rest of the line is never read.
+fn level_in_window(window: &[u8]) -> Option<usize> {
+    let starts_before = window.len().min(LEVEL_WINDOW);
+    let mut at = 0;
+    while at < starts_before {
+        if !is_word_byte(window[at]) {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < window.len() && is_word_byte(window[at]) {
+            at += 1;
+        }
+        // A token cut by the window's end is longer than any level word: the window reaches
+        // `LONGEST_LEVEL_WORD + 1` bytes past the last start it searches.
+        if let Some(level) = level_of_word(&window[start..at]) {
+            return Some(level);
+        }
+    }
+    None
 }
 
-impl LevelMatcher {
-    /// Built once per process: building the automaton costs more than analysing a small file.
-    pub fn shared() -> &'static LevelMatcher {
-        static MATCHER: std::sync::OnceLock<LevelMatcher> = std::sync::OnceLock::new();
-        MATCHER.get_or_init(LevelMatcher::new)
+/// The level a token names: one of `LEVEL_WORDS`, all upper or all lower case.
+fn level_of_word(token: &[u8]) -> Option<usize> {
+    if !(4..=LONGEST_LEVEL_WORD).contains(&token.len()) {
+        return None;
     }
-
-    pub fn new() -> Self {
-        let mut patterns = Vec::new();
-        let mut level_of_pattern = Vec::new();
-        for (word, level) in LEVEL_WORDS {
-            patterns.push(word.to_string());
-            level_of_pattern.push(level);
-            patterns.push(word.to_ascii_lowercase());
-            level_of_pattern.push(level);
-        }
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&patterns)
-            .expect("the level word list is a valid fixed pattern set");
-        LevelMatcher {
-            automaton,
-            level_of_pattern,
-        }
-    }
-
-    /// Level of a line given as `window` (its first bytes); `line_len` is the full length.
-    fn level_in_window(&self, window: &[u8], line_len: u64) -> Option<usize> {
-        let line_end = if line_len as usize == window.len() {
-            window.len()
-        } else {
-            usize::MAX
-        };
-        for m in self.automaton.find_iter(window) {
-            if m.start() >= LEVEL_WINDOW {
-                break;
-            }
-            if is_whole_word(window, m.start(), m.end(), 0, line_end) {
-                return Some(self.level_of_pattern[m.pattern().as_usize()]);
-            }
-        }
-        None
-    }
-}
-
-impl Default for LevelMatcher {
-    fn default() -> Self {
-        Self::new()
-    }
+    LEVEL_WORDS.iter().find_map(|&(word, level)| {
+        let word = word.as_bytes();
+        let same = token == word
+            || (token.len() == word.len()
+                && token
+                    .iter()
+                    .zip(word)
+                    .all(|(&t, &w)| t == w.to_ascii_lowercase()));
+        same.then_some(level)
+    })
 }
 
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// A match counts only as a whole word: no word byte right before or after it in its line.
-fn is_whole_word(hay: &[u8], start: usize, end: usize, line_start: usize, line_end: usize) -> bool {
-    (start == line_start || !is_word_byte(hay[start - 1]))
-        && (end == line_end || !is_word_byte(hay[end]))
 }
 
 /// ASCII whitespace as Python's `bytes.split()` sees it: space and `\t \n \v \f \r`.
@@ -340,18 +318,16 @@ impl OpenLine {
 }
 
 /// Streams one segment.
-struct TextScanner<'m> {
-    matcher: &'m LevelMatcher,
+struct TextScanner {
     counts: TextCounts,
     prev_is_space: bool,
     utf8: Utf8Stream,
     open: OpenLine,
 }
 
-impl<'m> TextScanner<'m> {
-    fn new(matcher: &'m LevelMatcher) -> Self {
+impl TextScanner {
+    fn new() -> Self {
         TextScanner {
-            matcher,
             counts: TextCounts::default(),
             // A segment starts at the file start or after a `\n`.
             prev_is_space: true,
@@ -389,7 +365,7 @@ impl<'m> TextScanner<'m> {
         // Only the line's first bytes are searched, and only up to its first level word:
         // the automaton never sees the rest of the line.
         let window = &line[..line.len().min(OpenLine::WINDOW_CAP)];
-        if let Some(level) = self.matcher.level_in_window(window, line.len() as u64) {
+        if let Some(level) = level_in_window(window) {
             self.counts.levels[level] += 1;
         }
     }
@@ -398,7 +374,7 @@ impl<'m> TextScanner<'m> {
         let open = std::mem::replace(&mut self.open, OpenLine::new());
         let content_len = open.len - u64::from(open.last_byte == b'\r');
         self.record_line(content_len, open.only_space);
-        if let Some(level) = self.matcher.level_in_window(&open.window, open.len) {
+        if let Some(level) = level_in_window(&open.window) {
             self.counts.levels[level] += 1;
         }
     }
@@ -427,10 +403,9 @@ pub fn analyze(
 ) -> Result<TextReport, AnalysisError> {
     let segments = segments::plan(source, 0, source.len, options.segment_bytes)?;
     progress.start(segments.len() as u64);
-    let matcher = LevelMatcher::shared();
     let last = segments.len() - 1;
     let scan = |(index, &segment): (usize, &Segment)| {
-        let counts = scan_segment(source, segment, options, matcher, index == last)?;
+        let counts = scan_segment(source, segment, options, index == last)?;
         progress.advance();
         Ok(counts)
     };
@@ -460,7 +435,7 @@ pub fn analyze_stream(
     reader: &mut dyn std::io::Read,
     options: &AnalysisOptions,
 ) -> Result<TextReport, AnalysisError> {
-    let mut scanner = TextScanner::new(LevelMatcher::shared());
+    let mut scanner = TextScanner::new();
     let mut buf = vec![0u8; options.buffer_bytes.max(1)];
     loop {
         match reader.read(&mut buf) {
@@ -476,14 +451,14 @@ pub fn analyze_stream(
 /// Counts text handed over piece by piece (the text extracted from a document): the same
 /// counts, by the same scanner, as for a text file.
 pub struct TextCounter {
-    scanner: TextScanner<'static>,
+    scanner: TextScanner,
     pending: Vec<u8>,
 }
 
 impl Default for TextCounter {
     fn default() -> Self {
         TextCounter {
-            scanner: TextScanner::new(LevelMatcher::shared()),
+            scanner: TextScanner::new(),
             pending: Vec::with_capacity(PENDING_BYTES),
         }
     }
@@ -515,10 +490,9 @@ fn scan_segment(
     source: &Source,
     segment: Segment,
     options: &AnalysisOptions,
-    matcher: &LevelMatcher,
     at_end_of_file: bool,
 ) -> Result<TextCounts, AnalysisError> {
-    let mut scanner = TextScanner::new(matcher);
+    let mut scanner = TextScanner::new();
     segments::for_each_buffer(source, segment, options.buffer_bytes, |buf| {
         scanner.feed(buf);
         Ok(())
