@@ -17,6 +17,20 @@ fn sheets_py(python: &Path, args: &[&str]) -> String {
 }
 
 /// A Python with the three independent writers: openpyxl (.xlsx), xlwt (.xls), odfpy (.ods).
+/// Runs the Python `script` with `path` as its one argument (it writes the workbook there).
+fn write_with(python: &Path, script: &str, path: &Path) {
+    let status = Command::new(python)
+        .args(["-c", script])
+        .arg(path)
+        .status()
+        .expect("python");
+    assert!(
+        status.success(),
+        "the script failed to write {}",
+        path.display()
+    );
+}
+
 fn openpyxl() -> std::path::PathBuf {
     python_with(&["openpyxl", "xlwt", "odfpy"])
 }
@@ -89,12 +103,7 @@ fn a_sheet_that_claims_the_whole_grid_costs_its_cells_only() {
                   wb.active['A2'] = 'x'\n\
                   wb.active['XFD1048576'] = 'far'\n\
                   wb.save(sys.argv[1])";
-    let status = Command::new(&python)
-        .args(["-c", script])
-        .arg(&path)
-        .status()
-        .expect("python");
-    assert!(status.success());
+    write_with(&python, script, &path);
     let out = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
         .arg(env!("CARGO_BIN_EXE_file-processor"))
@@ -331,12 +340,7 @@ fn a_workbook_read_in_process_stops_at_its_deadline() {
                   ws.append(['user_id', 'n'])\n\
                   for i in range(20000): ws.append(['u%d' % (i % 97), i])\n\
                   wb.save(sys.argv[1])";
-    let status = Command::new(&python)
-        .args(["-c", script])
-        .arg(&path)
-        .status()
-        .expect("python");
-    assert!(status.success());
+    write_with(&python, script, &path);
     let (code, report) = input_report(&ws, "rows.xlsx", &["--job-timeout", "1ms"]);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["error"]["kind"], "timeout", "{report}");

@@ -743,6 +743,18 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_record_leaves_no_huge_batch_behind() {
+        let layout = layout_for(&["a".to_string()], b',', None);
+        let mut stats = Accumulator::new(&layout);
+        let big = vec![b'x'; 8 << 20];
+        stats.add_record(&big, &[big.len()]);
+        assert!(stats.batch_capacity() <= 4 * stats::BATCH_BYTES);
+        stats.add_record(b"y", &[1]);
+        let report = stats.into_report(b',', &["a".to_string()], 10, &layout);
+        assert_eq!((report.rows, report.columns[0].distinct), (2, 2));
+    }
+
+    #[test]
     fn past_the_exact_limit_counts_are_estimates_identical_however_cut() {
         let mut data = String::from("id,user_id\n");
         for i in 0..150_000 {

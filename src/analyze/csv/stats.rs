@@ -413,7 +413,7 @@ struct Batch {
 /// A batch is added once it holds this many records...
 const BATCH_RECORDS: usize = 1024;
 /// ...or this many bytes.
-const BATCH_BYTES: usize = 256 << 10;
+pub(super) const BATCH_BYTES: usize = 256 << 10;
 
 impl Accumulator {
     pub(super) fn new(layout: &Layout) -> Self {
@@ -488,6 +488,17 @@ impl Accumulator {
         bytes.clear();
         ends.clear();
         records.clear();
+        // One huge record (up to `MAX_RECORD_BYTES`) must not keep its copy for the rest of
+        // the segment: a file's segments each hold a batch.
+        if bytes.capacity() > 4 * BATCH_BYTES {
+            bytes.shrink_to(BATCH_BYTES);
+        }
+    }
+
+    /// The bytes the batch holds allocated now.
+    #[cfg(test)]
+    pub(super) fn batch_capacity(&self) -> usize {
+        self.batch.bytes.capacity()
     }
 
     /// Adds one row of typed cells: `(column, text, cell)`, non-empty, in column order.
