@@ -69,7 +69,12 @@ fn every_sheet_matches_what_openpyxl_xlwt_and_odfpy_wrote() {
             &[format, &seed.to_string(), path.to_str().expect("path")],
         ))
         .expect("expected JSON");
-        let (code, report) = input_report(&ws, &name, &[]);
+        // Even seeds: the sheet cut into many small blocks of rows, parsed in parallel.
+        let blocks: &[&str] = match (format, seed % 2) {
+            ("xlsx", 0) => &["--segment-bytes", "777"],
+            _ => &[],
+        };
+        let (code, report) = input_report(&ws, &name, blocks);
         assert_eq!(code, Some(0), "{report}");
         assert_eq!(report["kind"], "spreadsheet");
         let section = &report["spreadsheet"];
@@ -375,4 +380,158 @@ fn parsers_still_start_after_the_binary_is_replaced_under_the_daemon() {
     );
     let report = ws.read_json("watch_dir/processed/-book.ods.report.json");
     assert_eq!(report["spreadsheet"]["format"], "ods", "{report}");
+}
+
+/// An `.xlsx` written by hand, part by part, with what openpyxl never writes: element
+/// prefixes, cells without a reference, rich and phonetic runs, CDATA, a comment hiding a row,
+/// formula, error, ISO-date and boolean cells, dates from 1904, relative and absolute part
+/// targets. `parts` are stored (not deflated) in a zip at `path`.
+fn write_parts(path: &Path, parts: &[(&str, String)]) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).expect("create");
+    let mut zip = zip::ZipWriter::new(file);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, body) in parts {
+        zip.start_file(*name, stored).expect("member");
+        zip.write_all(body.as_bytes()).expect("write");
+    }
+    zip.finish().expect("finish");
+}
+
+fn hand_written_workbook() -> Vec<(&'static str, String)> {
+    let main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+    let rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    let pkg = "http://schemas.openxmlformats.org/package/2006/relationships";
+    let inline = |text: &str| format!("<x:is><x:t>{text}</x:t></x:is>");
+    let sheet = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<x:worksheet xmlns:x="{main}"><x:sheetData>
+<x:row r="2"><x:c r="B2" t="inlineStr">{user}</x:c><x:c t="inlineStr"><x:is><x:r><x:t>a &amp; </x:t></x:r><x:r><x:t>b</x:t></x:r></x:is></x:c><x:c t="s"><x:v>0</x:v></x:c><x:c t="inlineStr">{when}</x:c><x:c t="inlineStr">{flag}</x:c></x:row>
+<!-- <x:row r="99"><x:c t="inlineStr"><x:is><x:t>hidden</x:t></x:is></x:c></x:row> -->
+<x:row r="3"><x:c r="B3" t="s"><x:v>1</x:v></x:c><x:c r="C3" t="str"><x:f>"tw"&amp;"o"</x:f><x:v>two</x:v></x:c><x:c r="D3"><x:v>1.5</x:v></x:c><x:c r="E3" s="1"><x:v>0.5</x:v></x:c><x:c r="F3" t="b"><x:v>1</x:v></x:c></x:row>
+<x:row r="4"><x:c r="B4" t="inlineStr"><x:is><x:t><![CDATA[<x:row r="7"> & co]]></x:t></x:is></x:c><x:c r="C4" t="e"><x:v>#DIV/0!</x:v></x:c><x:c r="D4"><x:v>2.50</x:v></x:c><x:c r="E4" t="d"><x:v>2026-11-30T08:00:00</x:v></x:c><x:c r="F4" t="b"><x:v>0</x:v></x:c></x:row>
+<x:row r="5"/>
+<x:row r="6"><x:c r="A6"><x:v>7</x:v></x:c><x:c r="B6" t="s"><x:v>1</x:v></x:c><x:c r="D6"><x:v>1E3</x:v></x:c><x:c r="E6" s="1"><x:v>45000</x:v></x:c></x:row>
+</x:sheetData><x:rowBreaks count="1"><x:brk id="3"/></x:rowBreaks></x:worksheet>"#,
+        user = inline("user_id"),
+        when = inline("when"),
+        flag = inline("flag"),
+    );
+    vec![
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#.to_string(),
+        ),
+        (
+            "_rels/.rels",
+            format!(
+                r#"<Relationships xmlns="{pkg}"><Relationship Id="rId1" Type="{rel}/officeDocument" Target="book/main.xml"/></Relationships>"#
+            ),
+        ),
+        (
+            "book/main.xml",
+            format!(
+                r#"<workbook xmlns="{main}" xmlns:r="{rel}"><workbookPr date1904="1"/><sheets><sheet name="Q&amp;A" sheetId="1" r:id="rId7"/></sheets></workbook>"#
+            ),
+        ),
+        (
+            "book/_rels/main.xml.rels",
+            format!(
+                r#"<Relationships xmlns="{pkg}"><Relationship Id="rId7" Type="{rel}/worksheet" Target="sheets/../sheets/one.xml"/><Relationship Id="rId8" Type="{rel}/sharedStrings" Target="/book/strings.xml"/><Relationship Id="rId9" Type="{rel}/styles" Target="looks.xml"/></Relationships>"#
+            ),
+        ),
+        ("book/sheets/one.xml", sheet),
+        (
+            "book/strings.xml",
+            format!(
+                r#"<sst xmlns="{main}"><si><t>amount</t></si><si><r><t>bo</t></r><r><rPr><b/></rPr><t>b</t></r><rPh sb="0" eb="1"><t>ボブ</t></rPh></si></sst>"#
+            ),
+        ),
+        (
+            "book/looks.xml",
+            format!(
+                r#"<styleSheet xmlns="{main}"><numFmts count="1"><numFmt numFmtId="164" formatCode="dd/mm/yyyy\ hh:mm"/></numFmts><cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="164"/></cellXfs></styleSheet>"#
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn constructs_openpyxl_never_writes_are_read_as_written() {
+    let ws = Workspace::new();
+    let parts = hand_written_workbook();
+    // Once whole, once in blocks of a row or two (the comment and CDATA hide row tags).
+    for (name, flags) in [
+        ("hand.xlsx", &[][..]),
+        ("hand-blocks.xlsx", &["--segment-bytes", "64"][..]),
+    ] {
+        write_parts(&ws.path(name), &parts);
+        let (code, report) = input_report(&ws, name, flags);
+        assert_eq!(code, Some(0), "{report}");
+        let sheet = &report["spreadsheet"]["sheets"][0];
+        assert_eq!(sheet["name"], "Q&A", "{report}");
+        // Rows 3, 4 and 6: row 5 is empty, row 99 a comment, A6 left of the header.
+        assert_eq!(sheet["rows"], 3, "{report}");
+        assert_eq!(sheet["user_column"], "user_id", "{report}");
+        assert_eq!(sheet["distinct_users"], 2, "{report}");
+        assert_eq!(
+            sheet["top_users"],
+            serde_json::json!([{"user": "bob", "rows": 2}, {"user": "<x:row r=\"7\"> & co", "rows": 1}]),
+            "{report}"
+        );
+        let columns = sheet["columns"].as_array().expect("columns");
+        let names: Vec<&str> = columns.iter().filter_map(|c| c["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            ["user_id", "a & b", "amount", "when", "flag"],
+            "{report}"
+        );
+        let expect = [
+            (
+                1,
+                "string",
+                2,
+                2,
+                serde_json::json!("#DIV/0!"),
+                serde_json::json!("two"),
+            ),
+            (
+                2,
+                "float",
+                3,
+                3,
+                serde_json::json!(1.5),
+                serde_json::json!(1000.0),
+            ),
+            // 1904 dates: serial 0.5 is noon on 1904-01-01, 45000 is 2027-03-16 (Python's
+            // datetime(1904, 1, 1) + timedelta(days=45000)).
+            (
+                3,
+                "datetime",
+                3,
+                3,
+                serde_json::json!("1904-01-01T12:00:00"),
+                serde_json::json!("2027-03-16T00:00:00"),
+            ),
+            (
+                4,
+                "bool",
+                2,
+                2,
+                serde_json::json!(false),
+                serde_json::json!(true),
+            ),
+        ];
+        for (index, kind, non_empty, distinct, min, max) in expect {
+            let column = &columns[index];
+            assert_eq!(column["type"], kind, "{column}");
+            assert_eq!(column["non_empty"], non_empty, "{column}");
+            assert_eq!(column["distinct"], distinct, "{column}");
+            assert_eq!(column["min"], min, "{column}");
+            assert_eq!(column["max"], max, "{column}");
+        }
+        let mean = columns[2]["mean"].as_f64().expect("mean");
+        assert!((mean - (1.5 + 2.5 + 1000.0) / 3.0).abs() < 1e-9, "{mean}");
+    }
 }

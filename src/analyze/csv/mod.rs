@@ -367,9 +367,33 @@ impl TypedTable {
         self.stats.add_typed_row(cells);
     }
 
+    /// Empty statistics over the same columns, for rows read on another thread; `merge` adds
+    /// them back.
+    pub fn part(&self) -> TypedPart {
+        TypedPart {
+            stats: Accumulator::new(&self.layout),
+        }
+    }
+
+    pub fn merge(&mut self, part: TypedPart) {
+        self.stats.merge(part.stats);
+    }
+
     pub fn into_report(self) -> CsvReport {
         self.stats
             .into_report(b',', &self.header, self.top, &self.layout)
+    }
+}
+
+/// Part of a `TypedTable`'s rows, gathered apart (a block of a sheet parsed on another thread).
+pub struct TypedPart {
+    stats: Accumulator,
+}
+
+impl TypedPart {
+    /// As `TypedTable::add_row`.
+    pub fn add_row(&mut self, cells: &[(usize, &[u8], TypedCell<'_>)]) {
+        self.stats.add_typed_row(cells);
     }
 }
 
