@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs bench-documents docker clean
+.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs bench-documents bench-workbooks docker clean
 
 build:
 	cargo build --release
@@ -43,6 +43,10 @@ bench-documents:
 
 bench-bombs:
 	bash bench/run.sh bombs
+
+## Hostile workbooks: outcome, time and peak memory of each.
+bench-workbooks:
+	bash bench/run.sh workbooks
 
 bench-timeout:
 	bash bench/run.sh timeout

@@ -18,7 +18,7 @@ for tool in hyperfine python3 pgrep; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
-[ "${1:-}" = watch ] || [ "${1:-}" = memory ] || [ "${1:-}" = timeout ] || [ "${1:-}" = bombs ] || [ "${1:-}" = documents ] || command -v xsv >/dev/null || cargo install --locked xsv
+[ "${1:-}" = watch ] || [ "${1:-}" = memory ] || [ "${1:-}" = timeout ] || [ "${1:-}" = bombs ] || [ "${1:-}" = workbooks ] || [ "${1:-}" = documents ] || command -v xsv >/dev/null || cargo install --locked xsv
 XSV=$(command -v xsv || echo "$HOME/.cargo/bin/xsv")
 
 cargo build --release --quiet --bin file-processor --example floor
@@ -65,6 +65,11 @@ fi
 # Hostile archives: outcome, time and peak memory of each (bench/bombs.py).
 if [ "${1:-}" = bombs ]; then
   python3 bench/bombs.py "$BIN" "$OUT"
+  exit 0
+fi
+# Hostile workbooks: outcome, time and peak memory of each (bench/workbooks.py).
+if [ "${1:-}" = workbooks ]; then
+  python3 bench/workbooks.py "$BIN" "$OUT"
   exit 0
 fi
 # Hostile data: peak memory and report size (bench/memory.py).

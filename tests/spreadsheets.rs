@@ -535,3 +535,118 @@ fn constructs_openpyxl_never_writes_are_read_as_written() {
         assert!((mean - (1.5 + 2.5 + 1000.0) / 3.0).abs() < 1e-9, "{mean}");
     }
 }
+
+/// A workbook of the minimal parts, whose one sheet has `rows` inside `<sheetData>`, and whose
+/// workbook lists `sheets` sheets, all naming that part.
+fn minimal_workbook(rows: &str, sheets: usize, strings: &str) -> Vec<(&'static str, String)> {
+    let main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+    let rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    let pkg = "http://schemas.openxmlformats.org/package/2006/relationships";
+    let listed: String = (0..sheets)
+        .map(|i| format!(r#"<sheet name="S{i}" sheetId="{}" r:id="rId1"/>"#, i + 1))
+        .collect();
+    vec![
+        (
+            "_rels/.rels",
+            format!(
+                r#"<Relationships xmlns="{pkg}"><Relationship Id="r" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>"#
+            ),
+        ),
+        (
+            "xl/workbook.xml",
+            format!(
+                r#"<workbook xmlns="{main}" xmlns:r="{rel}"><sheets>{listed}</sheets></workbook>"#
+            ),
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            format!(
+                r#"<Relationships xmlns="{pkg}"><Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#
+            ),
+        ),
+        (
+            "xl/worksheets/sheet1.xml",
+            format!(r#"<worksheet xmlns="{main}"><sheetData>{rows}</sheetData></worksheet>"#),
+        ),
+        ("xl/sharedStrings.xml", strings.to_string()),
+    ]
+}
+
+#[test]
+fn hostile_workbooks_end_with_a_clear_answer() {
+    let ws = Workspace::new();
+    let header = r#"<row r="1"><c r="A1" t="inlineStr"><is><t>name</t></is></c></row>"#;
+    // A billion laughs: only the five named entities are read, the rest stands for nothing.
+    let laughs = {
+        let mut entities = r#"<!ENTITY lol "lol">"#.to_string();
+        for i in 1..10 {
+            let inner = if i == 1 {
+                "&lol;".to_string()
+            } else {
+                format!("&lol{};", i - 1)
+            };
+            entities.push_str(&format!(r#"<!ENTITY lol{i} "{}">"#, inner.repeat(10)));
+        }
+        format!(
+            r#"<?xml version="1.0"?><!DOCTYPE sst [{entities}]><sst><si><t>a&lol9;b</t></si></sst>"#
+        )
+    };
+    let deep = format!(
+        r#"<row r="2"><c r="A2" t="inlineStr"><is>{}<t>x</t>{}</is></c></row>"#,
+        "<r>".repeat(100_000),
+        "</r>".repeat(100_000)
+    );
+    type Case = (
+        &'static str,
+        Vec<(&'static str, String)>,
+        &'static str,
+        &'static str,
+    );
+    let cases: [Case; 4] = [
+        (
+            "laughs.xlsx",
+            minimal_workbook(
+                &format!(r#"{header}<row r="2"><c r="A2" t="s"><v>0</v></c></row>"#),
+                1,
+                &laughs,
+            ),
+            "completed",
+            "ab",
+        ),
+        (
+            "deep.xlsx",
+            minimal_workbook(&format!("{header}{deep}"), 1, "<sst/>"),
+            "completed",
+            "x",
+        ),
+        (
+            "sheets.xlsx",
+            minimal_workbook(header, 5000, "<sst/>"),
+            "limit_exceeded",
+            "the workbook lists 5000 sheets; at most 4096 are read",
+        ),
+        (
+            "xfe.xlsx",
+            minimal_workbook(r#"<row r="1"><c r="XFE1"><v>1</v></c></row>"#, 1, "<sst/>"),
+            "invalid_spreadsheet",
+            "right of the last column a sheet may have (XFD)",
+        ),
+    ];
+    for (name, parts, outcome, detail) in cases {
+        write_parts(&ws.path(name), &parts);
+        let started = std::time::Instant::now();
+        let (code, report) = input_report(&ws, name, &[]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{name}"
+        );
+        if outcome == "completed" {
+            assert_eq!(code, Some(0), "{report}");
+            let column = &report["spreadsheet"]["sheets"][0]["columns"][0];
+            assert_eq!(column["min"], detail, "{name}: {report}");
+        } else {
+            assert_eq!(code, Some(1), "{report}");
+            common::assert_failed_with(&report, outcome, detail);
+        }
+    }
+}

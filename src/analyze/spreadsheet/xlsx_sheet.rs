@@ -45,7 +45,7 @@ pub(super) fn read(
     let block_bytes = usize::try_from(options.segment_bytes)
         .unwrap_or(BLOCK_BYTES)
         .clamp(1, BLOCK_BYTES);
-    let mut blocks = Blocks::new(input, block_bytes);
+    let mut blocks = Blocks::new(input, block_bytes, MAX_ROW_BYTES);
     let mut sheet = SheetBuilder::new(options, &source.path);
     // In order until the header is known (usually within the first block).
     let mut first = true;
@@ -120,16 +120,19 @@ struct Blocks<R> {
     /// `<row`, or `<x:row` in a sheet that writes its elements with a prefix.
     row_tag: Option<Vec<u8>>,
     block_bytes: usize,
+    /// `MAX_ROW_BYTES` (smaller in tests).
+    max_row_bytes: usize,
     done: bool,
 }
 
 impl<R: Read> Blocks<R> {
-    fn new(input: R, block_bytes: usize) -> Self {
+    fn new(input: R, block_bytes: usize, max_row_bytes: usize) -> Self {
         Blocks {
             input,
             carry: Vec::new(),
             row_tag: None,
             block_bytes,
+            max_row_bytes,
             done: false,
         }
     }
@@ -170,10 +173,10 @@ impl<R: Read> Blocks<R> {
                 block.truncate(cut);
                 return Ok(Some(block));
             }
-            if block.len() >= MAX_ROW_BYTES {
+            if block.len() >= self.max_row_bytes {
                 return Err(AnalysisError::LimitExceeded(format!(
                     "a row of the sheet has more than {} MiB of XML",
-                    MAX_ROW_BYTES >> 20
+                    self.max_row_bytes >> 20
                 )));
             }
             want = block.len() + self.block_bytes;
@@ -524,6 +527,33 @@ mod tests {
             b"<x:row"
         );
         assert_eq!(row_tag_of(b"<worksheet>"), b"<row");
+    }
+
+    #[test]
+    fn blocks_hold_whole_rows_and_a_row_over_the_limit_is_refused() {
+        let rows: String = (1..=50)
+            .map(|r| format!("<row r=\"{r}\"><c><v>{r}</v></c></row>"))
+            .collect();
+        let xml = format!("<worksheet><sheetData>{rows}</sheetData></worksheet>");
+        let mut blocks = Blocks::new(xml.as_bytes(), 100, 1 << 20);
+        let mut seen = Vec::new();
+        while let Some(block) = blocks.next().expect("block") {
+            let text = String::from_utf8(block).expect("UTF-8");
+            assert!(seen.is_empty() || text.starts_with("<row "), "{text}");
+            seen.push(text);
+        }
+        assert!(seen.len() > 10, "{}", seen.len());
+        assert_eq!(seen.concat(), xml);
+
+        let long = format!(
+            "<worksheet><sheetData><row r=\"1\"><c><v>{}</v></c></row><row r=\"2\"/>",
+            "7".repeat(5000)
+        );
+        let mut blocks = Blocks::new(long.as_bytes(), 100, 4096);
+        let head = blocks.next().expect("the part before the first row");
+        assert_eq!(head.as_deref(), Some(b"<worksheet><sheetData>".as_slice()));
+        let err = blocks.next().expect_err("over the limit");
+        assert!(matches!(err, AnalysisError::LimitExceeded(_)), "{err}");
     }
 
     #[test]
