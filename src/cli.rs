@@ -171,6 +171,26 @@ pub struct Cli {
     )]
     pub allowed_hosts: Vec<String>,
 
+    /// Several daemons as one service (SPEC §6): the Redis (or Valkey) they share, as
+    /// redis://[:PASSWORD@]HOST[:PORT][/DB]. Without it nothing Redis-related runs.
+    #[arg(
+        long,
+        env = "FP_REDIS",
+        value_name = "URL",
+        hide_env_values = true,
+        conflicts_with = "input"
+    )]
+    pub redis: Option<String>,
+
+    /// With --redis: this daemon's name in the cluster [default: host name and --port].
+    #[arg(long, env = "FP_NODE", value_name = "NAME", requires = "redis")]
+    pub node: Option<String>,
+
+    /// With --redis: a node that has not said it is alive for this long is dead.
+    #[arg(long, env = "FP_NODE_TIMEOUT", value_name = "DURATION", default_value = "15s",
+          value_parser = humantime::parse_duration)]
+    pub node_timeout: std::time::Duration,
+
     /// Ask the daemon on --host/--port whether it is healthy (GET /health) and exit 0 if so,
     /// 1 if not: the Docker image's HEALTHCHECK, with no other tool needed.
     #[arg(long, conflicts_with_all = ["input", "watch"])]

@@ -46,6 +46,8 @@ pub struct WatchSettings {
     pub max_upload_bytes: u64,
     pub allowed_hosts: Vec<String>,
     pub body_timeout: Duration,
+    /// `--redis`: this daemon is a node of a cluster.
+    pub cluster: Option<Box<crate::cluster::ClusterSettings>>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +150,13 @@ impl Config {
                 ));
             }
             None => Mode::Watch(WatchSettings {
+                cluster: crate::cluster::ClusterSettings::from_flags(
+                    cli.redis.as_deref(),
+                    cli.node.as_deref(),
+                    cli.node_timeout,
+                )
+                .map_err(UsageError)?
+                .map(Box::new),
                 host: cli.host,
                 port: cli.port,
                 poll: cli.poll.map(Duration::from_millis),

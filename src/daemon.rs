@@ -24,6 +24,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::analyze::AnalysisOptions;
+use crate::cluster::{self, Membership};
 use crate::config::WatchSettings;
 use crate::disk::folders::{FolderError, Folders};
 use crate::disk::lifecycle::{Lifecycle, LifecycleError};
@@ -66,6 +67,8 @@ pub enum DaemonError {
     Start(std::io::Error),
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl DaemonError {
@@ -93,6 +96,8 @@ pub struct Running {
     job_threads: Vec<thread::JoinHandle<()>>,
     http: thread::JoinHandle<()>,
     http_handle: actix_web::dev::ServerHandle,
+    /// `--redis`: this node's membership and its heartbeat.
+    cluster: Option<(Arc<Membership>, thread::JoinHandle<()>)>,
     _lock: File,
 }
 
@@ -116,7 +121,29 @@ pub fn start(
             }
         })?;
     let local = listener.local_addr().map_err(DaemonError::Start)?;
-    let lifecycle = Arc::new(Lifecycle::new(folders, settings.fsync));
+    // This daemon as a node: `--node`, or the host name and the port.
+    let node_address = if local.ip().is_unspecified() {
+        format!("{}:{}", cluster::host_name(), local.port())
+    } else {
+        local.to_string()
+    };
+    let node_name = settings
+        .cluster
+        .as_ref()
+        .and_then(|cluster| cluster.node.clone())
+        .unwrap_or_else(|| format!("{}:{}", cluster::host_name(), local.port()));
+    let membership = match &settings.cluster {
+        Some(cluster) => Some(Membership::join(
+            cluster,
+            node_name.clone(),
+            node_address.clone(),
+        )?),
+        None => None,
+    };
+    let lifecycle = Arc::new(
+        Lifecycle::new(folders, settings.fsync)
+            .with_node(membership.as_ref().map(|m| m.name.clone())),
+    );
     let recovered = recover::recover(&lifecycle.folders)?;
     if recovered.removed + recovered.requeue.len() > 0 {
         log::info!(
@@ -171,6 +198,9 @@ pub fn start(
         body_timeout: settings.body_timeout,
         max_connections: connection_budget(workers),
         rules: options.rules.clone(),
+        node_name,
+        node_address,
+        membership: membership.clone(),
     };
     let (http, http_handle) = start_http(
         listener,
@@ -221,6 +251,16 @@ pub fn start(
     let scheduler = spawn("scheduler", move || scheduler.run(channels))?;
 
     handle_signals(control_tx)?;
+    let cluster = match membership {
+        Some(membership) => {
+            let (store, beating) = (Arc::clone(&store), Arc::clone(&membership));
+            let heartbeat = spawn("cluster-heartbeat", move || {
+                beating.heartbeat_loop(|| store.counts().processing as u64)
+            })?;
+            Some((membership, heartbeat))
+        }
+        None => None,
+    };
 
     log::info!(
         "watching {} with {workers} worker(s){}; dashboard on http://{local}/, health on \
@@ -242,6 +282,7 @@ pub fn start(
         job_threads,
         http,
         http_handle,
+        cluster,
         _lock: lock,
     })
 }
@@ -259,6 +300,10 @@ impl Running {
             for thread in self.job_threads {
                 thread.join().map_err(|_| DaemonError::Panicked("job"))?;
             }
+        }
+        if let Some((membership, heartbeat)) = self.cluster {
+            membership.leave();
+            let _ = heartbeat.join();
         }
         // The stop command is sent at once; the returned future only reports completion.
         drop(self.http_handle.stop(true));

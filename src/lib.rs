@@ -14,6 +14,8 @@
 //!   judges `--accept` / `--reject` and an extension's promise; `section` is what each section
 //!   shows (figure, summary, tables); `isolate` runs the parsers that must not run in the
 //!   daemon's process (`.ods`, `.xls`) in a limited child process.
+//! - `cluster`: with `--redis`, this node's membership of the cluster (heartbeat, the node
+//!   list, whether Redis answers).
 //! - `disk/`: `folders` (no-replace moves) → `lifecycle` (claim, finish) with `report` (the
 //!   JSON beside the file); `recover` and `history` read the folders back at start.
 //! - `store/`: the `JobStore` seam every job state goes through (`memory` is its first
@@ -27,6 +29,7 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod disk;

@@ -92,6 +92,8 @@ pub struct Lifecycle {
     /// (renames are atomic and the page cache outlives the process); a power cut does.
     durable: bool,
     names: Mutex<Names>,
+    /// With `--redis`: this node's name, written in every report.
+    node: Option<String>,
 }
 
 /// `<job id>_<name>`, shortened where needed to fit the filesystem's name limit.
@@ -119,7 +121,14 @@ impl Lifecycle {
             folders,
             durable,
             names: Mutex::new(Names::default()),
+            node: None,
         }
+    }
+
+    /// Reports name this node (cluster mode).
+    pub fn with_node(mut self, node: Option<String>) -> Lifecycle {
+        self.node = node;
+        self
     }
 
     fn lock_names(&self) -> MutexGuard<'_, Names> {
@@ -182,13 +191,14 @@ impl Lifecycle {
         timing: Timing,
         after_crash: bool,
     ) -> Result<Finished, Unfinished> {
-        let report = Report::new(
+        let mut report = Report::new(
             job_id.to_string(),
             original_name,
             original_name,
             analysis,
             timing,
         );
+        report.node.clone_from(&self.node);
         self.finish_report(
             claimed,
             original_name,

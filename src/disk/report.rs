@@ -100,6 +100,9 @@ pub struct Report {
     pub details: Option<Details>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// With `--redis`: the node that ran the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A time as the reports and the API write it: RFC 3339, UTC, to the millisecond.
@@ -135,6 +138,7 @@ impl Report {
             compression: analysis.compression,
             details: None,
             error: None,
+            node: None,
         };
         match analysis.details {
             Ok(details) => report.details = details,

@@ -202,3 +202,31 @@ pub async fn find_job(
 pub fn folders_data(folders: &Folders) -> web::Data<Folders> {
     web::Data::from(Arc::new(folders.clone()))
 }
+
+/// `GET /api/nodes`: every node of the cluster, up or down, by name (SPEC §6); this daemon
+/// alone without `--redis`, or while Redis does not answer.
+pub async fn nodes(
+    store: web::Data<dyn JobStore>,
+    settings: web::Data<crate::web::WebSettings>,
+) -> Result<HttpResponse, ApiError> {
+    let running = ask(&store, |store| store.counts().processing as u64).await?;
+    let nodes = match settings.membership.clone() {
+        Some(membership) => {
+            web::block(move || {
+                membership
+                    .nodes()
+                    .filter(|nodes| !nodes.is_empty())
+                    .unwrap_or_else(|| vec![membership.myself(running)])
+            })
+            .await?
+        }
+        None => vec![crate::cluster::NodeView {
+            name: settings.node_name.clone(),
+            address: settings.node_address.clone(),
+            state: "up",
+            running,
+            last_heartbeat: crate::disk::report::rfc3339(std::time::SystemTime::now()),
+        }],
+    };
+    Ok(HttpResponse::Ok().json(nodes))
+}

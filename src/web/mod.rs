@@ -56,6 +56,11 @@ pub struct WebSettings {
     pub max_connections: usize,
     /// `--accept` / `--reject`: an upload they refuse gets 415 and nothing is kept.
     pub rules: crate::analyze::rules::TypeRules,
+    /// This daemon as a node: its name and where it listens (`GET /api/nodes`).
+    pub node_name: String,
+    pub node_address: String,
+    /// `--redis`: this node's membership of the cluster.
+    pub membership: Option<std::sync::Arc<crate::cluster::Membership>>,
 }
 
 /// The server on an already bound listener, not yet running: await it in an actix system.
@@ -116,6 +121,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/login", web::post().to(auth::login))
         .route("/logout", web::post().to(auth::logout))
         .route("/api/events", web::get().to(events::events))
+        .route("/api/nodes", web::get().to(api::nodes))
         .route("/metrics", web::get().to(metrics));
 }
 
@@ -134,9 +140,12 @@ pub async fn ask<T: Send + 'static>(
 
 /// 200 while the watcher and the pool are alive, else 503 with the reason; with the counts
 /// and the uptime either way.
+/// With `--redis`, also whether Redis answers (`"redis": "up"` or `"down"`): a node without
+/// Redis goes on processing, so that alone leaves it 200.
 async fn health(
     store: web::Data<dyn JobStore>,
     liveness: web::Data<Liveness>,
+    settings: web::Data<WebSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let (counts, trouble) = ask(&store, |store| (store.counts(), store.finish_trouble())).await?;
     let details = json!({
@@ -146,19 +155,22 @@ async fn health(
         "failed": counts.failed,
         "uptime_seconds": liveness.uptime_seconds(),
     });
-    Ok(match liveness.health(trouble) {
-        Health::Ok => HttpResponse::Ok().json(json!({ "status": "ok", "jobs": details })),
-        Health::Degraded(reason) => HttpResponse::ServiceUnavailable().json(json!({
-            "status": "degraded",
-            "reason": reason,
-            "jobs": details,
-        })),
-        Health::Unavailable(reason) => HttpResponse::ServiceUnavailable().json(json!({
-            "status": "unavailable",
-            "reason": reason,
-            "jobs": details,
-        })),
-    })
+    let (status, mut body) = match liveness.health(trouble) {
+        Health::Ok => (StatusCode::OK, json!({ "status": "ok", "jobs": details })),
+        Health::Degraded(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "degraded", "reason": reason, "jobs": details }),
+        ),
+        Health::Unavailable(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "unavailable", "reason": reason, "jobs": details }),
+        ),
+    };
+    if let Some(membership) = &settings.membership {
+        body["node"] = json!(membership.name);
+        body["redis"] = json!(if membership.redis_up() { "up" } else { "down" });
+    }
+    Ok(HttpResponse::build(status).json(body))
 }
 
 /// Prometheus text format: the daemon's own metrics, and the jobs by state from the store.

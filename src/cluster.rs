@@ -1,0 +1,447 @@
+//! Cluster mode (`--redis`, SPEC §6): this node's membership in Redis, and whether Redis
+//! answers. A node's liveness is a key (`fp:node:NAME`) refreshed every second that expires
+//! after `--node-timeout`; every node's last record also stays in one hash (`fp:nodes`), so a
+//! node that died is listed as down with its last heartbeat. Redis being down never stops the
+//! node (claims are renames on the shared folders): it is tracked, logged on each change and
+//! shown on `/health`; the next heartbeat that gets through registers the node again, also
+//! after a Redis that restarted empty.
+//!
+//! Everything read back from Redis is data another process wrote: records that do not parse
+//! are skipped, never trusted.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use redis::Commands;
+use serde::{Deserialize, Serialize};
+
+use crate::disk::report::rfc3339;
+
+/// How often a node says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The shortest `--node-timeout`: a few heartbeats.
+const MIN_NODE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connecting, and each command, give up after this long (then Redis counts as down).
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+const NODE_KEY: &str = "fp:node:";
+const NODES_HASH: &str = "fp:nodes";
+
+/// `--redis`, `--node`, `--node-timeout`, checked.
+#[derive(Clone)]
+pub struct ClusterSettings {
+    /// The URL as given (it may hold a password: never logged, see `shown_url`).
+    pub url: String,
+    /// `--node`; `None`: the host name and the port the daemon listens on.
+    pub node: Option<String>,
+    pub node_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("url", &shown_url(&self.url))
+            .field("node", &self.node)
+            .field("node_timeout", &self.node_timeout)
+            .finish()
+    }
+}
+
+impl ClusterSettings {
+    /// `None` without `--redis`; an error (a usage error: exit 2) for a URL the client cannot
+    /// use, a name that is not one, or a timeout too short.
+    pub fn from_flags(
+        redis: Option<&str>,
+        node: Option<&str>,
+        node_timeout: Duration,
+    ) -> Result<Option<ClusterSettings>, String> {
+        let Some(url) = redis else {
+            return Ok(None);
+        };
+        redis::Client::open(url).map_err(|err| format!("--redis {}: {err}", shown_url(url)))?;
+        if let Some(name) = node {
+            check_node_name(name)?;
+        }
+        if node_timeout < MIN_NODE_TIMEOUT {
+            return Err(format!(
+                "--node-timeout must be at least {} (nodes say they are alive every second)",
+                humantime::format_duration(MIN_NODE_TIMEOUT)
+            ));
+        }
+        Ok(Some(ClusterSettings {
+            url: url.to_string(),
+            node: node.map(str::to_string),
+            node_timeout,
+        }))
+    }
+}
+
+/// A node name: 1 to 64 letters, digits, `.`, `_`, `-` or `:` (it is part of Redis keys and
+/// of file names).
+fn check_node_name(name: &str) -> Result<(), String> {
+    let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(fine) {
+        return Err(format!(
+            "--node {name:?}: use 1 to 64 letters, digits, '.', '_', '-' or ':'"
+        ));
+    }
+    Ok(())
+}
+
+/// The URL without its password (`redis://:***@host:6379/0`).
+pub fn shown_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// This host's name, for the default node name.
+pub fn host_name() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "node {0:?} is already live (another daemon says so every second); give this one \
+         another --node"
+    )]
+    NameTaken(String),
+    #[error("--redis {0}")]
+    Url(String),
+}
+
+/// What a node writes about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NodeRecord {
+    name: String,
+    address: String,
+    running: u64,
+    last_heartbeat: String,
+    /// Which run of the node wrote it: a restarted node, or a second daemon under the same
+    /// name, has another.
+    instance: String,
+}
+
+/// A node as `GET /api/nodes` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub address: String,
+    /// `up` or `down`.
+    pub state: &'static str,
+    pub running: u64,
+    pub last_heartbeat: String,
+}
+
+/// This node in the cluster.
+pub struct Membership {
+    pub name: String,
+    address: String,
+    node_timeout: Duration,
+    client: redis::Client,
+    instance: String,
+    connection: Mutex<Option<redis::Connection>>,
+    up: AtomicBool,
+    /// Why Redis is down, while it is.
+    trouble: Mutex<Option<String>>,
+    stopped: AtomicBool,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("redis_up", &self.redis_up())
+            .finish()
+    }
+}
+
+impl Membership {
+    /// Joins the cluster as `name`, reachable at `address`. When a live node already has the
+    /// name (its record changes while we watch for up to `--node-timeout`), fails; when Redis
+    /// cannot be reached, the node starts anyway and joins when Redis answers.
+    pub fn join(
+        settings: &ClusterSettings,
+        name: String,
+        address: String,
+    ) -> Result<Arc<Membership>, ClusterError> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|err| ClusterError::Url(format!("{}: {err}", shown_url(&settings.url))))?;
+        let membership = Arc::new(Membership {
+            name,
+            address,
+            node_timeout: settings.node_timeout,
+            client,
+            instance: ulid::Ulid::generate().to_string(),
+            connection: Mutex::new(None),
+            up: AtomicBool::new(true),
+            trouble: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        });
+        // A record left by this name: a live node refreshes it; a dead one's expires.
+        let key = membership.key();
+        let first: Option<Option<String>> = membership.call(|redis| redis.get(&key));
+        if let Some(Some(seen)) = first {
+            log::info!(
+                "node {:?} has a record in Redis: waiting up to {} to see whether it is alive",
+                membership.name,
+                humantime::format_duration(settings.node_timeout)
+            );
+            let until = Instant::now() + settings.node_timeout + HEARTBEAT;
+            while Instant::now() < until {
+                thread::sleep(HEARTBEAT / 4);
+                match membership.call(|redis| redis.get::<_, Option<String>>(&key)) {
+                    Some(Some(now)) if now != seen => {
+                        return Err(ClusterError::NameTaken(membership.name.clone()));
+                    }
+                    Some(None) | None => break,
+                    Some(Some(_)) => {}
+                }
+            }
+        }
+        membership.beat(0);
+        if membership.redis_up() {
+            log::info!(
+                "joined the cluster as node {:?} ({})",
+                membership.name,
+                membership.address
+            );
+        }
+        Ok(membership)
+    }
+
+    fn key(&self) -> String {
+        format!("{NODE_KEY}{}", self.name)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<redis::Connection>> {
+        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `command` on the connection (made anew if there is none); `None` when Redis
+    /// cannot be reached or fails, which marks it down until a command gets through.
+    fn call<T>(
+        &self,
+        command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        let mut connection = self.lock();
+        if connection.is_none() {
+            let made = self
+                .client
+                .get_connection_with_timeout(REDIS_TIMEOUT)
+                .and_then(|c| {
+                    c.set_read_timeout(Some(REDIS_TIMEOUT))?;
+                    c.set_write_timeout(Some(REDIS_TIMEOUT))?;
+                    Ok(c)
+                });
+            match made {
+                Ok(made) => *connection = Some(made),
+                Err(err) => {
+                    self.set_down(err.to_string());
+                    return None;
+                }
+            }
+        }
+        let result = match connection.as_mut() {
+            Some(redis) => command(redis),
+            None => return None,
+        };
+        match result {
+            Ok(value) => {
+                self.set_up();
+                Some(value)
+            }
+            Err(err) => {
+                // The connection may be broken: a new one next time.
+                *connection = None;
+                self.set_down(err.to_string());
+                None
+            }
+        }
+    }
+
+    fn set_up(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            log::info!("redis answers again: node {:?} registered again", self.name);
+        }
+        *self.trouble.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn set_down(&self, why: String) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            log::warn!("redis is down ({why}): processing goes on, the cluster view waits");
+        }
+        *self.trouble.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+
+    /// Whether the last command got through.
+    pub fn redis_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Says this node is alive, running `running` jobs: one round trip (the liveness key with
+    /// its expiry, and the record kept for when it is gone).
+    pub fn beat(&self, running: u64) {
+        let record = NodeRecord {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            running,
+            last_heartbeat: rfc3339(SystemTime::now()),
+            instance: self.instance.clone(),
+        };
+        let Ok(json) = serde_json::to_string(&record) else {
+            return;
+        };
+        let expiry = u64::try_from(self.node_timeout.as_millis()).unwrap_or(u64::MAX);
+        let key = self.key();
+        let previous: Option<(Option<String>,)> = self.call(|redis| {
+            redis::pipe()
+                .cmd("SET")
+                .arg(&key)
+                .arg(&json)
+                .arg("PX")
+                .arg(expiry)
+                .arg("GET")
+                .cmd("HSET")
+                .arg(NODES_HASH)
+                .arg(&self.name)
+                .arg(&json)
+                .ignore()
+                .query(redis)
+        });
+        let other = previous
+            .and_then(|(old,)| old)
+            .and_then(|old| serde_json::from_str::<NodeRecord>(&old).ok())
+            .filter(|old| old.instance != self.instance);
+        if let Some(other) = other {
+            log::error!(
+                "another daemon ({}) also calls itself node {:?}: give one of them another --node",
+                other.address,
+                self.name
+            );
+        }
+    }
+
+    /// Every node that ever joined, by name: up while its liveness key lives. `None` when
+    /// Redis does not answer.
+    pub fn nodes(&self) -> Option<Vec<NodeView>> {
+        let records: Vec<(String, String)> = self.call(|redis| redis.hgetall(NODES_HASH))?;
+        let records: Vec<NodeRecord> = records
+            .into_iter()
+            .filter_map(|(_, json)| serde_json::from_str(&json).ok())
+            .collect();
+        if records.is_empty() {
+            return Some(Vec::new());
+        }
+        let keys: Vec<String> = records
+            .iter()
+            .map(|r| format!("{NODE_KEY}{}", r.name))
+            .collect();
+        let live: Vec<Option<String>> = self.call(|redis| redis.mget(&keys))?;
+        let mut nodes: Vec<NodeView> = records
+            .into_iter()
+            .zip(live)
+            .map(|(record, live)| {
+                // The live record is the newer one.
+                let current = live
+                    .and_then(|json| serde_json::from_str::<NodeRecord>(&json).ok())
+                    .map(|now| (now, "up"));
+                let (record, state) = current.unwrap_or((record, "down"));
+                NodeView {
+                    name: record.name,
+                    address: record.address,
+                    state,
+                    running: record.running,
+                    last_heartbeat: record.last_heartbeat,
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(nodes)
+    }
+
+    /// This node alone, as `nodes` would show it (when Redis does not answer).
+    pub fn myself(&self, running: u64) -> NodeView {
+        NodeView {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            state: "up",
+            running,
+            last_heartbeat: rfc3339(SystemTime::now()),
+        }
+    }
+
+    /// Leaves the cluster (at a clean stop): the node shows as down at once.
+    pub fn leave(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        let key = self.key();
+        let _: Option<()> = self.call(|redis| redis.del(&key));
+    }
+
+    /// Beats every `HEARTBEAT` until `leave`, with the number of running jobs `running`
+    /// says: the body of the daemon's heartbeat thread.
+    pub fn heartbeat_loop(&self, running: impl Fn() -> u64) {
+        while !self.stopped.load(Ordering::Relaxed) {
+            thread::sleep(HEARTBEAT);
+            if self.stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            self.beat(running());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            shown_url("redis://:secret@db:6379/0"),
+            "redis://:***@db:6379/0"
+        );
+        assert_eq!(
+            shown_url("redis://user:secret@db/1"),
+            "redis://user:***@db/1"
+        );
+        assert_eq!(shown_url("redis://db:6379"), "redis://db:6379");
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        let timeout = Duration::from_secs(15);
+        assert!(matches!(
+            ClusterSettings::from_flags(None, None, timeout),
+            Ok(None)
+        ));
+        assert!(
+            ClusterSettings::from_flags(Some("redis://127.0.0.1:1/0"), Some("a-1"), timeout)
+                .is_ok()
+        );
+        assert!(ClusterSettings::from_flags(Some("http://x"), None, timeout).is_err());
+        assert!(ClusterSettings::from_flags(Some("redis://h"), Some("a b"), timeout).is_err());
+        assert!(ClusterSettings::from_flags(Some("redis://h"), Some(""), timeout).is_err());
+        assert!(
+            ClusterSettings::from_flags(Some("redis://h"), None, Duration::from_millis(500))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Cluster mode (`--redis`, SPEC §6) on the real binary and a real `redis-server` started here
+//! on a free port: nodes register and list each other, a dead node goes down after
+//! `--node-timeout`, a second live daemon with a taken name exits 2, reports name their node,
+//! and a node whose Redis goes away keeps processing, says so on `/health`, and registers again
+//! when a Redis (restarted empty) answers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, RedisServer, Workspace, wait_until};
+use serde_json::Value;
+
+/// The nodes `daemon` lists, as `(name, state)`.
+fn nodes(daemon: &Daemon) -> Vec<(String, String)> {
+    let (status, body) = daemon.get_json("/api/nodes");
+    assert_eq!(status, 200, "{body}");
+    body.as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n["name"].as_str().unwrap_or_default().to_string(),
+                        n["state"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pair(name: &str, state: &str) -> (String, String) {
+    (name.to_string(), state.to_string())
+}
+
+#[test]
+fn nodes_see_each_other_reports_name_their_node_and_a_dead_node_goes_down() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let (ws_a, ws_b) = (Workspace::new(), Workspace::new());
+    let flags = |name: &'static str| {
+        vec![
+            "--redis".to_string(),
+            url.clone(),
+            "--node".to_string(),
+            name.to_string(),
+            "--node-timeout".to_string(),
+            "2s".to_string(),
+        ]
+    };
+    let args_a = flags("alpha");
+    let args_b = flags("beta");
+    let a = Daemon::start(
+        &ws_a,
+        &args_a.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    let b = Daemon::start(
+        &ws_b,
+        &args_b.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    let both = vec![pair("alpha", "up"), pair("beta", "up")];
+    assert!(
+        wait_until(Duration::from_secs(10), || nodes(&a) == both
+            && nodes(&b) == both),
+        "{:?} {:?}",
+        nodes(&a),
+        nodes(&b)
+    );
+    let (status, health) = b.get_json("/health");
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["redis"], "up", "{health}");
+    assert_eq!(health["node"], "beta", "{health}");
+
+    ws_a.write("watch_dir/unprocessed/one.log", b"INFO hello\n");
+    assert!(wait_until(Duration::from_secs(20), || {
+        ws_a.files_in("watch_dir/processed").len() == 2
+    }));
+    let report: Value = ws_a.read_json("watch_dir/processed/one.log.report.json");
+    assert_eq!(report["node"], "alpha", "{report}");
+
+    // A crash: no goodbye, its key expires after --node-timeout.
+    b.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || nodes(&a)
+            == vec![pair("alpha", "up"), pair("beta", "down")]),
+        "{:?}",
+        nodes(&a)
+    );
+}
+
+#[test]
+fn a_second_live_daemon_with_a_taken_name_exits_2() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let (ws_a, ws_b) = (Workspace::new(), Workspace::new());
+    let _a = Daemon::start(&ws_a, &["--redis", &url, "--node", "alpha"], &[]);
+    let out = ws_b.run(&[
+        "--dir",
+        "watch_dir",
+        "--port",
+        "0",
+        "--redis",
+        &url,
+        "--node",
+        "alpha",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = common::stderr(&out);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("\"alpha\" is already live"), "{stderr}");
+}
+
+#[test]
+fn without_redis_a_node_keeps_processing_and_registers_again_when_it_is_back() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let a = Daemon::start(&ws, &["--redis", &url, "--node", "alpha"], &[]);
+    let redis_state = |daemon: &Daemon| {
+        let (status, health) = daemon.get_json("/health");
+        assert_eq!(status, 200, "{health}");
+        health["redis"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(wait_until(Duration::from_secs(10), || redis_state(&a) == "up"));
+
+    redis.stop();
+    assert!(
+        wait_until(Duration::from_secs(10), || redis_state(&a) == "down"),
+        "{}",
+        a.log()
+    );
+    // Claims are renames: files are still processed.
+    ws.write("watch_dir/unprocessed/while-down.csv", b"user_id,n\nu1,1\n");
+    assert!(wait_until(Duration::from_secs(20), || {
+        ws.files_in("watch_dir/processed").len() == 2
+    }));
+    assert_eq!(
+        nodes(&a),
+        vec![pair("alpha", "up")],
+        "itself, while Redis is down"
+    );
+
+    // Back, and empty: the node registers again.
+    redis.restart();
+    assert!(
+        wait_until(Duration::from_secs(10), || redis_state(&a) == "up"),
+        "{}",
+        a.log()
+    );
+    assert!(wait_until(Duration::from_secs(10), || nodes(&a)
+        == vec![pair("alpha", "up")]));
+    assert!(a.log().contains("redis is down"), "{}", a.log());
+}
+
+#[test]
+fn cluster_flags_are_checked() {
+    let ws = Workspace::new();
+    for args in [
+        &["--redis", "http://example.com"][..],
+        &["--node", "alpha"][..],
+        &["--redis", "redis://127.0.0.1:1/0", "--node", "a b"][..],
+        &["--redis", "redis://127.0.0.1:1/0", "--node-timeout", "1s"][..],
+    ] {
+        let out = ws.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = common::stderr(&out);
+        assert!(stderr.starts_with("error:"), "{args:?}: {stderr}");
+    }
+}
