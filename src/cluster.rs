@@ -396,15 +396,37 @@ impl Membership {
     }
 
     /// Beats every `HEARTBEAT` until `leave`, with the number of running jobs `running`
-    /// says: the body of the daemon's heartbeat thread.
-    pub fn heartbeat_loop(&self, running: impl Fn() -> u64) {
+    /// says, and calls `after` after each beat with the beat's number: the body of the
+    /// daemon's heartbeat thread.
+    pub fn heartbeat_loop(&self, running: impl Fn() -> u64, mut after: impl FnMut(u64)) {
+        let mut beats = 0u64;
         while !self.stopped.load(Ordering::Relaxed) {
             thread::sleep(HEARTBEAT);
             if self.stopped.load(Ordering::Relaxed) {
                 break;
             }
             self.beat(running());
+            beats += 1;
+            after(beats);
         }
+    }
+
+    /// Which of `nodes` are dead (no liveness key); `None` when Redis does not answer, as
+    /// then nobody can tell.
+    pub fn dead_among(&self, nodes: &[String]) -> Option<Vec<String>> {
+        if nodes.is_empty() {
+            return Some(Vec::new());
+        }
+        let keys: Vec<String> = nodes.iter().map(|n| format!("{NODE_KEY}{n}")).collect();
+        let live: Vec<Option<String>> = self.call(|redis| redis.mget(&keys))?;
+        Some(
+            nodes
+                .iter()
+                .zip(live)
+                .filter(|(name, live)| live.is_none() && **name != self.name)
+                .map(|(name, _)| name.clone())
+                .collect(),
+        )
     }
 }
 

@@ -28,7 +28,7 @@ use crate::cluster::{self, Membership};
 use crate::config::WatchSettings;
 use crate::disk::folders::{FolderError, Folders};
 use crate::disk::lifecycle::{Lifecycle, LifecycleError};
-use crate::disk::{history, recover};
+use crate::disk::{self, history, recover};
 use crate::health::Liveness;
 use crate::metrics::Metrics;
 use crate::pipeline::Shared;
@@ -46,8 +46,13 @@ pub enum DaemonError {
     Folders(#[from] FolderError),
     #[error(transparent)]
     Recover(#[from] LifecycleError),
-    #[error("another file-processor is already running on {0}")]
+    #[error(
+        "another file-processor is already running on {0} (a single daemon and the nodes of a \
+         cluster cannot share folders)"
+    )]
     Locked(PathBuf),
+    #[error("node {0:?} already runs on these folders")]
+    NodeLocked(String),
     #[error("cannot lock {path}: {source}")]
     Lock {
         path: PathBuf,
@@ -99,6 +104,7 @@ pub struct Running {
     /// `--redis`: this node's membership and its heartbeat.
     cluster: Option<(Arc<Membership>, thread::JoinHandle<()>)>,
     _lock: File,
+    _node_lock: Option<File>,
 }
 
 /// Locks the folders, binds the port, recovers what a crash left, reloads the history, and
@@ -110,7 +116,9 @@ pub fn start(
     settings: &WatchSettings,
 ) -> Result<Running, DaemonError> {
     let folders = Folders::create(dir)?;
-    let lock = lock(&folders)?;
+    // A cluster's nodes share the folders (each holds its own node lock, below); a single
+    // daemon holds them alone.
+    let lock = lock(&folders, settings.cluster.is_some())?;
     // Before anything changes on disk: a daemon that cannot serve does not start at all.
     let address = format!("{}:{}", settings.host, settings.port);
     let listener =
@@ -132,19 +140,23 @@ pub fn start(
         .as_ref()
         .and_then(|cluster| cluster.node.clone())
         .unwrap_or_else(|| format!("{}:{}", cluster::host_name(), local.port()));
-    let membership = match &settings.cluster {
-        Some(cluster) => Some(Membership::join(
-            cluster,
-            node_name.clone(),
-            node_address.clone(),
-        )?),
-        None => None,
+    let (membership, node_lock) = match &settings.cluster {
+        Some(cluster) => {
+            let node_lock = lock_node(&folders, &node_name)?;
+            let membership = Membership::join(cluster, node_name.clone(), node_address.clone())?;
+            disk::folders::tag_temp_files(&node_name);
+            (Some(membership), Some(node_lock))
+        }
+        None => (None, None),
     };
     let lifecycle = Arc::new(
         Lifecycle::new(folders, settings.fsync)
             .with_node(membership.as_ref().map(|m| m.name.clone())),
     );
-    let recovered = recover::recover(&lifecycle.folders)?;
+    let recovered = recover::recover(
+        &lifecycle.folders,
+        membership.as_ref().map(|m| m.name.as_str()),
+    )?;
     if recovered.removed + recovered.requeue.len() > 0 {
         log::info!(
             "recovered from an earlier run: {} file(s) to requeue, {} temp file(s) removed",
@@ -180,7 +192,7 @@ pub fn start(
     // job is in it (the scheduler claims nothing new while finishes fail), so a send never
     // waits for long.
     let (unfinished_tx, unfinished_rx) = bounded(2 * workers * CLAIMED_PER_WORKER);
-    let (control_tx, control_rx) = bounded(1);
+    let (control_tx, control_rx) = bounded(4);
 
     let unprocessed = lifecycle.folders.unprocessed.clone();
     let watcher =
@@ -250,12 +262,17 @@ pub fn start(
     drop(unfinished_tx);
     let scheduler = spawn("scheduler", move || scheduler.run(channels))?;
 
+    let adopt = control_tx.clone();
     handle_signals(control_tx)?;
     let cluster = match membership {
         Some(membership) => {
             let (store, beating) = (Arc::clone(&store), Arc::clone(&membership));
+            let folders = lifecycle.folders.clone();
             let heartbeat = spawn("cluster-heartbeat", move || {
-                beating.heartbeat_loop(|| store.counts().processing as u64)
+                beating.heartbeat_loop(
+                    || store.counts().processing as u64,
+                    |beat| take_over_dead_nodes(&beating, &folders, &adopt, beat),
+                )
             })?;
             Some((membership, heartbeat))
         }
@@ -284,6 +301,7 @@ pub fn start(
         http_handle,
         cluster,
         _lock: lock,
+        _node_lock: node_lock,
     })
 }
 
@@ -414,9 +432,46 @@ fn spawn<T: Send + 'static>(
         .map_err(DaemonError::Start)
 }
 
+/// Every few heartbeats: the claims in `underprocess/` of nodes that Redis says are dead are
+/// taken over and handed to the scheduler (every minute also their temp files anywhere).
+const TAKE_OVER_EVERY: u64 = 2;
+const TEMP_SWEEP_EVERY: u64 = 60;
+
+fn take_over_dead_nodes(
+    membership: &Membership,
+    folders: &Folders,
+    scheduler: &Sender<Control>,
+    beat: u64,
+) {
+    if !beat.is_multiple_of(TAKE_OVER_EVERY) || !membership.redis_up() {
+        return;
+    }
+    let every_folder = beat.is_multiple_of(TEMP_SWEEP_EVERY);
+    let others = recover::other_nodes(folders, &membership.name, every_folder);
+    if others.is_empty() {
+        return;
+    }
+    let Some(dead) = membership.dead_among(&others) else {
+        return;
+    };
+    if dead.is_empty() {
+        return;
+    }
+    let adopted = recover::take_over(folders, &membership.name, &dead);
+    if adopted.is_empty() {
+        return;
+    }
+    // Not sent (the scheduler is stopping): they are this node's claims now, requeued at its
+    // next start.
+    if let Err(err) = scheduler.send_timeout(Control::Adopt(adopted), cluster::HEARTBEAT) {
+        log::warn!("taken-over files wait for the next start: {err}");
+    }
+}
+
 /// One daemon per folder root: two would race for the same files and remove each other's
-/// temp files at start.
-fn lock(folders: &Folders) -> Result<File, DaemonError> {
+/// temp files at start. The nodes of a cluster share the root (`shared`), each with its own
+/// node lock; a single daemon and a cluster exclude each other.
+fn lock(folders: &Folders, shared: bool) -> Result<File, DaemonError> {
     let path = folders.root.join(".file-processor.lock");
     let lock_error = |source| DaemonError::Lock {
         path: path.clone(),
@@ -428,9 +483,38 @@ fn lock(folders: &Folders) -> Result<File, DaemonError> {
         .write(true)
         .open(&path)
         .map_err(lock_error)?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+    let operation = if shared {
+        rustix::fs::FlockOperation::NonBlockingLockShared
+    } else {
+        rustix::fs::FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(&file, operation) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(DaemonError::Locked(folders.root.clone())),
         Err(errno) => Err(lock_error(errno.into())),
+    }
+}
+
+/// One daemon per node name on these folders.
+fn lock_node(folders: &Folders, node: &str) -> Result<File, DaemonError> {
+    let path = folders
+        .root
+        .join(format!(".file-processor.node-{node}.lock"));
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DaemonError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(DaemonError::NodeLocked(node.to_string())),
+        Err(errno) => Err(DaemonError::Lock {
+            path,
+            source: errno.into(),
+        }),
     }
 }

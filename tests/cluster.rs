@@ -180,3 +180,120 @@ fn cluster_flags_are_checked() {
         assert!(stderr.starts_with("error:"), "{args:?}: {stderr}");
     }
 }
+
+/// The files in `rel` whose names contain `part`.
+fn named(ws: &Workspace, rel: &str, part: &str) -> Vec<String> {
+    ws.files_in(rel)
+        .into_iter()
+        .filter(|name| name.contains(part))
+        .collect()
+}
+
+#[test]
+fn two_nodes_share_one_tree_and_every_file_ends_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let _a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
+    let _b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
+    let count = 200;
+    for i in 0..count {
+        // Written aside, then renamed in: each file appears whole.
+        let body = format!("INFO file {i}\n").repeat(i + 1);
+        let aside = ws.write(&format!("aside/f{i}.log"), body.as_bytes());
+        std::fs::rename(&aside, ws.path(&format!("watch_dir/unprocessed/f{i}.log")))
+            .expect("rename");
+    }
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            ws.files_in("watch_dir/processed").len() == 2 * count
+        }),
+        "{:?}",
+        ws.files_in("watch_dir/processed").len()
+    );
+    for i in 0..count {
+        let body = format!("INFO file {i}\n").repeat(i + 1);
+        let got = std::fs::read(ws.path(&format!("watch_dir/processed/f{i}.log"))).expect("file");
+        assert_eq!(got, body.as_bytes(), "f{i}.log");
+        let report = ws.read_json(&format!("watch_dir/processed/f{i}.log.report.json"));
+        let node = report["node"].as_str().unwrap_or_default();
+        assert!(node == "a" || node == "b", "{report}");
+    }
+    assert!(ws.files_in("watch_dir/underprocess").is_empty());
+    assert!(ws.files_in("watch_dir/failed").is_empty());
+    assert!(ws.files_in("watch_dir/unprocessed").is_empty());
+}
+
+#[test]
+fn a_dead_nodes_claim_is_taken_over_and_ends_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    // After its claim the node dies with the file in underprocess/; after its report, with
+    // the report published and the file not yet beside it.
+    for point in ["after-claim", "after-report"] {
+        let ws = Workspace::new();
+        let mut b = Daemon::start(
+            &ws,
+            &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
+            &[("FP_CRASH_AT", point)],
+        );
+        ws.write("watch_dir/unprocessed/held.log", b"ERROR one\nINFO two\n");
+        assert!(
+            b.wait(Duration::from_secs(20)).is_some(),
+            "{point}: b never crashed"
+        );
+        let held = named(&ws, "watch_dir/underprocess", "+b+held.log");
+        assert_eq!(
+            held.len(),
+            1,
+            "{point}: {:?}",
+            ws.files_in("watch_dir/underprocess")
+        );
+        let job_id = held[0].split('+').next().unwrap_or_default().to_string();
+
+        let a = Daemon::start(
+            &ws,
+            &["--redis", &url, "--node", "a", "--node-timeout", "2s"],
+            &[],
+        );
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                ws.files_in("watch_dir/processed") == ["held.log", "held.log.report.json"]
+            }),
+            "{point}: {:?} {:?}\n{}",
+            ws.files_in("watch_dir/processed"),
+            ws.files_in("watch_dir/underprocess"),
+            a.log()
+        );
+        assert!(ws.files_in("watch_dir/underprocess").is_empty(), "{point}");
+        let bytes = std::fs::read(ws.path("watch_dir/processed/held.log")).expect("file");
+        assert_eq!(bytes, b"ERROR one\nINFO two\n");
+        let report = ws.read_json("watch_dir/processed/held.log.report.json");
+        assert_eq!(report["job_id"], job_id.as_str(), "{point}: {report}");
+        // The analysis is the taker's, unless the dead node's report was already out.
+        let analysed_by = if point == "after-claim" { "a" } else { "b" };
+        assert_eq!(report["node"], analysed_by, "{point}: {report}");
+        assert!(a.log().contains("took over"), "{point}: {}", a.log());
+    }
+}
+
+#[test]
+fn a_single_daemon_and_a_cluster_never_share_folders() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let _single = Daemon::start(&ws, &[], &[]);
+    let out = ws.run(&["--dir", "watch_dir", "--port", "0", "--redis", &url]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("already running"),
+        "{}",
+        common::stderr(&out)
+    );
+}

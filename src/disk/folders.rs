@@ -53,6 +53,16 @@ pub struct Folders {
 }
 
 impl Folders {
+    /// The four folders.
+    pub fn all(&self) -> [&PathBuf; 4] {
+        [
+            &self.unprocessed,
+            &self.underprocess,
+            &self.processed,
+            &self.failed,
+        ]
+    }
+
     /// Creates the root and its four folders where missing.
     pub fn create(root: &Path) -> Result<Folders, FolderError> {
         let folders = Folders {
@@ -346,13 +356,37 @@ pub fn is_temp_name(name: &OsStr) -> bool {
     bytes.starts_with(TEMP_PREFIX.as_bytes()) && bytes.ends_with(TEMP_SUFFIX.as_bytes())
 }
 
+/// Between a cluster node's name and the rest of its temp files' names (`.fp-NODE~XXXX.tmp`);
+/// node names never hold it, nor do tempfile's random parts.
+const TEMP_NODE_END: char = '~';
+
+/// In cluster mode, every temp file of this process carries its node's name, so that a node
+/// removes only its own leftovers and a dead node's.
+static TEMP_PREFIX_OF_NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Tags this process's temp files with `node` (once, at start, in cluster mode).
+pub fn tag_temp_files(node: &str) {
+    let _ = TEMP_PREFIX_OF_NODE.set(format!("{TEMP_PREFIX}{node}{TEMP_NODE_END}"));
+}
+
+/// The node a temp file belongs to, when its name says (`None`: a single daemon's).
+pub fn temp_owner(name: &OsStr) -> Option<&str> {
+    let rest = name.to_str()?.strip_prefix(TEMP_PREFIX)?;
+    let (node, _) = rest.split_once(TEMP_NODE_END)?;
+    (!node.is_empty()).then_some(node)
+}
+
 /// Temp files start with a dot and end in `.tmp`: the watcher ignores both. They are created
 /// with the mode of any new file (0666 less the umask), not tempfile's 0600, as they become
 /// the user's files and reports.
 pub fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
     use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+        .prefix(
+            TEMP_PREFIX_OF_NODE
+                .get()
+                .map_or(TEMP_PREFIX, String::as_str),
+        )
         .suffix(TEMP_SUFFIX)
         .permissions(fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)

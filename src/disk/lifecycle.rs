@@ -96,23 +96,59 @@ pub struct Lifecycle {
     node: Option<String>,
 }
 
-/// `<job id>_<name>`, shortened where needed to fit the filesystem's name limit.
-pub fn claimed_name(job_id: JobId, original_name: &OsStr) -> OsString {
-    let prefix = format!("{job_id}_");
+/// `<job id>_<name>`, or in cluster mode `<job id>+<node>+<name>` (the node that holds it),
+/// shortened where needed to fit the filesystem's name limit.
+pub fn claimed_name(job_id: JobId, node: Option<&str>, original_name: &OsStr) -> OsString {
+    let prefix = match node {
+        Some(node) => format!("{job_id}+{node}+"),
+        None => format!("{job_id}_"),
+    };
     let fitted = folders::fitting_name(original_name, 1, prefix.len());
     let mut name = OsString::from(prefix);
     name.push(fitted);
     name
 }
 
-/// The job id and original name of a claimed file's name, if it has the claimed form.
-pub fn parse_claimed_name(name: &OsStr) -> Option<(JobId, OsString)> {
+/// What a claimed file's name says: its job, the node that holds it (cluster mode), and its
+/// original name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedName {
+    pub job_id: JobId,
+    pub node: Option<String>,
+    pub original: OsString,
+}
+
+/// Between the job id and the node in a cluster node's claimed name, and after the node.
+const NODE_MARK: u8 = b'+';
+
+/// A claimed file's name parsed, if it has a claimed form.
+pub fn parse_claimed_name(name: &OsStr) -> Option<ClaimedName> {
     let bytes = name.as_bytes();
+    let id_len = JobId::nil().to_string().len();
+    if bytes.len() > id_len + 2 && bytes[id_len] == NODE_MARK {
+        let job_id = JobId::from_string(std::str::from_utf8(&bytes[..id_len]).ok()?).ok()?;
+        let rest = &bytes[id_len + 1..];
+        let end = rest.iter().position(|&b| b == NODE_MARK)?;
+        let node = std::str::from_utf8(&rest[..end]).ok()?;
+        let original = &rest[end + 1..];
+        if node.is_empty() || original.is_empty() {
+            return None;
+        }
+        return Some(ClaimedName {
+            job_id,
+            node: Some(node.to_string()),
+            original: OsStr::from_bytes(original).to_os_string(),
+        });
+    }
     let separator = bytes.iter().position(|&b| b == CLAIM_SEPARATOR)?;
     let id = std::str::from_utf8(&bytes[..separator]).ok()?;
     let job_id = JobId::from_string(id).ok()?;
     let original = &bytes[separator + 1..];
-    (!original.is_empty()).then(|| (job_id, OsStr::from_bytes(original).to_os_string()))
+    (!original.is_empty()).then(|| ClaimedName {
+        job_id,
+        node: None,
+        original: OsStr::from_bytes(original).to_os_string(),
+    })
 }
 
 impl Lifecycle {
@@ -155,7 +191,7 @@ impl Lifecycle {
         job_id: JobId,
         name: &OsStr,
     ) -> Result<Option<PathBuf>, FolderError> {
-        let claimed = claimed_name(job_id, name);
+        let claimed = claimed_name(job_id, self.node.as_deref(), name);
         let path = folders::move_into(
             from,
             &self.folders.underprocess,
@@ -504,20 +540,35 @@ mod tests {
     #[test]
     fn claimed_names_carry_the_job_and_the_original_name() {
         let id = JobId::generate();
-        let name = claimed_name(id, OsStr::new("my_data.csv"));
+        let name = claimed_name(id, None, OsStr::new("my_data.csv"));
+        let parsed = |node: Option<&str>, original: &str| ClaimedName {
+            job_id: id,
+            node: node.map(str::to_string),
+            original: OsString::from(original),
+        };
+        assert_eq!(parse_claimed_name(&name), Some(parsed(None, "my_data.csv")));
+        // A cluster node's claim says which node holds it; the name may hold the marks too.
+        let name = claimed_name(id, Some("web-1:5000"), OsStr::new("a+b_c.csv"));
         assert_eq!(
             parse_claimed_name(&name),
-            Some((id, OsString::from("my_data.csv")))
+            Some(parsed(Some("web-1:5000"), "a+b_c.csv"))
         );
         let long = "x".repeat(250) + ".csv";
-        let name = claimed_name(id, OsStr::new(&long));
-        assert!(name.len() <= 255);
-        assert_eq!(parse_claimed_name(&name).map(|(got, _)| got), Some(id));
+        for node in [None, Some("n")] {
+            let name = claimed_name(id, node, OsStr::new(&long));
+            assert!(name.len() <= 255);
+            assert_eq!(
+                parse_claimed_name(&name).map(|c| (c.job_id, c.node)),
+                Some((id, node.map(str::to_string)))
+            );
+        }
         for plain in [
             "data.csv",
             "_x",
             "not-a-ulid_x",
             "01ARZ3NDEKTSV4RRFFQ69G5FAV_",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV++x",
+            "01ARZ3NDEKTSV4RRFFQ69G5FAV+n+",
         ] {
             assert_eq!(parse_claimed_name(OsStr::new(plain)), None, "{plain}");
         }
@@ -564,10 +615,11 @@ mod tests {
         let (_dir, lifecycle) = setup();
         let job_id = JobId::generate();
         // The claimed file is not there: the report is published, then the move fails.
-        let claimed = lifecycle
-            .folders
-            .underprocess
-            .join(claimed_name(job_id, OsStr::new("gone.txt")));
+        let claimed =
+            lifecycle
+                .folders
+                .underprocess
+                .join(claimed_name(job_id, None, OsStr::new("gone.txt")));
         let analysis = Analysis {
             kind: crate::analyze::Kind::Text,
             detected: None,
@@ -607,16 +659,17 @@ mod tests {
         fs::write(processed.join("log.txt.report.json"), "{}").expect("write");
         // The state a crash between publishing the report and the move leaves.
         let job_id = JobId::generate();
-        let claimed = lifecycle
-            .folders
-            .underprocess
-            .join(claimed_name(job_id, OsStr::new("log.txt")));
+        let claimed =
+            lifecycle
+                .folders
+                .underprocess
+                .join(claimed_name(job_id, None, OsStr::new("log.txt")));
         fs::write(&claimed, "line\n").expect("write");
         let stranded = format!("{{\"job_id\": \"{job_id}\", \"file\": \"log-2.txt\"}}\n");
         fs::write(processed.join("log-2.txt.report.json"), &stranded).expect("write");
         fs::write(processed.join(".fp-upload.tmp"), "partial").expect("write");
 
-        let recovered = crate::disk::recover::recover(&lifecycle.folders).expect("recover");
+        let recovered = crate::disk::recover::recover(&lifecycle.folders, None).expect("recover");
         assert_eq!(recovered.removed, 1);
         assert_eq!(recovered.requeue.len(), 1);
         let leftover = &recovered.requeue[0];

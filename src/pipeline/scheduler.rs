@@ -30,6 +30,9 @@ const EVENT_BATCH: usize = 4096;
 pub enum Control {
     /// Stop claiming, wait for running jobs (bounded), return.
     Stop,
+    /// Files taken over from a dead cluster node, already claimed by this one: they run
+    /// first, as files left by a crash do.
+    Adopt(Vec<Leftover>),
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +80,26 @@ pub struct Scheduler {
     next_folder_check: Instant,
 }
 
+/// A file already in `underprocess/` (left by a crash, or taken over from a dead node) as a
+/// queued job: its finish looks for a report already published under its id.
+fn leftover_job(shared: &Shared, leftover: Leftover) -> Job {
+    let now = SystemTime::now();
+    let size_bytes = fs::metadata(&leftover.path).map_or(0, |m| m.len());
+    let id = leftover.job_id.unwrap_or_else(JobId::generate);
+    shared
+        .store
+        .queue(id, &leftover.original_name, size_bytes, now);
+    log::info!("job {id}: requeued {}", leftover.path.display());
+    Job::new(
+        id,
+        leftover.original_name,
+        leftover.path,
+        size_bytes,
+        now,
+        true,
+    )
+}
+
 /// How often the scheduler checks that `unprocessed/` is there and is the folder watched.
 const FOLDER_CHECK: Duration = Duration::from_millis(500);
 
@@ -96,27 +119,9 @@ impl Scheduler {
         completions: Arc<Completions>,
         watcher: Option<FolderWatcher>,
     ) -> Scheduler {
-        let now = SystemTime::now();
         let requeued = requeue
             .into_iter()
-            .map(|leftover| {
-                let size_bytes = fs::metadata(&leftover.path).map_or(0, |m| m.len());
-                let id = leftover.job_id.unwrap_or_else(JobId::generate);
-                let name = &leftover.original_name;
-                shared.store.queue(id, name, size_bytes, now);
-                log::info!(
-                    "job {id}: requeued {} left by an earlier run",
-                    leftover.path.display()
-                );
-                Job::new(
-                    id,
-                    leftover.original_name,
-                    leftover.path,
-                    size_bytes,
-                    now,
-                    true,
-                )
-            })
+            .map(|leftover| leftover_job(&shared, leftover))
             .collect();
         let unprocessed = lifecycle.folders.unprocessed.clone();
         Scheduler {
@@ -197,7 +202,13 @@ impl Scheduler {
                         }
                     }
                 },
-                recv(control) -> _ => break,
+                recv(control) -> message => match message {
+                    Ok(Control::Adopt(leftovers)) => {
+                        let jobs = leftovers.into_iter().map(|l| leftover_job(&self.shared, l));
+                        self.requeued.extend(jobs);
+                    }
+                    Ok(Control::Stop) | Err(_) => break,
+                },
                 default(wake.saturating_duration_since(now)) => {},
             }
             let now = Instant::now();
