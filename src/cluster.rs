@@ -31,6 +31,16 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const NODE_KEY: &str = "fp:node:";
 const NODES_HASH: &str = "fp:nodes";
 
+/// Every node's job changes (`store::replica`), trimmed to about this many.
+const CHANGES_STREAM: &str = "fp:changes";
+const CHANGES_KEPT: usize = 100_000;
+
+/// Changes published, and read, in one round trip at most.
+const CHANGES_PER_TRIP: usize = 1000;
+
+/// How long one read of the stream waits for news.
+const FEED_WAIT: Duration = Duration::from_millis(200);
+
 /// `--redis`, `--node`, `--node-timeout`, checked.
 #[derive(Clone)]
 pub struct ClusterSettings {
@@ -104,6 +114,11 @@ pub fn shown_url(url: &str) -> String {
     }
 }
 
+fn rfc_millis(time: SystemTime) -> u128 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
 /// This host's name, for the default node name.
 pub fn host_name() -> String {
     let uname = rustix::system::uname();
@@ -157,6 +172,8 @@ pub struct Membership {
     client: redis::Client,
     instance: String,
     connection: Mutex<Option<redis::Connection>>,
+    /// The feed's own connection: its reads wait for news, the heartbeat must not.
+    feed_connection: Mutex<Option<redis::Connection>>,
     up: AtomicBool,
     /// Why Redis is down, while it is.
     trouble: Mutex<Option<String>>,
@@ -191,6 +208,7 @@ impl Membership {
             client,
             instance: ulid::Ulid::generate().to_string(),
             connection: Mutex::new(None),
+            feed_connection: Mutex::new(None),
             up: AtomicBool::new(true),
             trouble: Mutex::new(None),
             stopped: AtomicBool::new(false),
@@ -231,8 +249,8 @@ impl Membership {
         format!("{NODE_KEY}{}", self.name)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<redis::Connection>> {
-        self.connection.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(slot: &Mutex<Option<redis::Connection>>) -> MutexGuard<'_, Option<redis::Connection>> {
+        slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `command` on the connection (made anew if there is none); `None` when Redis
@@ -241,7 +259,15 @@ impl Membership {
         &self,
         command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
-        let mut connection = self.lock();
+        self.call_on(&self.connection, command)
+    }
+
+    fn call_on<T>(
+        &self,
+        slot: &Mutex<Option<redis::Connection>>,
+        command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Option<T> {
+        let mut connection = Self::lock(slot);
         if connection.is_none() {
             let made = self
                 .client
@@ -388,9 +414,15 @@ impl Membership {
         }
     }
 
-    /// Leaves the cluster (at a clean stop): the node shows as down at once.
-    pub fn leave(&self) {
+    /// Stops the heartbeat and the feed (their threads end within a heartbeat).
+    pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Leaves the cluster (at a clean stop, once the threads ended): the node shows as down
+    /// at once.
+    pub fn leave(&self) {
+        self.stop();
         let key = self.key();
         let _: Option<()> = self.call(|redis| redis.del(&key));
     }
@@ -408,6 +440,97 @@ impl Membership {
             self.beat(running());
             beats += 1;
             after(beats);
+        }
+    }
+
+    /// Where the stream of changes ends now: the cluster's view is built from the reports on
+    /// disk, then from the changes after this point. When Redis does not answer, now.
+    pub fn changes_end(&self) -> String {
+        let last: Option<redis::streams::StreamRangeReply> =
+            self.call(|redis| redis.xrevrange_count(CHANGES_STREAM, "+", "-", 1));
+        match last {
+            Some(reply) => reply
+                .ids
+                .into_iter()
+                .next()
+                .map_or_else(|| "0-0".to_string(), |entry| entry.id),
+            None => format!("{}-0", rfc_millis(SystemTime::now())),
+        }
+    }
+
+    /// Publishes this node's changes, in order, in one round trip; false when Redis did not
+    /// take them.
+    fn publish(&self, changes: &[String]) -> bool {
+        let published: Option<()> = self.call_on(&self.feed_connection, |redis| {
+            let mut pipe = redis::pipe();
+            for change in changes {
+                pipe.cmd("XADD")
+                    .arg(CHANGES_STREAM)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(CHANGES_KEPT)
+                    .arg("*")
+                    .arg("node")
+                    .arg(&self.name)
+                    .arg("change")
+                    .arg(change)
+                    .ignore();
+            }
+            pipe.query(redis)
+        });
+        published.is_some()
+    }
+
+    /// The other nodes' changes after `after` (moved past them), waiting up to `FEED_WAIT`
+    /// for some; `None` when Redis does not answer.
+    fn read_changes(&self, after: &mut String) -> Option<Vec<String>> {
+        let options = redis::streams::StreamReadOptions::default()
+            .count(CHANGES_PER_TRIP)
+            .block(FEED_WAIT.as_millis() as usize);
+        let reply: Option<redis::streams::StreamReadReply> = self
+            .call_on(&self.feed_connection, |redis| {
+                redis.xread_options(&[CHANGES_STREAM], &[after.as_str()], &options)
+            });
+        let reply = reply?;
+        let mut changes = Vec::new();
+        for key in reply.keys {
+            for entry in key.ids {
+                after.clone_from(&entry.id);
+                let from: Option<String> = entry.get("node");
+                if from.as_deref() == Some(self.name.as_str()) {
+                    continue;
+                }
+                if let Some(change) = entry.get::<String>("change") {
+                    changes.push(change);
+                }
+            }
+        }
+        Some(changes)
+    }
+
+    /// The body of the daemon's feed thread, until `leave`: publishes this node's changes
+    /// from `replica`'s outbox, and applies the other nodes' changes after `after`.
+    pub fn feed_loop(&self, replica: &crate::store::ReplicaStore, mut after: String) {
+        while !self.stopped.load(Ordering::Relaxed) {
+            let outgoing = replica.take_outbox(CHANGES_PER_TRIP);
+            if !outgoing.is_empty() && !self.publish(&outgoing) {
+                replica.give_back(outgoing);
+                thread::sleep(HEARTBEAT);
+                continue;
+            }
+            match self.read_changes(&mut after) {
+                Some(changes) => {
+                    for change in changes {
+                        replica.apply(&change);
+                    }
+                }
+                None => thread::sleep(HEARTBEAT),
+            }
+        }
+        // What this node did last (its final finishes).
+        let outgoing = replica.take_outbox(CHANGES_PER_TRIP);
+        if !outgoing.is_empty() {
+            self.publish(&outgoing);
         }
     }
 

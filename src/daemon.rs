@@ -36,7 +36,7 @@ use crate::pipeline::scheduler::{Control, Scheduler, SchedulerChannels, Schedule
 use crate::pipeline::watch;
 use crate::pipeline::workers::{self, Worker};
 use crate::pipeline::{CLAIMED_PER_WORKER, Completions};
-use crate::store::{JobStore, MemoryStore};
+use crate::store::{JobStore, MemoryStore, ReplicaStore};
 use crate::web;
 
 /// Errors that stop the daemon before it runs (exit 2), or that kill it (exit 1).
@@ -102,7 +102,11 @@ pub struct Running {
     http: thread::JoinHandle<()>,
     http_handle: actix_web::dev::ServerHandle,
     /// `--redis`: this node's membership and its heartbeat.
-    cluster: Option<(Arc<Membership>, thread::JoinHandle<()>)>,
+    cluster: Option<(
+        Arc<Membership>,
+        thread::JoinHandle<()>,
+        thread::JoinHandle<()>,
+    )>,
     _lock: File,
     _node_lock: Option<File>,
 }
@@ -164,7 +168,16 @@ pub fn start(
             recovered.removed
         );
     }
-    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::new(settings.history));
+    // With --redis, every node's jobs: the changes after this point are applied to the view
+    // built from the reports on disk (shared by all nodes).
+    let replica = membership.as_ref().map(|membership| {
+        let after = membership.changes_end();
+        (Arc::new(ReplicaStore::new(settings.history)), after)
+    });
+    let store: Arc<dyn JobStore> = match &replica {
+        Some((replica, _)) => Arc::clone(replica) as Arc<dyn JobStore>,
+        None => Arc::new(MemoryStore::new(settings.history)),
+    };
     let shared = Shared {
         store: Arc::clone(&store),
         liveness: Arc::new(Liveness::new()),
@@ -213,6 +226,10 @@ pub fn start(
         node_name,
         node_address,
         membership: membership.clone(),
+        claim_here: membership.as_ref().map(|_| web::ClaimHere {
+            lifecycle: Arc::clone(&lifecycle),
+            scheduler: control_tx.clone(),
+        }),
     };
     let (http, http_handle) = start_http(
         listener,
@@ -264,19 +281,21 @@ pub fn start(
 
     let adopt = control_tx.clone();
     handle_signals(control_tx)?;
-    let cluster = match membership {
-        Some(membership) => {
-            let (store, beating) = (Arc::clone(&store), Arc::clone(&membership));
+    let cluster = match (membership, replica) {
+        (Some(membership), Some((replica, after))) => {
+            let (here, beating) = (Arc::clone(&replica), Arc::clone(&membership));
             let folders = lifecycle.folders.clone();
             let heartbeat = spawn("cluster-heartbeat", move || {
                 beating.heartbeat_loop(
-                    || store.counts().processing as u64,
+                    || here.running_here() as u64,
                     |beat| take_over_dead_nodes(&beating, &folders, &adopt, beat),
                 )
             })?;
-            Some((membership, heartbeat))
+            let feeding = Arc::clone(&membership);
+            let feed = spawn("cluster-feed", move || feeding.feed_loop(&replica, after))?;
+            Some((membership, heartbeat, feed))
         }
-        None => None,
+        _ => None,
     };
 
     log::info!(
@@ -319,9 +338,11 @@ impl Running {
                 thread.join().map_err(|_| DaemonError::Panicked("job"))?;
             }
         }
-        if let Some((membership, heartbeat)) = self.cluster {
-            membership.leave();
+        if let Some((membership, heartbeat, feed)) = self.cluster {
+            membership.stop();
             let _ = heartbeat.join();
+            let _ = feed.join();
+            membership.leave();
         }
         // The stop command is sent at once; the returned future only reports completion.
         drop(self.http_handle.stop(true));

@@ -14,7 +14,7 @@ use crate::analyze::section::Figure;
 /// A job's id: a ULID (sortable by time; 16 bytes, no allocation). Reports carry it as text.
 pub type JobId = ulid::Ulid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -65,7 +65,7 @@ impl FromStr for JobState {
 
 /// What the store keeps of a finished job's report (the rest is in the report on disk,
 /// beside the file): small, so that the history costs little.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct JobSummary {
     pub kind: Kind,
     pub duration_ms: u64,

@@ -458,3 +458,64 @@ fn an_archive_page_lists_its_members_and_a_compressed_page_its_sizes() {
     assert!(facts.contains("48.8 KiB"), "unpacked size: {facts}");
     assert!(facts.contains(&format!("({ratio:.1}:1)")), "{facts}");
 }
+
+/// A cluster node's dashboard: the nodes table, then the banner once Redis is gone, seen in
+/// the browser without a reload; saves `target/tmp/dashboard-cluster.png`.
+#[test]
+fn a_cluster_dashboard_shows_the_nodes_and_says_when_redis_is_gone() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let Some(mut redis) = common::RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let a = Daemon::start(
+        &ws,
+        &["--settle-ms", "50", "--redis", &url, "--node", "a"],
+        &[],
+    );
+    let _b = Daemon::start(
+        &ws,
+        &["--settle-ms", "50", "--redis", &url, "--node", "b"],
+        &[],
+    );
+    // Both nodes have beaten at least once before the page is read.
+    assert!(wait_until(LONG, || {
+        a.get_json("/api/nodes").1.as_array().map_or(0, Vec::len) == 2
+    }));
+    let mut browser = Browser::open(&chromium, &format!("http://127.0.0.1:{}/", a.port));
+    let up = browser.eval_until(
+        "document.querySelectorAll('#nodes tr.node-up').length",
+        |v| v.as_u64() == Some(2),
+    );
+    assert_eq!(up, json!(2), "{}", a.log());
+    browser.eval("window.__sameDocument = 'yes'");
+
+    redis.stop();
+    assert!(wait_until(LONG, || a.get_json("/health").1["redis"] == "down"));
+    // A file finished meanwhile makes the page refresh its live part.
+    ws.write(
+        "watch_dir/unprocessed/while-down.log",
+        b"INFO still working\n",
+    );
+    let banner = browser.eval_until(
+        "document.getElementById('redis-down') ? 'shown' : ''",
+        |v| v == "shown",
+    );
+    assert_eq!(banner, json!("shown"), "{}", a.log());
+    assert_eq!(
+        browser.eval("window.__sameDocument"),
+        json!("yes"),
+        "the page reloaded"
+    );
+    let shot = browser.call("Page.captureScreenshot", json!({ "format": "png" }));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().expect("screenshot data"))
+        .expect("base64");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-cluster.png");
+    std::fs::write(&out, png).expect("save screenshot");
+    eprintln!("screenshot: {}", out.display());
+}

@@ -83,6 +83,15 @@ fn nodes_see_each_other_reports_name_their_node_and_a_dead_node_goes_down() {
     let report: Value = ws_a.read_json("watch_dir/processed/one.log.report.json");
     assert_eq!(report["node"], "alpha", "{report}");
 
+    // The dashboard's nodes table.
+    let (status, page) = a.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"nodes\""), "{page}");
+    assert!(
+        page.contains("<td>alpha</td>") && page.contains("<td>beta</td>"),
+        "{page}"
+    );
+
     // A crash: no goodbye, its key expires after --node-timeout.
     b.kill();
     assert!(
@@ -152,6 +161,8 @@ fn without_redis_a_node_keeps_processing_and_registers_again_when_it_is_back() {
         vec![pair("alpha", "up")],
         "itself, while Redis is down"
     );
+    let (_, page) = a.get("/");
+    assert!(page.contains("id=\"redis-down\""), "{page}");
 
     // Back, and empty: the node registers again.
     redis.restart();
@@ -163,6 +174,8 @@ fn without_redis_a_node_keeps_processing_and_registers_again_when_it_is_back() {
     assert!(wait_until(Duration::from_secs(10), || nodes(&a)
         == vec![pair("alpha", "up")]));
     assert!(a.log().contains("redis is down"), "{}", a.log());
+    let (_, page) = a.get("/");
+    assert!(!page.contains("id=\"redis-down\""), "{page}");
 }
 
 #[test]
@@ -296,4 +309,155 @@ fn a_single_daemon_and_a_cluster_never_share_folders() {
         "{}",
         common::stderr(&out)
     );
+}
+
+/// Drops `count` files named `PREFIXi.log` into the shared `unprocessed/`, each whole.
+fn drop_files(ws: &Workspace, prefix: &str, count: usize) {
+    for i in 0..count {
+        let aside = ws.write(
+            &format!("aside/{prefix}{i}.log"),
+            format!("INFO {i}\n").as_bytes(),
+        );
+        std::fs::rename(
+            &aside,
+            ws.path(&format!("watch_dir/unprocessed/{prefix}{i}.log")),
+        )
+        .expect("rename");
+    }
+}
+
+fn completed(daemon: &Daemon) -> u64 {
+    daemon.counts()["completed"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn every_node_answers_for_every_job_and_the_counts_agree() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
+    let b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
+    let count = 30;
+    drop_files(&ws, "f", count);
+    assert!(wait_until(Duration::from_secs(60), || {
+        ws.files_in("watch_dir/processed").len() == 2 * count
+    }));
+    assert!(
+        wait_until(Duration::from_secs(10), || completed(&a) == count as u64
+            && completed(&b) == count as u64),
+        "{} {}",
+        a.counts(),
+        b.counts()
+    );
+    for i in 0..count {
+        let report = ws.read_json(&format!("watch_dir/processed/f{i}.log.report.json"));
+        let id = report["job_id"].as_str().unwrap_or_default();
+        for daemon in [&a, &b] {
+            let (status, job) = daemon.get_json(&format!("/api/jobs/{id}"));
+            assert_eq!(status, 200, "f{i}: {job}");
+            assert_eq!(job["state"], "completed", "{job}");
+            assert_eq!(job["report"]["node"], report["node"], "{job}");
+        }
+    }
+}
+
+#[test]
+fn counts_converge_once_redis_is_back() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
+    let b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
+    redis.stop();
+    let down = |daemon: &Daemon| daemon.get_json("/health").1["redis"] == "down";
+    assert!(wait_until(Duration::from_secs(10), || down(&a) && down(&b)));
+    let count = 12;
+    drop_files(&ws, "g", count);
+    assert!(wait_until(Duration::from_secs(60), || {
+        ws.files_in("watch_dir/processed").len() == 2 * count
+    }));
+    // Each node knows its own jobs now; once Redis is back (empty), each publishes what it
+    // did meanwhile, and both see all of them.
+    redis.restart();
+    assert!(
+        wait_until(Duration::from_secs(20), || completed(&a) == count as u64
+            && completed(&b) == count as u64),
+        "{} {}",
+        a.counts(),
+        b.counts()
+    );
+}
+
+#[test]
+fn an_upload_or_a_retry_on_any_node_keeps_its_job_id_everywhere() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
+    let b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
+    let (status, body) = common::upload(
+        &a,
+        vec![
+            ("up.log", b"INFO up\n".as_slice()),
+            ("bad.json", b"{".as_slice()),
+        ],
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    let ids: Vec<String> = body["jobs"]
+        .as_array()
+        .map(|jobs| {
+            jobs.iter()
+                .filter_map(|j| j["job_id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 2, "{body}");
+    let state_on = |daemon: &Daemon, id: &str| {
+        daemon.get_json(&format!("/api/jobs/{id}")).1["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for (id, end) in ids.iter().zip(["completed", "failed"]) {
+        assert!(
+            wait_until(Duration::from_secs(20), || state_on(&a, id) == end
+                && state_on(&b, id) == end),
+            "{id}: {} {}",
+            state_on(&a, id),
+            state_on(&b, id)
+        );
+    }
+    let report = ws.read_json("watch_dir/processed/up.log.report.json");
+    assert_eq!(report["job_id"], ids[0].as_str());
+    assert_eq!(
+        report["node"], "a",
+        "an upload is claimed by the node it came to"
+    );
+
+    // The failed one, retried on the other node: the same job runs again there.
+    let (status, body) = b.retry(&ids[1]);
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            // The old report is set aside while the job runs again: absent for a moment.
+            let report: Option<Value> =
+                std::fs::read(ws.path("watch_dir/failed/bad.json.error.json"))
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            report.is_some_and(|report| report["node"] == "b") && state_on(&a, &ids[1]) == "failed"
+        }),
+        "{:?}",
+        ws.files_in("watch_dir/failed")
+    );
+    let report = ws.read_json("watch_dir/failed/bad.json.error.json");
+    assert_eq!(report["job_id"], ids[1].as_str());
+    assert!(ws.files_in("watch_dir/unprocessed").is_empty());
+    assert!(ws.files_in("watch_dir/underprocess").is_empty());
 }

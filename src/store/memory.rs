@@ -194,62 +194,21 @@ impl JobStore for MemoryStore {
     /// The job's report is published and its file is `file` (the name on disk; the report's
     /// `file` is its lossy text); the job joins the bounded history.
     fn finish(&self, id: JobId, report: &Report, file: &OsStr, progress: (u64, u64)) {
-        let mut guard = self.lock();
-        let jobs = &mut *guard;
         let state = match report.status {
             Status::Completed => JobState::Completed,
             Status::Failed => JobState::Failed,
         };
-        match state {
-            JobState::Completed => jobs.counts.completed += 1,
-            _ => jobs.counts.failed += 1,
-        }
-        let now = SystemTime::now();
-        let mut record = match jobs.active.remove(&id) {
-            Some(record) => {
-                match record.state {
-                    JobState::Queued => jobs.counts.queued -= 1,
-                    _ => jobs.counts.processing -= 1,
-                }
-                if record.last_error.is_some() {
-                    jobs.unfinished -= 1;
-                    self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
-                }
-                record
-            }
-            None => JobRecord::new(
-                id,
-                OsStr::new(&report.original_name),
-                report.size_bytes,
-                now,
-            ),
+        let finished = Finished {
+            state,
+            original_name: OsStr::new(&report.original_name),
+            size_bytes: report.size_bytes,
+            file,
+            progress,
+            summary: report.job_summary(),
+            queued_at: None,
+            started_at: None,
         };
-        record.state = state;
-        record.set_file(file);
-        record.last_error = None;
-        record.finished_at = Some(now);
-        record.progress = Some(progress);
-        record.summary = Some(report.job_summary());
-        let minute = minute_of(now);
-        match jobs.throughput.back_mut() {
-            Some(last) if last.minute == minute => {
-                last.files += 1;
-                last.bytes += report.size_bytes;
-            }
-            _ => {
-                if jobs.throughput.len() >= THROUGHPUT_MINUTES {
-                    jobs.throughput.pop_front();
-                }
-                jobs.throughput.push_back(Minute {
-                    minute,
-                    files: 1,
-                    bytes: report.size_bytes,
-                });
-            }
-        }
-        self.announce(&record);
-        jobs.push_finished(record, self.history);
-        jobs.give_back_memory();
+        self.finish_job(id, finished);
     }
 
     /// A running job could not be finished (its report or its move failed): it is queued
@@ -473,6 +432,96 @@ impl JobStore for MemoryStore {
 
     fn sweep_expected(&self, present: &mut dyn FnMut(&OsStr, FileKey) -> bool) -> Vec<JobId> {
         self.intake.sweep(present)
+    }
+}
+
+/// A finished job, from its report (this process) or from another node's change.
+pub struct Finished<'a> {
+    pub state: JobState,
+    pub original_name: &'a OsStr,
+    pub size_bytes: u64,
+    pub file: &'a OsStr,
+    pub progress: (u64, u64),
+    pub summary: JobSummary,
+    /// When the store never saw it queued or started (another node's job).
+    pub queued_at: Option<SystemTime>,
+    pub started_at: Option<SystemTime>,
+}
+
+impl MemoryStore {
+    /// The job is finished: it leaves the active jobs, joins the history and the counts.
+    pub fn finish_job(&self, id: JobId, finished: Finished<'_>) {
+        let mut guard = self.lock();
+        let jobs = &mut *guard;
+        let state = finished.state;
+        match state {
+            JobState::Completed => jobs.counts.completed += 1,
+            _ => jobs.counts.failed += 1,
+        }
+        let now = SystemTime::now();
+        let mut record = match jobs.active.remove(&id) {
+            Some(record) => {
+                match record.state {
+                    JobState::Queued => jobs.counts.queued -= 1,
+                    _ => jobs.counts.processing -= 1,
+                }
+                if record.last_error.is_some() {
+                    jobs.unfinished -= 1;
+                    self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
+                }
+                record
+            }
+            None => {
+                let mut record = JobRecord::new(
+                    id,
+                    finished.original_name,
+                    finished.size_bytes,
+                    finished.queued_at.unwrap_or(now),
+                );
+                record.started_at = finished.started_at;
+                record
+            }
+        };
+        record.state = state;
+        record.set_file(finished.file);
+        record.last_error = None;
+        record.finished_at = Some(now);
+        record.progress = Some(finished.progress);
+        record.summary = Some(finished.summary);
+        let minute = minute_of(now);
+        match jobs.throughput.back_mut() {
+            Some(last) if last.minute == minute => {
+                last.files += 1;
+                last.bytes += finished.size_bytes;
+            }
+            _ => {
+                if jobs.throughput.len() >= THROUGHPUT_MINUTES {
+                    jobs.throughput.pop_front();
+                }
+                jobs.throughput.push_back(Minute {
+                    minute,
+                    files: 1,
+                    bytes: finished.size_bytes,
+                });
+            }
+        }
+        self.announce(&record);
+        jobs.push_finished(record, self.history);
+        jobs.give_back_memory();
+    }
+
+    /// Another node finished job `id`: as `finish_job`, unless this store already has it
+    /// finished (the history read back from the reports at start holds it too).
+    pub fn finish_elsewhere(&self, id: JobId, finished: Finished<'_>) {
+        let known = self
+            .lock()
+            .finished
+            .iter()
+            .rev()
+            .any(|record| record.id == id);
+        if !known {
+            self.finish_job(id, finished);
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod events;
 pub mod intake;
 pub mod memory;
+pub mod replica;
 #[cfg(test)]
 pub(crate) mod suite;
 
@@ -26,6 +27,7 @@ use std::time::SystemTime;
 pub use events::ChangeFeed;
 pub use intake::FileKey;
 pub use memory::MemoryStore;
+pub use replica::ReplicaStore;
 
 use crate::disk::report::Report;
 use crate::health::FinishTrouble;

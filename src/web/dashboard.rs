@@ -72,6 +72,9 @@ struct Dashboard {
     mb_per_s: String,
     /// Why the daemon is degraded or unavailable; empty when healthy.
     health: String,
+    /// With `--redis`: the nodes, and whether Redis does not answer.
+    nodes: Vec<crate::cluster::NodeView>,
+    redis_down: bool,
 }
 
 #[derive(Deserialize)]
@@ -161,10 +164,26 @@ pub async fn dashboard(
     store: web::Data<dyn JobStore>,
     liveness: web::Data<Liveness>,
     auth: web::Data<Auth>,
+    settings: web::Data<super::WebSettings>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let asked = query.page.unwrap_or(0);
     let reading = ask(&store, move |store| read(store, asked)).await?;
+    let (nodes, redis_down) = match settings.membership.clone() {
+        Some(membership) => {
+            let running = reading.counts.processing as u64;
+            web::block(move || {
+                let down = !membership.redis_up();
+                let nodes = membership
+                    .nodes()
+                    .filter(|nodes| !nodes.is_empty())
+                    .unwrap_or_else(|| vec![membership.myself(running)]);
+                (nodes, down)
+            })
+            .await?
+        }
+        None => (Vec::new(), false),
+    };
     let minutes = &reading.minutes;
     let most = minutes.iter().map(|m| m.files).max().unwrap_or(0).max(1);
     let recent = &minutes[minutes.len().saturating_sub(RATE_MINUTES)..];
@@ -203,6 +222,8 @@ pub async fn dashboard(
             Health::Ok => String::new(),
             Health::Degraded(reason) | Health::Unavailable(reason) => reason,
         },
+        nodes,
+        redis_down,
     };
     Ok(super::html(page.render(), "the dashboard"))
 }

@@ -61,6 +61,60 @@ pub struct WebSettings {
     pub node_address: String,
     /// `--redis`: this node's membership of the cluster.
     pub membership: Option<std::sync::Arc<crate::cluster::Membership>>,
+    /// `--redis`: uploads and retries are claimed by this node at once (below).
+    pub claim_here: Option<ClaimHere>,
+}
+
+/// In a cluster, the folders are shared, and a file put into `unprocessed/` could be claimed
+/// by another node under a job id of its own, while the client holds this one's. So an upload
+/// or a retry is claimed into `underprocess/` by this node, under the id the client got, and
+/// handed to this node's scheduler: every node learns the id from its `queued` change.
+#[derive(Clone)]
+pub struct ClaimHere {
+    pub lifecycle: std::sync::Arc<crate::disk::lifecycle::Lifecycle>,
+    pub scheduler: crossbeam_channel::Sender<crate::pipeline::scheduler::Control>,
+}
+
+impl std::fmt::Debug for ClaimHere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClaimHere")
+    }
+}
+
+impl ClaimHere {
+    /// Claims `from` for job `id` (named `name`) and hands it to the scheduler.
+    pub fn claim(
+        &self,
+        from: &std::path::Path,
+        id: crate::job::JobId,
+        name: &std::ffi::OsStr,
+    ) -> std::io::Result<crate::disk::recover::Leftover> {
+        match self.lifecycle.claim_from(from, id, name) {
+            Ok(Some(path)) => Ok(crate::disk::recover::Leftover {
+                path,
+                job_id: Some(id),
+                original_name: name.to_os_string(),
+            }),
+            Ok(None) => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
+            Err(crate::disk::folders::FolderError::Move { source, .. }) => Err(source),
+            Err(other) => Err(std::io::Error::other(other)),
+        }
+    }
+
+    /// Hands claimed files to the scheduler; when it is stopping, they stay this node's claims
+    /// and run at its next start.
+    pub fn hand_over(&self, claimed: Vec<crate::disk::recover::Leftover>) {
+        if claimed.is_empty() {
+            return;
+        }
+        let adopt = crate::pipeline::scheduler::Control::Adopt(claimed);
+        if let Err(err) = self
+            .scheduler
+            .send_timeout(adopt, std::time::Duration::from_secs(1))
+        {
+            log::warn!("claimed files wait for the next start: {err}");
+        }
+    }
 }
 
 /// The server on an already bound listener, not yet running: await it in an actix system.

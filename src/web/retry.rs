@@ -48,7 +48,8 @@ pub async fn retry(
         let folders = folders.clone();
         let store = store.clone().into_inner();
         let job = job.clone();
-        web::block(move || requeue(&folders, &*store, id, &job, durable)).await
+        let claim_here = settings.claim_here.clone();
+        web::block(move || requeue(&folders, &*store, id, &job, durable, claim_here.as_ref())).await
     };
     let failure = match moved {
         Ok(Ok(file)) => Ok(file),
@@ -88,6 +89,7 @@ fn requeue(
     id: JobId,
     job: &JobSnapshot,
     durable: bool,
+    claim_here: Option<&crate::web::ClaimHere>,
 ) -> Result<OsString, ApiError> {
     let shown = job.file.to_string_lossy();
     let file = folders::entry_of(&folders.failed, &job.file).ok_or_else(|| {
@@ -107,8 +109,28 @@ fn requeue(
     let report = folders.failed.join(report_name);
     let set_aside = set_aside(&folders.failed, &report, id, durable)
         .map_err(|err| ApiError::unavailable("cannot set the old report aside", &err))?;
-    store.expect_file(key, id);
     let name = requeue_name(job);
+    if let Some(here) = claim_here {
+        // A cluster: claimed by this node at once, under the job's id (see `ClaimHere`).
+        return match here.claim(&file, id, &name) {
+            Ok(leftover) => {
+                here.hand_over(vec![leftover]);
+                Ok(name)
+            }
+            Err(err) => {
+                if let Some(kept) = set_aside
+                    && let Err(back) = folders::rename_no_replace(&kept, &report)
+                {
+                    log::error!("job {id}: cannot put {} back: {back}", kept.display());
+                }
+                Err(ApiError::Unavailable {
+                    what: "cannot requeue the file".to_string(),
+                    detail: err.to_string(),
+                })
+            }
+        };
+    }
+    store.expect_file(key, id);
     match folders::move_into(&file, &folders.unprocessed, &name, None, durable) {
         Ok(placed) => {
             let placed = folders::file_name_of(&placed).map_or(name.clone(), |n| n.to_os_string());

@@ -204,9 +204,15 @@ pub async fn upload(
     }
     let store = store.into_inner();
     let unprocessed = folders.unprocessed.clone();
-    let accepted = block(move || Ok(place_all(staged, &unprocessed, &*store, durable)))
-        .await
-        .map_err(store_error)??;
+    let claim_here = settings.claim_here.clone();
+    let accepted = block(move || {
+        Ok(match claim_here {
+            Some(here) => claim_all(staged, &here, &*store),
+            None => place_all(staged, &unprocessed, &*store, durable),
+        })
+    })
+    .await
+    .map_err(store_error)??;
     for job in &accepted {
         log::info!("job {}: uploaded as {}", job.job_id, job.file);
     }
@@ -284,6 +290,49 @@ fn place_all(
         }
     }
     Ok(placed.into_iter().map(|(accepted, ..)| accepted).collect())
+}
+
+/// In a cluster: claims every part for this node, or none (the ones claimed before a failure
+/// are deleted: nothing was handed over yet), then hands them all to the scheduler.
+fn claim_all(
+    staged: Vec<Staged>,
+    here: &crate::web::ClaimHere,
+    store: &dyn JobStore,
+) -> Result<Vec<Accepted>, ApiError> {
+    let mut claimed = Vec::new();
+    let mut accepted = Vec::new();
+    for part in staged {
+        let id = JobId::generate();
+        store.queue(id, &part.name, part.size, SystemTime::now());
+        match here.claim(&part.temp, id, &part.name) {
+            Ok(leftover) => {
+                // Moved: the temp path must not be deleted on drop any more.
+                let _ = part.temp.keep();
+                accepted.push(Accepted {
+                    job_id: id.to_string(),
+                    file: part.name.to_string_lossy().into_owned(),
+                    status_url: format!("/api/jobs/{id}"),
+                });
+                claimed.push(leftover);
+            }
+            Err(err) => {
+                store.forget(id);
+                for leftover in claimed {
+                    let _ = std::fs::remove_file(&leftover.path);
+                    if let Some(id) = leftover.job_id {
+                        store.forget(id);
+                    }
+                }
+                return Err(ApiError::PartlyStored {
+                    what: format!("cannot store the upload ({})", err.kind()),
+                    detail: err.to_string(),
+                    accepted: Vec::new(),
+                });
+            }
+        }
+    }
+    here.hand_over(claimed);
+    Ok(accepted)
 }
 
 /// Moves a just-placed part back to a temp name and deletes it, if it is still there (the

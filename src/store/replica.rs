@@ -1,0 +1,414 @@
+//! The cluster's view (`--redis`): a `MemoryStore` that holds every node's jobs. This node's
+//! jobs go into it as always, and each change is also written to an outbox, which the daemon's
+//! feed thread publishes to a Redis stream; the other nodes' changes, read from that stream,
+//! are applied to it (`apply`). Reads never leave the process, so the web never waits on Redis,
+//! and while Redis is down the outbox keeps what this node did (up to `OUTBOX_LIMIT` changes)
+//! until it can be published: every node's view converges once Redis is back.
+//!
+//! A change read from Redis is data another process wrote: one that does not parse is skipped.
+
+use std::collections::{HashSet, VecDeque};
+use std::ffi::OsStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::disk::report::{Report, Status};
+use crate::health::FinishTrouble;
+use crate::job::{Counts, JobId, JobSnapshot, JobState, JobSummary, Minute, RetryRefused};
+use crate::store::intake::FileKey;
+use crate::store::memory::Finished;
+use crate::store::{ChangeFeed, JobStart, JobStore, MemoryStore};
+
+/// Changes kept while Redis is down; past it the oldest are dropped (and counted).
+pub const OUTBOX_LIMIT: usize = 100_000;
+
+/// One change of one job, as it travels between nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    Queued {
+        id: String,
+        name: String,
+        size_bytes: u64,
+        queued_at: u64,
+    },
+    Forgotten {
+        id: String,
+    },
+    Started {
+        id: String,
+        name: String,
+        file: String,
+        size_bytes: u64,
+        queued_at: u64,
+    },
+    Finished {
+        id: String,
+        name: String,
+        file: String,
+        size_bytes: u64,
+        state: JobState,
+        queued_at: u64,
+        started_at: Option<u64>,
+        progress: (u64, u64),
+        summary: JobSummary,
+    },
+}
+
+fn finished(state: JobState) -> bool {
+    matches!(state, JobState::Completed | JobState::Failed)
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn time_of(millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
+}
+
+pub struct ReplicaStore {
+    view: MemoryStore,
+    outbox: Mutex<VecDeque<String>>,
+    dropped: AtomicU64,
+    /// Jobs this node runs now (its heartbeat says how many).
+    running_here: Mutex<HashSet<JobId>>,
+}
+
+impl ReplicaStore {
+    pub fn new(history: usize) -> ReplicaStore {
+        ReplicaStore {
+            view: MemoryStore::new(history),
+            outbox: Mutex::new(VecDeque::new()),
+            dropped: AtomicU64::new(0),
+            running_here: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn send(&self, change: &Change) {
+        let Ok(json) = serde_json::to_string(change) else {
+            return;
+        };
+        let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        if outbox.len() >= OUTBOX_LIMIT {
+            outbox.pop_front();
+            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                log::warn!(
+                    "more than {OUTBOX_LIMIT} changes wait for Redis: the oldest are dropped, \
+                     and the other nodes' views miss them"
+                );
+            }
+        }
+        outbox.push_back(json);
+    }
+
+    /// Up to `limit` changes to publish, oldest first; `give_back` returns them when the
+    /// publishing failed.
+    pub fn take_outbox(&self, limit: usize) -> Vec<String> {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        let n = outbox.len().min(limit);
+        outbox.drain(..n).collect()
+    }
+
+    pub fn give_back(&self, changes: Vec<String>) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        for change in changes.into_iter().rev() {
+            outbox.push_front(change);
+        }
+    }
+
+    /// How many jobs this node is running.
+    pub fn running_here(&self) -> usize {
+        self.running_here
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    fn set_running(&self, id: JobId, running: bool) {
+        let mut here = self.running_here.lock().unwrap_or_else(|e| e.into_inner());
+        if running {
+            here.insert(id);
+        } else {
+            here.remove(&id);
+        }
+    }
+
+    /// Applies a change another node published (JSON); one that does not parse is skipped.
+    pub fn apply(&self, json: &str) {
+        let Ok(change) = serde_json::from_str::<Change>(json) else {
+            log::debug!("skipped a change that does not parse: {json:.200}");
+            return;
+        };
+        let parse = |id: &str| JobId::from_string(id).ok();
+        match change {
+            Change::Queued {
+                id,
+                name,
+                size_bytes,
+                queued_at,
+            } => {
+                if let Some(id) = parse(&id) {
+                    self.view
+                        .queue(id, OsStr::new(&name), size_bytes, time_of(queued_at));
+                }
+            }
+            Change::Forgotten { id } => {
+                if let Some(id) = parse(&id)
+                    && self.view.get(id).is_some_and(|job| !finished(job.state))
+                {
+                    self.view.forget(id);
+                }
+            }
+            Change::Started {
+                id,
+                name,
+                file,
+                size_bytes,
+                queued_at,
+            } => {
+                if let Some(id) = parse(&id) {
+                    self.view.start(JobStart {
+                        id,
+                        original_name: name.into(),
+                        file: file.into(),
+                        size_bytes,
+                        queued_at: time_of(queued_at),
+                    });
+                }
+            }
+            Change::Finished {
+                id,
+                name,
+                file,
+                size_bytes,
+                state,
+                queued_at,
+                started_at,
+                progress,
+                summary,
+            } => {
+                if let Some(id) = parse(&id)
+                    && finished(state)
+                {
+                    self.view.finish_elsewhere(
+                        id,
+                        Finished {
+                            state,
+                            original_name: OsStr::new(&name),
+                            size_bytes,
+                            file: OsStr::new(&file),
+                            progress,
+                            summary,
+                            queued_at: Some(time_of(queued_at)),
+                            started_at: started_at.map(time_of),
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl JobStore for ReplicaStore {
+    fn queue(&self, id: JobId, name: &OsStr, size_bytes: u64, queued_at: SystemTime) {
+        self.view.queue(id, name, size_bytes, queued_at);
+        self.send(&Change::Queued {
+            id: id.to_string(),
+            name: name.to_string_lossy().into_owned(),
+            size_bytes,
+            queued_at: millis(queued_at),
+        });
+    }
+
+    fn forget(&self, id: JobId) {
+        self.view.forget(id);
+        self.set_running(id, false);
+        self.send(&Change::Forgotten { id: id.to_string() });
+    }
+
+    fn start(&self, start: JobStart) {
+        let change = Change::Started {
+            id: start.id.to_string(),
+            name: start.original_name.to_string_lossy().into_owned(),
+            file: start.file.to_string_lossy().into_owned(),
+            size_bytes: start.size_bytes,
+            queued_at: millis(start.queued_at),
+        };
+        self.set_running(start.id, true);
+        self.view.start(start);
+        self.send(&change);
+    }
+
+    fn progressed(&self, id: JobId, done: u64, total: u64) {
+        self.view.progressed(id, done, total);
+    }
+
+    fn finish(&self, id: JobId, report: &Report, file: &OsStr, progress: (u64, u64)) {
+        let started_at = self.view.get(id).and_then(|job| job.started_at);
+        self.view.finish(id, report, file, progress);
+        self.set_running(id, false);
+        let state = match report.status {
+            Status::Completed => JobState::Completed,
+            Status::Failed => JobState::Failed,
+        };
+        let queued_at = self
+            .view
+            .get(id)
+            .map_or(SystemTime::now(), |job| job.queued_at);
+        self.send(&Change::Finished {
+            id: id.to_string(),
+            name: report.original_name.clone(),
+            file: file.to_string_lossy().into_owned(),
+            size_bytes: report.size_bytes,
+            state,
+            queued_at: millis(queued_at),
+            started_at: started_at.map(millis),
+            progress,
+            summary: report.job_summary(),
+        });
+    }
+
+    fn finish_failed(&self, id: JobId, error: &str, attempts: u32) {
+        self.view.finish_failed(id, error, attempts);
+    }
+
+    fn unfinished(&self) -> usize {
+        self.view.unfinished()
+    }
+
+    fn finish_trouble(&self) -> FinishTrouble {
+        self.view.finish_trouble()
+    }
+
+    fn restore(&self, finished: Vec<JobSnapshot>, completed: u64, failed: u64) {
+        self.view.restore(finished, completed, failed);
+    }
+
+    fn begin_retry(&self, id: JobId) -> Result<JobSnapshot, RetryRefused> {
+        self.view.begin_retry(id)
+    }
+
+    fn undo_retry(&self, before: JobSnapshot) {
+        self.view.undo_retry(before);
+    }
+
+    fn get(&self, id: JobId) -> Option<JobSnapshot> {
+        self.view.get(id)
+    }
+
+    fn list(
+        &self,
+        state: Option<JobState>,
+        limit: usize,
+        offset: usize,
+    ) -> (usize, Vec<JobSnapshot>) {
+        self.view.list(state, limit, offset)
+    }
+
+    fn last_processed(&self) -> Option<JobSnapshot> {
+        self.view.last_processed()
+    }
+
+    fn counts(&self) -> Counts {
+        self.view.counts()
+    }
+
+    fn throughput(&self) -> Vec<Minute> {
+        self.view.throughput()
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        self.view.changes()
+    }
+
+    fn expect_file(&self, key: FileKey, id: JobId) {
+        self.view.expect_file(key, id);
+    }
+
+    fn file_placed(&self, key: FileKey, name: &OsStr) {
+        self.view.file_placed(key, name);
+    }
+
+    fn withdraw_file(&self, key: FileKey) {
+        self.view.withdraw_file(key);
+    }
+
+    fn take_expected(&self, key: FileKey) -> Option<JobId> {
+        self.view.take_expected(key)
+    }
+
+    fn sweep_expected(&self, present: &mut dyn FnMut(&OsStr, FileKey) -> bool) -> Vec<JobId> {
+        self.view.sweep_expected(present)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replica_store_passes_the_shared_suite() {
+        crate::store::suite::run_all(&|history| Box::new(ReplicaStore::new(history)));
+    }
+
+    #[test]
+    fn another_nodes_changes_show_once_and_bad_ones_are_skipped() {
+        let here = ReplicaStore::new(100);
+        let there = ReplicaStore::new(100);
+        let id = JobId::generate();
+        there.queue(id, OsStr::new("a.log"), 10, SystemTime::now());
+        there.start(JobStart {
+            id,
+            original_name: "a.log".into(),
+            file: "x_a.log".into(),
+            size_bytes: 10,
+            queued_at: SystemTime::now(),
+        });
+        assert_eq!(there.running_here(), 1);
+        for change in there.take_outbox(100) {
+            here.apply(&change);
+        }
+        assert_eq!(
+            here.get(id).map(|job| job.state),
+            Some(JobState::Processing)
+        );
+        assert_eq!(here.running_here(), 0, "another node's job runs there");
+        let finished = Change::Finished {
+            id: id.to_string(),
+            name: "a.log".into(),
+            file: "a.log".into(),
+            size_bytes: 10,
+            state: JobState::Completed,
+            queued_at: 1,
+            started_at: Some(2),
+            progress: (1, 1),
+            summary: JobSummary {
+                kind: crate::analyze::Kind::Text,
+                duration_ms: 3,
+                error: None,
+                figure: None,
+            },
+        };
+        let json = serde_json::to_string(&finished).expect("json");
+        here.apply(&json);
+        // Twice (a replay): counted once.
+        here.apply(&json);
+        assert_eq!(here.counts().completed, 1);
+        assert_eq!(here.counts().processing, 0);
+        assert_eq!(here.get(id).map(|job| job.state), Some(JobState::Completed));
+        // Not a change, or not a job id: skipped.
+        here.apply("{\"change\":\"queued\"}");
+        here.apply("not json");
+        here.apply(r#"{"change":"queued","id":"../../x","name":"n","size_bytes":1,"queued_at":1}"#);
+        assert_eq!(here.counts().queued, 0);
+        assert!(
+            here.take_outbox(10).is_empty(),
+            "applied changes are not sent again"
+        );
+    }
+}
