@@ -31,6 +31,9 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const NODE_KEY: &str = "fp:node:";
 const NODES_HASH: &str = "fp:nodes";
 
+/// The lease of the node that exports the cluster's gauges in `/metrics` (one at a time).
+const REPORTER_KEY: &str = "fp:reporter";
+
 /// Every node's job changes (`store::replica`), trimmed to about this many.
 const CHANGES_STREAM: &str = "fp:changes";
 const CHANGES_KEPT: usize = 100_000;
@@ -175,6 +178,10 @@ pub struct Membership {
     /// The feed's own connection: its reads wait for news, the heartbeat must not.
     feed_connection: Mutex<Option<redis::Connection>>,
     up: AtomicBool,
+    /// Whether this node held the reporter lease at its last heartbeat.
+    reporter: AtomicBool,
+    /// Jobs running here, as of the last heartbeat.
+    running: std::sync::atomic::AtomicU64,
     /// Why Redis is down, while it is.
     trouble: Mutex<Option<String>>,
     stopped: AtomicBool,
@@ -210,6 +217,8 @@ impl Membership {
             connection: Mutex::new(None),
             feed_connection: Mutex::new(None),
             up: AtomicBool::new(true),
+            reporter: AtomicBool::new(false),
+            running: std::sync::atomic::AtomicU64::new(0),
             trouble: Mutex::new(None),
             stopped: AtomicBool::new(false),
         });
@@ -322,6 +331,15 @@ impl Membership {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// Whether this node exports the cluster's gauges now, and how many jobs run here: what
+    /// a scrape of `/metrics` needs.
+    pub fn scrape(&self) -> crate::metrics::NodeScrape {
+        crate::metrics::NodeScrape {
+            running: self.running.load(Ordering::Relaxed),
+            reporter: self.redis_up() && self.reporter.load(Ordering::Relaxed),
+        }
+    }
+
     /// Says this node is alive, running `running` jobs: one round trip (the liveness key with
     /// its expiry, and the record kept for when it is gone).
     pub fn beat(&self, running: u64) {
@@ -335,11 +353,13 @@ impl Membership {
         let Ok(json) = serde_json::to_string(&record) else {
             return;
         };
+        self.running.store(running, Ordering::Relaxed);
         let expiry = u64::try_from(self.node_timeout.as_millis()).unwrap_or(u64::MAX);
         let key = self.key();
-        let previous: Option<(Option<String>,)> = self.call(|redis| {
-            redis::pipe()
-                .cmd("SET")
+        let was_reporter = self.reporter.load(Ordering::Relaxed);
+        let reply: Option<(Option<String>, Option<String>)> = self.call(|redis| {
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
                 .arg(&key)
                 .arg(&json)
                 .arg("PX")
@@ -349,11 +369,31 @@ impl Membership {
                 .arg(NODES_HASH)
                 .arg(&self.name)
                 .arg(&json)
+                .ignore();
+            // The reporter lease: kept while held, taken when free.
+            if was_reporter {
+                pipe.cmd("PEXPIRE").arg(REPORTER_KEY).arg(expiry).ignore();
+            }
+            pipe.cmd("SET")
+                .arg(REPORTER_KEY)
+                .arg(&self.name)
+                .arg("NX")
+                .arg("PX")
+                .arg(expiry)
                 .ignore()
+                .cmd("GET")
+                .arg(REPORTER_KEY)
                 .query(redis)
         });
+        let (previous, reporter) = match reply {
+            Some((previous, reporter)) => (previous, reporter),
+            None => (None, None),
+        };
+        self.reporter.store(
+            reporter.as_deref() == Some(self.name.as_str()),
+            Ordering::Relaxed,
+        );
         let other = previous
-            .and_then(|(old,)| old)
             .and_then(|old| serde_json::from_str::<NodeRecord>(&old).ok())
             .filter(|old| old.instance != self.instance);
         if let Some(other) = other {

@@ -181,7 +181,10 @@ pub fn start(
     let shared = Shared {
         store: Arc::clone(&store),
         liveness: Arc::new(Liveness::new()),
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(match &membership {
+            Some(membership) => Metrics::for_node(&membership.name),
+            None => Metrics::new(),
+        }),
     };
     let history = history::load(&lifecycle.folders, settings.history);
     log::info!(

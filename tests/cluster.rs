@@ -351,6 +351,29 @@ fn every_node_answers_for_every_job_and_the_counts_agree() {
         a.counts(),
         b.counts()
     );
+    // /metrics: summed over the nodes, each node's own jobs and the cluster's gauges (one
+    // reporter at a time) both count every job once.
+    let sum_over_nodes = |prefix: &str| -> u64 {
+        [&a, &b]
+            .iter()
+            .map(|daemon| {
+                let (_, text) = daemon.get("/metrics");
+                text.lines()
+                    .filter(|line| line.starts_with(prefix))
+                    .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+            .sum()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            sum_over_nodes("file_processor_cluster_jobs{") == count as u64
+                && sum_over_nodes("file_processor_node_jobs{") == count as u64
+        }),
+        "{}\n{}",
+        a.get("/metrics").1,
+        b.get("/metrics").1
+    );
     for i in 0..count {
         let report = ws.read_json(&format!("watch_dir/processed/f{i}.log.report.json"));
         let id = report["job_id"].as_str().unwrap_or_default();

@@ -233,9 +233,11 @@ impl Worker {
                     finished.path.file_name().unwrap_or_default(),
                     progress.get(),
                 );
-                self.shared
-                    .metrics
-                    .job_finished(report.size_bytes, report.duration_ms);
+                self.shared.metrics.job_finished(
+                    report.size_bytes,
+                    report.duration_ms,
+                    report.status == crate::disk::report::Status::Failed,
+                );
                 None
             }
             Err(Unfinished { error, report }) => {

@@ -231,11 +231,13 @@ async fn health(
 async fn metrics(
     store: web::Data<dyn JobStore>,
     metrics: web::Data<Metrics>,
+    settings: web::Data<WebSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let counts = ask(&store, |store| store.counts()).await?;
+    let scrape = settings.membership.as_ref().map(|m| m.scrape());
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(metrics.encode(counts)))
+        .body(metrics.encode(counts, scrape)))
 }
 
 /// A rendered page, or a 500 that says which page failed (the cause goes to the log).
