@@ -484,3 +484,133 @@ fn an_upload_or_a_retry_on_any_node_keeps_its_job_id_everywhere() {
     assert!(ws.files_in("watch_dir/unprocessed").is_empty());
     assert!(ws.files_in("watch_dir/underprocess").is_empty());
 }
+
+/// `rediss://`: a redis-server speaking TLS only, with a certificate from a CA made here. A
+/// node that trusts the CA (`SSL_CERT_FILE`, as rustls-native-certs reads it) joins; one that
+/// does not refuses the server and says Redis is down.
+#[test]
+fn rediss_connects_over_tls_and_checks_the_certificate() {
+    let Some(plain) = RedisServer::start() else {
+        return;
+    };
+    drop(plain);
+    let ws = Workspace::new();
+    let dir = ws.path("tls");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fp-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            "server.pem",
+            "--tls-key-file",
+            "server.key",
+        ])
+        .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let answers = wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(answers, "redis-server with TLS did not listen");
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let ca = dir.join("ca.pem");
+    let ca = ca.to_str().expect("path");
+    let trusted = Daemon::start(
+        &ws,
+        &["--redis", &url, "--node", "trusting"],
+        &[("SSL_CERT_FILE", ca)],
+    );
+    let other = Workspace::new();
+    let untrusted = Daemon::start(
+        &other,
+        &["--redis", &url, "--node", "doubting"],
+        &[("SSL_CERT_FILE", "/dev/null")],
+    );
+    let redis_state = |daemon: &Daemon| daemon.get_json("/health").1["redis"].clone();
+    assert!(
+        wait_until(Duration::from_secs(10), || redis_state(&trusted) == "up"
+            && nodes(&trusted) == vec![pair("trusting", "up")]),
+        "{}",
+        trusted.log()
+    );
+    assert_eq!(redis_state(&untrusted), "down", "{}", untrusted.log());
+    assert!(
+        untrusted.log().contains("certificate"),
+        "{}",
+        untrusted.log()
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
