@@ -614,3 +614,60 @@ fn rediss_connects_over_tls_and_checks_the_certificate() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A node cut off from the others' Redis (here: it uses another Redis, so they never see it
+/// alive) while it analyses a file: they take the file over under it. The file still ends in
+/// `processed/` once with one report, the taker's; the cut-off node writes none.
+#[test]
+fn a_node_taken_for_dead_while_it_works_writes_no_second_report() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let Some(elsewhere) = RedisServer::start() else {
+        return;
+    };
+    let ws = Workspace::new();
+    let cut_off = elsewhere.url();
+    let b = Daemon::start(
+        &ws,
+        &["--redis", &cut_off, "--node", "b"],
+        &[("FP_PAUSE_AT", "after-analysis:6000")],
+    );
+    ws.write("watch_dir/unprocessed/contested.log", b"WARN contested\n");
+    assert!(wait_until(Duration::from_secs(20), || {
+        named(&ws, "watch_dir/underprocess", "+b+contested.log").len() == 1
+    }));
+    let url = redis.url();
+    let a = Daemon::start(
+        &ws,
+        &["--redis", &url, "--node", "a", "--node-timeout", "2s"],
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            ws.files_in("watch_dir/processed") == ["contested.log", "contested.log.report.json"]
+        }),
+        "{:?}\n{}",
+        ws.files_in("watch_dir/processed"),
+        a.log()
+    );
+    // b wakes up to a file that is not its own any more.
+    assert!(
+        wait_until(Duration::from_secs(20), || b.log().contains("no report")
+            || b.log().contains("no longer this node's")),
+        "{}",
+        b.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        ws.files_in("watch_dir/processed"),
+        ["contested.log", "contested.log.report.json"]
+    );
+    assert!(
+        ws.files_in("watch_dir/failed").is_empty(),
+        "{:?}",
+        ws.files_in("watch_dir/failed")
+    );
+    let report = ws.read_json("watch_dir/processed/contested.log.report.json");
+    assert_eq!(report["node"], "a", "{report}");
+}

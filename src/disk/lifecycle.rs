@@ -54,6 +54,10 @@ pub enum LifecycleError {
     Report { path: PathBuf, source: io::Error },
     #[error("cannot list {path}: {source}")]
     List { path: PathBuf, source: io::Error },
+    /// Cluster mode: the claimed file left `underprocess/` under this node (a node that took
+    /// this one for dead took it over): its report must not be published too.
+    #[error("{0} is no longer this node's: another node took it over")]
+    ClaimGone(PathBuf),
 }
 
 /// A file that went through the whole protocol.
@@ -256,6 +260,9 @@ impl Lifecycle {
         report_may_exist: bool,
     ) -> Result<Finished, (LifecycleError, Box<Report>)> {
         let after_crash = report_may_exist;
+        if self.node.is_some() && !after_crash && !folders::exists(claimed) {
+            return Err((LifecycleError::ClaimGone(claimed.to_path_buf()), report));
+        }
         let status = report.status;
         let target_dir = match status {
             Status::Completed => &self.folders.processed,
