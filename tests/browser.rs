@@ -183,6 +183,18 @@ impl Drop for Browser {
     }
 }
 
+/// Saves the page as `target/tmp/NAME` (a PNG).
+fn save_screenshot(browser: &mut Browser, name: &str) {
+    let shot = browser.call("Page.captureScreenshot", json!({ "format": "png" }));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().expect("screenshot data"))
+        .expect("base64");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&out, png).expect("save screenshot");
+    eprintln!("screenshot: {}", out.display());
+}
+
 /// The chromium to test with; `None` (the test is skipped, and says so) only when there is
 /// none and `FP_REQUIRE_BROWSER` is unset.
 fn chromium_or_skip() -> Option<PathBuf> {
@@ -336,14 +348,7 @@ fn the_dashboard_shows_a_dropped_file_as_processed_without_a_reload() {
         "the page reloaded"
     );
 
-    let shot = browser.call("Page.captureScreenshot", json!({ "format": "png" }));
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot["data"].as_str().expect("screenshot data"))
-        .expect("base64");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    std::fs::write(&out, png).expect("save screenshot");
-    eprintln!("screenshot: {}", out.display());
+    save_screenshot(&mut browser, "dashboard.png");
 }
 
 #[test]
@@ -510,12 +515,5 @@ fn a_cluster_dashboard_shows_the_nodes_and_says_when_redis_is_gone() {
         json!("yes"),
         "the page reloaded"
     );
-    let shot = browser.call("Page.captureScreenshot", json!({ "format": "png" }));
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot["data"].as_str().expect("screenshot data"))
-        .expect("base64");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-cluster.png");
-    std::fs::write(&out, png).expect("save screenshot");
-    eprintln!("screenshot: {}", out.display());
+    save_screenshot(&mut browser, "dashboard-cluster.png");
 }

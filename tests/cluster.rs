@@ -239,6 +239,27 @@ fn two_nodes_share_one_tree_and_every_file_ends_once() {
     assert!(ws.files_in("watch_dir/unprocessed").is_empty());
 }
 
+/// Node `a` (`--node-timeout 2s`) on the shared folders, once it has taken `name` over from a
+/// node it takes for dead and finished it: `processed/` holds `name` and its report, alone.
+fn start_taker(ws: &Workspace, url: &str, name: &str) -> Daemon {
+    let a = Daemon::start(
+        ws,
+        &["--redis", url, "--node", "a", "--node-timeout", "2s"],
+        &[],
+    );
+    let report = format!("{name}.report.json");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            ws.files_in("watch_dir/processed") == [name, report.as_str()]
+        }),
+        "{name}: {:?} {:?}\n{}",
+        ws.files_in("watch_dir/processed"),
+        ws.files_in("watch_dir/underprocess"),
+        a.log()
+    );
+    a
+}
+
 #[test]
 fn a_dead_nodes_claim_is_taken_over_and_ends_once() {
     let Some(redis) = RedisServer::start() else {
@@ -268,20 +289,7 @@ fn a_dead_nodes_claim_is_taken_over_and_ends_once() {
         );
         let job_id = held[0].split('+').next().unwrap_or_default().to_string();
 
-        let a = Daemon::start(
-            &ws,
-            &["--redis", &url, "--node", "a", "--node-timeout", "2s"],
-            &[],
-        );
-        assert!(
-            wait_until(Duration::from_secs(20), || {
-                ws.files_in("watch_dir/processed") == ["held.log", "held.log.report.json"]
-            }),
-            "{point}: {:?} {:?}\n{}",
-            ws.files_in("watch_dir/processed"),
-            ws.files_in("watch_dir/underprocess"),
-            a.log()
-        );
+        let a = start_taker(&ws, &url, "held.log");
         assert!(ws.files_in("watch_dir/underprocess").is_empty(), "{point}");
         let bytes = std::fs::read(ws.path("watch_dir/processed/held.log")).expect("file");
         assert_eq!(bytes, b"ERROR one\nINFO two\n");
@@ -638,19 +646,7 @@ fn a_node_taken_for_dead_while_it_works_writes_no_second_report() {
         named(&ws, "watch_dir/underprocess", "+b+contested.log").len() == 1
     }));
     let url = redis.url();
-    let a = Daemon::start(
-        &ws,
-        &["--redis", &url, "--node", "a", "--node-timeout", "2s"],
-        &[],
-    );
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            ws.files_in("watch_dir/processed") == ["contested.log", "contested.log.report.json"]
-        }),
-        "{:?}\n{}",
-        ws.files_in("watch_dir/processed"),
-        a.log()
-    );
+    let _a = start_taker(&ws, &url, "contested.log");
     // b wakes up to a file that is not its own any more.
     assert!(
         wait_until(Duration::from_secs(20), || b.log().contains("no report")

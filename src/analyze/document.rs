@@ -206,22 +206,28 @@ fn xml_error(err: quick_xml::Error) -> AnalysisError {
     }
 }
 
-/// The text an entity reference (`&amp;`, `&#233;`) stands for.
-fn reference_text(reference: &quick_xml::events::BytesRef<'_>, out: &mut TextCounter) {
+/// The text an entity reference (`&amp;`, `&#233;`) stands for: a character reference, or
+/// one of XML's five named entities; any other (a DTD's own, never expanded) stands for
+/// nothing. `utf8` holds a character's bytes.
+pub(crate) fn reference_str<'a>(
+    reference: &quick_xml::events::BytesRef<'_>,
+    utf8: &'a mut [u8; 4],
+) -> &'a str {
     if let Ok(Some(c)) = reference.resolve_char_ref() {
-        let mut utf8 = [0u8; 4];
-        out.feed(c.encode_utf8(&mut utf8).as_bytes());
-        return;
+        return c.encode_utf8(utf8);
     }
-    let text = match &**reference {
+    match &**reference {
         "amp" => "&",
         "lt" => "<",
         "gt" => ">",
         "quot" => "\"",
         "apos" => "'",
         _ => "",
-    };
-    out.feed(text.as_bytes());
+    }
+}
+
+fn reference_text(reference: &quick_xml::events::BytesRef<'_>, out: &mut TextCounter) {
+    out.feed(reference_str(reference, &mut [0u8; 4]).as_bytes());
 }
 
 fn docx_text(input: &mut dyn BufRead, out: &mut TextCounter) -> Result<(), AnalysisError> {

@@ -108,6 +108,20 @@ impl MemoryStore {
             .collect()
     }
 
+    /// Removes the active job `id`, out of its state's count (and of the unfinished ones).
+    fn take_active(&self, jobs: &mut Jobs, id: JobId) -> Option<JobRecord> {
+        let record = jobs.active.remove(&id)?;
+        match record.state {
+            JobState::Queued => jobs.counts.queued -= 1,
+            _ => jobs.counts.processing -= 1,
+        }
+        if record.last_error.is_some() {
+            jobs.unfinished -= 1;
+            self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
+        }
+        Some(record)
+    }
+
     /// Tells the subscribers, if any (no copy is made when nobody listens).
     fn announce(&self, record: &JobRecord) {
         self.changes.publish(|| record.snapshot_now());
@@ -140,15 +154,7 @@ impl JobStore for MemoryStore {
     fn forget(&self, id: JobId) {
         self.changes.bump();
         let mut jobs = self.lock();
-        if let Some(record) = jobs.active.remove(&id) {
-            match record.state {
-                JobState::Queued => jobs.counts.queued -= 1,
-                _ => jobs.counts.processing -= 1,
-            }
-            if record.last_error.is_some() {
-                jobs.unfinished -= 1;
-                self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
-            }
+        if self.take_active(&mut jobs, id).is_some() {
             jobs.give_back_memory();
         } else if let Some(at) = jobs.finished.iter().position(|record| record.id == id)
             && let Some(record) = jobs.finished.remove(at)
@@ -459,18 +465,8 @@ impl MemoryStore {
             _ => jobs.counts.failed += 1,
         }
         let now = SystemTime::now();
-        let mut record = match jobs.active.remove(&id) {
-            Some(record) => {
-                match record.state {
-                    JobState::Queued => jobs.counts.queued -= 1,
-                    _ => jobs.counts.processing -= 1,
-                }
-                if record.last_error.is_some() {
-                    jobs.unfinished -= 1;
-                    self.unfinished.store(jobs.unfinished, Ordering::Relaxed);
-                }
-                record
-            }
+        let mut record = match self.take_active(jobs, id) {
+            Some(record) => record,
             None => {
                 let mut record = JobRecord::new(
                     id,

@@ -117,17 +117,7 @@ fn requeue(
                 here.hand_over(vec![leftover]);
                 Ok(name)
             }
-            Err(err) => {
-                if let Some(kept) = set_aside
-                    && let Err(back) = folders::rename_no_replace(&kept, &report)
-                {
-                    log::error!("job {id}: cannot put {} back: {back}", kept.display());
-                }
-                Err(ApiError::Unavailable {
-                    what: "cannot requeue the file".to_string(),
-                    detail: err.to_string(),
-                })
-            }
+            Err(err) => Err(put_back(set_aside, &report, id, err.to_string())),
         };
     }
     store.expect_file(key, id);
@@ -139,16 +129,26 @@ fn requeue(
         }
         Err(err) => {
             store.withdraw_file(key);
-            if let Some(kept) = set_aside
-                && let Err(back) = folders::rename_no_replace(&kept, &report)
-            {
-                log::error!("job {id}: cannot put {} back: {back}", kept.display());
-            }
-            Err(ApiError::Unavailable {
-                what: "cannot requeue the file".to_string(),
-                detail: err.to_string(),
-            })
+            Err(put_back(set_aside, &report, id, err.to_string()))
         }
+    }
+}
+
+/// A requeue that failed: the old report goes back where it was; the error says why.
+fn put_back(
+    set_aside: Option<std::path::PathBuf>,
+    report: &std::path::Path,
+    id: JobId,
+    why: String,
+) -> ApiError {
+    if let Some(kept) = set_aside
+        && let Err(back) = folders::rename_no_replace(&kept, report)
+    {
+        log::error!("job {id}: cannot put {} back: {back}", kept.display());
+    }
+    ApiError::Unavailable {
+        what: "cannot requeue the file".to_string(),
+        detail: why,
     }
 }
 

@@ -300,21 +300,12 @@ fn read_workbook(xml: &[u8]) -> Result<(Vec<(String, String)>, bool), AnalysisEr
     }
 }
 
-/// Appends the text an entity reference (`&amp;`, `&#233;`) stands for; an unknown one
-/// stands for nothing.
+/// Appends the text an entity reference stands for (`document::reference_str`).
 pub(super) fn push_reference(reference: &quick_xml::events::BytesRef<'_>, out: &mut String) {
-    if let Ok(Some(c)) = reference.resolve_char_ref() {
-        out.push(c);
-        return;
-    }
-    out.push_str(match &**reference {
-        "amp" => "&",
-        "lt" => "<",
-        "gt" => ">",
-        "quot" => "\"",
-        "apos" => "'",
-        _ => "",
-    });
+    out.push_str(crate::analyze::document::reference_str(
+        reference,
+        &mut [0u8; 4],
+    ));
 }
 
 /// The shared strings part: each `<si>`'s text, its runs (`<r><t>`) joined, phonetic runs
