@@ -38,6 +38,12 @@ pub enum Change {
     Forgotten {
         id: String,
     },
+    /// A running job's progress (the worker says so at most a few times a second).
+    Progressed {
+        id: String,
+        done: u64,
+        total: u64,
+    },
     Started {
         id: String,
         name: String,
@@ -157,6 +163,11 @@ impl ReplicaStore {
                         .queue(id, OsStr::new(&name), size_bytes, time_of(queued_at));
                 }
             }
+            Change::Progressed { id, done, total } => {
+                if let Some(id) = parse(&id) {
+                    self.view.progressed(id, done, total);
+                }
+            }
             Change::Forgotten { id } => {
                 if let Some(id) = parse(&id)
                     && self.view.get(id).is_some_and(|job| !finished(job.state))
@@ -246,6 +257,11 @@ impl JobStore for ReplicaStore {
 
     fn progressed(&self, id: JobId, done: u64, total: u64) {
         self.view.progressed(id, done, total);
+        self.send(&Change::Progressed {
+            id: id.to_string(),
+            done,
+            total,
+        });
     }
 
     fn finish(&self, id: JobId, report: &Report, file: &OsStr, progress: (u64, u64)) {
@@ -377,6 +393,11 @@ mod tests {
             here.get(id).map(|job| job.state),
             Some(JobState::Processing)
         );
+        there.progressed(id, 3, 8);
+        for change in there.take_outbox(100) {
+            here.apply(&change);
+        }
+        assert_eq!(here.get(id).and_then(|job| job.progress), Some((3, 8)));
         assert_eq!(here.running_here(), 0, "another node's job runs there");
         let finished = Change::Finished {
             id: id.to_string(),
