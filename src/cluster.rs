@@ -184,6 +184,8 @@ pub struct Membership {
     running: std::sync::atomic::AtomicU64,
     /// Why Redis is down, while it is.
     trouble: Mutex<Option<String>>,
+    /// Told when Redis goes or comes back, so that the live views refresh.
+    liveness: Arc<crate::health::Liveness>,
     stopped: AtomicBool,
 }
 
@@ -205,6 +207,7 @@ impl Membership {
         settings: &ClusterSettings,
         name: String,
         address: String,
+        liveness: Arc<crate::health::Liveness>,
     ) -> Result<Arc<Membership>, ClusterError> {
         let client = redis::Client::open(settings.url.as_str())
             .map_err(|err| ClusterError::Url(format!("{}: {err}", shown_url(&settings.url))))?;
@@ -220,6 +223,7 @@ impl Membership {
             reporter: AtomicBool::new(false),
             running: std::sync::atomic::AtomicU64::new(0),
             trouble: Mutex::new(None),
+            liveness,
             stopped: AtomicBool::new(false),
         });
         // A record left by this name: a live node refreshes it; a dead one's expires.
@@ -315,6 +319,7 @@ impl Membership {
     fn set_up(&self) {
         if !self.up.swap(true, Ordering::Relaxed) {
             log::info!("redis answers again: node {:?} registered again", self.name);
+            self.liveness.touch();
         }
         *self.trouble.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
@@ -322,6 +327,7 @@ impl Membership {
     fn set_down(&self, why: String) {
         if self.up.swap(false, Ordering::Relaxed) {
             log::warn!("redis is down ({why}): processing goes on, the cluster view waits");
+            self.liveness.touch();
         }
         *self.trouble.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     }

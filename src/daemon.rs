@@ -144,10 +144,16 @@ pub fn start(
         .as_ref()
         .and_then(|cluster| cluster.node.clone())
         .unwrap_or_else(|| format!("{}:{}", cluster::host_name(), local.port()));
+    let liveness = Arc::new(Liveness::new());
     let (membership, node_lock) = match &settings.cluster {
         Some(cluster) => {
             let node_lock = lock_node(&folders, &node_name)?;
-            let membership = Membership::join(cluster, node_name.clone(), node_address.clone())?;
+            let membership = Membership::join(
+                cluster,
+                node_name.clone(),
+                node_address.clone(),
+                Arc::clone(&liveness),
+            )?;
             disk::folders::tag_temp_files(&node_name);
             (Some(membership), Some(node_lock))
         }
@@ -180,7 +186,7 @@ pub fn start(
     };
     let shared = Shared {
         store: Arc::clone(&store),
-        liveness: Arc::new(Liveness::new()),
+        liveness,
         metrics: Arc::new(match &membership {
             Some(membership) => Metrics::for_node(&membership.name),
             None => Metrics::new(),

@@ -113,6 +113,12 @@ impl Liveness {
         }
     }
 
+    /// Something `/health` or the dashboard's banners show changed elsewhere (Redis went or
+    /// came back): the live views refresh.
+    pub fn touch(&self) {
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Grows whenever what `health` says may have changed.
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Relaxed)
