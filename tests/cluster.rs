@@ -639,7 +639,7 @@ fn a_node_taken_for_dead_while_it_works_writes_no_second_report() {
     let b = Daemon::start(
         &ws,
         &["--redis", &cut_off, "--node", "b"],
-        &[("FP_PAUSE_AT", "after-analysis:6000")],
+        &[("FP_PAUSE_AT", "after-analysis:15000")],
     );
     ws.write("watch_dir/unprocessed/contested.log", b"WARN contested\n");
     assert!(wait_until(Duration::from_secs(20), || {
@@ -649,7 +649,7 @@ fn a_node_taken_for_dead_while_it_works_writes_no_second_report() {
     let _a = start_taker(&ws, &url, "contested.log");
     // b wakes up to a file that is not its own any more.
     assert!(
-        wait_until(Duration::from_secs(20), || b.log().contains("no report")
+        wait_until(Duration::from_secs(40), || b.log().contains("no report")
             || b.log().contains("no longer this node's")),
         "{}",
         b.log()
