@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs bench-documents bench-workbooks docker clean
+.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs bench-documents bench-workbooks docker cluster clean
 
 build:
 	cargo build --release
@@ -65,6 +65,16 @@ bench-memory:
 ## The Docker image (multi-stage; see README "Docker"). Needs a Docker engine.
 docker:
 	docker build -t file-processor .
+
+## A local cluster to try (SPEC §6): a redis-server on port 6390 and three nodes on
+## watch_dir/ (dashboards on ports 5001-5003); Ctrl-C stops them all.
+cluster: build
+	@command -v redis-server >/dev/null || { echo "cluster: redis-server is missing (apt-get install redis-server)"; exit 1; }
+	@trap 'kill 0' INT TERM EXIT; \
+	redis-server --port 6390 --save "" --appendonly no >/dev/null & \
+	sleep 0.5; \
+	for n in 1 2 3; do $(BIN) --redis redis://127.0.0.1:6390/0 --node node$$n --port 500$$n & done; \
+	wait
 
 ## Removes build output and benchmark data; never touches watch_dir.
 clean:

@@ -28,14 +28,100 @@ const MIN_NODE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connecting, and each command, give up after this long (then Redis counts as down).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-const NODE_KEY: &str = "fp:node:";
-const NODES_HASH: &str = "fp:nodes";
+const NODE_KEY: &str = "node:";
+const NODES_HASH: &str = "nodes";
 
 /// The lease of the node that exports the cluster's gauges in `/metrics` (one at a time).
-const REPORTER_KEY: &str = "fp:reporter";
+const REPORTER_KEY: &str = "reporter";
+
+/// The lease of the node that scans `unprocessed/` and offers what is ready (one at a time).
+const SCANNER_KEY: &str = "scanner";
+
+/// Ready files offered to every node, and the consumer group that shares them out.
+const READY_STREAM: &str = "ready";
+const WORKERS_GROUP: &str = "workers";
+const READY_KEPT: usize = 100_000;
+
+/// How long one read of offers waits when this node has room for more.
+const OFFER_WAIT: Duration = Duration::from_millis(100);
+
+/// How often a node looks for offers a dead node read and never acknowledged.
+const RECLAIM_EVERY: Duration = Duration::from_secs(2);
+
+/// A ready file offered to the cluster: the job id the scanning node gave it, and, once read
+/// from the stream, its entry (to acknowledge).
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub entry: Option<String>,
+    pub job_id: crate::job::JobId,
+    pub name: std::ffi::OsString,
+    pub size_bytes: u64,
+    pub queued_at: SystemTime,
+}
+
+/// The scheduler's side of work sharing: offers to publish, offers read for it, entries it
+/// has dealt with, and how many more it has room for.
+pub struct WorkChannels {
+    pub publish: crossbeam_channel::Sender<Offer>,
+    pub offers: crossbeam_channel::Receiver<Offer>,
+    pub acks: crossbeam_channel::Sender<String>,
+    pub wanted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The work thread's side of the same channels.
+pub struct WorkEnds {
+    pub publish: crossbeam_channel::Receiver<Offer>,
+    pub offers: crossbeam_channel::Sender<Offer>,
+    pub acks: crossbeam_channel::Receiver<String>,
+    pub wanted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Both sides of the work-sharing channels.
+pub fn work_channels() -> (WorkChannels, WorkEnds) {
+    let (publish_tx, publish_rx) = crossbeam_channel::unbounded();
+    let (offers_tx, offers_rx) = crossbeam_channel::unbounded();
+    let (acks_tx, acks_rx) = crossbeam_channel::unbounded();
+    let wanted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    (
+        WorkChannels {
+            publish: publish_tx,
+            offers: offers_rx,
+            acks: acks_tx,
+            wanted: Arc::clone(&wanted),
+        },
+        WorkEnds {
+            publish: publish_rx,
+            offers: offers_tx,
+            acks: acks_rx,
+            wanted,
+        },
+    )
+}
+
+fn offer_of(entry: &redis::streams::StreamId) -> Option<Offer> {
+    let job_id = crate::job::JobId::from_string(&entry.get::<String>("id")?).ok()?;
+    let name: Vec<u8> = entry.get("name")?;
+    let size_bytes: u64 = entry.get("size").unwrap_or(0);
+    let queued_ms: u64 = entry.get("queued").unwrap_or(0);
+    use std::os::unix::ffi::OsStringExt;
+    let name = std::ffi::OsString::from_vec(name);
+    // A name from Redis is data: one path component, or nothing.
+    let single = std::path::Path::new(&name).components().count() == 1
+        && !name.is_empty()
+        && !name.as_encoded_bytes().contains(&b'/')
+        && name != "."
+        && name != "..";
+    single.then(|| Offer {
+        entry: Some(entry.id.clone()),
+        job_id,
+        name,
+        size_bytes,
+        queued_at: std::time::UNIX_EPOCH + Duration::from_millis(queued_ms),
+    })
+}
 
 /// Every node's job changes (`store::replica`), trimmed to about this many.
-const CHANGES_STREAM: &str = "fp:changes";
+const CHANGES_STREAM: &str = "changes";
 const CHANGES_KEPT: usize = 100_000;
 
 /// Changes published, and read, in one round trip at most.
@@ -170,6 +256,9 @@ pub struct NodeView {
 /// This node in the cluster.
 pub struct Membership {
     pub name: String,
+    /// Every key of this cluster starts with it: `fp:<the folder tree's id>:`. Nodes on
+    /// another tree, sharing the same Redis, are another cluster.
+    space: String,
     address: String,
     node_timeout: Duration,
     client: redis::Client,
@@ -177,6 +266,12 @@ pub struct Membership {
     connection: Mutex<Option<redis::Connection>>,
     /// The feed's own connection: its reads wait for news, the heartbeat must not.
     feed_connection: Mutex<Option<redis::Connection>>,
+    /// The work thread's own connection (work sharing), for the same reason.
+    work_connection: Mutex<Option<redis::Connection>>,
+    /// Whether this node held the scanner lease at its last heartbeat.
+    scanner: AtomicBool,
+    /// Whether the consumer group of ready files exists (made by the work thread).
+    group_ready: AtomicBool,
     up: AtomicBool,
     /// Whether this node held the reporter lease at its last heartbeat.
     reporter: AtomicBool,
@@ -205,6 +300,7 @@ impl Membership {
     /// cannot be reached, the node starts anyway and joins when Redis answers.
     pub fn join(
         settings: &ClusterSettings,
+        tree: &str,
         name: String,
         address: String,
         liveness: Arc<crate::health::Liveness>,
@@ -213,12 +309,16 @@ impl Membership {
             .map_err(|err| ClusterError::Url(format!("{}: {err}", shown_url(&settings.url))))?;
         let membership = Arc::new(Membership {
             name,
+            space: format!("fp:{tree}:"),
             address,
             node_timeout: settings.node_timeout,
             client,
             instance: ulid::Ulid::generate().to_string(),
             connection: Mutex::new(None),
             feed_connection: Mutex::new(None),
+            work_connection: Mutex::new(None),
+            scanner: AtomicBool::new(false),
+            group_ready: AtomicBool::new(false),
             up: AtomicBool::new(true),
             reporter: AtomicBool::new(false),
             running: std::sync::atomic::AtomicU64::new(0),
@@ -258,8 +358,13 @@ impl Membership {
         Ok(membership)
     }
 
+    /// The cluster's key `suffix`.
+    fn key_of(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.space)
+    }
+
     fn key(&self) -> String {
-        format!("{NODE_KEY}{}", self.name)
+        self.key_of(&format!("{NODE_KEY}{}", self.name))
     }
 
     fn lock(slot: &Mutex<Option<redis::Connection>>) -> MutexGuard<'_, Option<redis::Connection>> {
@@ -332,6 +437,141 @@ impl Membership {
         *self.trouble.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     }
 
+    /// Whether this node scans `unprocessed/` for the cluster now (it held the scanner lease
+    /// at its last heartbeat, and Redis answers).
+    pub fn is_scanner(&self) -> bool {
+        self.redis_up() && self.scanner.load(Ordering::Relaxed)
+    }
+
+    /// Whether work is shared through Redis now (it answers, and the group exists).
+    pub fn sharing(&self) -> bool {
+        self.redis_up() && self.group_ready.load(Ordering::Relaxed)
+    }
+
+    /// The body of the daemon's work thread, until `leave`: publishes the offers the
+    /// scheduler makes (as the scanning node), reads offers for it while it has room
+    /// (`XREADGROUP`), takes over the offers a dead node read and never acknowledged
+    /// (`XAUTOCLAIM`), and acknowledges what the scheduler dealt with (`XACK`).
+    pub fn work_loop(&self, ends: &WorkEnds) {
+        let mut unpublished: Vec<Offer> = Vec::new();
+        let mut last_reclaim = Instant::now();
+        let idle = u64::try_from(self.node_timeout.as_millis()).unwrap_or(u64::MAX);
+        while !self.stopped.load(Ordering::Relaxed) {
+            if !self.group_ready.load(Ordering::Relaxed) {
+                let made: Option<redis::Value> = self.call_on(&self.work_connection, |redis| {
+                    match redis.xgroup_create_mkstream::<_, _, _, redis::Value>(
+                        &self.key_of(READY_STREAM),
+                        WORKERS_GROUP,
+                        "$",
+                    ) {
+                        Err(err) if err.code() == Some("BUSYGROUP") => Ok(redis::Value::Okay),
+                        other => other,
+                    }
+                });
+                if made.is_none() {
+                    thread::sleep(HEARTBEAT);
+                    continue;
+                }
+                self.group_ready.store(true, Ordering::Relaxed);
+            }
+            unpublished.extend(ends.publish.try_iter());
+            if !unpublished.is_empty() {
+                let sent: Option<()> = self.call_on(&self.work_connection, |redis| {
+                    let mut pipe = redis::pipe();
+                    for offer in &unpublished {
+                        let queued = offer
+                            .queued_at
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64);
+                        pipe.cmd("XADD")
+                            .arg(self.key_of(READY_STREAM))
+                            .arg("MAXLEN")
+                            .arg("~")
+                            .arg(READY_KEPT)
+                            .arg("*")
+                            .arg("id")
+                            .arg(offer.job_id.to_string())
+                            .arg("name")
+                            .arg(offer.name.as_encoded_bytes())
+                            .arg("size")
+                            .arg(offer.size_bytes)
+                            .arg("queued")
+                            .arg(queued)
+                            .ignore();
+                    }
+                    pipe.query(redis)
+                });
+                if sent.is_some() {
+                    unpublished.clear();
+                }
+            }
+            let acks: Vec<String> = ends.acks.try_iter().collect();
+            if !acks.is_empty() {
+                let _: Option<usize> = self.call_on(&self.work_connection, |redis| {
+                    redis.xack(self.key_of(READY_STREAM), WORKERS_GROUP, &acks)
+                });
+            }
+            let wanted = ends.wanted.load(Ordering::Relaxed);
+            if wanted == 0 {
+                thread::sleep(OFFER_WAIT);
+                continue;
+            }
+            let mut read = Vec::new();
+            if last_reclaim.elapsed() >= RECLAIM_EVERY {
+                last_reclaim = Instant::now();
+                let options = redis::streams::StreamAutoClaimOptions::default().count(wanted);
+                let reclaimed: Option<redis::streams::StreamAutoClaimReply> =
+                    self.call_on(&self.work_connection, |redis| {
+                        redis.xautoclaim_options(
+                            self.key_of(READY_STREAM),
+                            WORKERS_GROUP,
+                            &self.name,
+                            idle,
+                            "0-0",
+                            options,
+                        )
+                    });
+                if let Some(reply) = reclaimed {
+                    read.extend(reply.claimed);
+                }
+            }
+            if read.is_empty() {
+                let options = redis::streams::StreamReadOptions::default()
+                    .group(WORKERS_GROUP, &self.name)
+                    .count(wanted)
+                    .block(OFFER_WAIT.as_millis() as usize);
+                let reply: Option<redis::streams::StreamReadReply> = self
+                    .call_on(&self.work_connection, |redis| {
+                        redis.xread_options(&[&self.key_of(READY_STREAM)], &[">"], &options)
+                    });
+                match reply {
+                    Some(reply) => read.extend(reply.keys.into_iter().flat_map(|k| k.ids)),
+                    None => {
+                        // NOGROUP after a Redis that restarted empty, or Redis gone.
+                        self.group_ready.store(false, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            }
+            for entry in read {
+                match offer_of(&entry) {
+                    Some(offer) => {
+                        ends.wanted.fetch_sub(1, Ordering::Relaxed);
+                        if ends.offers.send(offer).is_err() {
+                            return;
+                        }
+                    }
+                    None => {
+                        log::debug!("skipped an offer that does not parse: {}", entry.id);
+                        let _: Option<usize> = self.call_on(&self.work_connection, |redis| {
+                            redis.xack(self.key_of(READY_STREAM), WORKERS_GROUP, &[&entry.id])
+                        });
+                    }
+                }
+            }
+        }
+    }
+
     /// Whether the last command got through.
     pub fn redis_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
@@ -363,7 +603,8 @@ impl Membership {
         let expiry = u64::try_from(self.node_timeout.as_millis()).unwrap_or(u64::MAX);
         let key = self.key();
         let was_reporter = self.reporter.load(Ordering::Relaxed);
-        let reply: Option<(Option<String>, Option<String>)> = self.call(|redis| {
+        let was_scanner = self.scanner.load(Ordering::Relaxed);
+        let reply: Option<(Option<String>, Option<String>, Option<String>)> = self.call(|redis| {
             let mut pipe = redis::pipe();
             pipe.cmd("SET")
                 .arg(&key)
@@ -372,29 +613,54 @@ impl Membership {
                 .arg(expiry)
                 .arg("GET")
                 .cmd("HSET")
-                .arg(NODES_HASH)
+                .arg(self.key_of(NODES_HASH))
                 .arg(&self.name)
                 .arg(&json)
                 .ignore();
             // The reporter lease: kept while held, taken when free.
             if was_reporter {
-                pipe.cmd("PEXPIRE").arg(REPORTER_KEY).arg(expiry).ignore();
+                pipe.cmd("PEXPIRE")
+                    .arg(self.key_of(REPORTER_KEY))
+                    .arg(expiry)
+                    .ignore();
             }
             pipe.cmd("SET")
-                .arg(REPORTER_KEY)
+                .arg(self.key_of(REPORTER_KEY))
                 .arg(&self.name)
                 .arg("NX")
                 .arg("PX")
                 .arg(expiry)
                 .ignore()
                 .cmd("GET")
-                .arg(REPORTER_KEY)
+                .arg(self.key_of(REPORTER_KEY));
+            // The scanner lease, the same way.
+            if was_scanner {
+                pipe.cmd("PEXPIRE")
+                    .arg(self.key_of(SCANNER_KEY))
+                    .arg(expiry)
+                    .ignore();
+            }
+            pipe.cmd("SET")
+                .arg(self.key_of(SCANNER_KEY))
+                .arg(&self.name)
+                .arg("NX")
+                .arg("PX")
+                .arg(expiry)
+                .ignore()
+                .cmd("GET")
+                .arg(self.key_of(SCANNER_KEY))
                 .query(redis)
         });
-        let (previous, reporter) = match reply {
-            Some((previous, reporter)) => (previous, reporter),
-            None => (None, None),
-        };
+        let (previous, reporter, scanner) = reply.unwrap_or_default();
+        let scanning = scanner.as_deref() == Some(self.name.as_str());
+        if scanning != was_scanner {
+            log::info!(
+                "node {:?} {} scans unprocessed/ for the cluster",
+                self.name,
+                if scanning { "now" } else { "no longer" }
+            );
+        }
+        self.scanner.store(scanning, Ordering::Relaxed);
         self.reporter.store(
             reporter.as_deref() == Some(self.name.as_str()),
             Ordering::Relaxed,
@@ -414,7 +680,8 @@ impl Membership {
     /// Every node that ever joined, by name: up while its liveness key lives. `None` when
     /// Redis does not answer.
     pub fn nodes(&self) -> Option<Vec<NodeView>> {
-        let records: Vec<(String, String)> = self.call(|redis| redis.hgetall(NODES_HASH))?;
+        let records: Vec<(String, String)> =
+            self.call(|redis| redis.hgetall(self.key_of(NODES_HASH)))?;
         let records: Vec<NodeRecord> = records
             .into_iter()
             .filter_map(|(_, json)| serde_json::from_str(&json).ok())
@@ -424,7 +691,7 @@ impl Membership {
         }
         let keys: Vec<String> = records
             .iter()
-            .map(|r| format!("{NODE_KEY}{}", r.name))
+            .map(|r| self.key_of(&format!("{NODE_KEY}{}", r.name)))
             .collect();
         let live: Vec<Option<String>> = self.call(|redis| redis.mget(&keys))?;
         let mut nodes: Vec<NodeView> = records
@@ -471,6 +738,18 @@ impl Membership {
         self.stop();
         let key = self.key();
         let _: Option<()> = self.call(|redis| redis.del(&key));
+        // The leases it holds go at once, so that another node scans and reports.
+        for (held, lease) in [
+            (&self.scanner, &self.key_of(SCANNER_KEY)),
+            (&self.reporter, &self.key_of(REPORTER_KEY)),
+        ] {
+            if held.load(Ordering::Relaxed) {
+                let holder: Option<Option<String>> = self.call(|redis| redis.get(lease));
+                if holder.flatten().as_deref() == Some(self.name.as_str()) {
+                    let _: Option<()> = self.call(|redis| redis.del(lease));
+                }
+            }
+        }
     }
 
     /// Beats every `HEARTBEAT` until `leave`, with the number of running jobs `running`
@@ -493,7 +772,7 @@ impl Membership {
     /// disk, then from the changes after this point. When Redis does not answer, now.
     pub fn changes_end(&self) -> String {
         let last: Option<redis::streams::StreamRangeReply> =
-            self.call(|redis| redis.xrevrange_count(CHANGES_STREAM, "+", "-", 1));
+            self.call(|redis| redis.xrevrange_count(self.key_of(CHANGES_STREAM), "+", "-", 1));
         match last {
             Some(reply) => reply
                 .ids
@@ -511,7 +790,7 @@ impl Membership {
             let mut pipe = redis::pipe();
             for change in changes {
                 pipe.cmd("XADD")
-                    .arg(CHANGES_STREAM)
+                    .arg(self.key_of(CHANGES_STREAM))
                     .arg("MAXLEN")
                     .arg("~")
                     .arg(CHANGES_KEPT)
@@ -533,9 +812,9 @@ impl Membership {
         let options = redis::streams::StreamReadOptions::default()
             .count(CHANGES_PER_TRIP)
             .block(FEED_WAIT.as_millis() as usize);
-        let reply: Option<redis::streams::StreamReadReply> = self
-            .call_on(&self.feed_connection, |redis| {
-                redis.xread_options(&[CHANGES_STREAM], &[after.as_str()], &options)
+        let reply: Option<redis::streams::StreamReadReply> =
+            self.call_on(&self.feed_connection, |redis| {
+                redis.xread_options(&[&self.key_of(CHANGES_STREAM)], &[after.as_str()], &options)
             });
         let reply = reply?;
         let mut changes = Vec::new();
@@ -586,7 +865,10 @@ impl Membership {
         if nodes.is_empty() {
             return Some(Vec::new());
         }
-        let keys: Vec<String> = nodes.iter().map(|n| format!("{NODE_KEY}{n}")).collect();
+        let keys: Vec<String> = nodes
+            .iter()
+            .map(|n| self.key_of(&format!("{NODE_KEY}{n}")))
+            .collect();
         let live: Vec<Option<String>> = self.call(|redis| redis.mget(&keys))?;
         Some(
             nodes

@@ -101,12 +101,8 @@ pub struct Running {
     job_threads: Vec<thread::JoinHandle<()>>,
     http: thread::JoinHandle<()>,
     http_handle: actix_web::dev::ServerHandle,
-    /// `--redis`: this node's membership and its heartbeat.
-    cluster: Option<(
-        Arc<Membership>,
-        thread::JoinHandle<()>,
-        thread::JoinHandle<()>,
-    )>,
+    /// `--redis`: this node's membership and its threads (heartbeat, feed, work).
+    cluster: Option<(Arc<Membership>, Vec<thread::JoinHandle<()>>)>,
     _lock: File,
     _node_lock: Option<File>,
 }
@@ -148,8 +144,10 @@ pub fn start(
     let (membership, node_lock) = match &settings.cluster {
         Some(cluster) => {
             let node_lock = lock_node(&folders, &node_name)?;
+            let tree = tree_id(&folders)?;
             let membership = Membership::join(
                 cluster,
+                &tree,
                 node_name.clone(),
                 node_address.clone(),
                 Arc::clone(&liveness),
@@ -276,6 +274,17 @@ pub fn start(
         Arc::clone(&completions),
         Some(watcher),
     );
+    // Cluster mode: ready files are shared out through Redis, by a work thread.
+    let (scheduler, work_ends) = match &membership {
+        Some(membership) => {
+            let (channels, ends) = cluster::work_channels();
+            (
+                scheduler.with_work(Arc::clone(membership), channels),
+                Some(ends),
+            )
+        }
+        None => (scheduler, None),
+    };
     let channels = SchedulerChannels {
         events: event_rx,
         missed,
@@ -302,7 +311,12 @@ pub fn start(
             })?;
             let feeding = Arc::clone(&membership);
             let feed = spawn("cluster-feed", move || feeding.feed_loop(&replica, after))?;
-            Some((membership, heartbeat, feed))
+            let mut threads = vec![heartbeat, feed];
+            if let Some(ends) = work_ends {
+                let working = Arc::clone(&membership);
+                threads.push(spawn("cluster-work", move || working.work_loop(&ends))?);
+            }
+            Some((membership, threads))
         }
         _ => None,
     };
@@ -347,10 +361,11 @@ impl Running {
                 thread.join().map_err(|_| DaemonError::Panicked("job"))?;
             }
         }
-        if let Some((membership, heartbeat, feed)) = self.cluster {
+        if let Some((membership, threads)) = self.cluster {
             membership.stop();
-            let _ = heartbeat.join();
-            let _ = feed.join();
+            for thread in threads {
+                let _ = thread.join();
+            }
             membership.leave();
         }
         // The stop command is sent at once; the returned future only reports completion.
@@ -523,6 +538,35 @@ fn lock(folders: &Folders, shared: bool) -> Result<File, DaemonError> {
         Err(rustix::io::Errno::WOULDBLOCK) => Err(DaemonError::Locked(folders.root.clone())),
         Err(errno) => Err(lock_error(errno.into())),
     }
+}
+
+/// The id of this folder tree, the same for every node that shares it (a file in its root,
+/// made by the first node): the cluster's keys in Redis are under it, so that nodes on other
+/// trees sharing the Redis are other clusters.
+fn tree_id(folders: &Folders) -> Result<String, DaemonError> {
+    let path = folders.root.join(".file-processor.cluster");
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|id| id.trim().to_string())
+            .filter(|id| ulid::Ulid::from_string(id).is_ok())
+    };
+    if let Some(id) = read(&path) {
+        return Ok(id);
+    }
+    // Written aside, then linked under its name: of two nodes starting at once, one wins and
+    // both read its id.
+    let id = ulid::Ulid::generate().to_string();
+    let mut temp = disk::folders::temp_in(&folders.root).map_err(DaemonError::Start)?;
+    std::io::Write::write_all(&mut temp, id.as_bytes()).map_err(DaemonError::Start)?;
+    let temp = temp.into_temp_path();
+    let _ = disk::folders::rename_no_replace(&temp, &path);
+    read(&path).ok_or_else(|| {
+        DaemonError::Start(std::io::Error::other(format!(
+            "{} does not hold this folder tree's id",
+            path.display()
+        )))
+    })
 }
 
 /// One daemon per node name on these folders.

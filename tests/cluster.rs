@@ -40,7 +40,8 @@ fn nodes_see_each_other_reports_name_their_node_and_a_dead_node_goes_down() {
         return;
     };
     let url = redis.url();
-    let (ws_a, ws_b) = (Workspace::new(), Workspace::new());
+    // One folder tree, shared: that is a cluster.
+    let ws = Workspace::new();
     let flags = |name: &'static str| {
         vec![
             "--redis".to_string(),
@@ -54,12 +55,12 @@ fn nodes_see_each_other_reports_name_their_node_and_a_dead_node_goes_down() {
     let args_a = flags("alpha");
     let args_b = flags("beta");
     let a = Daemon::start(
-        &ws_a,
+        &ws,
         &args_a.iter().map(String::as_str).collect::<Vec<_>>(),
         &[],
     );
     let b = Daemon::start(
-        &ws_b,
+        &ws,
         &args_b.iter().map(String::as_str).collect::<Vec<_>>(),
         &[],
     );
@@ -76,12 +77,19 @@ fn nodes_see_each_other_reports_name_their_node_and_a_dead_node_goes_down() {
     assert_eq!(health["redis"], "up", "{health}");
     assert_eq!(health["node"], "beta", "{health}");
 
-    ws_a.write("watch_dir/unprocessed/one.log", b"INFO hello\n");
+    ws.write("watch_dir/unprocessed/one.log", b"INFO hello\n");
     assert!(wait_until(Duration::from_secs(20), || {
-        ws_a.files_in("watch_dir/processed").len() == 2
+        ws.files_in("watch_dir/processed").len() == 2
     }));
-    let report: Value = ws_a.read_json("watch_dir/processed/one.log.report.json");
-    assert_eq!(report["node"], "alpha", "{report}");
+    let report: Value = ws.read_json("watch_dir/processed/one.log.report.json");
+    let node = report["node"].as_str().unwrap_or_default();
+    assert!(node == "alpha" || node == "beta", "{report}");
+    // Exactly one of them scans the folder for the cluster.
+    let scanning: Vec<bool> = [&a, &b]
+        .iter()
+        .map(|d| d.get_json("/health").1["scanner"] == true)
+        .collect();
+    assert_eq!(scanning.iter().filter(|s| **s).count(), 1, "{scanning:?}");
 
     // The dashboard's nodes table.
     let (status, page) = a.get("/");
@@ -110,6 +118,10 @@ fn a_second_live_daemon_with_a_taken_name_exits_2() {
     let url = redis.url();
     let (ws_a, ws_b) = (Workspace::new(), Workspace::new());
     let _a = Daemon::start(&ws_a, &["--redis", &url, "--node", "alpha"], &[]);
+    // The same tree seen from another machine: the same tree id, but not the same node lock
+    // files (on one machine, the node lock alone would refuse the second daemon).
+    let id = std::fs::read(ws_a.path("watch_dir/.file-processor.cluster")).expect("tree id");
+    ws_b.write("watch_dir/.file-processor.cluster", &id);
     let out = ws_b.run(&[
         "--dir",
         "watch_dir",
@@ -128,6 +140,23 @@ fn a_second_live_daemon_with_a_taken_name_exits_2() {
         .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("\"alpha\" is already live"), "{stderr}");
+    // On the same machine and tree, the node lock says so at once.
+    let out = ws_a.run(&[
+        "--dir",
+        "watch_dir",
+        "--port",
+        "0",
+        "--redis",
+        &url,
+        "--node",
+        "alpha",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("already runs on these folders"),
+        "{}",
+        common::stderr(&out)
+    );
 }
 
 #[test]
@@ -472,9 +501,22 @@ fn an_upload_or_a_retry_on_any_node_keeps_its_job_id_everywhere() {
         "an upload is claimed by the node it came to"
     );
 
-    // The failed one, retried on the other node: the same job runs again there.
+    // The failed one, retried on the other node: the same job runs again there, and the
+    // first node sees it finish again.
+    let finished_at = |daemon: &Daemon| {
+        daemon.get_json(&format!("/api/jobs/{}", ids[1])).1["finished_at"].clone()
+    };
+    let first_finish = finished_at(&a);
     let (status, body) = b.retry(&ids[1]);
     assert_eq!(status, 202, "{body}");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let now = finished_at(&a);
+            now != first_finish && now.is_string() && state_on(&a, &ids[1]) == "failed"
+        }),
+        "{first_finish} {}",
+        finished_at(&a)
+    );
     assert!(
         wait_until(Duration::from_secs(20), || {
             // The old report is set aside while the job runs again: absent for a moment.
@@ -666,4 +708,69 @@ fn a_node_taken_for_dead_while_it_works_writes_no_second_report() {
     );
     let report = ws.read_json("watch_dir/processed/contested.log.report.json");
     assert_eq!(report["node"], "a", "{report}");
+}
+
+/// Nodes on two folder trees sharing one Redis are two clusters: each processes its own
+/// files, and each lists only itself.
+#[test]
+fn nodes_on_other_trees_are_other_clusters() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let (ws_a, ws_b) = (Workspace::new(), Workspace::new());
+    let a = Daemon::start(&ws_a, &["--redis", &url, "--node", "a"], &[]);
+    let b = Daemon::start(&ws_b, &["--redis", &url, "--node", "b"], &[]);
+    ws_a.write("watch_dir/unprocessed/mine.log", b"INFO a\n");
+    ws_b.write("watch_dir/unprocessed/mine.log", b"INFO b\n");
+    for (ws, daemon, name) in [(&ws_a, &a, "a"), (&ws_b, &b, "b")] {
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                ws.files_in("watch_dir/processed").len() == 2
+            }),
+            "{name}: {}",
+            daemon.log()
+        );
+        let report = ws.read_json("watch_dir/processed/mine.log.report.json");
+        assert_eq!(report["node"], name, "{report}");
+        assert_eq!(nodes(daemon), vec![pair(name, "up")]);
+    }
+}
+
+/// Work sharing: a node that read an offer and died before claiming it leaves the file in
+/// `unprocessed/`; another node offers and claims it once the dead node's leases run out.
+#[test]
+fn an_offer_read_by_a_node_that_dies_is_not_lost() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let mut b = Daemon::start(
+        &ws,
+        &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
+        &[("FP_CRASH_AT", "after-offer")],
+    );
+    ws.write("watch_dir/unprocessed/offered.log", b"INFO offered\n");
+    assert!(
+        b.wait(Duration::from_secs(20)).is_some(),
+        "b never read the offer"
+    );
+    assert_eq!(ws.files_in("watch_dir/unprocessed"), ["offered.log"]);
+    let a = Daemon::start(
+        &ws,
+        &["--redis", &url, "--node", "a", "--node-timeout", "2s"],
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            ws.files_in("watch_dir/processed") == ["offered.log", "offered.log.report.json"]
+        }),
+        "{:?}\n{}",
+        ws.files_in("watch_dir/unprocessed"),
+        a.log()
+    );
+    let report = ws.read_json("watch_dir/processed/offered.log.report.json");
+    assert_eq!(report["node"], "a", "{report}");
+    assert!(ws.files_in("watch_dir/underprocess").is_empty());
 }

@@ -57,6 +57,14 @@ enum Tracked {
         queued_at: SystemTime,
         size_bytes: u64,
     },
+    /// Offered to the cluster (work sharing): whichever node is free claims it. A rescan
+    /// leaves it be; it is offered again, under the same job id, if still here long after.
+    Offered {
+        job_id: JobId,
+        queued_at: SystemTime,
+        size_bytes: u64,
+        since: Instant,
+    },
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -328,6 +336,59 @@ impl Readiness {
             }
         }
         None
+    }
+
+    /// The best ready file, kept as offered to the cluster (work sharing) instead of taken
+    /// out: a rescan does not make it ready again while it waits for a node to claim it.
+    pub fn next_to_offer(&mut self, now: Instant) -> Option<ReadyFile> {
+        let file = self.next_ready()?;
+        self.tracked.insert(
+            file.name.clone(),
+            Tracked::Offered {
+                job_id: file.job_id,
+                queued_at: file.queued_at,
+                size_bytes: file.size_bytes,
+                since: now,
+            },
+        );
+        Some(file)
+    }
+
+    /// Files offered more than `after` ago and still here (their offer was lost, e.g. with a
+    /// Redis that restarted empty): offered again now, under the same job ids.
+    pub fn stale_offers(&mut self, now: Instant, after: Duration) -> Vec<ReadyFile> {
+        let mut again = Vec::new();
+        for (name, tracked) in &mut self.tracked {
+            if let Tracked::Offered {
+                job_id,
+                queued_at,
+                size_bytes,
+                since,
+            } = tracked
+                && now.saturating_duration_since(*since) >= after
+            {
+                *since = now;
+                again.push(ReadyFile {
+                    name: name.clone(),
+                    job_id: *job_id,
+                    queued_at: *queued_at,
+                    size_bytes: *size_bytes,
+                });
+            }
+        }
+        again
+    }
+
+    /// Forgets every file (work sharing began or ended, or this node stopped or started being
+    /// the one that scans): the next rescan finds them again.
+    pub fn reset(&mut self) {
+        for tracked in self.tracked.values() {
+            if let Tracked::Ready { job_id, .. } = tracked {
+                self.store.forget(*job_id);
+            }
+        }
+        self.tracked.clear();
+        self.ready.clear();
     }
 
     /// The job ids of every file ready and not yet taken (at shutdown: they stay in

@@ -78,7 +78,25 @@ pub struct Scheduler {
     watched_folder: Option<(u64, u64)>,
     watcher_failed: bool,
     next_folder_check: Instant,
+    /// Cluster mode: ready files are shared out through Redis (`cluster::Membership`).
+    work: Option<Work>,
 }
+
+/// Work sharing: while Redis answers, the node holding the scanner lease offers the ready
+/// files it finds, and every node claims offers as it has room (by the same rename as
+/// always). Without Redis each node scans and claims on its own again.
+struct Work {
+    membership: Arc<crate::cluster::Membership>,
+    channels: crate::cluster::WorkChannels,
+    /// Offers read for this node, not yet claimed.
+    pending: VecDeque<crate::cluster::Offer>,
+    /// (sharing, scanning) as last seen: a change resets readiness.
+    mode: (bool, bool),
+}
+
+/// A file offered and still in `unprocessed/` this long after is offered again (its offer
+/// was lost with a Redis that restarted empty).
+const REOFFER_AFTER: Duration = Duration::from_secs(120);
 
 /// A file already in `underprocess/` (left by a crash, or taken over from a dead node) as a
 /// queued job: its finish looks for a report already published under its id.
@@ -142,6 +160,61 @@ impl Scheduler {
             watcher_failed: false,
             next_folder_check: Instant::now() + FOLDER_CHECK,
             lifecycle,
+            work: None,
+        }
+    }
+
+    /// Cluster mode: shares the ready files out through Redis (see `Work`).
+    pub fn with_work(
+        mut self,
+        membership: Arc<crate::cluster::Membership>,
+        channels: crate::cluster::WorkChannels,
+    ) -> Scheduler {
+        self.work = Some(Work {
+            membership,
+            channels,
+            pending: VecDeque::new(),
+            mode: (false, false),
+        });
+        self
+    }
+
+    /// (sharing, scanning) now.
+    fn work_mode(&self) -> (bool, bool) {
+        match &self.work {
+            Some(work) => (work.membership.sharing(), work.membership.is_scanner()),
+            None => (false, false),
+        }
+    }
+
+    /// Whether this node's own scans and folder events are ignored now: work is shared and
+    /// another node scans.
+    fn not_scanning(&self) -> bool {
+        matches!(self.work_mode(), (true, false))
+    }
+
+    /// Follows changes of the work mode: whatever readiness held was for the other mode, so
+    /// it starts again (with a full scan when this node is to find the files).
+    fn follow_work_mode(&mut self, now: Instant) {
+        let mode = self.work_mode();
+        let Some(work) = &mut self.work else {
+            return;
+        };
+        if mode == work.mode {
+            return;
+        }
+        work.mode = mode;
+        log::info!(
+            "work sharing: {}",
+            match mode {
+                (true, true) => "through Redis; this node scans and offers",
+                (true, false) => "through Redis; another node scans",
+                _ => "off (Redis does not answer); this node scans and claims on its own",
+            }
+        );
+        self.readiness.reset();
+        if mode != (true, false) {
+            self.rescan(true, now);
         }
     }
 
@@ -157,6 +230,12 @@ impl Scheduler {
             doorbell,
             unfinished,
         } = channels;
+        let offers = self
+            .work
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, |work| {
+                work.channels.offers.clone()
+            });
         let tick =
             (self.settings.settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         // Everything that arrived before the watcher started is found by this first scan.
@@ -194,6 +273,12 @@ impl Scheduler {
                     }
                 },
                 recv(doorbell) -> _ => {},
+                recv(offers) -> offer => {
+                    if let (Ok(offer), Some(work)) = (offer, &mut self.work) {
+                        work.pending.push_back(offer);
+                        work.pending.extend(offers.try_iter());
+                    }
+                },
                 recv(unfinished) -> job => {
                     if let Ok(job) = job {
                         self.wait_to_finish(job, Instant::now());
@@ -229,6 +314,9 @@ impl Scheduler {
     /// A folder event: about one name, for readiness; a lost-event notice or a watcher
     /// failure, for the scheduler.
     fn apply(&mut self, event: FileEvent, now: Instant) {
+        if self.not_scanning() && !matches!(event, FileEvent::Failed(_)) {
+            return;
+        }
         match event {
             FileEvent::Rescan => {
                 log::warn!("the kernel dropped folder events (queue overflow); rescanning");
@@ -248,6 +336,9 @@ impl Scheduler {
     /// Lists `unprocessed/` through readiness; a folder that cannot be listed makes the
     /// daemon degraded until it can.
     fn rescan(&mut self, events_lost: bool, now: Instant) {
+        if self.not_scanning() {
+            return;
+        }
         match self.readiness.rescan(events_lost, now) {
             Ok(()) => {
                 if self.watched_folder.is_some() && !self.watcher_failed {
@@ -327,15 +418,39 @@ impl Scheduler {
     /// out; jobs whose finish is due again first. While finishes fail, nothing new is claimed:
     /// the files stay in `unprocessed/`, queued.
     fn dispatch(&mut self, jobs: &Sender<Job>) {
-        while self.in_flight() < self.settings.workers * CLAIMED_PER_WORKER {
+        let now = Instant::now();
+        self.follow_work_mode(now);
+        let (sharing, scanning) = self.work_mode();
+        if let (true, true, Some(work)) = (sharing, scanning, &self.work) {
+            // The scanning node offers every ready file; whoever has room claims it.
+            let mut offered = Vec::new();
+            while let Some(file) = self.readiness.next_to_offer(now) {
+                offered.push(file);
+            }
+            offered.extend(self.readiness.stale_offers(now, REOFFER_AFTER));
+            for file in offered {
+                let _ = work.channels.publish.send(crate::cluster::Offer {
+                    entry: None,
+                    job_id: file.job_id,
+                    name: file.name,
+                    size_bytes: file.size_bytes,
+                    queued_at: file.queued_at,
+                });
+            }
+        }
+        let capacity = self.settings.workers * CLAIMED_PER_WORKER;
+        while self.in_flight() < capacity {
             let job = match self.take_due_unfinished(Instant::now()) {
                 Some(job) => job,
                 None if !self.unfinished.is_empty() || self.shared.store.unfinished() > 0 => return,
                 None => match self.requeued.pop_front() {
                     Some(job) => job,
-                    None => match self.claim_next() {
+                    None => match self
+                        .claim_offer()
+                        .or_else(|| if sharing { None } else { self.claim_next() })
+                    {
                         Some(job) => job,
-                        None => return,
+                        None => break,
                     },
                 },
             };
@@ -354,6 +469,57 @@ impl Scheduler {
             }
             self.handed_over += 1;
         }
+        if let Some(work) = &self.work {
+            let room = if sharing {
+                capacity.saturating_sub(self.in_flight() + work.pending.len())
+            } else {
+                0
+            };
+            work.channels.wanted.store(room, Ordering::Relaxed);
+        }
+    }
+
+    /// Claims the next file offered to this node (work sharing), by the same rename as any
+    /// claim, under the job id the scanning node gave it; every offer dealt with is
+    /// acknowledged. An offer whose file is gone (another node claimed it first after a
+    /// second offer, or it was removed) ends here.
+    fn claim_offer(&mut self) -> Option<Job> {
+        let work = self.work.as_mut()?;
+        while let Some(offer) = work.pending.pop_front() {
+            crate::test_hooks::crash_point("after-offer");
+            let claimed = self.lifecycle.claim(offer.job_id, &offer.name);
+            if let Some(entry) = &offer.entry {
+                let _ = work.channels.acks.send(entry.clone());
+            }
+            match claimed {
+                Ok(Some(claimed)) => {
+                    log::debug!(
+                        "job {}: claimed the offered {} as {}",
+                        offer.job_id,
+                        offer.name.to_string_lossy(),
+                        claimed.display()
+                    );
+                    return Some(Job::new(
+                        offer.job_id,
+                        offer.name,
+                        claimed,
+                        offer.size_bytes,
+                        offer.queued_at,
+                        false,
+                    ));
+                }
+                Ok(None) | Err(_) => {
+                    let store = &self.shared.store;
+                    let queued = store
+                        .get(offer.job_id)
+                        .is_some_and(|job| job.state == crate::job::JobState::Queued);
+                    if queued {
+                        store.forget(offer.job_id);
+                    }
+                }
+            }
+        }
+        None
     }
 
     fn in_flight(&self) -> usize {

@@ -151,6 +151,20 @@ impl ReplicaStore {
             return;
         };
         let parse = |id: &str| JobId::from_string(id).ok();
+        // Changes of one job come from several nodes and threads (the scanning node queues
+        // it, another runs it): one that arrives after the job finished here is stale, unless
+        // it was queued after that finish (a retry), which opens the job again.
+        let finished_here = |id: JobId| self.view.get(id).is_some_and(|job| finished(job.state));
+        let stale = |id: JobId, queued_at: u64| {
+            self.view.get(id).is_some_and(|job| {
+                finished(job.state) && job.finished_at.is_some_and(|f| f >= time_of(queued_at))
+            })
+        };
+        let reopen = |id: JobId| {
+            if finished_here(id) {
+                let _ = self.view.begin_retry(id);
+            }
+        };
         match change {
             Change::Queued {
                 id,
@@ -158,13 +172,18 @@ impl ReplicaStore {
                 size_bytes,
                 queued_at,
             } => {
-                if let Some(id) = parse(&id) {
+                if let Some(id) = parse(&id)
+                    && !stale(id, queued_at)
+                {
+                    reopen(id);
                     self.view
                         .queue(id, OsStr::new(&name), size_bytes, time_of(queued_at));
                 }
             }
             Change::Progressed { id, done, total } => {
-                if let Some(id) = parse(&id) {
+                if let Some(id) = parse(&id)
+                    && !finished_here(id)
+                {
                     self.view.progressed(id, done, total);
                 }
             }
@@ -182,7 +201,10 @@ impl ReplicaStore {
                 size_bytes,
                 queued_at,
             } => {
-                if let Some(id) = parse(&id) {
+                if let Some(id) = parse(&id)
+                    && !stale(id, queued_at)
+                {
+                    reopen(id);
                     self.view.start(JobStart {
                         id,
                         original_name: name.into(),
@@ -421,6 +443,14 @@ mod tests {
         here.apply(&json);
         assert_eq!(here.counts().completed, 1);
         assert_eq!(here.counts().processing, 0);
+        assert_eq!(here.get(id).map(|job| job.state), Some(JobState::Completed));
+        // A late change of a finished job (another node's thread was slower): stale.
+        let late = SystemTime::now() - Duration::from_secs(60);
+        there.queue(id, OsStr::new("a.log"), 10, late);
+        for change in there.take_outbox(100) {
+            here.apply(&change);
+        }
+        assert_eq!(here.counts().queued, 0);
         assert_eq!(here.get(id).map(|job| job.state), Some(JobState::Completed));
         // Not a change, or not a job id: skipped.
         here.apply("{\"change\":\"queued\"}");

@@ -223,6 +223,7 @@ async fn health(
     if let Some(membership) = &settings.membership {
         body["node"] = json!(membership.name);
         body["redis"] = json!(if membership.redis_up() { "up" } else { "down" });
+        body["scanner"] = json!(membership.is_scanner());
     }
     Ok(HttpResponse::build(status).json(body))
 }
