@@ -437,6 +437,24 @@ impl Membership {
         *self.trouble.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     }
 
+    /// Adds to `pipe`: renew lease `key` if this node `held` it, take it if free, and read its
+    /// holder (the pipeline's reply for it).
+    fn lease(&self, pipe: &mut redis::Pipeline, key: &str, held: bool, expiry: u64) {
+        let key = self.key_of(key);
+        if held {
+            pipe.cmd("PEXPIRE").arg(&key).arg(expiry).ignore();
+        }
+        pipe.cmd("SET")
+            .arg(&key)
+            .arg(&self.name)
+            .arg("NX")
+            .arg("PX")
+            .arg(expiry)
+            .ignore()
+            .cmd("GET")
+            .arg(&key);
+    }
+
     /// Whether this node scans `unprocessed/` for the cluster now (it held the scanner lease
     /// at its last heartbeat, and Redis answers).
     pub fn is_scanner(&self) -> bool {
@@ -617,39 +635,10 @@ impl Membership {
                 .arg(&self.name)
                 .arg(&json)
                 .ignore();
-            // The reporter lease: kept while held, taken when free.
-            if was_reporter {
-                pipe.cmd("PEXPIRE")
-                    .arg(self.key_of(REPORTER_KEY))
-                    .arg(expiry)
-                    .ignore();
-            }
-            pipe.cmd("SET")
-                .arg(self.key_of(REPORTER_KEY))
-                .arg(&self.name)
-                .arg("NX")
-                .arg("PX")
-                .arg(expiry)
-                .ignore()
-                .cmd("GET")
-                .arg(self.key_of(REPORTER_KEY));
-            // The scanner lease, the same way.
-            if was_scanner {
-                pipe.cmd("PEXPIRE")
-                    .arg(self.key_of(SCANNER_KEY))
-                    .arg(expiry)
-                    .ignore();
-            }
-            pipe.cmd("SET")
-                .arg(self.key_of(SCANNER_KEY))
-                .arg(&self.name)
-                .arg("NX")
-                .arg("PX")
-                .arg(expiry)
-                .ignore()
-                .cmd("GET")
-                .arg(self.key_of(SCANNER_KEY))
-                .query(redis)
+            // The reporter and scanner leases: kept while held, taken when free.
+            self.lease(&mut pipe, REPORTER_KEY, was_reporter, expiry);
+            self.lease(&mut pipe, SCANNER_KEY, was_scanner, expiry);
+            pipe.query(redis)
         });
         let (previous, reporter, scanner) = reply.unwrap_or_default();
         let scanning = scanner.as_deref() == Some(self.name.as_str());
