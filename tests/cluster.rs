@@ -443,10 +443,13 @@ fn counts_converge_once_redis_is_back() {
     // Each node knows its own jobs now; once Redis is back (empty), each publishes what it
     // did meanwhile, and both see all of them.
     redis.restart();
-    // The views are not checked here: after a node killed outright and a Redis restarted
-    // empty in the same burst they can miss a few changes (see the README, "Several
-    // machines"); what is on disk is what the user relies on.
-    drop((a, b));
+    assert!(
+        wait_until(Duration::from_secs(20), || completed(&a) == count as u64
+            && completed(&b) == count as u64),
+        "{} {}",
+        a.counts(),
+        b.counts()
+    );
 }
 
 #[test]
@@ -792,6 +795,8 @@ fn three_nodes_a_kill_and_a_redis_restart_mid_burst_lose_nothing() {
             "2s",
             "--workers",
             "1",
+            "--reconcile-ms",
+            "1000",
         ]
     };
     let start = |name: &'static str| {
@@ -838,14 +843,13 @@ fn three_nodes_a_kill_and_a_redis_restart_mid_burst_lose_nothing() {
         "one report each"
     );
     assert!(ws.files_in("watch_dir/failed").is_empty());
-    // The two nodes left agree. (A SIGKILLed node's last changes, finished in its last
-    // fraction of a second and not yet published, never reach the views: the files and their
-    // reports are right, and a restarted node counts them from disk.)
+    // The views: jobs the dead node had offered, or whose last changes were lost, may be
+    // shown queued for a while; the scanning node sweeps them (after 30 s) against the
+    // folders. (Their counts may still miss a dead node's last finishes: see the README.)
+    let queued = |daemon: &Daemon| daemon.counts()["queued"].as_u64().unwrap_or(u64::MAX);
     assert!(
-        wait_until(Duration::from_secs(20), || {
-            let (done_a, done_b) = (completed(&a), completed(&b));
-            done_a == done_b && done_a <= count as u64 && done_a + 20 >= count as u64
-        }),
+        wait_until(Duration::from_secs(90), || queued(&a) == 0
+            && queued(&b) == 0),
         "{} {}",
         a.counts(),
         b.counts()

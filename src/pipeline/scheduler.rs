@@ -94,6 +94,9 @@ struct Work {
     mode: (bool, bool),
 }
 
+/// A job shown queued this long whose file is nowhere is a ghost (`sweep_ghosts`).
+const GHOST_AFTER: Duration = Duration::from_secs(30);
+
 /// A file offered and still in `unprocessed/` this long after is offered again (its offer
 /// was lost with a Redis that restarted empty).
 const REOFFER_AFTER: Duration = Duration::from_secs(120);
@@ -339,6 +342,9 @@ impl Scheduler {
         if self.not_scanning() {
             return;
         }
+        if self.work_mode() == (true, true) {
+            self.sweep_ghosts();
+        }
         match self.readiness.rescan(events_lost, now) {
             Ok(()) => {
                 if self.watched_folder.is_some() && !self.watcher_failed {
@@ -476,6 +482,50 @@ impl Scheduler {
                 0
             };
             work.channels.wanted.store(room, Ordering::Relaxed);
+        }
+    }
+
+    /// The scanning node's view of the queue against the folders: a job shown queued for a
+    /// while whose file is neither in `unprocessed/` nor claimed under its id (a dead node
+    /// offered it, or its last changes were lost) is forgotten, on every node.
+    fn sweep_ghosts(&mut self) {
+        let names =
+            |dir: &std::path::Path| -> Option<std::collections::HashSet<std::ffi::OsString>> {
+                Some(
+                    fs::read_dir(dir)
+                        .ok()?
+                        .flatten()
+                        .map(|e| e.file_name())
+                        .collect(),
+                )
+            };
+        let folders = &self.lifecycle.folders;
+        let (Some(waiting), Some(claimed)) =
+            (names(&folders.unprocessed), names(&folders.underprocess))
+        else {
+            return;
+        };
+        let claimed_ids: std::collections::HashSet<JobId> = claimed
+            .iter()
+            .filter_map(|name| crate::disk::lifecycle::parse_claimed_name(name))
+            .map(|claim| claim.job_id)
+            .collect();
+        let store = &self.shared.store;
+        let (_, queued) = store.list(Some(crate::job::JobState::Queued), usize::MAX, 0);
+        let old = SystemTime::now() - GHOST_AFTER;
+        for job in queued {
+            let ghost = job.queued_at < old
+                && job.attempts == 0
+                && !waiting.contains(&job.file)
+                && !claimed_ids.contains(&job.id);
+            if ghost {
+                log::info!(
+                    "job {}: shown queued, but {} is neither waiting nor claimed; forgotten",
+                    job.id,
+                    job.file.to_string_lossy()
+                );
+                store.forget(job.id);
+            }
         }
     }
 
