@@ -105,12 +105,12 @@ fn offer_of(entry: &redis::streams::StreamId) -> Option<Offer> {
     let queued_ms: u64 = entry.get("queued").unwrap_or(0);
     use std::os::unix::ffi::OsStringExt;
     let name = std::ffi::OsString::from_vec(name);
-    // A name from Redis is data: one path component, or nothing.
+    // A name from Redis is data: one path component the watcher would pick up (never `..`,
+    // a path, or a name it ignores, such as an upload's temp file), or nothing.
     let single = std::path::Path::new(&name).components().count() == 1
-        && !name.is_empty()
         && !name.as_encoded_bytes().contains(&b'/')
-        && name != "."
-        && name != "..";
+        && name != ".."
+        && !crate::pipeline::watch::is_ignored(&name);
     single.then(|| Offer {
         entry: Some(entry.id.clone()),
         job_id,
@@ -574,7 +574,12 @@ impl Membership {
             for entry in read {
                 match offer_of(&entry) {
                     Some(offer) => {
-                        ends.wanted.fetch_sub(1, Ordering::Relaxed);
+                        // The scheduler may have lowered it meanwhile: never below 0.
+                        let _ =
+                            ends.wanted
+                                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                    Some(n.saturating_sub(1))
+                                });
                         if ends.offers.send(offer).is_err() {
                             return;
                         }
@@ -905,5 +910,41 @@ mod tests {
             ClusterSettings::from_flags(Some("redis://h"), None, Duration::from_millis(500))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_offer_names_one_file_the_watcher_would_take_or_is_skipped() {
+        let entry = |name: &[u8]| {
+            let mut entry = redis::streams::StreamId {
+                id: "1-0".to_string(),
+                ..Default::default()
+            };
+            let id = crate::job::JobId::generate().to_string();
+            entry
+                .map
+                .insert("id".to_string(), redis::Value::BulkString(id.into_bytes()));
+            entry
+                .map
+                .insert("name".to_string(), redis::Value::BulkString(name.to_vec()));
+            entry
+        };
+        let offer = offer_of(&entry(b"data.csv")).expect("an offer");
+        assert_eq!(offer.name, "data.csv");
+        assert_eq!(offer.entry.as_deref(), Some("1-0"));
+        for hostile in [
+            &b"../etc/passwd"[..],
+            b"..",
+            b"a/b",
+            b"/abs",
+            b"",
+            b".fp-node~x.tmp",
+            b"upload.part",
+        ] {
+            assert!(
+                offer_of(&entry(hostile)).is_none(),
+                "{}",
+                String::from_utf8_lossy(hostile)
+            );
+        }
     }
 }
