@@ -481,7 +481,7 @@ fn a_cluster_dashboard_shows_the_nodes_and_says_when_redis_is_gone() {
         &["--settle-ms", "50", "--redis", &url, "--node", "a"],
         &[],
     );
-    let _b = Daemon::start(
+    let b = Daemon::start(
         &ws,
         &["--settle-ms", "50", "--redis", &url, "--node", "b"],
         &[],
@@ -498,9 +498,16 @@ fn a_cluster_dashboard_shows_the_nodes_and_says_when_redis_is_gone() {
     assert_eq!(up, json!(2), "{}", a.log());
     browser.eval("window.__sameDocument = 'yes'");
 
+    // Node a alone from here, so that the file below is surely a's (without Redis each node
+    // claims on its own, and a's page only hears of a's jobs).
+    b.kill();
     redis.stop();
     assert!(wait_until(LONG, || a.get_json("/health").1["redis"] == "down"));
-    // The page refreshes its live part by itself: the change of Redis's state is an event.
+    // The page refreshes its live part when Redis's state changes, and when a job does.
+    ws.write(
+        "watch_dir/unprocessed/while-down.log",
+        b"INFO still working\n",
+    );
     let banner = browser.eval_until(
         "document.getElementById('redis-down') ? 'shown' : ''",
         |v| v == "shown",
