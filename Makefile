@@ -1,7 +1,7 @@
 # file-processor: everyday commands. `make test` is what CI runs (see README).
 BIN := target/release/file-processor
 
-.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs bench-documents bench-workbooks docker cluster clean
+.PHONY: build run watch input test lint bench bench-watch bench-upload bench-memory bench-timeout bench-bombs bench-documents bench-workbooks bench-cluster docker cluster clean
 
 build:
 	cargo build --release
@@ -47,6 +47,10 @@ bench-bombs:
 ## Hostile workbooks: outcome, time and peak memory of each.
 bench-workbooks:
 	bash bench/run.sh workbooks
+
+## Cluster mode: bursts with and without --redis, three nodes against one, /api/status.
+bench-cluster:
+	bash bench/run.sh cluster
 
 bench-timeout:
 	bash bench/run.sh timeout

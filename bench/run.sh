@@ -18,7 +18,7 @@ for tool in hyperfine python3 pgrep; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
-[ "${1:-}" = watch ] || [ "${1:-}" = memory ] || [ "${1:-}" = timeout ] || [ "${1:-}" = bombs ] || [ "${1:-}" = workbooks ] || [ "${1:-}" = documents ] || command -v xsv >/dev/null || cargo install --locked xsv
+[ "${1:-}" = watch ] || [ "${1:-}" = cluster ] || [ "${1:-}" = memory ] || [ "${1:-}" = timeout ] || [ "${1:-}" = bombs ] || [ "${1:-}" = workbooks ] || [ "${1:-}" = documents ] || command -v xsv >/dev/null || cargo install --locked xsv
 XSV=$(command -v xsv || echo "$HOME/.cargo/bin/xsv")
 
 cargo build --release --quiet --bin file-processor --example floor
@@ -60,6 +60,12 @@ bench_documents() {
 }
 if [ "${1:-}" = documents ]; then
   bench_documents
+  exit 0
+fi
+# Cluster mode: bursts with --redis against without, three nodes against one, and /api/status
+# of a cluster node (bench/cluster.py; needs redis-server, redis-cli, wrk and curl).
+if [ "${1:-}" = cluster ]; then
+  python3 bench/cluster.py "$BIN" "$OUT"
   exit 0
 fi
 # Hostile archives: outcome, time and peak memory of each (bench/bombs.py).
@@ -148,3 +154,4 @@ bench_timeout
 bench_documents
 python3 bench/bombs.py "$BIN" "$OUT"
 python3 bench/memory.py "$BIN" "$OUT" "$DATA"
+command -v redis-server >/dev/null && python3 bench/cluster.py "$BIN" "$OUT" || echo "(cluster figures need redis-server: apt-get install redis-server)"

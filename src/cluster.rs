@@ -60,27 +60,36 @@ pub struct Offer {
 }
 
 /// The scheduler's side of work sharing: offers to publish, offers read for it, entries it
-/// has dealt with, and how many more it has room for.
+/// has dealt with, how many more it has room for, and a nudge for the reader when room opens.
 pub struct WorkChannels {
     pub publish: crossbeam_channel::Sender<Offer>,
     pub offers: crossbeam_channel::Receiver<Offer>,
     pub acks: crossbeam_channel::Sender<String>,
     pub wanted: Arc<std::sync::atomic::AtomicUsize>,
+    pub nudge: crossbeam_channel::Sender<()>,
 }
 
-/// The work thread's side of the same channels.
-pub struct WorkEnds {
+/// The offer thread's side: offers to publish (as the scanning node) and entries to
+/// acknowledge, sent together in one round trip.
+pub struct OfferEnds {
     pub publish: crossbeam_channel::Receiver<Offer>,
-    pub offers: crossbeam_channel::Sender<Offer>,
     pub acks: crossbeam_channel::Receiver<String>,
+}
+
+/// The reader thread's side: offers read for this node, and how many it has room for.
+pub struct ReadEnds {
+    pub offers: crossbeam_channel::Sender<Offer>,
     pub wanted: Arc<std::sync::atomic::AtomicUsize>,
+    pub nudge: crossbeam_channel::Receiver<()>,
 }
 
 /// Both sides of the work-sharing channels.
-pub fn work_channels() -> (WorkChannels, WorkEnds) {
+pub fn work_channels() -> (WorkChannels, OfferEnds, ReadEnds) {
     let (publish_tx, publish_rx) = crossbeam_channel::unbounded();
     let (offers_tx, offers_rx) = crossbeam_channel::unbounded();
     let (acks_tx, acks_rx) = crossbeam_channel::unbounded();
+    // One nudge pending is enough: the reader looks at `wanted` when it wakes.
+    let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
     let wanted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     (
         WorkChannels {
@@ -88,12 +97,16 @@ pub fn work_channels() -> (WorkChannels, WorkEnds) {
             offers: offers_rx,
             acks: acks_tx,
             wanted: Arc::clone(&wanted),
+            nudge: nudge_tx,
         },
-        WorkEnds {
+        OfferEnds {
             publish: publish_rx,
-            offers: offers_tx,
             acks: acks_rx,
+        },
+        ReadEnds {
+            offers: offers_tx,
             wanted,
+            nudge: nudge_rx,
         },
     )
 }
@@ -122,7 +135,9 @@ fn offer_of(entry: &redis::streams::StreamId) -> Option<Offer> {
 
 /// Every node's job changes (`store::replica`), trimmed to about this many.
 const CHANGES_STREAM: &str = "changes";
-const CHANGES_KEPT: usize = 100_000;
+/// Entries kept in the stream of changes; an entry holds what one node published in one
+/// round trip (up to `CHANGES_PER_TRIP` changes).
+const CHANGES_KEPT: usize = 20_000;
 
 /// Changes published, and read, in one round trip at most.
 const CHANGES_PER_TRIP: usize = 1000;
@@ -266,8 +281,10 @@ pub struct Membership {
     connection: Mutex<Option<redis::Connection>>,
     /// The feed's own connection: its reads wait for news, the heartbeat must not.
     feed_connection: Mutex<Option<redis::Connection>>,
-    /// The work thread's own connection (work sharing), for the same reason.
+    /// The reader of offers' own connection (work sharing): its reads wait too.
     work_connection: Mutex<Option<redis::Connection>>,
+    /// The offer thread's own connection: publishing never waits behind a read.
+    offer_connection: Mutex<Option<redis::Connection>>,
     /// Whether this node held the scanner lease at its last heartbeat.
     scanner: AtomicBool,
     /// Whether the consumer group of ready files exists (made by the work thread).
@@ -317,6 +334,7 @@ impl Membership {
             connection: Mutex::new(None),
             feed_connection: Mutex::new(None),
             work_connection: Mutex::new(None),
+            offer_connection: Mutex::new(None),
             scanner: AtomicBool::new(false),
             group_ready: AtomicBool::new(false),
             up: AtomicBool::new(true),
@@ -466,72 +484,116 @@ impl Membership {
         self.redis_up() && self.group_ready.load(Ordering::Relaxed)
     }
 
-    /// The body of the daemon's work thread, until `leave`: publishes the offers the
-    /// scheduler makes (as the scanning node), reads offers for it while it has room
-    /// (`XREADGROUP`), takes over the offers a dead node read and never acknowledged
-    /// (`XAUTOCLAIM`), and acknowledges what the scheduler dealt with (`XACK`).
-    pub fn work_loop(&self, ends: &WorkEnds) {
+    /// Makes the consumer group of ready files unless it exists, on connection `slot`;
+    /// whether it exists now. It starts at the stream's beginning: offers published while
+    /// it was missing (after a Redis that restarted empty) are read too.
+    fn ensure_group(&self, slot: &Mutex<Option<redis::Connection>>) -> bool {
+        if self.group_ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let made: Option<redis::Value> = self.call_on(slot, |redis| {
+            match redis.xgroup_create_mkstream::<_, _, _, redis::Value>(
+                &self.key_of(READY_STREAM),
+                WORKERS_GROUP,
+                "0",
+            ) {
+                Err(err) if err.code() == Some("BUSYGROUP") => Ok(redis::Value::Okay),
+                other => other,
+            }
+        });
+        if made.is_some() {
+            self.group_ready.store(true, Ordering::Relaxed);
+        }
+        made.is_some()
+    }
+
+    /// The body of the daemon's offer thread, until `leave`: publishes the offers the
+    /// scheduler makes as the scanning node (`XADD`) and acknowledges what it dealt with
+    /// (`XACK`), all that is waiting in one round trip.
+    pub fn offer_loop(&self, ends: &OfferEnds) {
         let mut unpublished: Vec<Offer> = Vec::new();
+        let mut acks: Vec<String> = Vec::new();
+        while !self.stopped.load(Ordering::Relaxed) {
+            if unpublished.is_empty() && acks.is_empty() {
+                crossbeam_channel::select! {
+                    recv(ends.publish) -> offer => match offer {
+                        Ok(offer) => unpublished.push(offer),
+                        Err(_) => return,
+                    },
+                    recv(ends.acks) -> entry => match entry {
+                        Ok(entry) => acks.push(entry),
+                        Err(_) => return,
+                    },
+                    default(OFFER_WAIT) => continue,
+                }
+            }
+            unpublished.extend(ends.publish.try_iter());
+            acks.extend(ends.acks.try_iter());
+            if !self.ensure_group(&self.offer_connection) {
+                thread::sleep(HEARTBEAT);
+                continue;
+            }
+            let ready = self.key_of(READY_STREAM);
+            let sent: Option<()> = self.call_on(&self.offer_connection, |redis| {
+                let mut pipe = redis::pipe();
+                for offer in &unpublished {
+                    let queued = offer
+                        .queued_at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    pipe.cmd("XADD")
+                        .arg(&ready)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(READY_KEPT)
+                        .arg("*")
+                        .arg("id")
+                        .arg(offer.job_id.to_string())
+                        .arg("name")
+                        .arg(offer.name.as_encoded_bytes())
+                        .arg("size")
+                        .arg(offer.size_bytes)
+                        .arg("queued")
+                        .arg(queued)
+                        .ignore();
+                }
+                if !acks.is_empty() {
+                    pipe.cmd("XACK")
+                        .arg(&ready)
+                        .arg(WORKERS_GROUP)
+                        .arg(&acks)
+                        .ignore();
+                }
+                pipe.query(redis)
+            });
+            match sent {
+                Some(()) => {
+                    unpublished.clear();
+                    acks.clear();
+                }
+                // Kept for the next try; an acknowledgement lost with Redis only means the
+                // offer is read again after --node-timeout, and its file is gone by then.
+                None => thread::sleep(OFFER_WAIT),
+            }
+        }
+    }
+
+    /// The body of the daemon's reader thread, until `leave`: reads offers for this node
+    /// while it has room (`XREADGROUP COUNT room`), and takes over the offers a dead node
+    /// read and never acknowledged (`XAUTOCLAIM`). Without room it waits for the scheduler's
+    /// nudge rather than a timer, so a node that keeps its workers busy reads as soon as one
+    /// is free.
+    pub fn read_loop(&self, ends: &ReadEnds) {
         let mut last_reclaim = Instant::now();
         let idle = u64::try_from(self.node_timeout.as_millis()).unwrap_or(u64::MAX);
         while !self.stopped.load(Ordering::Relaxed) {
-            if !self.group_ready.load(Ordering::Relaxed) {
-                let made: Option<redis::Value> = self.call_on(&self.work_connection, |redis| {
-                    match redis.xgroup_create_mkstream::<_, _, _, redis::Value>(
-                        &self.key_of(READY_STREAM),
-                        WORKERS_GROUP,
-                        "$",
-                    ) {
-                        Err(err) if err.code() == Some("BUSYGROUP") => Ok(redis::Value::Okay),
-                        other => other,
-                    }
-                });
-                if made.is_none() {
-                    thread::sleep(HEARTBEAT);
-                    continue;
-                }
-                self.group_ready.store(true, Ordering::Relaxed);
-            }
-            unpublished.extend(ends.publish.try_iter());
-            if !unpublished.is_empty() {
-                let sent: Option<()> = self.call_on(&self.work_connection, |redis| {
-                    let mut pipe = redis::pipe();
-                    for offer in &unpublished {
-                        let queued = offer
-                            .queued_at
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as u64);
-                        pipe.cmd("XADD")
-                            .arg(self.key_of(READY_STREAM))
-                            .arg("MAXLEN")
-                            .arg("~")
-                            .arg(READY_KEPT)
-                            .arg("*")
-                            .arg("id")
-                            .arg(offer.job_id.to_string())
-                            .arg("name")
-                            .arg(offer.name.as_encoded_bytes())
-                            .arg("size")
-                            .arg(offer.size_bytes)
-                            .arg("queued")
-                            .arg(queued)
-                            .ignore();
-                    }
-                    pipe.query(redis)
-                });
-                if sent.is_some() {
-                    unpublished.clear();
-                }
-            }
-            let acks: Vec<String> = ends.acks.try_iter().collect();
-            if !acks.is_empty() {
-                let _: Option<usize> = self.call_on(&self.work_connection, |redis| {
-                    redis.xack(self.key_of(READY_STREAM), WORKERS_GROUP, &acks)
-                });
+            if !self.ensure_group(&self.work_connection) {
+                thread::sleep(HEARTBEAT);
+                continue;
             }
             let wanted = ends.wanted.load(Ordering::Relaxed);
             if wanted == 0 {
-                thread::sleep(OFFER_WAIT);
+                let _ = ends.nudge.recv_timeout(OFFER_WAIT);
                 continue;
             }
             let mut read = Vec::new();
@@ -777,30 +839,37 @@ impl Membership {
         }
     }
 
-    /// Publishes this node's changes, in order, in one round trip; false when Redis did not
-    /// take them.
+    /// Publishes this node's changes, in order, as one entry (a JSON array) in one round
+    /// trip; false when Redis did not take them. One entry per batch rather than per change:
+    /// a burst costs Redis, and every node reading the stream, a few entries a second.
     fn publish(&self, changes: &[String]) -> bool {
-        let published: Option<()> = self.call_on(&self.feed_connection, |redis| {
-            let mut pipe = redis::pipe();
-            for change in changes {
-                pipe.cmd("XADD")
-                    .arg(self.key_of(CHANGES_STREAM))
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(CHANGES_KEPT)
-                    .arg("*")
-                    .arg("node")
-                    .arg(&self.name)
-                    .arg("change")
-                    .arg(change)
-                    .ignore();
+        let mut batch =
+            String::with_capacity(changes.iter().map(|c| c.len() + 1).sum::<usize>() + 2);
+        batch.push('[');
+        for (i, change) in changes.iter().enumerate() {
+            if i > 0 {
+                batch.push(',');
             }
-            pipe.query(redis)
+            batch.push_str(change);
+        }
+        batch.push(']');
+        let published: Option<String> = self.call_on(&self.feed_connection, |redis| {
+            redis::cmd("XADD")
+                .arg(self.key_of(CHANGES_STREAM))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(CHANGES_KEPT)
+                .arg("*")
+                .arg("node")
+                .arg(&self.name)
+                .arg("changes")
+                .arg(&batch)
+                .query(redis)
         });
         published.is_some()
     }
 
-    /// The other nodes' changes after `after` (moved past them), waiting up to `FEED_WAIT`
+    /// The other nodes' batches of changes after `after` (moved past them), waiting up to `FEED_WAIT`
     /// for some; `None` when Redis does not answer.
     fn read_changes(&self, after: &mut String) -> Option<Vec<String>> {
         let options = redis::streams::StreamReadOptions::default()
@@ -819,8 +888,8 @@ impl Membership {
                 if from.as_deref() == Some(self.name.as_str()) {
                     continue;
                 }
-                if let Some(change) = entry.get::<String>("change") {
-                    changes.push(change);
+                if let Some(batch) = entry.get::<String>("changes") {
+                    changes.push(batch);
                 }
             }
         }
@@ -838,9 +907,9 @@ impl Membership {
                 continue;
             }
             match self.read_changes(&mut after) {
-                Some(changes) => {
-                    for change in changes {
-                        replica.apply(&change);
+                Some(batches) => {
+                    for batch in batches {
+                        replica.apply_batch(&batch);
                     }
                 }
                 None => thread::sleep(HEARTBEAT),

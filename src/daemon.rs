@@ -277,10 +277,10 @@ pub fn start(
     // Cluster mode: ready files are shared out through Redis, by a work thread.
     let (scheduler, work_ends) = match &membership {
         Some(membership) => {
-            let (channels, ends) = cluster::work_channels();
+            let (channels, offer_ends, read_ends) = cluster::work_channels();
             (
                 scheduler.with_work(Arc::clone(membership), channels),
-                Some(ends),
+                Some((offer_ends, read_ends)),
             )
         }
         None => (scheduler, None),
@@ -312,9 +312,15 @@ pub fn start(
             let feeding = Arc::clone(&membership);
             let feed = spawn("cluster-feed", move || feeding.feed_loop(&replica, after))?;
             let mut threads = vec![heartbeat, feed];
-            if let Some(ends) = work_ends {
-                let working = Arc::clone(&membership);
-                threads.push(spawn("cluster-work", move || working.work_loop(&ends))?);
+            if let Some((offer_ends, read_ends)) = work_ends {
+                let offering = Arc::clone(&membership);
+                threads.push(spawn("cluster-offer", move || {
+                    offering.offer_loop(&offer_ends)
+                })?);
+                let reading = Arc::clone(&membership);
+                threads.push(spawn("cluster-read", move || {
+                    reading.read_loop(&read_ends)
+                })?);
             }
             Some((membership, threads))
         }

@@ -737,8 +737,9 @@ fn nodes_on_other_trees_are_other_clusters() {
     }
 }
 
-/// Work sharing: a node that read an offer and died before claiming it leaves the file in
-/// `unprocessed/`; another node offers and claims it once the dead node's leases run out.
+/// Work sharing: a node that read offers and died before claiming them leaves their files in
+/// `unprocessed/`; another node takes the offers over once the dead reader's entries have
+/// been idle for `--node-timeout`, and every file ends once.
 #[test]
 fn an_offer_read_by_a_node_that_dies_is_not_lost() {
     let Some(redis) = RedisServer::start() else {
@@ -746,33 +747,78 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
     };
     let url = redis.url();
     let ws = Workspace::new();
+    // a scans, with one worker: it claims 8 files itself and offers the rest.
+    let a = Daemon::start(
+        &ws,
+        &[
+            "--redis",
+            &url,
+            "--node",
+            "a",
+            "--node-timeout",
+            "2s",
+            "--workers",
+            "1",
+        ],
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || a
+            .log()
+            .contains("this node scans and offers")),
+        "{}",
+        a.log()
+    );
     let mut b = Daemon::start(
         &ws,
         &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
         &[("FP_CRASH_AT", "after-offer")],
     );
-    ws.write("watch_dir/unprocessed/offered.log", b"INFO offered\n");
     assert!(
-        b.wait(Duration::from_secs(20)).is_some(),
-        "b never read the offer"
+        wait_until(Duration::from_secs(10), || b
+            .log()
+            .contains("another node scans")),
+        "{}",
+        b.log()
     );
-    assert_eq!(ws.files_in("watch_dir/unprocessed"), ["offered.log"]);
-    let a = Daemon::start(
-        &ws,
-        &["--redis", &url, "--node", "a", "--node-timeout", "2s"],
-        &[],
+    const FILES: usize = 200;
+    let line = b"2026-11-30T10:00:00Z INFO a line long enough to take a moment to count\n";
+    let body = line.repeat(2000);
+    for i in 0..FILES {
+        ws.write(&format!("stage/f{i:03}.log"), &body);
+    }
+    for i in 0..FILES {
+        std::fs::rename(
+            ws.path(&format!("stage/f{i:03}.log")),
+            ws.path(&format!("watch_dir/unprocessed/f{i:03}.log")),
+        )
+        .expect("move in");
+    }
+    assert!(
+        b.wait(Duration::from_secs(30)).is_some(),
+        "b never read an offer:\n{}",
+        b.log()
     );
     assert!(
-        wait_until(Duration::from_secs(30), || {
-            ws.files_in("watch_dir/processed") == ["offered.log", "offered.log.report.json"]
+        wait_until(Duration::from_secs(60), || {
+            ws.files_in("watch_dir/processed").len() == 2 * FILES
         }),
-        "{:?}\n{}",
+        "{} processed, waiting: {:?}\n{}",
+        ws.files_in("watch_dir/processed").len() / 2,
         ws.files_in("watch_dir/unprocessed"),
         a.log()
     );
-    let report = ws.read_json("watch_dir/processed/offered.log.report.json");
-    assert_eq!(report["node"], "a", "{report}");
+    for i in 0..FILES {
+        let report = ws.read_json(&format!("watch_dir/processed/f{i:03}.log.report.json"));
+        assert_eq!(report["node"], "a", "{report}");
+        assert_eq!(
+            std::fs::read(ws.path(&format!("watch_dir/processed/f{i:03}.log"))).expect("read"),
+            body
+        );
+    }
     assert!(ws.files_in("watch_dir/underprocess").is_empty());
+    assert!(ws.files_in("watch_dir/unprocessed").is_empty());
+    assert!(ws.files_in("watch_dir/failed").is_empty());
 }
 
 /// Three nodes on one tree take a burst; one is SIGKILLed mid-way, then Redis is stopped for a

@@ -87,6 +87,10 @@ pub struct Readiness {
     generation: u64,
     /// Priorities count milliseconds from here.
     epoch: Instant,
+    /// How many tracked names are `Offered` (work sharing: offers out and not yet claimed).
+    offered: usize,
+    /// How many tracked names are `Ready`.
+    ready_now: usize,
 }
 
 impl Readiness {
@@ -100,7 +104,46 @@ impl Readiness {
             settling: VecDeque::new(),
             generation: 0,
             epoch: now,
+            offered: 0,
+            ready_now: 0,
         }
+    }
+
+    /// Sets what is known of `name`; what was known before.
+    fn track(&mut self, name: OsString, tracked: Tracked) -> Option<Tracked> {
+        self.count(&tracked, 1);
+        let before = self.tracked.insert(name, tracked);
+        if let Some(before) = &before {
+            self.count(before, -1);
+        }
+        before
+    }
+
+    /// Stops tracking `name`; what was known of it.
+    fn forget_name(&mut self, name: &OsString) -> Option<Tracked> {
+        let before = self.tracked.remove(name);
+        if let Some(before) = &before {
+            self.count(before, -1);
+        }
+        before
+    }
+
+    fn count(&mut self, tracked: &Tracked, by: isize) {
+        match tracked {
+            Tracked::Offered { .. } => self.offered = self.offered.saturating_add_signed(by),
+            Tracked::Ready { .. } => self.ready_now = self.ready_now.saturating_add_signed(by),
+            _ => {}
+        }
+    }
+
+    /// How many offers are out and not yet claimed (their files are still here).
+    pub fn offered(&self) -> usize {
+        self.offered
+    }
+
+    /// Whether a file is ready and neither taken nor offered.
+    pub fn has_ready(&self) -> bool {
+        self.ready_now > 0
     }
 
     /// When the next settle check is due, if any.
@@ -114,9 +157,7 @@ impl Readiness {
         match event {
             FileEvent::Ready(name) => self.mark_ready(name, now),
             FileEvent::Writing(name) => {
-                if let Some(Tracked::Ready { job_id, .. }) =
-                    self.tracked.insert(name, Tracked::Writing)
-                {
+                if let Some(Tracked::Ready { job_id, .. }) = self.track(name, Tracked::Writing) {
                     // Written again after it looked complete: it waits for the next close.
                     self.store.forget(job_id);
                 }
@@ -135,7 +176,7 @@ impl Readiness {
     }
 
     fn untrack(&mut self, name: &OsString) {
-        if let Some(Tracked::Ready { job_id, .. }) = self.tracked.remove(name) {
+        if let Some(Tracked::Ready { job_id, .. }) = self.forget_name(name) {
             self.store.forget(job_id);
         }
     }
@@ -156,7 +197,7 @@ impl Readiness {
                 (metadata.len(), (metadata.dev(), metadata.ino()))
             }
             _ => {
-                self.tracked.remove(&name);
+                self.forget_name(&name);
                 return;
             }
         };
@@ -174,7 +215,7 @@ impl Readiness {
             generation,
             name: name.clone(),
         }));
-        self.tracked.insert(
+        self.track(
             name,
             Tracked::Ready {
                 generation,
@@ -207,7 +248,7 @@ impl Readiness {
         let generation = self.next_generation();
         self.settling
             .push_back((now + self.settle, name.clone(), generation));
-        self.tracked.insert(
+        self.track(
             name,
             Tracked::Settling {
                 size: metadata.len(),
@@ -247,7 +288,7 @@ impl Readiness {
                         && metadata.modified().ok() == Some(modified)
                         && !(needs_bytes && size == 0) =>
                 {
-                    self.tracked.remove(&name);
+                    self.forget_name(&name);
                     self.mark_ready(name, now);
                 }
                 Ok(metadata) => self.start_settling(name, Some(metadata), needs_bytes, now),
@@ -325,7 +366,7 @@ impl Readiness {
                 queued_at,
                 size_bytes,
                 ..
-            }) = self.tracked.remove(&entry.name)
+            }) = self.forget_name(&entry.name)
             {
                 return Some(ReadyFile {
                     name: entry.name,
@@ -342,7 +383,7 @@ impl Readiness {
     /// out: a rescan does not make it ready again while it waits for a node to claim it.
     pub fn next_to_offer(&mut self, now: Instant) -> Option<ReadyFile> {
         let file = self.next_ready()?;
-        self.tracked.insert(
+        self.track(
             file.name.clone(),
             Tracked::Offered {
                 job_id: file.job_id,
@@ -388,6 +429,8 @@ impl Readiness {
             }
         }
         self.tracked.clear();
+        self.offered = 0;
+        self.ready_now = 0;
         self.ready.clear();
     }
 

@@ -77,6 +77,8 @@ pub struct Scheduler {
     watcher: Option<FolderWatcher>,
     watched_folder: Option<(u64, u64)>,
     watcher_failed: bool,
+    /// Whether the watch is paused because another node scans (`follow_work_mode`).
+    paused_watch: bool,
     next_folder_check: Instant,
     /// Cluster mode: ready files are shared out through Redis (`cluster::Membership`).
     work: Option<Work>,
@@ -92,6 +94,9 @@ struct Work {
     pending: VecDeque<crate::cluster::Offer>,
     /// (sharing, scanning) as last seen: a change resets readiness.
     mode: (bool, bool),
+    /// When offers are next looked at for ones gone stale (not at every dispatch: the look
+    /// goes through every file tracked).
+    next_stale_check: Instant,
 }
 
 /// A job shown queued this long whose file is nowhere is a ghost (`sweep_ghosts`).
@@ -100,6 +105,12 @@ const GHOST_AFTER: Duration = Duration::from_secs(30);
 /// A file offered and still in `unprocessed/` this long after is offered again (its offer
 /// was lost with a Redis that restarted empty).
 const REOFFER_AFTER: Duration = Duration::from_secs(120);
+
+/// Offers the scanning node keeps out at most (files offered and not yet claimed).
+const OFFER_WINDOW: usize = 256;
+
+/// How often offers are looked at for ones gone stale.
+const STALE_CHECK: Duration = Duration::from_secs(5);
 
 /// A file already in `underprocess/` (left by a crash, or taken over from a dead node) as a
 /// queued job: its finish looks for a report already published under its id.
@@ -161,6 +172,7 @@ impl Scheduler {
             watched_folder: folder_identity(&unprocessed),
             watcher,
             watcher_failed: false,
+            paused_watch: false,
             next_folder_check: Instant::now() + FOLDER_CHECK,
             lifecycle,
             work: None,
@@ -178,6 +190,7 @@ impl Scheduler {
             channels,
             pending: VecDeque::new(),
             mode: (false, false),
+            next_stale_check: Instant::now() + STALE_CHECK,
         });
         self
     }
@@ -216,6 +229,21 @@ impl Scheduler {
             }
         );
         self.readiness.reset();
+        // Another node scans: this one's folder events would all be ignored, so it stops
+        // watching until it scans again.
+        if let Some(watcher) = self.watcher.as_mut() {
+            if mode == (true, false) {
+                watcher.pause();
+                self.paused_watch = true;
+            } else if self.paused_watch {
+                self.paused_watch = false;
+                if let Err(err) = watcher.rearm() {
+                    log::error!("cannot watch unprocessed/ again: {err}");
+                    self.watcher_failed = true;
+                    self.next_folder_check = now;
+                }
+            }
+        }
         if mode != (true, false) {
             self.rescan(true, now);
         }
@@ -422,38 +450,84 @@ impl Scheduler {
 
     /// Claims and hands over ready files while fewer than `CLAIMED_PER_WORKER` per worker are
     /// out; jobs whose finish is due again first. While finishes fail, nothing new is claimed:
-    /// the files stay in `unprocessed/`, queued.
+    /// the files stay in `unprocessed/`, queued. In cluster mode the scanning node then
+    /// offers what it has no room for.
     fn dispatch(&mut self, jobs: &Sender<Job>) {
         let now = Instant::now();
         self.follow_work_mode(now);
         let (sharing, scanning) = self.work_mode();
-        if let (true, true, Some(work)) = (sharing, scanning, &self.work) {
-            // The scanning node offers every ready file; whoever has room claims it.
-            let mut offered = Vec::new();
-            while let Some(file) = self.readiness.next_to_offer(now) {
-                offered.push(file);
-            }
-            offered.extend(self.readiness.stale_offers(now, REOFFER_AFTER));
-            for file in offered {
-                let _ = work.channels.publish.send(crate::cluster::Offer {
-                    entry: None,
-                    job_id: file.job_id,
-                    name: file.name,
-                    size_bytes: file.size_bytes,
-                    queued_at: file.queued_at,
-                });
+        let capacity = self.settings.workers * CLAIMED_PER_WORKER;
+        // Without work sharing every node claims what it finds; with it, the scanning node
+        // claims directly what its own workers have room for (no round trip through Redis
+        // for its own share) and offers the rest.
+        let filled = self.fill_pool(jobs, capacity, !sharing || scanning);
+        if sharing && scanning {
+            self.offer_ready(now);
+        }
+        if !filled {
+            return;
+        }
+        if let Some(work) = &self.work {
+            // Offers are read ahead, up to as many again as may be out at once, and in
+            // batches of at least half of that: one read of Redis per batch, and the workers
+            // have claimed offers to go on with while it travels. The scanning node reads
+            // offers only once it has nothing ready of its own.
+            let room = if sharing && !(scanning && self.readiness.has_ready()) {
+                (2 * capacity).saturating_sub(self.in_flight() + work.pending.len())
+            } else {
+                0
+            };
+            let room = if room >= capacity / 2 { room } else { 0 };
+            let before = work.channels.wanted.swap(room, Ordering::Relaxed);
+            if room > before {
+                let _ = work.channels.nudge.try_send(());
             }
         }
-        let capacity = self.settings.workers * CLAIMED_PER_WORKER;
+    }
+
+    /// The scanning node offers ready files to the cluster, keeping up to `OFFER_WINDOW`
+    /// offers out: each claim by another node (its file leaves `unprocessed/`) makes room for
+    /// the next, and what is not offered stays for this node's own workers.
+    fn offer_ready(&mut self, now: Instant) {
+        let Some(work) = &mut self.work else {
+            return;
+        };
+        let mut offered = Vec::new();
+        while self.readiness.offered() < OFFER_WINDOW
+            && let Some(file) = self.readiness.next_to_offer(now)
+        {
+            offered.push(file);
+        }
+        if now >= work.next_stale_check {
+            work.next_stale_check = now + STALE_CHECK;
+            offered.extend(self.readiness.stale_offers(now, REOFFER_AFTER));
+        }
+        for file in offered {
+            let _ = work.channels.publish.send(crate::cluster::Offer {
+                entry: None,
+                job_id: file.job_id,
+                name: file.name,
+                size_bytes: file.size_bytes,
+                queued_at: file.queued_at,
+            });
+        }
+    }
+
+    /// Hands claimed files to the pool while it has room: unfinished jobs due again, then
+    /// requeued ones, then offers read for this node, then (if `claim_local`) ready files.
+    /// False when nothing may be claimed now (finishes fail, or the pool is gone).
+    fn fill_pool(&mut self, jobs: &Sender<Job>, capacity: usize, claim_local: bool) -> bool {
         while self.in_flight() < capacity {
             let job = match self.take_due_unfinished(Instant::now()) {
                 Some(job) => job,
-                None if !self.unfinished.is_empty() || self.shared.store.unfinished() > 0 => return,
+                None if !self.unfinished.is_empty() || self.shared.store.unfinished() > 0 => {
+                    return false;
+                }
                 None => match self.requeued.pop_front() {
                     Some(job) => job,
                     None => match self
                         .claim_offer()
-                        .or_else(|| if sharing { None } else { self.claim_next() })
+                        .or_else(|| if claim_local { self.claim_next() } else { None })
                     {
                         Some(job) => job,
                         None => break,
@@ -471,18 +545,11 @@ impl Scheduler {
                 );
                 self.shared.liveness.set_pool_ok(false);
                 self.shared.store.forget(job.id);
-                return;
+                return false;
             }
             self.handed_over += 1;
         }
-        if let Some(work) = &self.work {
-            let room = if sharing {
-                capacity.saturating_sub(self.in_flight() + work.pending.len())
-            } else {
-                0
-            };
-            work.channels.wanted.store(room, Ordering::Relaxed);
-        }
+        true
     }
 
     /// The scanning node's view of the queue against the folders: a job shown queued for a

@@ -88,6 +88,14 @@ impl FolderWatcher {
         self.watcher = fresh;
         Ok(())
     }
+
+    /// Stops watching until the next `rearm` (a cluster node that another node scans for
+    /// would only wake up for events it ignores).
+    pub fn pause(&mut self) {
+        if let Err(err) = self.watcher.unwatch(&self.dir) {
+            log::debug!("unwatching {}: {err}", self.dir.display());
+        }
+    }
 }
 
 fn watch(

@@ -46,9 +46,13 @@ struct Jobs {
     /// Queued and processing jobs. Shrunk again after a burst.
     active: HashMap<JobId, JobRecord>,
     /// Finished jobs, oldest first: a ring of at most `history` records, so that the history
-    /// costs the same memory however many jobs go through it (looked up by scanning, newest
-    /// first: microseconds for 10,000).
+    /// costs the same memory however many jobs go through it.
     finished: VecDeque<JobRecord>,
+    /// Where each id of `finished` is: its sequence number (the oldest's is `finished_first`),
+    /// so that a look-up by id costs the same however long the history (a cluster node looks
+    /// up every job another node finishes).
+    finished_at: HashMap<JobId, u64>,
+    finished_first: u64,
     /// How many of `finished` completed and how many failed.
     in_ring: [usize; 2],
     /// Active ids in the order they entered their state, newest at the back, one deque per
@@ -156,8 +160,8 @@ impl JobStore for MemoryStore {
         let mut jobs = self.lock();
         if self.take_active(&mut jobs, id).is_some() {
             jobs.give_back_memory();
-        } else if let Some(at) = jobs.finished.iter().position(|record| record.id == id)
-            && let Some(record) = jobs.finished.remove(at)
+        } else if let Some(at) = jobs.finished_position(id)
+            && let Some(record) = jobs.remove_finished(at)
         {
             jobs.in_ring[finished_slot(record.state)] -= 1;
         }
@@ -255,16 +259,12 @@ impl JobStore for MemoryStore {
         if let Some(record) = jobs.active.get(&id) {
             return Err(RetryRefused::NotFailed(record.state));
         }
-        let at = jobs
-            .finished
-            .iter()
-            .rposition(|record| record.id == id)
-            .ok_or(RetryRefused::Unknown)?;
+        let at = jobs.finished_position(id).ok_or(RetryRefused::Unknown)?;
         let state = jobs.finished[at].state;
         if state != JobState::Failed {
             return Err(RetryRefused::NotFailed(state));
         }
-        let mut record = jobs.finished.remove(at).ok_or(RetryRefused::Unknown)?;
+        let mut record = jobs.remove_finished(at).ok_or(RetryRefused::Unknown)?;
         jobs.in_ring[finished_slot(state)] -= 1;
         let before = record.snapshot_now();
         jobs.counts.failed = jobs.counts.failed.saturating_sub(1);
@@ -391,7 +391,7 @@ impl JobStore for MemoryStore {
         let jobs = self.lock();
         jobs.active
             .get(&id)
-            .or_else(|| jobs.finished.iter().rev().find(|record| record.id == id))
+            .or_else(|| jobs.finished_position(id).map(|at| &jobs.finished[at]))
             .map(JobRecord::snapshot_now)
     }
 
@@ -509,12 +509,7 @@ impl MemoryStore {
     /// Another node finished job `id`: as `finish_job`, unless this store already has it
     /// finished (the history read back from the reports at start holds it too).
     pub fn finish_elsewhere(&self, id: JobId, finished: Finished<'_>) {
-        let known = self
-            .lock()
-            .finished
-            .iter()
-            .rev()
-            .any(|record| record.id == id);
+        let known = self.lock().finished_position(id).is_some();
         if !known {
             self.finish_job(id, finished);
         }
@@ -593,6 +588,10 @@ impl Jobs {
         if self.finished.len() >= history {
             if let Some(oldest) = self.finished.pop_front() {
                 self.in_ring[finished_slot(oldest.state)] -= 1;
+                if self.finished_at.get(&oldest.id) == Some(&self.finished_first) {
+                    self.finished_at.remove(&oldest.id);
+                }
+                self.finished_first += 1;
             }
         } else if self.finished.len() == self.finished.capacity() {
             // Grow, but never past `history`: a ring with spare slots would, as it turns,
@@ -601,7 +600,34 @@ impl Jobs {
             self.finished.reserve_exact(target - self.finished.len());
         }
         self.in_ring[finished_slot(record.state)] += 1;
+        self.finished_at
+            .insert(record.id, self.finished_first + self.finished.len() as u64);
         self.finished.push_back(record);
+        if self.finished_at.capacity() > 4 * self.finished_at.len() + 1024 {
+            self.finished_at.shrink_to(2 * self.finished_at.len());
+        }
+    }
+
+    /// Where the newest finished record of `id` is in `finished`.
+    fn finished_position(&self, id: JobId) -> Option<usize> {
+        let seq = *self.finished_at.get(&id)?;
+        let at = usize::try_from(seq.checked_sub(self.finished_first)?).ok()?;
+        self.finished
+            .get(at)
+            .is_some_and(|record| record.id == id)
+            .then_some(at)
+    }
+
+    /// Takes the finished record at `at` out of the ring (a forget or a retry: rare), and
+    /// numbers the ring afresh.
+    fn remove_finished(&mut self, at: usize) -> Option<JobRecord> {
+        let record = self.finished.remove(at)?;
+        self.finished_at.clear();
+        let first = self.finished_first;
+        for (i, record) in self.finished.iter().enumerate() {
+            self.finished_at.insert(record.id, first + i as u64);
+        }
+        Some(record)
     }
 }
 

@@ -77,9 +77,16 @@ fn time_of(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
+/// A change waiting in the outbox: its job, whether it finishes the job, and its JSON.
+struct Outgoing {
+    id: Option<JobId>,
+    finishes: bool,
+    json: String,
+}
+
 pub struct ReplicaStore {
     view: MemoryStore,
-    outbox: Mutex<VecDeque<String>>,
+    outbox: Mutex<VecDeque<Outgoing>>,
     dropped: AtomicU64,
     /// Jobs this node runs now (its heartbeat says how many).
     running_here: Mutex<HashSet<JobId>>,
@@ -95,10 +102,11 @@ impl ReplicaStore {
         }
     }
 
-    fn send(&self, change: &Change) {
+    fn send(&self, id: JobId, change: &Change) {
         let Ok(json) = serde_json::to_string(change) else {
             return;
         };
+        let finishes = matches!(change, Change::Finished { .. });
         let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
         if outbox.len() >= OUTBOX_LIMIT {
             outbox.pop_front();
@@ -109,21 +117,48 @@ impl ReplicaStore {
                 );
             }
         }
-        outbox.push_back(json);
+        outbox.push_back(Outgoing {
+            id: Some(id),
+            finishes,
+            json,
+        });
     }
 
     /// Up to `limit` changes to publish, oldest first; `give_back` returns them when the
-    /// publishing failed.
+    /// publishing failed. A job queued, started and finished within one batch travels as its
+    /// finish alone (which carries all the others say): a burst costs one change per file.
     pub fn take_outbox(&self, limit: usize) -> Vec<String> {
-        let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
-        let n = outbox.len().min(limit);
-        outbox.drain(..n).collect()
+        let taken: Vec<Outgoing> = {
+            let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+            let n = outbox.len().min(limit);
+            outbox.drain(..n).collect()
+        };
+        let mut finished_later = HashSet::new();
+        let mut kept: Vec<String> = Vec::with_capacity(taken.len());
+        for change in taken.into_iter().rev() {
+            if let Some(id) = change.id {
+                if change.finishes {
+                    finished_later.insert(id);
+                } else if finished_later.contains(&id) {
+                    continue;
+                }
+            }
+            kept.push(change.json);
+        }
+        kept.reverse();
+        kept
     }
 
+    /// Changes `take_outbox` gave that could not be published: first again, in order.
     pub fn give_back(&self, changes: Vec<String>) {
         let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
-        for change in changes.into_iter().rev() {
-            outbox.push_front(change);
+        for json in changes.into_iter().rev() {
+            // Already coalesced: nothing in them is dropped a second time.
+            outbox.push_front(Outgoing {
+                id: None,
+                finishes: false,
+                json,
+            });
         }
     }
 
@@ -144,12 +179,31 @@ impl ReplicaStore {
         }
     }
 
+    /// Applies a batch of changes another node published (a JSON array); a batch that does
+    /// not parse, or a change in it that does not, is skipped.
+    pub fn apply_batch(&self, json: &str) {
+        let Ok(batch) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(json) else {
+            log::debug!("skipped a batch of changes that does not parse: {json:.200}");
+            return;
+        };
+        for raw in batch {
+            match serde_json::from_str::<Change>(raw.get()) {
+                Ok(change) => self.apply_change(change),
+                Err(err) => log::debug!("skipped a change that does not parse: {err}"),
+            }
+        }
+    }
+
     /// Applies a change another node published (JSON); one that does not parse is skipped.
     pub fn apply(&self, json: &str) {
         let Ok(change) = serde_json::from_str::<Change>(json) else {
             log::debug!("skipped a change that does not parse: {json:.200}");
             return;
         };
+        self.apply_change(change);
+    }
+
+    fn apply_change(&self, change: Change) {
         let parse = |id: &str| JobId::from_string(id).ok();
         // Changes of one job come from several nodes and threads (the scanning node queues
         // it, another runs it): one that arrives after the job finished here is stale, unless
@@ -228,6 +282,11 @@ impl ReplicaStore {
                 if let Some(id) = parse(&id)
                     && finished(state)
                 {
+                    // A finish of a run queued after the one this view saw finish (a retry
+                    // whose queued and started changes were folded into it) opens it again.
+                    if !stale(id, queued_at) {
+                        reopen(id);
+                    }
                     self.view.finish_elsewhere(
                         id,
                         Finished {
@@ -250,18 +309,21 @@ impl ReplicaStore {
 impl JobStore for ReplicaStore {
     fn queue(&self, id: JobId, name: &OsStr, size_bytes: u64, queued_at: SystemTime) {
         self.view.queue(id, name, size_bytes, queued_at);
-        self.send(&Change::Queued {
-            id: id.to_string(),
-            name: name.to_string_lossy().into_owned(),
-            size_bytes,
-            queued_at: millis(queued_at),
-        });
+        self.send(
+            id,
+            &Change::Queued {
+                id: id.to_string(),
+                name: name.to_string_lossy().into_owned(),
+                size_bytes,
+                queued_at: millis(queued_at),
+            },
+        );
     }
 
     fn forget(&self, id: JobId) {
         self.view.forget(id);
         self.set_running(id, false);
-        self.send(&Change::Forgotten { id: id.to_string() });
+        self.send(id, &Change::Forgotten { id: id.to_string() });
     }
 
     fn start(&self, start: JobStart) {
@@ -273,17 +335,21 @@ impl JobStore for ReplicaStore {
             queued_at: millis(start.queued_at),
         };
         self.set_running(start.id, true);
+        let id = start.id;
         self.view.start(start);
-        self.send(&change);
+        self.send(id, &change);
     }
 
     fn progressed(&self, id: JobId, done: u64, total: u64) {
         self.view.progressed(id, done, total);
-        self.send(&Change::Progressed {
-            id: id.to_string(),
-            done,
-            total,
-        });
+        self.send(
+            id,
+            &Change::Progressed {
+                id: id.to_string(),
+                done,
+                total,
+            },
+        );
     }
 
     fn finish(&self, id: JobId, report: &Report, file: &OsStr, progress: (u64, u64)) {
@@ -298,17 +364,20 @@ impl JobStore for ReplicaStore {
             .view
             .get(id)
             .map_or(SystemTime::now(), |job| job.queued_at);
-        self.send(&Change::Finished {
-            id: id.to_string(),
-            name: report.original_name.clone(),
-            file: file.to_string_lossy().into_owned(),
-            size_bytes: report.size_bytes,
-            state,
-            queued_at: millis(queued_at),
-            started_at: started_at.map(millis),
-            progress,
-            summary: report.job_summary(),
-        });
+        self.send(
+            id,
+            &Change::Finished {
+                id: id.to_string(),
+                name: report.original_name.clone(),
+                file: file.to_string_lossy().into_owned(),
+                size_bytes: report.size_bytes,
+                state,
+                queued_at: millis(queued_at),
+                started_at: started_at.map(millis),
+                progress,
+                summary: report.job_summary(),
+            },
+        );
     }
 
     fn finish_failed(&self, id: JobId, error: &str, attempts: u32) {
@@ -461,5 +530,77 @@ mod tests {
             here.take_outbox(10).is_empty(),
             "applied changes are not sent again"
         );
+    }
+
+    /// What `publish` sends: the batch as one JSON array.
+    fn batch(changes: &[String]) -> String {
+        format!("[{}]", changes.join(","))
+    }
+
+    #[test]
+    fn a_job_run_within_one_batch_travels_as_its_finish_and_a_retry_opens_it_again() {
+        let here = ReplicaStore::new(100);
+        let there = ReplicaStore::new(100);
+        let (quick, slow) = (JobId::generate(), JobId::generate());
+        for id in [quick, slow] {
+            there.queue(id, OsStr::new("f"), 1, SystemTime::now());
+        }
+        there.start(JobStart {
+            id: quick,
+            original_name: "f".into(),
+            file: "f".into(),
+            size_bytes: 1,
+            queued_at: SystemTime::now(),
+        });
+        there.finish(
+            quick,
+            &crate::store::suite::report(quick, false),
+            OsStr::new("f"),
+            (1, 1),
+        );
+        let changes = there.take_outbox(100);
+        assert_eq!(
+            changes.len(),
+            2,
+            "quick's finish and slow's queue: {changes:?}"
+        );
+        assert!(changes[0].contains(&slow.to_string()), "{changes:?}");
+        assert!(changes[1].contains("\"finished\""), "{changes:?}");
+        here.apply_batch(&batch(&changes));
+        assert_eq!(here.get(quick).map(|j| j.state), Some(JobState::Failed));
+        assert_eq!(here.get(slow).map(|j| j.state), Some(JobState::Queued));
+        let first_finish = here.get(quick).and_then(|j| j.finished_at);
+
+        // Retried there a moment later, and run again within one batch: only its finish
+        // travels, and it opens the job here again instead of being taken for a replay.
+        std::thread::sleep(Duration::from_millis(5));
+        there.begin_retry(quick).expect("retry");
+        there.queue(quick, OsStr::new("f"), 1, SystemTime::now());
+        there.start(JobStart {
+            id: quick,
+            original_name: "f".into(),
+            file: "f".into(),
+            size_bytes: 1,
+            queued_at: SystemTime::now(),
+        });
+        std::thread::sleep(Duration::from_millis(5));
+        there.finish(
+            quick,
+            &crate::store::suite::report(quick, false),
+            OsStr::new("f"),
+            (1, 1),
+        );
+        let changes = there.take_outbox(100);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        here.apply_batch(&batch(&changes));
+        assert_eq!(here.counts().failed, 1, "the same job, not a second one");
+        let again = here.get(quick).and_then(|j| j.finished_at);
+        assert!(again > first_finish, "{first_finish:?} then {again:?}");
+        // A batch that is not one, or holds a bad change: what parses is applied.
+        here.apply_batch("not json");
+        here.apply_batch(&format!(
+            "[{{\"change\":\"forgotten\",\"id\":\"x\"}},{{\"change\":\"forgotten\",\"id\":\"{slow}\"}}]"
+        ));
+        assert!(here.get(slow).is_none());
     }
 }

@@ -31,7 +31,7 @@ fn id(n: u128) -> JobId {
     JobId::from(n)
 }
 
-fn report(id: JobId, ok: bool) -> Report {
+pub(crate) fn report(id: JobId, ok: bool) -> Report {
     let now = SystemTime::now();
     let analysis = Analysis {
         kind: Kind::Binary,
