@@ -900,6 +900,7 @@ impl Membership {
     /// from `replica`'s outbox, and applies the other nodes' changes after `after`.
     pub fn feed_loop(&self, replica: &crate::store::ReplicaStore, mut after: String) {
         while !self.stopped.load(Ordering::Relaxed) {
+            crate::test_hooks::pause_point("before-publish");
             let outgoing = replica.take_outbox(CHANGES_PER_TRIP);
             if !outgoing.is_empty() && !self.publish(&outgoing) {
                 replica.give_back(outgoing);

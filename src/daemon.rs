@@ -303,10 +303,14 @@ pub fn start(
         (Some(membership), Some((replica, after))) => {
             let (here, beating) = (Arc::clone(&replica), Arc::clone(&membership));
             let folders = lifecycle.folders.clone();
+            let mut deaths = Deaths::new(Arc::clone(&replica));
             let heartbeat = spawn("cluster-heartbeat", move || {
                 beating.heartbeat_loop(
                     || here.running_here() as u64,
-                    |beat| take_over_dead_nodes(&beating, &folders, &adopt, beat),
+                    |beat| {
+                        take_over_dead_nodes(&beating, &folders, &adopt, beat);
+                        deaths.follow(&beating, &folders, beat);
+                    },
                 )
             })?;
             let feeding = Arc::clone(&membership);
@@ -487,6 +491,75 @@ fn spawn<T: Send + 'static>(
 /// taken over and handed to the scheduler (every minute also their temp files anywhere).
 const TAKE_OVER_EVERY: u64 = 2;
 const TEMP_SWEEP_EVERY: u64 = 60;
+
+/// Nodes seen dead that were alive while this one ran: the reports each wrote since shortly
+/// before its last heartbeat are read back (on a thread of their own) and its
+/// finishes this view never heard of join it. A node killed outright cannot publish its last
+/// finishes; without this every other view's counts would stay short of them.
+struct Deaths {
+    replica: Arc<ReplicaStore>,
+    /// When this node started: a node that died before was read back with the history.
+    started: std::time::SystemTime,
+    /// Each dead node's last heartbeat, once its reports were read back for it.
+    read_back: std::collections::HashMap<String, std::time::SystemTime>,
+}
+
+/// Reports this long before a dead node's last heartbeat are read back too (clocks of the
+/// machines and of the file server differ a little).
+const HEAL_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Deaths {
+    fn new(replica: Arc<ReplicaStore>) -> Deaths {
+        Deaths {
+            replica,
+            started: std::time::SystemTime::now(),
+            read_back: std::collections::HashMap::new(),
+        }
+    }
+
+    fn follow(&mut self, membership: &Membership, folders: &Folders, beat: u64) {
+        if !beat.is_multiple_of(TAKE_OVER_EVERY) {
+            return;
+        }
+        let Some(nodes) = membership.nodes() else {
+            return;
+        };
+        for node in nodes {
+            if node.name == membership.name {
+                continue;
+            }
+            let Ok(last) = humantime::parse_rfc3339(&node.last_heartbeat) else {
+                continue;
+            };
+            // Down, and it was alive after this node loaded the history: once per death.
+            if node.state == "up"
+                || last + HEAL_MARGIN < self.started
+                || self.read_back.get(&node.name) == Some(&last)
+            {
+                continue;
+            }
+            self.read_back.insert(node.name.clone(), last);
+            let since = last - HEAL_MARGIN;
+            let (replica, folders, name) = (Arc::clone(&self.replica), folders.clone(), node.name);
+            let read_back = move || {
+                let jobs = history::written_since(&folders, since, &name);
+                let healed = replica.heal(jobs);
+                if healed > 0 {
+                    log::info!(
+                        "node {name:?} died before telling of {healed} finished job(s): read \
+                         back from its reports"
+                    );
+                }
+            };
+            if let Err(err) = thread::Builder::new()
+                .name("cluster-heal".to_string())
+                .spawn(read_back)
+            {
+                log::warn!("cannot read back a dead node's reports: {err}");
+            }
+        }
+    }
+}
 
 fn take_over_dead_nodes(
     membership: &Membership,

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Daemon, RedisServer, Workspace, wait_until};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The nodes `daemon` lists, as `(name, state)`.
 fn nodes(daemon: &Daemon) -> Vec<(String, String)> {
@@ -900,4 +900,69 @@ fn three_nodes_a_kill_and_a_redis_restart_mid_burst_lose_nothing() {
         a.counts(),
         b.counts()
     );
+}
+
+/// A node killed outright before it told the others of its last finishes: once it is seen
+/// dead, the others read its recent reports back, and their counts and job lists hold them.
+#[test]
+fn a_dead_nodes_untold_finishes_are_read_back_from_its_reports() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    // b scans and runs every file, and never publishes a change.
+    let b = Daemon::start(
+        &ws,
+        &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
+        &[("FP_PAUSE_AT", "before-publish:600000")],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || b
+            .log()
+            .contains("this node scans and offers")),
+        "{}",
+        b.log()
+    );
+    let a = Daemon::start(
+        &ws,
+        &["--redis", &url, "--node", "a", "--node-timeout", "2s"],
+        &[],
+    );
+    const FILES: usize = 5;
+    for i in 0..FILES {
+        ws.write(&format!("watch_dir/unprocessed/told{i}.log"), b"INFO x\n");
+    }
+    ws.write("watch_dir/unprocessed/bad.json", b"{not json");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            ws.files_in("watch_dir/processed").len() == 2 * FILES
+                && ws.files_in("watch_dir/failed").len() == 2
+        }),
+        "{}",
+        b.log()
+    );
+    let counts = |daemon: &Daemon| {
+        let (_, status) = daemon.get_json("/api/status");
+        (
+            status["counts"]["completed"].clone(),
+            status["counts"]["failed"].clone(),
+        )
+    };
+    assert_eq!(counts(&a), (json!(0), json!(0)), "b told a nothing yet");
+    b.kill();
+    assert!(
+        wait_until(Duration::from_secs(15), || counts(&a)
+            == (json!(FILES), json!(1))),
+        "{:?}\n{}",
+        counts(&a),
+        a.log()
+    );
+    let report = ws.read_json("watch_dir/processed/told0.log.report.json");
+    let (status, job) = a.get_json(&format!(
+        "/api/jobs/{}",
+        report["job_id"].as_str().unwrap_or("")
+    ));
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["state"], "completed", "{job}");
 }

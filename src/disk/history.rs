@@ -50,6 +50,9 @@ struct ReportStub {
     finished_at: String,
     duration_ms: u64,
     error: Option<ErrorInfo>,
+    /// The cluster node that wrote it (cluster mode only).
+    #[serde(default)]
+    node: Option<String>,
     /// The kind's section, whichever it is (a section that does not read back as its kind's
     /// is left out: the job is restored without its figure).
     #[serde(flatten, deserialize_with = "lenient")]
@@ -63,6 +66,59 @@ fn lenient<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<D
 /// Reads back the newest `limit` reports of `folders`.
 pub fn load(folders: &Folders, limit: usize) -> History {
     let mut history = History::default();
+    let mut found = pairs(folders, None);
+    for (_, found) in &found {
+        match found.status {
+            Status::Completed => history.completed += 1,
+            Status::Failed => history.failed += 1,
+        }
+    }
+    if limit == 0 {
+        found.clear();
+    } else if found.len() > limit {
+        let older = found.len() - limit;
+        found.select_nth_unstable_by_key(older, |(modified, _)| *modified);
+        found.drain(..older);
+    }
+    found.sort_by_key(|(modified, _)| *modified);
+    let mut jobs = Vec::with_capacity(found.len());
+    for (_, found) in found {
+        match read(&found) {
+            Some((job, _)) => jobs.push(job),
+            None => {
+                log::debug!(
+                    "{} is not a readable report of {}; not counted",
+                    found.path.display(),
+                    found.file.to_string_lossy()
+                );
+                match found.status {
+                    Status::Completed => history.completed -= 1,
+                    Status::Failed => history.failed -= 1,
+                }
+            }
+        }
+    }
+    history.jobs = jobs;
+    history
+}
+
+/// The finished jobs whose reports node `node` wrote at or after `after`, oldest first (a
+/// cluster node that died may not have told the others about its last finishes: they are
+/// read back from its reports).
+pub fn written_since(folders: &Folders, after: SystemTime, node: &str) -> Vec<JobSnapshot> {
+    let mut found = pairs(folders, Some(after));
+    found.sort_by_key(|(modified, _)| *modified);
+    found
+        .into_iter()
+        .filter_map(|(_, found)| read(&found))
+        .filter(|(_, by)| by.as_deref() == Some(node))
+        .map(|(job, _)| job)
+        .collect()
+}
+
+/// Every report beside the file it describes in `processed/` and `failed/` (modified at or
+/// after `after`, when given), with its modification time.
+fn pairs(folders: &Folders, after: Option<SystemTime>) -> Vec<(SystemTime, Found)> {
     let mut found: Vec<(SystemTime, Found)> = Vec::new();
     for (dir, status) in [
         (&folders.processed, Status::Completed),
@@ -86,14 +142,13 @@ pub fn load(folders: &Folders, limit: usize) -> History {
                 );
                 continue;
             }
-            match status {
-                Status::Completed => history.completed += 1,
-                Status::Failed => history.failed += 1,
-            }
             let modified = entry
                 .metadata()
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
+            if after.is_some_and(|after| modified < after) {
+                continue;
+            }
             found.push((
                 modified,
                 Found {
@@ -104,33 +159,7 @@ pub fn load(folders: &Folders, limit: usize) -> History {
             ));
         }
     }
-    if limit == 0 {
-        found.clear();
-    } else if found.len() > limit {
-        let older = found.len() - limit;
-        found.select_nth_unstable_by_key(older, |(modified, _)| *modified);
-        found.drain(..older);
-    }
-    found.sort_by_key(|(modified, _)| *modified);
-    let mut jobs = Vec::with_capacity(found.len());
-    for (_, found) in found {
-        match read(&found) {
-            Some(job) => jobs.push(job),
-            None => {
-                log::debug!(
-                    "{} is not a readable report of {}; not counted",
-                    found.path.display(),
-                    found.file.to_string_lossy()
-                );
-                match found.status {
-                    Status::Completed => history.completed -= 1,
-                    Status::Failed => history.failed -= 1,
-                }
-            }
-        }
-    }
-    history.jobs = jobs;
-    history
+    found
 }
 
 /// A report candidate: its path, the file it describes, and the folder's status.
@@ -149,14 +178,15 @@ fn described_file(name: &OsStr, suffix: &str) -> Option<OsString> {
         .then(|| file.to_os_string())
 }
 
-fn read(found: &Found) -> Option<JobSnapshot> {
+/// The job a report describes, and the node that wrote it.
+fn read(found: &Found) -> Option<(JobSnapshot, Option<String>)> {
     let stub: ReportStub = report::read_back(&found.path)?;
     // The report must describe the file it stands beside, in the folder of its status.
     if stub.status != found.status || stub.file != found.file.to_string_lossy() {
         return None;
     }
     let time = |text: &str| humantime::parse_rfc3339(text).ok();
-    Some(JobSnapshot {
+    let job = JobSnapshot {
         id: JobId::from_string(&stub.job_id).ok()?,
         // A report holds names as text; a name that was not UTF-8 comes back lossy there and
         // must not become a path (retry puts the file back under it): the name on disk then
@@ -187,7 +217,8 @@ fn read(found: &Found) -> Option<JobSnapshot> {
                 .as_ref()
                 .map(|details| details.section().figure()),
         }),
-    })
+    };
+    Some((job, stub.node))
 }
 
 #[cfg(test)]

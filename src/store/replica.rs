@@ -179,6 +179,39 @@ impl ReplicaStore {
         }
     }
 
+    /// Finishes read back from the reports of a node that died: each one this view does not
+    /// have finished yet joins it (the node died before it published them). How many did.
+    pub fn heal(&self, jobs: Vec<JobSnapshot>) -> usize {
+        let mut healed = 0;
+        for job in jobs {
+            let (Some(summary), true) = (job.summary, finished(job.state)) else {
+                continue;
+            };
+            if self
+                .view
+                .get(job.id)
+                .is_some_and(|known| finished(known.state))
+            {
+                continue;
+            }
+            healed += 1;
+            self.view.finish_elsewhere(
+                job.id,
+                Finished {
+                    state: job.state,
+                    original_name: &job.original_name,
+                    size_bytes: job.size_bytes,
+                    file: &job.file,
+                    progress: (1, 1),
+                    summary,
+                    queued_at: Some(job.queued_at),
+                    started_at: job.started_at,
+                },
+            );
+        }
+        healed
+    }
+
     /// Applies a batch of changes another node published (a JSON array); a batch that does
     /// not parse, or a change in it that does not, is skipped.
     pub fn apply_batch(&self, json: &str) {
