@@ -118,13 +118,14 @@ def burst(binary, base, nodes):
     return FILES / (end - start)
 
 
-def api(binary, base, redis):
-    """wrk on /api/status of a cluster node whose view holds 10,000 finished jobs."""
+def api(binary, base, extra):
+    """wrk on /api/status of a daemon (`extra`: its cluster flags, or none) whose view holds
+    10,000 finished jobs."""
     root = watch.folders(base)
     for i in range(10000):
         with open(os.path.join(root, "unprocessed", f"h{i:05d}.log"), "wb") as f:
             f.write(watch.BODY)
-    node = Node(binary, root, "api", ["--redis", redis.url(), "--node", "api"])
+    node = Node(binary, root, "api", extra)
     if not watch.wait_for_reports(root, 10000):
         raise SystemExit("api: the 10,000 files were not processed")
     time.sleep(1.5)
@@ -168,21 +169,34 @@ def main():
         if only in ("", "three"):
             print(f"== cluster: the same burst through three nodes on one tree against one daemon with --workers 2 "
                   f"({RUNS} alternating pairs)")
-            single, three = [], []
+            single, three, slim = [], [], []
             for _ in range(RUNS):
                 single.append(burst(binary, base, [["--workers", "2"]]))
                 redis.flush()
                 three.append(burst(binary, base, [["--redis", redis.url(), "--node", f"n{i}"] for i in range(3)]))
+                redis.flush()
+                slim.append(burst(binary, base, [["--redis", redis.url(), "--node", f"n{i}", "--workers", "1"]
+                                                 for i in range(3)]))
             print(f"      one daemon, --workers 2:    {runs('single', single)}")
-            print(f"      three nodes with --redis:   {runs('three', three)}")
-            print(f"      -> {statistics.median(three) / statistics.median(single):.2f}x one daemon")
+            print(f"      three nodes with --redis:   {runs('three', three)}  (2 workers each)")
+            print(f"      the same, --workers 1 each: {runs('slim', slim)}")
+            print(f"      -> {statistics.median(three) / statistics.median(single):.2f}x one daemon "
+                  f"({statistics.median(slim) / statistics.median(single):.2f}x with one worker per node)")
         if only in ("", "http"):
-            redis.flush()
-            rate, p99_ms, status = api(binary, base, redis)
-            jobs = re.search(r'"completed":\s*(\d+)', status)
-            print("== cluster: wrk -t2 -c50 -d10s on /api/status of a node with --redis, 10,000 jobs in the "
-                  "history (wrk on the same 2 cores)")
-            print(f"      {rate:8,.0f} req/s, p99 {p99_ms:.2f} ms  (completed in the view: {jobs.group(1) if jobs else '?'})")
+            print(f"== cluster: wrk -t2 -c50 -d10s on /api/status, 10,000 jobs in the history, a node with --redis "
+                  f"against a daemon without ({RUNS} alternating pairs; wrk on the same 2 cores)")
+            plain, clustered = [], []
+            for _ in range(RUNS):
+                plain.append(api(binary, base, []))
+                redis.flush()
+                clustered.append(api(binary, base, ["--redis", redis.url(), "--node", "api"]))
+            for label, results in (("one daemon, no Redis:", plain), ("one node with --redis:", clustered)):
+                rates = [r for r, _, _ in results]
+                p99s = [p for _, p, _ in results]
+                jobs = re.search(r'"completed":\s*(\d+)', results[-1][2])
+                print(f"      {label:24} {statistics.median(rates):8,.0f} req/s, p99 {statistics.median(p99s):.2f} ms "
+                      f"(medians; runs: {', '.join(f'{r:,.0f} req/s {p:.1f} ms' for r, p in zip(rates, p99s))}; "
+                      f"completed in the view: {jobs.group(1) if jobs else '?'})")
     finally:
         redis.stop()
         shutil.rmtree(base, ignore_errors=True)
