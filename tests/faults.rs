@@ -613,6 +613,61 @@ fn a_dribbling_upload_is_dropped_and_leaves_nothing() {
     assert_eq!(daemon.counts()["queued"], 0);
 }
 
+/// Only so many uploads are read at once (the others wait in the kernel's buffers), but a
+/// client that goes silent gives its turn up: forty silent uploads, more than the turns, do not
+/// keep a normal upload waiting for their body timeout.
+#[test]
+fn silent_uploads_do_not_keep_others_waiting() {
+    use std::io::Write;
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--body-timeout", "120s"], &[]);
+    let mut silent = Vec::new();
+    for i in 0..40 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
+        let body = format!(
+            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"s{i}.txt\"\r\n\r\nstart"
+        );
+        write!(
+            stream,
+            "POST /api/upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; \
+             boundary=b\r\nContent-Length: 100000\r\n\r\n{body}"
+        )
+        .expect("send");
+        silent.push(stream);
+    }
+    // Every turn is taken: each upload that has one is writing its temp file.
+    assert!(
+        wait_until(LONG, || ws
+            .files_in("watch_dir/unprocessed")
+            .iter()
+            .filter(|n| n.starts_with(".fp-"))
+            .count()
+            >= 32),
+        "{:?}",
+        ws.files_in("watch_dir/unprocessed")
+    );
+    let part = reqwest::blocking::multipart::Part::bytes(b"INFO after them\n".to_vec())
+        .file_name("after.log");
+    // Far below the silent ones' 120 s: had they kept their turns, this would time out.
+    let response = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+        .post(format!("http://127.0.0.1:{}/api/upload", daemon.port))
+        .multipart(reqwest::blocking::multipart::Form::new().part("file", part))
+        .send()
+        .expect("the upload is answered while forty others stay silent");
+    assert_eq!(response.status().as_u16(), 202);
+    assert!(
+        wait_until(LONG, || ws
+            .files_in("watch_dir/processed")
+            .contains(&"after.log".to_string())),
+        "{}",
+        daemon.log()
+    );
+    drop(silent);
+}
+
 #[test]
 fn an_upload_removed_before_it_is_queued_leaves_no_phantom_job() {
     let ws = Workspace::new();

@@ -133,6 +133,8 @@ pub fn server(
     // Per HTTP worker; more wait in the kernel's backlog until one closes.
     let max_connections = settings.max_connections.div_ceil(HTTP_WORKERS).max(1);
     let settings = web::Data::new(settings);
+    /// Bytes the multipart parser holds per upload at most, beyond the part it hands over.
+    const MULTIPART_BUFFER: usize = 16 << 10;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(store.clone())
@@ -142,6 +144,8 @@ pub fn server(
             .app_data(auth.clone())
             .app_data(settings.clone())
             .app_data(allowed_hosts.clone())
+            // The multipart parser's buffer per upload in flight (64 KiB by default).
+            .app_data(actix_multipart::MultipartConfig::default().buffer_limit(MULTIPART_BUFFER))
             .wrap(from_fn(auth::require_token))
             // Wrapped last, so it runs first: before the token is even looked at.
             .wrap(from_fn(guard::check_origin_and_host))

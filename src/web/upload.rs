@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use actix_multipart::Multipart;
-use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -33,14 +33,22 @@ use crate::store::JobStore;
 use crate::web::error::ApiError;
 use crate::web::{NextQuery, WebSettings};
 
-/// Small chunks are gathered up to this size before a write.
-const WRITE_BYTES: usize = 128 << 10;
+/// Small chunks are gathered up to this size before a write; one buffer of it per upload in
+/// flight, reused from write to write.
+const WRITE_BYTES: usize = 32 << 10;
 /// A request's body may exceed its files' bytes by this much (part headers and boundaries)
 /// before its `Content-Length` alone refuses it.
 const MULTIPART_OVERHEAD: u64 = 64 << 10;
 /// Parts one request may carry: each file part is a temporary file, and empty parts cost no
 /// bytes against the limit.
 const MAX_PARTS: usize = 1000;
+/// Uploads whose bodies are read at once; the others wait, their bytes in the kernel's socket
+/// buffers and the HTTP layer's read buffer, not in the multipart parser or a write buffer.
+/// A client silent for a second gives its turn up until its next bytes arrive, so slow
+/// clients cannot keep the others waiting.
+const READ_AT_ONCE: usize = 32;
+static READING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(READ_AT_ONCE);
+
 /// Longest name kept from a client, in bytes.
 const MAX_NAME_BYTES: usize = 200;
 
@@ -79,6 +87,31 @@ async fn next_within<S: futures_util::Stream + Unpin>(
         .map_err(|_| ApiError::Timeout(timeout))
 }
 
+/// A client silent this long gives its reading turn up until its next bytes arrive.
+const SILENT_WITH_TURN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The next item of a body stream (as `next_within`), holding a reading turn while bytes
+/// flow and none once the client has been silent for `SILENT_WITH_TURN`.
+async fn next_in_turn<S: futures_util::Stream + Unpin>(
+    stream: &mut S,
+    turn: &mut Option<tokio::sync::SemaphorePermit<'static>>,
+    timeout: std::time::Duration,
+) -> Result<Option<S::Item>, ApiError> {
+    let grace = SILENT_WITH_TURN.min(timeout);
+    let item = match tokio::time::timeout(grace, stream.next()).await {
+        Ok(item) => item,
+        Err(_) => {
+            *turn = None;
+            next_within(stream, timeout.saturating_sub(grace)).await?
+        }
+    };
+    if turn.is_none() {
+        // Never closed: an error could only mean reading without a turn.
+        *turn = READING.acquire().await.ok();
+    }
+    Ok(item)
+}
+
 /// Syncs (with `--fsync`) and closes a received part, keeping its path and identity.
 fn close(temp: NamedTempFile, durable: bool) -> std::io::Result<(tempfile::TempPath, (u64, u64))> {
     if durable {
@@ -105,12 +138,14 @@ pub async fn upload(
     if declared.is_some_and(|length| length > limit.saturating_add(MULTIPART_OVERHEAD)) {
         return Err(ApiError::TooLarge(limit));
     }
+    // Never closed: an error could only mean reading without a turn.
+    let mut turn = READING.acquire().await.ok();
     let mut staged: Vec<Staged> = Vec::new();
     let mut total: u64 = 0;
     let mut parts = 0;
     let idle = settings.body_timeout;
     let durable = settings.fsync;
-    while let Some(field) = next_within(&mut payload, idle).await? {
+    while let Some(field) = next_in_turn(&mut payload, &mut turn, idle).await? {
         let mut field = field.map_err(bad_multipart)?;
         parts += 1;
         if parts > MAX_PARTS {
@@ -144,8 +179,12 @@ pub async fn upload(
             None
         };
         let mut size: u64 = 0;
-        let mut pending = BytesMut::new();
-        while let Some(chunk) = next_within(&mut field, idle).await? {
+        let mut pending: Vec<u8> = if is_file {
+            Vec::with_capacity(WRITE_BYTES)
+        } else {
+            Vec::new()
+        };
+        while let Some(chunk) = next_in_turn(&mut field, &mut turn, idle).await? {
             let chunk = chunk.map_err(bad_multipart)?;
             total += chunk.len() as u64;
             if total > limit {
@@ -156,20 +195,19 @@ pub async fn upload(
                 continue; // not a file part: read and dropped
             };
             size += chunk.len() as u64;
-            pending.extend_from_slice(&chunk);
-            if pending.len() >= WRITE_BYTES {
-                temp = Some(
-                    write(file, pending.split().freeze())
-                        .await
-                        .map_err(store_error)?,
-                );
-            } else {
+            if pending.len() + chunk.len() <= WRITE_BYTES {
+                pending.extend_from_slice(&chunk);
                 temp = Some(file);
+                continue;
             }
+            // The gathered bytes, then the chunk itself (written from where it is, not copied).
+            let (file, buffer) = write(file, pending, chunk).await.map_err(store_error)?;
+            temp = Some(file);
+            pending = buffer;
         }
         if let Some(file) = temp {
             // The last bytes and the close in one trip to a blocking thread.
-            let last = pending.split().freeze();
+            let last = pending;
             let (temp, key) = block(move || {
                 let mut file = file;
                 file.write_all(&last)?;
@@ -186,6 +224,7 @@ pub async fn upload(
             });
         }
     }
+    drop(turn);
     if staged.is_empty() {
         return Err(ApiError::BadRequest(
             "no `file` part in the request".to_string(),
@@ -245,13 +284,18 @@ fn first_refusal(staged: &[Staged], rules: &TypeRules) -> Option<String> {
     })
 }
 
-async fn write(mut temp: NamedTempFile, bytes: Bytes) -> std::io::Result<NamedTempFile> {
-    if bytes.is_empty() {
-        return Ok(temp);
-    }
+/// Writes the gathered bytes and then `chunk`; gives the file back, and the buffer emptied
+/// for the next bytes.
+async fn write(
+    mut temp: NamedTempFile,
+    mut gathered: Vec<u8>,
+    chunk: Bytes,
+) -> std::io::Result<(NamedTempFile, Vec<u8>)> {
     block(move || {
-        temp.write_all(&bytes)?;
-        Ok(temp)
+        temp.write_all(&gathered)?;
+        temp.write_all(&chunk)?;
+        gathered.clear();
+        Ok((temp, gathered))
     })
     .await
 }
