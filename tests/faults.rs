@@ -565,24 +565,30 @@ fn a_flood_of_idle_connections_cannot_take_the_pipelines_descriptors() {
     assert!(!daemon.log().contains("cannot finish"), "{}", daemon.log());
 }
 
+/// An upload of `name` that sends its headers and five bytes of a 100,000-byte body, then
+/// nothing.
+fn silent_upload(daemon: &Daemon, name: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
+    let body = format!(
+        "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\nstart"
+    );
+    write!(
+        stream,
+        "POST /api/upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; \
+         boundary=b\r\nContent-Length: 100000\r\n\r\n{body}"
+    )
+    .expect("send");
+    stream
+}
+
 #[test]
 fn a_dribbling_upload_is_dropped_and_leaves_nothing() {
-    use std::io::Write;
     let ws = Workspace::new();
     let daemon = Daemon::start(&ws, &["--body-timeout", "1s"], &[]);
     let mut dribblers = Vec::new();
     for i in 0..5 {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
-        let body = format!(
-            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d{i}.txt\"\r\n\r\nstart"
-        );
-        write!(
-            stream,
-            "POST /api/upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; \
-             boundary=b\r\nContent-Length: 100000\r\n\r\n{body}"
-        )
-        .expect("send");
-        dribblers.push(stream);
+        dribblers.push(silent_upload(&daemon, &format!("d{i}.txt")));
     }
     // While they hang, each holds a temp file…
     assert!(
@@ -618,22 +624,11 @@ fn a_dribbling_upload_is_dropped_and_leaves_nothing() {
 /// keep a normal upload waiting for their body timeout.
 #[test]
 fn silent_uploads_do_not_keep_others_waiting() {
-    use std::io::Write;
     let ws = Workspace::new();
     let daemon = Daemon::start(&ws, &["--body-timeout", "120s"], &[]);
     let mut silent = Vec::new();
     for i in 0..40 {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
-        let body = format!(
-            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"s{i}.txt\"\r\n\r\nstart"
-        );
-        write!(
-            stream,
-            "POST /api/upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; \
-             boundary=b\r\nContent-Length: 100000\r\n\r\n{body}"
-        )
-        .expect("send");
-        silent.push(stream);
+        silent.push(silent_upload(&daemon, &format!("s{i}.txt")));
     }
     // Every turn is taken: each upload that has one is writing its temp file.
     assert!(

@@ -565,6 +565,19 @@ mod tests {
         );
     }
 
+    /// Starts job `id` on `store` and finishes it failed.
+    fn run_and_fail(store: &ReplicaStore, id: JobId) {
+        store.start(JobStart {
+            id,
+            original_name: "f".into(),
+            file: "f".into(),
+            size_bytes: 1,
+            queued_at: SystemTime::now(),
+        });
+        let report = crate::store::suite::report(id, false);
+        store.finish(id, &report, OsStr::new("f"), (1, 1));
+    }
+
     /// What `publish` sends: the batch as one JSON array.
     fn batch(changes: &[String]) -> String {
         format!("[{}]", changes.join(","))
@@ -578,19 +591,8 @@ mod tests {
         for id in [quick, slow] {
             there.queue(id, OsStr::new("f"), 1, SystemTime::now());
         }
-        there.start(JobStart {
-            id: quick,
-            original_name: "f".into(),
-            file: "f".into(),
-            size_bytes: 1,
-            queued_at: SystemTime::now(),
-        });
-        there.finish(
-            quick,
-            &crate::store::suite::report(quick, false),
-            OsStr::new("f"),
-            (1, 1),
-        );
+        run_and_fail(&there, quick);
+
         let changes = there.take_outbox(100);
         assert_eq!(
             changes.len(),
@@ -609,20 +611,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         there.begin_retry(quick).expect("retry");
         there.queue(quick, OsStr::new("f"), 1, SystemTime::now());
-        there.start(JobStart {
-            id: quick,
-            original_name: "f".into(),
-            file: "f".into(),
-            size_bytes: 1,
-            queued_at: SystemTime::now(),
-        });
         std::thread::sleep(Duration::from_millis(5));
-        there.finish(
-            quick,
-            &crate::store::suite::report(quick, false),
-            OsStr::new("f"),
-            (1, 1),
-        );
+        run_and_fail(&there, quick);
         let changes = there.take_outbox(100);
         assert_eq!(changes.len(), 1, "{changes:?}");
         here.apply_batch(&batch(&changes));
