@@ -565,6 +565,14 @@ fn a_flood_of_idle_connections_cannot_take_the_pipelines_descriptors() {
     assert!(!daemon.log().contains("cannot finish"), "{}", daemon.log());
 }
 
+/// Uploads being received: their temp files in `unprocessed/`.
+fn upload_temp_files(ws: &Workspace) -> usize {
+    ws.files_in("watch_dir/unprocessed")
+        .iter()
+        .filter(|n| n.starts_with(".fp-"))
+        .count()
+}
+
 /// An upload of `name` that sends its headers and five bytes of a 100,000-byte body, then
 /// nothing.
 fn silent_upload(daemon: &Daemon, name: &str) -> std::net::TcpStream {
@@ -592,12 +600,7 @@ fn a_dribbling_upload_is_dropped_and_leaves_nothing() {
     }
     // While they hang, each holds a temp file…
     assert!(
-        wait_until(LONG, || ws
-            .files_in("watch_dir/unprocessed")
-            .iter()
-            .filter(|n| n.starts_with(".fp-"))
-            .count()
-            == 5),
+        wait_until(LONG, || upload_temp_files(&ws) == 5),
         "{:?}",
         ws.files_in("watch_dir/unprocessed")
     );
@@ -632,12 +635,7 @@ fn silent_uploads_do_not_keep_others_waiting() {
     }
     // Every turn is taken: each upload that has one is writing its temp file.
     assert!(
-        wait_until(LONG, || ws
-            .files_in("watch_dir/unprocessed")
-            .iter()
-            .filter(|n| n.starts_with(".fp-"))
-            .count()
-            >= 32),
+        wait_until(LONG, || upload_temp_files(&ws) >= 32),
         "{:?}",
         ws.files_in("watch_dir/unprocessed")
     );

@@ -567,13 +567,7 @@ mod tests {
 
     /// Starts job `id` on `store` and finishes it failed.
     fn run_and_fail(store: &ReplicaStore, id: JobId) {
-        store.start(JobStart {
-            id,
-            original_name: "f".into(),
-            file: "f".into(),
-            size_bytes: 1,
-            queued_at: SystemTime::now(),
-        });
+        crate::store::suite::start(store, id);
         let report = crate::store::suite::report(id, false);
         store.finish(id, &report, OsStr::new("f"), (1, 1));
     }

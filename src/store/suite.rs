@@ -59,7 +59,7 @@ pub(crate) fn report(id: JobId, ok: bool) -> Report {
     )
 }
 
-fn start(store: &dyn JobStore, id: JobId) {
+pub(crate) fn start(store: &dyn JobStore, id: JobId) {
     store.start(JobStart {
         id,
         original_name: "f".into(),
