@@ -335,6 +335,12 @@ impl Scheduler {
             self.readiness.check_settled(now);
             self.readiness.give_back_memory();
             if now >= next_reconcile {
+                // A node that does not scan still sweeps its own view: it may hold jobs
+                // queued by a scanner whose later changes were lost (a Redis that restarted
+                // empty), which the scanning node's view never had.
+                if self.not_scanning() {
+                    self.sweep_ghosts();
+                }
                 self.rescan(false, now);
                 next_reconcile = now + self.settings.reconcile;
             }
@@ -552,9 +558,10 @@ impl Scheduler {
         true
     }
 
-    /// The scanning node's view of the queue against the folders: a job shown queued for a
-    /// while whose file is neither in `unprocessed/` nor claimed under its id (a dead node
-    /// offered it, or its last changes were lost) is forgotten, on every node.
+    /// A cluster node's view of the queue against the folders (every node sweeps its own): a
+    /// job shown queued for a while whose file is neither in `unprocessed/` nor claimed under
+    /// its id (a dead node offered it, or its last changes were lost) is forgotten, on every
+    /// node.
     fn sweep_ghosts(&mut self) {
         let names =
             |dir: &std::path::Path| -> Option<std::collections::HashSet<std::ffi::OsString>> {
