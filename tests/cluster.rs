@@ -30,6 +30,15 @@ fn nodes(daemon: &Daemon) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Waits until `daemon`'s log says `text` (a work-sharing mode, for instance).
+fn wait_for_log(daemon: &Daemon, text: &str) {
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon.log().contains(text)),
+        "never said {text:?}:\n{}",
+        daemon.log()
+    );
+}
+
 fn pair(name: &str, state: &str) -> (String, String) {
     (name.to_string(), state.to_string())
 }
@@ -762,25 +771,13 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
         ],
         &[],
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || a
-            .log()
-            .contains("this node scans and offers")),
-        "{}",
-        a.log()
-    );
+    wait_for_log(&a, "this node scans and offers");
     let mut b = Daemon::start(
         &ws,
         &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
         &[("FP_CRASH_AT", "after-offer")],
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || b
-            .log()
-            .contains("another node scans")),
-        "{}",
-        b.log()
-    );
+    wait_for_log(&b, "another node scans");
     const FILES: usize = 200;
     let line = b"2026-11-30T10:00:00Z INFO a line long enough to take a moment to count\n";
     let body = line.repeat(2000);
@@ -917,13 +914,7 @@ fn a_dead_nodes_untold_finishes_are_read_back_from_its_reports() {
         &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
         &[("FP_PAUSE_AT", "before-publish:600000")],
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || b
-            .log()
-            .contains("this node scans and offers")),
-        "{}",
-        b.log()
-    );
+    wait_for_log(&b, "this node scans and offers");
     let a = Daemon::start(
         &ws,
         &["--redis", &url, "--node", "a", "--node-timeout", "2s"],
@@ -965,4 +956,61 @@ fn a_dead_nodes_untold_finishes_are_read_back_from_its_reports() {
     ));
     assert_eq!(status, 200, "{job}");
     assert_eq!(job["state"], "completed", "{job}");
+}
+
+/// A node that does not scan stops watching `unprocessed/`; when the scanning node dies and
+/// it takes the lease, it watches again: a file dropped then is found by its watch (the
+/// reconcile scan is ten minutes away).
+#[test]
+fn a_node_that_takes_the_scanner_lease_watches_again() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let flags = |name| {
+        vec![
+            "--redis".to_string(),
+            url.clone(),
+            "--node".to_string(),
+            name,
+            "--node-timeout".to_string(),
+            "2s".to_string(),
+            "--reconcile-ms".to_string(),
+            "600000".to_string(),
+        ]
+    };
+    let a_args = flags("a".to_string());
+    let a = Daemon::start(
+        &ws,
+        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    wait_for_log(&a, "this node scans and offers");
+    let b_args = flags("b".to_string());
+    let b = Daemon::start(
+        &ws,
+        &b_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    wait_for_log(&b, "another node scans");
+    a.kill();
+    assert!(
+        wait_until(Duration::from_secs(15), || b
+            .log()
+            .contains("this node scans and offers")),
+        "{}",
+        b.log()
+    );
+    ws.write("watch_dir/unprocessed/later.log", b"INFO later\n");
+    assert!(
+        wait_until(Duration::from_secs(15), || ws
+            .files_in("watch_dir/processed")
+            .contains(&"later.log".to_string())),
+        "{:?}\n{}",
+        ws.files_in("watch_dir/unprocessed"),
+        b.log()
+    );
+    let report = ws.read_json("watch_dir/processed/later.log.report.json");
+    assert_eq!(report["node"], "b", "{report}");
 }
