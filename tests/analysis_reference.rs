@@ -93,3 +93,30 @@ fn csv_with_named_user_column_semicolons_and_ties() {
     }
     assert_same(&got["csv"], &want_top2, "semicolons");
 }
+
+/// Lines written by other programs (dpkg, apt, nginx, syslog, logfmt, JSON lines, Python's
+/// logging, klog, logback, env_logger): each line's level as a person reads it, counted by
+/// hand, and the reference's reading of the README rule agree with the report. dpkg's package
+/// names (`info:amd64`, `libgpg-error-l10n`) and words in a sentence count nothing.
+#[test]
+fn log_levels_of_real_formats_are_what_a_person_reads() {
+    let ws = Workspace::new();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/levels.log");
+    std::fs::copy(fixture, ws.path("levels.log")).expect("copy the fixture");
+    let want = reference_json("text", &ws.path("levels.log"), &[]);
+    let got = analyse(&ws, "levels.log", &[]);
+    let by_hand = serde_json::json!({
+        "CRITICAL": 1, "DEBUG": 1, "ERROR": 7, "INFO": 5, "NOTICE": 1, "WARN": 6
+    });
+    assert_eq!(got["text"]["log_levels"], by_hand);
+    assert_eq!(want["log_levels"], by_hand);
+
+    // This machine's own logs, where it has them: the report reads them as the reference does.
+    for log in ["/var/log/dpkg.log", "/var/log/apt/history.log"] {
+        if std::fs::copy(log, ws.path("machine.log")).is_ok() {
+            let want = reference_json("text", &ws.path("machine.log"), &[]);
+            let got = analyse(&ws, "machine.log", &[]);
+            assert_same(&got["text"], &want, log);
+        }
+    }
+}

@@ -34,13 +34,76 @@ import re
 import sys
 
 SPACE = b" \t\n\r\x0b\x0c"
-LEVELS = {"TRACE": "TRACE", "DEBUG": "DEBUG", "INFO": "INFO", "NOTICE": "NOTICE",
-          "WARN": "WARN", "WARNING": "WARN", "ERROR": "ERROR", "CRITICAL": "CRITICAL",
-          "FATAL": "FATAL"}
+LEVELS = {"trace": "TRACE", "debug": "DEBUG", "info": "INFO", "notice": "NOTICE",
+          "warn": "WARN", "warning": "WARN", "err": "ERROR", "error": "ERROR",
+          "crit": "CRITICAL", "critical": "CRITICAL", "alert": "CRITICAL", "fatal": "FATAL",
+          "emerg": "FATAL", "panic": "FATAL"}
+# README "text": a level word counts at the line's start or after its timestamp, in brackets,
+# before ":", as the value of a level key, or as klog's letter; only the first 268 bytes of a
+# line are read, and a level word must start in the first 256.
+BLANK = rb"[ \t\r\x0b\x0c]"
+TOKEN = re.compile(rb"[A-Za-z0-9_./-]+")
+STAMP_WORD = re.compile(rb"[0-9][0-9+,\-./:TZ]*(?=[ \t\r\x0b\x0c\]]|$)")
+CALENDAR = re.compile(rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu"
+                      rb"|Fri|Sat|Sun),?(?=[ \t\r\x0b\x0c]|$)")
+SEPARATOR = re.compile(rb"[-|](?=[ \t\r\x0b\x0c]|$)")
+KLOG = {ord("I"): "INFO", ord("W"): "WARN", ord("E"): "ERROR", ord("F"): "FATAL"}
+KEY = rb"(?:level|lvl|severity)"
+BARE_VALUE = re.compile(rb"(?:^|[^A-Za-z0-9_./-])" + KEY + rb"=$", re.I)
+QUOTED_VALUE = re.compile(rb"(?:^|[^A-Za-z0-9_./-])" + KEY + rb'="$', re.I)
+JSON_VALUE = re.compile(rb'"' + KEY + rb'"' + BLANK + rb"*:" + BLANK + rb'*"$', re.I)
+OPEN = re.compile(rb"([\[<])" + BLANK + rb"{0,3}$")
+CLOSE = re.compile(BLANK + rb"{0,3}([\]>])")
 USER_NAMES = {"userid", "user", "username", "uid", "customerid", "clientid", "accountid",
               "memberid"}
 INT_RE = re.compile(r"[+-]?[0-9]+")
 FLOAT_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def header_end(line):
+    at, brackets = 0, 0
+    while True:
+        at = re.compile(BLANK + b"*").match(line, at).end()
+        if at >= len(line) or at >= 256:
+            return at, brackets
+        if line[at:at + 1] == b"[":
+            if STAMP_WORD.match(line, at + 1):
+                at += 1
+                continue
+            close = line.find(b"]", at)
+            if brackets < 2 and close >= 0:
+                at, brackets = close + 1, brackets + 1
+                continue
+            return at, brackets
+        match = STAMP_WORD.match(line, at) or SEPARATOR.match(line, at) or CALENDAR.match(line, at)
+        if not match:
+            return at, brackets
+        at = match.end() + (1 if line[match.end():match.end() + 1] == b"]" else 0)
+
+
+def level_of(line):
+    line = line[:268]
+    if re.match(rb"[IWEF][0-9]{4} ", line):
+        return KLOG[line[0]]
+    header, _ = header_end(line)
+    for match in TOKEN.finditer(line):
+        start, end = match.span()
+        if start >= 256:
+            return None
+        word = match.group().decode("ascii")
+        if word not in (word.lower(), word.upper(), word.capitalize()) or word.lower() not in LEVELS:
+            continue
+        before, after = line[:start], line[end:end + 1]
+        bracket = OPEN.search(before), CLOSE.match(line, end)
+        if ((start == header and (after in (b"", b":") or re.fullmatch(BLANK, after)))
+                or re.match(b":(?:" + BLANK + b"|$)", line[end:])
+                or (re.search(b"(?:^|" + BLANK + b")- $", before)
+                    and re.match(b" -(?:" + BLANK + b"|$)", line[end:]))
+                or (all(bracket) and bracket[0].group(1) + bracket[1].group(1) in (b"[]", b"<>"))
+                or BARE_VALUE.search(before)
+                or (after == b'"' and (QUOTED_VALUE.search(before) or JSON_VALUE.search(before)))):
+            return LEVELS[word.lower()]
+    return None
 
 
 def text_stats(data):
@@ -59,13 +122,9 @@ def text_stats(data):
         if line.strip(SPACE) == b"":
             blank += 1
         longest = max(longest, len(line[:-1] if line.endswith(b"\r") else line))
-        for match in re.finditer(rb"[A-Za-z0-9_]+", line):
-            if match.start() >= 256:
-                break
-            word = match.group().decode("ascii")
-            if word in (word.upper(), word.lower()) and word.upper() in LEVELS:
-                levels[LEVELS[word.upper()]] += 1
-                break
+        level = level_of(line)
+        if level:
+            levels[level] += 1
     return {"lines": lines, "words": len(data.split()), "chars": chars, "blank_lines": blank,
             "max_line_bytes": longest, "log_levels": dict(levels)}
 
@@ -130,7 +189,10 @@ def csv_stats(data, user_column=None):
 
 def gen_text(rng):
     pieces = [b"\n", b"\r\n", b" ", b"\t", b"\x0b\x0c", b"INFO", b"error", b"WARNING ", b"Error",
-              b"ERROR_X", "é€😀".encode(), b"\0", b"word", b"x" * 300, b"[debug]", b"\n\n"]
+              b"ERROR_X", "é€😀".encode(), b"\0", b"word", b"x" * 300, b"[debug]", b"\n\n",
+              b"\n2026-11-23T08:00:00.123Z ", b"\nNov 23 08:00:00 ", b"[main] ", b"- ", b"| ",
+              b":", b"level=", b'"level": "', b'"', b"< warn >", b"[ INFO  ]", b"pkg-error:",
+              b"\nE1123 ", b"\n[2026-11-23 08:00:00] ", b"crit", b"Panic", b"lvl=", b"]"]
     out = []
     for _ in range(rng.randint(2000, 6000)):
         out.append(rng.choice(pieces))

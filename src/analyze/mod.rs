@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod budget;
+pub mod classes;
 pub mod compressed;
 pub mod csv;
 pub mod detect;
@@ -24,6 +25,7 @@ pub mod exact_sum;
 pub mod hash;
 pub mod isolate;
 pub mod json;
+pub mod levels;
 pub mod rules;
 pub mod section;
 pub mod segments;

@@ -4,45 +4,22 @@
 //! non-empty and does not end in `\n`; `words` are runs of bytes that are not ASCII whitespace
 //! (Python's `len(data.split())`); `chars` counts Unicode scalar values and is `None` unless the
 //! whole file is valid UTF-8. A line is blank when it holds only ASCII whitespace;
-//! `max_line_bytes` excludes the `\n` and a `\r` right before it. A line's log level is the first
-//! level word (whole word, all upper or all lower case) that starts within its first
-//! [`LEVEL_WINDOW`] bytes.
+//! `max_line_bytes` excludes the `\n` and a `\r` right before it. A line's log level is decided
+//! from its first bytes by the rule of [`levels`].
 //!
 //! The file is cut into line-aligned segments analysed in parallel; each segment is streamed
 //! through fixed-size buffers, so the result never depends on where buffers or segments end.
 
 use std::collections::BTreeMap;
 
-use memchr::memchr_iter;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::classes;
+use super::levels::{self, LEVELS};
 use super::section::{Figure, Section, Table, fact, or_dash};
 use super::segments::{self, Segment};
 use super::{AnalysisError, AnalysisOptions, Progress, Source};
-
-/// Only the first bytes of a line are searched for a level word: loggers put it near the start,
-/// and a bound keeps a 10 GB line from costing anything extra.
-pub const LEVEL_WINDOW: usize = 256;
-
-/// Canonical level names, in report order.
-const LEVELS: [&str; 8] = [
-    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "CRITICAL", "FATAL",
-];
-
-/// Words recognised as levels and the canonical level each one counts as.
-const LEVEL_WORDS: [(&str, usize); 9] = [
-    ("TRACE", 0),
-    ("DEBUG", 1),
-    ("INFO", 2),
-    ("NOTICE", 3),
-    ("WARNING", 4),
-    ("WARN", 4),
-    ("ERROR", 5),
-    ("CRITICAL", 6),
-    ("FATAL", 7),
-];
-const LONGEST_LEVEL_WORD: usize = 8;
 
 /// The `text` section of a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,92 +80,6 @@ impl Section for TextReport {
         }
         tables
     }
-}
-
-/// The level of a line given as `window` (its first bytes at most `OpenLine::WINDOW_CAP`):
-/// the level of its first level word that starts within `LEVEL_WINDOW`. A level word counts
-/// only as a whole word, so it is a whole token (a run of word bytes): the search steps from
-/// token to token and compares only tokens of a level word's length, and it stops at the
-/// first level. The rest of the line is never read.
-fn level_in_window(window: &[u8]) -> Option<usize> {
-    let starts_before = window.len().min(LEVEL_WINDOW);
-    let mut at = 0;
-    while at < starts_before {
-        if !is_word_byte(window[at]) {
-            at += 1;
-            continue;
-        }
-        let start = at;
-        while at < window.len() && is_word_byte(window[at]) {
-            at += 1;
-        }
-        // A token cut by the window's end is longer than any level word: the window reaches
-        // `LONGEST_LEVEL_WORD + 1` bytes past the last start it searches.
-        if let Some(level) = level_of_word(&window[start..at]) {
-            return Some(level);
-        }
-    }
-    None
-}
-
-/// The level a token names: one of `LEVEL_WORDS`, all upper or all lower case.
-fn level_of_word(token: &[u8]) -> Option<usize> {
-    if !(4..=LONGEST_LEVEL_WORD).contains(&token.len()) {
-        return None;
-    }
-    LEVEL_WORDS.iter().find_map(|&(word, level)| {
-        let word = word.as_bytes();
-        let same = token == word
-            || (token.len() == word.len()
-                && token
-                    .iter()
-                    .zip(word)
-                    .all(|(&t, &w)| t == w.to_ascii_lowercase()));
-        same.then_some(level)
-    })
-}
-
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// ASCII whitespace as Python's `bytes.split()` sees it: space and `\t \n \v \f \r`.
-#[inline(always)]
-fn is_space(b: u8) -> bool {
-    b == b' ' || b.wrapping_sub(b'\t') < 5
-}
-
-/// Counts word starts in `buf`: a non-space byte whose predecessor is a space (or, for the
-/// first byte, when `prev_is_space`). Written as a flat loop over two offset slices so that the
-/// compiler vectorises it.
-fn count_word_starts(buf: &[u8], prev_is_space: bool) -> u64 {
-    let Some(&first) = buf.first() else {
-        return 0;
-    };
-    let mut total = u64::from(prev_is_space && !is_space(first));
-    let (before, after) = (&buf[..buf.len() - 1], &buf[1..]);
-    // Per-block u8 counters keep the vector lanes 16 bytes wide (a block of 255 cannot overflow).
-    for (a, b) in before.chunks(255).zip(after.chunks(255)) {
-        let mut block: u8 = 0;
-        for (&x, &y) in a.iter().zip(b) {
-            block += u8::from(is_space(x) & !is_space(y));
-        }
-        total += u64::from(block);
-    }
-    total
-}
-
-/// Bytes that start a UTF-8 character (everything but continuation bytes `10xxxxxx`).
-fn count_char_starts(buf: &[u8]) -> u64 {
-    let mut total = 0u64;
-    for block in buf.chunks(255) {
-        let mut n: u8 = 0;
-        for &b in block {
-            n += u8::from((b as i8) >= -0x40);
-        }
-        total += u64::from(n);
-    }
-    total
 }
 
 /// UTF-8 validation across buffer boundaries: at most three bytes of an unfinished character
@@ -280,59 +171,41 @@ impl TextCounts {
     }
 }
 
-/// The line still open at the end of a buffer.
-#[derive(Debug, Clone)]
-struct OpenLine {
-    len: u64,
-    only_space: bool,
-    last_byte: u8,
-    /// The first `LEVEL_WINDOW + LONGEST_LEVEL_WORD + 1` bytes, enough to decide its level.
-    window: Vec<u8>,
-}
-
-impl OpenLine {
-    const WINDOW_CAP: usize = LEVEL_WINDOW + LONGEST_LEVEL_WORD + 1;
-
-    fn new() -> Self {
-        OpenLine {
-            len: 0,
-            only_space: true,
-            last_byte: 0,
-            window: Vec::new(),
-        }
-    }
-
-    fn extend(&mut self, piece: &[u8]) {
-        let Some(&last) = piece.last() else {
-            return;
-        };
-        if self.window.len() < Self::WINDOW_CAP {
-            let room = Self::WINDOW_CAP - self.window.len();
-            self.window
-                .extend_from_slice(&piece[..room.min(piece.len())]);
-        }
-        self.only_space = self.only_space && piece.iter().all(|&b| is_space(b));
-        self.last_byte = last;
-        self.len += piece.len() as u64;
-    }
-}
-
-/// Streams one segment.
+/// Streams one segment. Each buffer is read in blocks of 64 bytes whose byte classes are bit
+/// masks ([`classes`]): words and characters are population counts of those masks, and lines
+/// are found bit by bit in the newline mask, so no loop runs over single bytes except at a
+/// line's start (its level) and in the last block of a buffer.
 struct TextScanner {
     counts: TextCounts,
-    prev_is_space: bool,
     utf8: Utf8Stream,
-    open: OpenLine,
+    /// Bytes of the segment before the current buffer.
+    offset: u64,
+    /// Whether the byte before the next one is a space (a segment starts at the file's start
+    /// or after a `\n`).
+    prev_is_space: bool,
+    /// The last byte of the previous buffer (a `\r` before a `\n` that starts this one).
+    prev_byte: u8,
+    /// Where the open line starts, in the segment.
+    line_start: u64,
+    /// One past the last non-space byte seen (0: none): the open line is blank while this is
+    /// not past its start.
+    non_space_end: u64,
+    /// The open line's first bytes (up to `levels::WINDOW_CAP`) when it started in an earlier
+    /// buffer.
+    window: Vec<u8>,
 }
 
 impl TextScanner {
     fn new() -> Self {
         TextScanner {
             counts: TextCounts::default(),
-            // A segment starts at the file start or after a `\n`.
-            prev_is_space: true,
             utf8: Utf8Stream::new(),
-            open: OpenLine::new(),
+            offset: 0,
+            prev_is_space: true,
+            prev_byte: 0,
+            line_start: 0,
+            non_space_end: 0,
+            window: Vec::new(),
         }
     }
 
@@ -340,55 +213,93 @@ impl TextScanner {
         let Some(&last) = buf.last() else {
             return;
         };
-        self.counts.words += count_word_starts(buf, self.prev_is_space);
-        self.prev_is_space = is_space(last);
-        self.counts.char_starts += count_char_starts(buf);
         self.utf8.feed(buf);
+        let (blocks, tail) = buf.as_chunks::<64>();
+        for (i, block) in blocks.iter().enumerate() {
+            self.block(buf, i * 64, classes::text_block(block), u64::MAX);
+        }
+        if !tail.is_empty() {
+            let valid = u64::MAX >> (64 - tail.len());
+            self.block(buf, blocks.len() * 64, classes::text_bytes(tail), valid);
+        }
+        // The open line's first bytes, kept for its level when it ends in a later buffer.
+        let end = self.offset + buf.len() as u64;
+        if self.line_start < end && self.window.len() < levels::WINDOW_CAP {
+            let from = self.line_start.saturating_sub(self.offset) as usize;
+            let room = levels::WINDOW_CAP - self.window.len();
+            let piece = &buf[from..];
+            self.window
+                .extend_from_slice(&piece[..room.min(piece.len())]);
+        }
+        self.prev_byte = last;
+        self.offset = end;
+    }
 
-        let mut line_start = 0;
-        for newline in memchr_iter(b'\n', buf) {
-            if self.open.len > 0 {
-                self.open.extend(&buf[line_start..newline]);
-                self.close_open_line();
-            } else {
-                self.close_line_in_buffer(buf, line_start, newline);
+    /// One block of `buf` at `at`; `valid` has a bit for each byte the block holds.
+    #[inline(always)]
+    fn block(&mut self, buf: &[u8], at: usize, classes: classes::Text, valid: u64) {
+        let non_space = !classes.space & valid;
+        let word_starts = non_space & ((classes.space << 1) | u64::from(self.prev_is_space));
+        self.counts.words += u64::from(word_starts.count_ones());
+        self.counts.char_starts += u64::from((!classes.continuation & valid).count_ones());
+        let top = 63 - valid.leading_zeros();
+        self.prev_is_space = classes.space >> top & 1 == 1;
+        let base = self.offset + at as u64;
+        let mut newlines = classes.newline;
+        while newlines != 0 {
+            let bit = newlines.trailing_zeros();
+            let before = non_space & ((1u64 << bit) - 1);
+            if before != 0 {
+                self.non_space_end = base + u64::from(64 - before.leading_zeros());
             }
-            line_start = newline + 1;
+            self.end_line(buf, at + bit as usize);
+            newlines &= newlines - 1;
         }
-        self.open.extend(&buf[line_start..]);
-    }
-
-    fn close_line_in_buffer(&mut self, buf: &[u8], start: usize, end: usize) {
-        let line = &buf[start..end];
-        let content_len = line.len() - usize::from(line.last() == Some(&b'\r'));
-        self.record_line(content_len as u64, line.iter().all(|&b| is_space(b)));
-        // Only the line's first bytes are searched, and only up to its first level word:
-        // the automaton never sees the rest of the line.
-        let window = &line[..line.len().min(OpenLine::WINDOW_CAP)];
-        if let Some(level) = level_in_window(window) {
-            self.counts.levels[level] += 1;
+        if non_space != 0 {
+            self.non_space_end = base + u64::from(64 - non_space.leading_zeros());
         }
     }
 
-    fn close_open_line(&mut self) {
-        let open = std::mem::replace(&mut self.open, OpenLine::new());
-        let content_len = open.len - u64::from(open.last_byte == b'\r');
-        self.record_line(content_len, open.only_space);
-        if let Some(level) = level_in_window(&open.window) {
-            self.counts.levels[level] += 1;
-        }
+    /// The open line ends at the `\n` at `buf[newline]`.
+    fn end_line(&mut self, buf: &[u8], newline: usize) {
+        let end = self.offset + newline as u64;
+        let len = end - self.line_start;
+        let before = if newline > 0 {
+            buf[newline - 1]
+        } else {
+            self.prev_byte
+        };
+        let content_len = len - u64::from(len > 0 && before == b'\r');
+        let level = if self.line_start >= self.offset {
+            let from = (self.line_start - self.offset) as usize;
+            levels::level_of_line(&buf[from..newline])
+        } else {
+            let room = levels::WINDOW_CAP.saturating_sub(self.window.len());
+            self.window.extend_from_slice(&buf[..room.min(newline)]);
+            let level = levels::level_of_line(&self.window);
+            self.window.clear();
+            level
+        };
+        self.record_line(content_len, level);
+        self.line_start = end + 1;
     }
 
-    fn record_line(&mut self, content_len: u64, only_space: bool) {
+    fn record_line(&mut self, content_len: u64, level: Option<usize>) {
         self.counts.lines += 1;
-        self.counts.blank_lines += u64::from(only_space);
+        self.counts.blank_lines += u64::from(self.non_space_end <= self.line_start);
         self.counts.max_line_bytes = self.counts.max_line_bytes.max(content_len);
+        if let Some(level) = level {
+            self.counts.levels[level] += 1;
+        }
     }
 
     /// Ends the segment. Only the file's last segment can end inside a line.
     fn finish(mut self, at_end_of_file: bool) -> TextCounts {
-        if at_end_of_file && self.open.len > 0 {
-            self.close_open_line();
+        if at_end_of_file && self.offset > self.line_start {
+            let len = self.offset - self.line_start;
+            let content_len = len - u64::from(self.prev_byte == b'\r');
+            let level = levels::level_of_line(&self.window);
+            self.record_line(content_len, level);
         }
         self.counts.invalid_utf8 = !self.utf8.finish();
         self.counts
@@ -567,36 +478,10 @@ mod tests {
         }
     }
 
+    /// The level rule has its own tests (`levels`); here it is applied to whole lines, so
+    /// that the streamed windows must agree with it.
     fn reference_level(line: &[u8]) -> Option<&'static str> {
-        let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-        for start in 0..line.len().min(LEVEL_WINDOW) {
-            if start > 0 && word_byte(line[start - 1]) {
-                continue;
-            }
-            let mut end = start;
-            while end < line.len() && word_byte(line[end]) {
-                end += 1;
-            }
-            let word = &line[start..end];
-            let upper = word.to_ascii_uppercase();
-            let is_one_case = word == upper.as_slice() || word == word.to_ascii_lowercase();
-            if !is_one_case {
-                continue;
-            }
-            let name = match upper.as_slice() {
-                b"TRACE" => "TRACE",
-                b"DEBUG" => "DEBUG",
-                b"INFO" => "INFO",
-                b"NOTICE" => "NOTICE",
-                b"WARN" | b"WARNING" => "WARN",
-                b"ERROR" => "ERROR",
-                b"CRITICAL" => "CRITICAL",
-                b"FATAL" => "FATAL",
-                _ => continue,
-            };
-            return Some(name);
-        }
-        None
+        levels::level_of_line(line).map(|i| LEVELS[i])
     }
 
     fn run(data: &[u8], segment_bytes: u64, buffer_bytes: usize) -> TextReport {
@@ -658,23 +543,23 @@ mod tests {
     }
 
     #[test]
-    fn log_levels_are_whole_words_near_the_start() {
+    fn log_levels_count_where_logs_put_them() {
         let data = b"2026-01-01 INFO start\n\
-            WARNING disk\n\
-            [error] lower case\n\
+            WARNING:root:disk\n\
+            x [error] lower case\n\
             INFORMATION is not a level\n\
-            x ERROR_CODE=5 ERROR y\n\
-            Error mixed case is not a level\n\
+            x ERROR_CODE=5 pkg-error y\n\
+            the job ended with an error\n\
             INFO then ERROR counts once as INFO\n";
         let got = run(data, 16, 7);
         assert_eq!(
             got.log_levels,
-            levels(&[("ERROR", 2), ("INFO", 2), ("WARN", 1)])
+            levels(&[("ERROR", 1), ("INFO", 2), ("WARN", 1)])
         );
-        let mut far = vec![b'x'; LEVEL_WINDOW];
-        far.extend_from_slice(b" ERROR\n");
-        let mut near = vec![b'x'; LEVEL_WINDOW - 2];
-        near.extend_from_slice(b" ERROR\n");
+        let mut far = vec![b'x'; levels::LEVEL_WINDOW];
+        far.extend_from_slice(b" [ERROR]\n");
+        let mut near = vec![b'x'; levels::LEVEL_WINDOW - 3];
+        near.extend_from_slice(b" [ERROR]\n");
         let got = run(&[far, near].concat(), 100, 33);
         assert_eq!(got.log_levels, levels(&[("ERROR", 1)]));
     }
@@ -701,6 +586,12 @@ mod tests {
             Just(b"INFO".to_vec()),
             Just(b"error".to_vec()),
             Just(b"WARNING".to_vec()),
+            Just(b"[warn]".to_vec()),
+            Just(b"Error:".to_vec()),
+            Just(b"level=".to_vec()),
+            Just(b"\"level\": \"".to_vec()),
+            Just(b"2026-11-23T08:00:00Z ".to_vec()),
+            Just(b"-".to_vec()),
             Just(b"_".to_vec()),
             Just("é€😀".as_bytes().to_vec()),
             Just(b"\xf0\x9f".to_vec()),
