@@ -176,6 +176,46 @@ mod sse2 {
     }
 }
 
+/// [`Text`] with AVX2, for processors that have it (checked at run time by the caller).
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::Text;
+
+    /// [`Text`] of a whole block, 32 bytes per instruction.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn text_block(block: &[u8; 64]) -> Text {
+        let (words, _) = block.as_chunks::<8>();
+        let word = |i: usize| i64::from_le_bytes(words[i]);
+        let lanes = [
+            _mm256_set_epi64x(word(3), word(2), word(1), word(0)),
+            _mm256_set_epi64x(word(7), word(6), word(5), word(4)),
+        ];
+        let mut masks = Text {
+            newline: 0,
+            space: 0,
+            continuation: 0,
+        };
+        for (i, v) in lanes.into_iter().enumerate() {
+            let shift = 32 * i;
+            let newline = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\n' as i8));
+            // `\t \n \v \f \r` are 9..=13: `b - 9` is at most 4, unsigned.
+            let shifted = _mm256_sub_epi8(v, _mm256_set1_epi8(9));
+            let control = _mm256_cmpeq_epi8(_mm256_min_epu8(shifted, _mm256_set1_epi8(4)), shifted);
+            let space =
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(b' ' as i8)), control);
+            // Signed `b < -0x40`: the bytes `0x80..=0xBF`.
+            let continuation = _mm256_cmpgt_epi8(_mm256_set1_epi8(-0x40), v);
+            masks.newline |= u64::from(_mm256_movemask_epi8(newline) as u32) << shift;
+            masks.space |= u64::from(_mm256_movemask_epi8(space) as u32) << shift;
+            masks.continuation |= u64::from(_mm256_movemask_epi8(continuation) as u32) << shift;
+        }
+        masks
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +233,11 @@ mod tests {
         for start in (0..256).step_by(64) {
             let block: [u8; 64] = std::array::from_fn(|i| (start + i) as u8);
             assert_eq!(text_block(&block), text_bytes(&block), "from {start}");
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the processor has AVX2 (checked just above).
+                assert_eq!(unsafe { avx2::text_block(&block) }, text_bytes(&block));
+            }
             let first: &[u8; 32] = block.first_chunk().expect("32 bytes");
             assert_eq!(head32(first), head_bytes(first), "from {start}");
         }
@@ -203,6 +248,11 @@ mod tests {
         fn vector_classes_are_the_bytewise_ones(a in prop::array::uniform32(any::<u8>()), b in prop::array::uniform32(any::<u8>())) {
             let block = block(a, b);
             prop_assert_eq!(text_block(&block), text_bytes(&block));
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the processor has AVX2 (checked just above).
+                prop_assert_eq!(unsafe { avx2::text_block(&block) }, text_bytes(&block));
+            }
             prop_assert_eq!(head32(&a), head_bytes(&a));
         }
     }
