@@ -184,6 +184,10 @@ pub mod avx2 {
     use super::Text;
 
     /// [`Text`] of a whole block, 32 bytes per instruction.
+    ///
+    /// # Safety
+    ///
+    /// The processor must have AVX2 (`is_x86_feature_detected!("avx2")`).
     #[inline]
     #[target_feature(enable = "avx2")]
     pub fn text_block(block: &[u8; 64]) -> Text {
