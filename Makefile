@@ -34,13 +34,11 @@ lint:
 bench:
 	bash bench/run.sh
 
-## Only the watch-mode figures (burst vs the floor loop, latency, memory).
-## How late --job-timeout stops an analysis, on inputs that would run far longer.
-## Every hostile archive of the archives issue: outcome, time, peak memory.
 ## Spreadsheets against openpyxl, a 200-page PDF against pdftotext.
 bench-documents:
 	bash bench/run.sh documents
 
+## Every hostile archive of the archives issue: outcome, time, peak memory.
 bench-bombs:
 	bash bench/run.sh bombs
 
@@ -52,9 +50,11 @@ bench-workbooks:
 bench-cluster:
 	bash bench/run.sh cluster
 
+## How late --job-timeout stops an analysis, on inputs that would run far longer.
 bench-timeout:
 	bash bench/run.sh timeout
 
+## Only the watch-mode figures (burst vs the floor loop, latency, memory).
 bench-watch:
 	bash bench/run.sh watch
 
