@@ -68,6 +68,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     bytes: Counter,
     duration: Histogram,
+    latency: Histogram,
     rescans: Counter,
     node: Option<NodeFamilies>,
 }
@@ -93,8 +94,9 @@ impl Metrics {
         let jobs = Family::<StateLabel, Gauge>::default();
         let queue_depth = Gauge::default();
         let bytes = Counter::default();
-        // 1 ms to ~65 s.
-        let duration = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        // 100 µs to ~52 s: a small file takes well under a millisecond.
+        let duration = Histogram::new(exponential_buckets(0.0001, 2.0, 20));
+        let latency = Histogram::new(exponential_buckets(0.0001, 2.0, 20));
         let rescans = Counter::default();
         let node = node.map(|name| NodeFamilies {
             node: name.to_string(),
@@ -146,8 +148,14 @@ impl Metrics {
         );
         registry.register(
             "job_duration_seconds",
-            "Analysis time per finished job",
+            "Analysis time per finished job (microsecond precision)",
             duration.clone(),
+        );
+        registry.register(
+            "job_latency_seconds",
+            "Time per finished job from ready (queued) to finished: the wait for a worker \
+             included",
+            latency.clone(),
         );
         registry.register(
             "rescans",
@@ -160,14 +168,18 @@ impl Metrics {
             queue_depth,
             bytes,
             duration,
+            latency,
             rescans,
             node,
         }
     }
 
-    pub fn job_finished(&self, size_bytes: u64, duration_ms: u64, failed: bool) {
+    /// A job finished: its size, its analysis time and its time since it was ready, both in
+    /// microseconds.
+    pub fn job_finished(&self, size_bytes: u64, duration_us: u64, latency_us: u64, failed: bool) {
         self.bytes.inc_by(size_bytes);
-        self.duration.observe(duration_ms as f64 / 1000.0);
+        self.duration.observe(duration_us as f64 / 1e6);
+        self.latency.observe(latency_us as f64 / 1e6);
         if let Some(node) = &self.node {
             if failed {
                 node.failed.inc();
@@ -245,8 +257,8 @@ mod tests {
     #[test]
     fn the_exposition_has_every_family() {
         let metrics = Metrics::new();
-        metrics.job_finished(1000, 3, false);
-        metrics.job_finished(24, 2000, true);
+        metrics.job_finished(1000, 300, 250_000, false);
+        metrics.job_finished(24, 2_000_000, 2_000_000, true);
         metrics.rescanned();
         let counts = Counts {
             queued: 2,
@@ -261,6 +273,10 @@ mod tests {
             "file_processor_queue_depth 2",
             "file_processor_processed_bytes_total 1024",
             "file_processor_job_duration_seconds_count 2",
+            "file_processor_job_duration_seconds_sum 2.0003",
+            "file_processor_job_latency_seconds_count 2",
+            "file_processor_job_latency_seconds_sum 2.25",
+            "file_processor_job_duration_seconds_bucket{le=\"0.0004\"} 1",
             "file_processor_rescans_total 1",
         ] {
             assert!(
@@ -273,9 +289,9 @@ mod tests {
     #[test]
     fn a_cluster_node_exports_its_own_jobs_and_the_cluster_only_as_reporter() {
         let metrics = Metrics::for_node("a");
-        metrics.job_finished(10, 1, false);
-        metrics.job_finished(10, 1, true);
-        metrics.job_finished(10, 1, false);
+        metrics.job_finished(10, 1, 2, false);
+        metrics.job_finished(10, 1, 2, true);
+        metrics.job_finished(10, 1, 2, false);
         let counts = Counts {
             queued: 4,
             processing: 3,

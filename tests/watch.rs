@@ -594,3 +594,48 @@ fn a_port_in_use_is_one_error_line_and_nothing_moves() {
         [".fp-upload.tmp", "waiting.txt"]
     );
 }
+
+/// Small jobs take well under a millisecond: the report's `duration_us` and the duration
+/// histogram keep them (the histogram once summed whole milliseconds, so such jobs counted 0),
+/// and the time from ready to finished has its own histogram, never shorter than the analysis.
+#[test]
+fn small_jobs_are_timed_to_the_microsecond() {
+    let ws = Workspace::new();
+    let files = stage_files(&ws, 20, "tiny");
+    let daemon = Daemon::start(&ws, &["--settle-ms", "100"], &[]);
+    for (name, _) in &files {
+        move_in(&ws, name);
+    }
+    assert!(
+        wait_until(LONG, || count_finished(&ws) == files.len()),
+        "{}",
+        daemon.log()
+    );
+    let mut reported_us = 0u64;
+    for (name, _) in &files {
+        let report = ws.read_json(&format!("watch_dir/processed/{name}.report.json"));
+        let us = report["duration_us"].as_u64().expect("duration_us");
+        assert_eq!(report["duration_ms"].as_u64(), Some(us / 1000), "{report}");
+        reported_us += us;
+    }
+    assert!(reported_us > 0, "every job took 0 µs?");
+    let (_, metrics) = daemon.get("/metrics");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("file_processor_{name} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    assert_eq!(value("job_duration_seconds_count"), 20.0);
+    assert_eq!(value("job_latency_seconds_count"), 20.0);
+    let duration_sum = value("job_duration_seconds_sum");
+    assert!(
+        (duration_sum - reported_us as f64 / 1e6).abs() < 1e-6,
+        "histogram {duration_sum} s, reports {reported_us} µs"
+    );
+    assert!(
+        value("job_latency_seconds_sum") >= duration_sum,
+        "{metrics}"
+    );
+}

@@ -92,6 +92,9 @@ pub struct Report {
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u64,
+    /// The same duration in microseconds (absent from reports written before it existed).
+    #[serde(default)]
+    pub duration_us: u64,
     /// A compressed file's format and sizes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<CompressionReport>,
@@ -118,10 +121,10 @@ impl Report {
         analysis: Analysis,
         timing: Timing,
     ) -> Report {
-        let duration_ms = timing
+        let duration = timing
             .finished_at
             .duration_since(timing.started_at)
-            .map_or(0, |d| d.as_millis() as u64);
+            .unwrap_or_default();
         let mut report = Report {
             job_id,
             file: file.to_string_lossy().into_owned(),
@@ -134,7 +137,8 @@ impl Report {
             queued_at: rfc3339(timing.queued_at),
             started_at: rfc3339(timing.started_at),
             finished_at: rfc3339(timing.finished_at),
-            duration_ms,
+            duration_ms: duration.as_millis() as u64,
+            duration_us: duration.as_micros() as u64,
             compression: analysis.compression,
             details: None,
             error: None,
@@ -302,6 +306,7 @@ mod tests {
         assert_eq!(value["file"], "a-2.json");
         assert_eq!(value["original_name"], "a.json");
         assert_eq!(value["duration_ms"], 1500);
+        assert_eq!(value["duration_us"], 1_500_000);
         assert_eq!(value["queued_at"], "2023-11-14T22:13:20.000Z");
         assert!(value.get("json").is_none());
     }

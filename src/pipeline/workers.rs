@@ -233,9 +233,13 @@ impl Worker {
                     finished.path.file_name().unwrap_or_default(),
                     progress.get(),
                 );
+                let since_ready = std::time::SystemTime::now()
+                    .duration_since(job.queued_at)
+                    .unwrap_or_default();
                 self.shared.metrics.job_finished(
                     report.size_bytes,
-                    report.duration_ms,
+                    report.duration_us,
+                    since_ready.as_micros() as u64,
                     report.status == crate::disk::report::Status::Failed,
                 );
                 None
