@@ -14,10 +14,10 @@ run: build
 watch: build
 	RUST_LOG=$${RUST_LOG:-info,file_processor=debug} $(BIN) --watch
 
-## Analyse one file: make input file=PATH
+## Analyse files: make input file=PATH, or several at once: make input file="a.csv b.log"
 input: build
-	@test -n "$(file)" || { echo "usage: make input file=PATH" >&2; exit 2; }
-	$(BIN) --input "$(file)"
+	@test -n "$(file)" || { echo "usage: make input file=PATH (or file=\"A B\")" >&2; exit 2; }
+	$(BIN) $(foreach f,$(file),--input "$(f)")
 
 ## Formatting, lints and every test (unit, property, integration against the real binary).
 test: lint

@@ -17,8 +17,9 @@ use crate::analyze::hash::HashAlgorithm;
 /// claimed into DIR/underprocess/, analysed, and moved to DIR/processed/ with NAME.report.json
 /// beside it (or to DIR/failed/ with NAME.error.json). SIGINT/SIGTERM stop it cleanly.
 ///
-/// With --input FILE it analyses one file the same way and exits. Exit codes: 0 completed,
-/// 1 the file failed analysis, 2 usage error.
+/// With --input FILE it analyses one file the same way and exits (--input may be given several
+/// times: the files are analysed concurrently). Exit codes: 0 completed, 1 a file failed
+/// analysis, 2 usage error (before anything is moved).
 #[derive(Debug, Parser)]
 #[command(name = "file-processor", version, about, long_about)]
 pub struct Cli {
@@ -26,11 +27,13 @@ pub struct Cli {
     #[arg(long, env = "FP_WATCH", conflicts_with = "input")]
     pub watch: bool,
 
-    /// Analyse FILE once, move it through the folders, print the report and exit.
+    /// Analyse FILE once, move it through the folders, print the report and exit. Give it
+    /// several times (`--input a.csv --input b.log`) to analyse several files concurrently.
     #[arg(long, env = "FP_INPUT", value_name = "FILE")]
-    pub input: Option<PathBuf>,
+    pub input: Vec<PathBuf>,
 
-    /// With --input: print the report as JSON instead of a summary.
+    /// With --input: print the report as JSON instead of a summary (with several files, one
+    /// JSON array of the reports, in the order given).
     #[arg(long, env = "FP_JSON")]
     pub json: bool,
 

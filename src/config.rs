@@ -20,8 +20,8 @@ pub struct UsageError(pub String);
 
 #[derive(Debug, Clone)]
 pub enum Mode {
-    /// `--input FILE`: analyse one file and exit.
-    SingleShot { input: PathBuf, json: bool },
+    /// `--input FILE` (one or more): analyse the files and exit.
+    SingleShot { inputs: Vec<PathBuf>, json: bool },
     /// `--watch` (the default): the daemon.
     Watch(WatchSettings),
     /// `--check-health`: ask a running daemon.
@@ -140,16 +140,16 @@ impl Config {
             });
         }
         let mode = match cli.input {
-            Some(input) => Mode::SingleShot {
-                input,
+            inputs if !inputs.is_empty() => Mode::SingleShot {
+                inputs,
                 json: cli.json,
             },
-            None if cli.json => {
+            _ if cli.json => {
                 return Err(UsageError(
                     "--json only applies to --input FILE".to_string(),
                 ));
             }
-            None => Mode::Watch(WatchSettings {
+            _ => Mode::Watch(WatchSettings {
                 cluster: crate::cluster::ClusterSettings::from_flags(
                     cli.redis.as_deref(),
                     cli.node.as_deref(),

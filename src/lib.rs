@@ -74,10 +74,10 @@ pub fn run(config: Config) -> Result<ExitCode, RunError> {
     match &config.mode {
         Mode::CheckHealth { host, port } => Ok(health::probe::check(host, *port)),
         Mode::Child { name } => Ok(analyze::isolate::child_main(name, &config.analysis)),
-        Mode::SingleShot { input, json } => {
+        Mode::SingleShot { inputs, json } => {
             start_analysis_pool(config.workers)?;
             Ok(single_shot::run(
-                input,
+                inputs,
                 &config.dir,
                 *json,
                 &config.analysis,

@@ -1,4 +1,10 @@
-//! `--input FILE`: one file through the whole life cycle, then exit.
+//! `--input FILE` (once or several times): each file through the whole life cycle, then exit.
+//!
+//! Every argument is checked before anything is moved: one that is unusable (missing, not a
+//! regular file, given twice, in a folder it cannot leave) stops the run with exit code 2 and
+//! leaves every file where it was. The files are then analysed concurrently on the analysis
+//! pool; each gets its report and its summary (printed in the order given), and the exit code
+//! is the worst of them.
 //!
 //! FILE is claimed into `underprocess/` (renamed, or copied and removed when it lives on another
 //! filesystem), analysed by the same `analyze()` as the daemon uses, and finished by the same
@@ -13,6 +19,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
 
 use crate::analyze::{self, AnalysisOptions, Progress};
 use crate::config::UsageError;
@@ -48,23 +55,82 @@ impl SingleShotError {
     }
 }
 
-/// Runs the single-shot mode; `Ok` carries exit code 0 (completed) or 1 (the file failed).
+/// Runs the single-shot mode; `Ok` carries exit code 0 (every file completed) or 1 (one
+/// failed, or could not be finished: its error is printed and the others go on).
 pub fn run(
-    input: &Path,
+    inputs: &[PathBuf],
     dir: &Path,
     print_json: bool,
     options: &AnalysisOptions,
 ) -> Result<ExitCode, SingleShotError> {
-    let original_name = check_input(input)?;
-    check_removable(input)?;
+    let mut names = Vec::with_capacity(inputs.len());
+    let mut seen = std::collections::HashSet::new();
+    for input in inputs {
+        names.push(check_input(input)?);
+        check_removable(input)?;
+        let same = std::fs::canonicalize(input).unwrap_or_else(|_| input.clone());
+        if !seen.insert(same) {
+            return Err(UsageError(format!("{} is given twice", input.display())).into());
+        }
+    }
     let folders = Folders::create(dir).map_err(SingleShotError::Setup)?;
-    // One file, so every step is synced: the cost is nothing next to the analysis.
+    // Every step is synced: the cost is nothing next to an analysis.
     let lifecycle = Lifecycle::new(folders, true);
-    let job_id = JobId::generate();
+    let one = inputs.len() == 1;
+    let outcomes: Vec<Result<Finished, SingleShotError>> = inputs
+        .par_iter()
+        .zip(&names)
+        .map(|(input, name)| run_one(&lifecycle, input, name, options, one))
+        .collect();
 
+    let mut worst = 0u8;
+    let mut reports = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(finished) => {
+                if finished.report.status == Status::Failed {
+                    worst = worst.max(1);
+                }
+                if print_json {
+                    reports.push(finished.report.to_json());
+                } else {
+                    print!(
+                        "{}",
+                        finished
+                            .report
+                            .summary(&finished.path, &finished.report_path)
+                    );
+                }
+            }
+            Err(err) => {
+                // Claimed, not finished: said on stderr, where the file is.
+                eprintln!("error: {err}");
+                worst = worst.max(err.exit_code());
+            }
+        }
+    }
+    if print_json {
+        if one && reports.len() == 1 {
+            println!("{}", reports[0]);
+        } else {
+            println!("[{}]", reports.join(",\n"));
+        }
+    }
+    Ok(ExitCode::from(worst))
+}
+
+/// One file through the life cycle: claim, analyse, finish.
+fn run_one(
+    lifecycle: &Lifecycle,
+    input: &Path,
+    original_name: &OsStr,
+    options: &AnalysisOptions,
+    show_progress: bool,
+) -> Result<Finished, SingleShotError> {
+    let job_id = JobId::generate();
     let queued_at = SystemTime::now();
     let claimed = lifecycle
-        .claim_from(input, job_id, &original_name)
+        .claim_from(input, job_id, original_name)
         .map_err(SingleShotError::Setup)?
         .ok_or_else(|| UsageError(format!("no such file: {}", input.display())))?;
     log::debug!(
@@ -74,7 +140,11 @@ pub fn run(
     );
 
     let started_at = SystemTime::now();
-    let progress = progress_for(&claimed);
+    let progress = if show_progress {
+        progress_for(&claimed)
+    } else {
+        Progress::silent()
+    };
     let analysis = analyze::analyze(&claimed, options, &progress);
     let finished_at = SystemTime::now();
 
@@ -84,28 +154,13 @@ pub fn run(
         finished_at,
     };
     let finished = lifecycle
-        .finish(&claimed, &original_name, job_id, analysis, timing, false)
+        .finish(&claimed, original_name, job_id, analysis, timing, false)
         .map_err(|unfinished| SingleShotError::Finish {
             source: unfinished.error,
             location: claimed.clone(),
         })?;
     log::debug!("job {job_id}: moved to {}", finished.path.display());
-    let Finished {
-        report,
-        path: final_path,
-        report_path,
-    } = finished;
-    let status = report.status;
-
-    if print_json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.summary(&final_path, &report_path));
-    }
-    Ok(match status {
-        Status::Completed => ExitCode::SUCCESS,
-        Status::Failed => ExitCode::from(1),
-    })
+    Ok(finished)
 }
 
 /// FILE must exist and be a regular file (not a folder, a device or a symbolic link: a link

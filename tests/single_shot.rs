@@ -430,3 +430,79 @@ fn the_hash_is_the_one_asked_for_under_its_own_name() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
 }
+
+/// `--input` given several times: every file analysed, each with its report and its summary
+/// in the order given, and the exit code the worst of them.
+#[test]
+fn several_inputs_are_each_analysed_and_the_worst_outcome_is_the_exit_code() {
+    let ws = Workspace::new();
+    let csv = b"user_id,n\nu1,1\nu2,2\nu1,3\n";
+    let log = b"2026-01-01 INFO up\n2026-01-01 ERROR down\n";
+    ws.write("a.csv", csv);
+    ws.write("b.log", log);
+    let out = ws.run(&["--input", "a.csv", "--input", "b.log"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let printed = stdout(&out);
+    let first = printed.find("completed: a.csv").expect("a.csv's summary");
+    let second = printed.find("completed: b.log").expect("b.log's summary");
+    assert!(first < second, "in the order given:\n{printed}");
+    assert_eq!(
+        ws.files_in("watch_dir/processed"),
+        vec!["a.csv", "a.csv.report.json", "b.log", "b.log.report.json"]
+    );
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed/a.csv")).expect("a"),
+        csv
+    );
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed/b.log")).expect("b"),
+        log
+    );
+
+    // With --json: one array of the written reports, in the order given; a failed file makes
+    // the exit code 1 and the other still completes.
+    ws.write("c.log", log);
+    ws.write("d.json", b"{\"a\": [1,, 2]}");
+    ws.write("e.csv", csv);
+    let out = ws.run(&[
+        "--input", "c.log", "--input", "d.json", "--input", "e.csv", "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("a JSON array");
+    let names: Vec<&str> = reports
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["original_name"].as_str())
+        .collect();
+    assert_eq!(names, ["c.log", "d.json", "e.csv"]);
+    assert_eq!(
+        reports[0],
+        ws.read_json("watch_dir/processed/c.log.report.json")
+    );
+    assert_eq!(
+        reports[1],
+        ws.read_json("watch_dir/failed/d.json.error.json")
+    );
+    assert_eq!(reports[1]["error"]["kind"], "invalid_json");
+    assert_eq!(reports[2]["csv"]["rows"], 3);
+}
+
+/// One unusable argument among several: exit 2 with one `error:` line, before anything moves.
+#[test]
+fn one_unusable_input_among_several_moves_nothing() {
+    let ws = Workspace::new();
+    ws.write("ok.log", b"INFO fine\n");
+    for args in [
+        vec!["--input", "ok.log", "--input", "missing.log"],
+        vec!["--input", "ok.log", "--input", "./ok.log"],
+    ] {
+        let out = ws.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: "), "{err}");
+        assert!(ws.path("ok.log").exists(), "{args:?}: ok.log was moved");
+        assert!(!ws.path("watch_dir/processed").join("ok.log").exists());
+    }
+}
