@@ -120,3 +120,49 @@ fn log_levels_of_real_formats_are_what_a_person_reads() {
         }
     }
 }
+
+/// Columns of ISO 8601 dates and date-times (every accepted form, zones, impossible dates):
+/// types, minima and maxima as `tests/reference.py` computes them with Python's `datetime`.
+#[test]
+fn csv_date_and_time_columns_match_pythons_datetime() {
+    let ws = Workspace::new();
+    let forms = [
+        "2026-11-23",
+        "2026-11-23T08:00",
+        "2026-11-23 08:00:05",
+        "2026-11-23T08:00:05.120",
+        "2026-11-23T08:00:05.123456789",
+        "2026-11-23T08:00:00Z",
+        "2026-11-23T08:00:00+01:00",
+        "2026-11-23T00:30:00+0100",
+        "2026-12-31T23:00:00-02",
+        "1969-12-31T23:59:59",
+        "2024-02-29",
+    ];
+    let mut csv = String::from("when,day,local,not_all,with_numbers\n");
+    for i in 0..600 {
+        let when = forms[i % forms.len()];
+        let day = format!("20{:02}-{:02}-{:02}", i % 90, i % 12 + 1, i % 28 + 1);
+        let local = format!("2026-11-{:02} {:02}:{:02}:00", i % 30 + 1, i % 24, i % 60);
+        let not_all = if i == 300 { "2026-02-30" } else { when };
+        let with_numbers = if i == 7 { "42" } else { day.as_str() };
+        csv.push_str(&format!("{when},{day},{local},{not_all},{with_numbers}\n"));
+    }
+    ws.write("dates.csv", csv.as_bytes());
+    let want = reference_json("csv", &ws.path("dates.csv"), &[]);
+    let got = analyse(&ws, "dates.csv", &[]);
+    assert_same(&got["csv"]["columns"], &want["columns"], "columns");
+    let types: Vec<&str> = want["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["datetime", "datetime", "datetime", "string", "string"]
+    );
+    assert_eq!(got["csv"]["columns"][0]["min"], "1969-12-31T23:59:59Z");
+    assert_eq!(got["csv"]["columns"][0]["max"], "2027-01-01T01:00:00Z");
+    assert_eq!(got["csv"]["columns"][2]["max"], "2026-11-30T23:59:00");
+}

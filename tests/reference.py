@@ -25,6 +25,7 @@ import tarfile
 import gzip
 import lzma
 import csv
+import datetime
 import hashlib
 import io
 import json
@@ -137,6 +138,44 @@ def number(value):
     return None
 
 
+DATETIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})"
+                      r"(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?")
+EPOCH = datetime.date(1970, 1, 1).toordinal()
+
+
+def instant(value):
+    """README "csv": (seconds since 1970 UTC, nanoseconds, zoned) of an ISO 8601 date or
+    date-time in one of the accepted forms, else None. Validated by Python's datetime."""
+    m = DATETIME.fullmatch(value)
+    if not m:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    try:
+        moment = datetime.datetime(int(year), int(month), int(day), int(hour or 0),
+                                   int(minute or 0), int(second or 0))
+    except ValueError:
+        return None
+    offset = 0
+    if zone and zone != "Z":
+        hours, minutes = int(zone[1:3]), int(zone[-2:]) if len(zone) > 3 else 0
+        if hours > 23 or minutes > 59:
+            return None
+        offset = (hours * 3600 + minutes * 60) * (1 if zone[0] == "+" else -1)
+    days = moment.toordinal() - EPOCH
+    seconds = days * 86400 + moment.hour * 3600 + moment.minute * 60 + moment.second - offset
+    return seconds, int((fraction or "").ljust(9, "0") or 0), zone is not None
+
+
+def iso(moment, zoned):
+    seconds, nanos = moment
+    day = datetime.date.fromordinal(seconds // 86400 + EPOCH)
+    of_day = seconds % 86400
+    text = "%sT%02d:%02d:%02d" % (day.isoformat(), of_day // 3600, of_day // 60 % 60, of_day % 60)
+    if nanos:
+        text += "." + ("%09d" % nanos).rstrip("0")
+    return text + ("Z" if zoned else "")
+
+
 def csv_stats(data, user_column=None):
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -158,6 +197,13 @@ def csv_stats(data, user_column=None):
         numbers = [number(v) for v in values]
         if not values:
             kind, low, high, mean = "empty", None, None, None
+        elif (all(n is None for n in numbers)
+              and all(instant(v) is not None for v in values)):
+            moments = [instant(v) for v in values]
+            zoned = any(z for _, _, z in moments)
+            kind, mean = "datetime", None
+            low = iso(min((s, n) for s, n, _ in moments), zoned)
+            high = iso(max((s, n) for s, n, _ in moments), zoned)
         elif any(n is None for n in numbers):
             as_bytes = [v.encode() for v in values]
             kind, mean = "string", None

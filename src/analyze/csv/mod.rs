@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod datetime;
 mod parse;
 mod stats;
 mod users;
@@ -120,7 +121,8 @@ pub enum ColumnType {
     String,
     /// Spreadsheet cells only.
     Bool,
-    /// Spreadsheet cells only: dates and times, min and max as ISO 8601.
+    /// Dates and times (spreadsheet date cells; CSV values in an ISO 8601 form), min and max
+    /// as ISO 8601.
     Datetime,
 }
 

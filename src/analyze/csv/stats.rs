@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 
 use serde_json::Value;
 
+use super::datetime::{self, Instant};
 use super::parse::Layout;
 use super::users::{UserCounts, UserKey};
 use super::{ColumnReport, ColumnType, CsvReport, KEPT_VALUE_BYTES, UserRows, delimiter_name};
@@ -30,6 +31,10 @@ pub(super) struct ColumnStats {
     pub(super) sum: ExactSum,
     pub(super) bytes_min: ByteExtreme,
     pub(super) bytes_max: ByteExtreme,
+    /// CSV dates and date-times: the earliest and latest instants, and whether any value had
+    /// a zone (spreadsheet dates keep their text in `bytes_min`/`bytes_max` instead).
+    pub(super) instants: Option<(Instant, Instant)>,
+    pub(super) zoned: bool,
     pub(super) distinct: Distinct,
 }
 
@@ -49,6 +54,8 @@ impl ColumnStats {
             sum: ExactSum::default(),
             bytes_min: ByteExtreme::default(),
             bytes_max: ByteExtreme::default(),
+            instants: None,
+            zoned: false,
             distinct: if estimated {
                 Distinct::estimated(layout.policy, &layout.budget)
             } else {
@@ -85,9 +92,21 @@ impl ColumnStats {
                     self.saw_float = true;
                     self.add_number(f);
                 }
-                None => self.saw_string = true,
+                None => match datetime::parse(value) {
+                    Some((instant, zoned)) => self.add_instant(instant, zoned),
+                    None => self.saw_string = true,
+                },
             }
         }
+    }
+
+    fn add_instant(&mut self, instant: Instant, zoned: bool) {
+        self.saw_datetime = true;
+        self.zoned |= zoned;
+        self.instants = Some(match self.instants {
+            Some((low, high)) => (low.min(instant), high.max(instant)),
+            None => (instant, instant),
+        });
     }
 
     /// Adds a typed cell (a spreadsheet's), whose text (`text`, the shortest form of a number)
@@ -127,6 +146,13 @@ impl ColumnStats {
         self.saw_string |= other.saw_string;
         self.saw_bool |= other.saw_bool;
         self.saw_datetime |= other.saw_datetime;
+        self.zoned |= other.zoned;
+        if let Some((low, high)) = other.instants {
+            self.instants = Some(match self.instants {
+                Some((mine_low, mine_high)) => (mine_low.min(low), mine_high.max(high)),
+                None => (low, high),
+            });
+        }
         self.int_min = self.int_min.min(other.int_min);
         self.int_max = self.int_max.max(other.int_max);
         self.float_min = self.float_min.min(other.float_min);
@@ -172,6 +198,13 @@ impl ColumnStats {
             ColumnType::Empty => (Value::Null, Value::Null),
             ColumnType::Integer => (self.int_min.into(), self.int_max.into()),
             ColumnType::Float => (float_value(self.float_min), float_value(self.float_max)),
+            ColumnType::Datetime if self.instants.is_some() => match self.instants {
+                Some((low, high)) => (
+                    Value::String(datetime::format(low, self.zoned)),
+                    Value::String(datetime::format(high, self.zoned)),
+                ),
+                None => (Value::Null, Value::Null),
+            },
             ColumnType::String | ColumnType::Datetime => {
                 (text(self.bytes_min), text(self.bytes_max))
             }
