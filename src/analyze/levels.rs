@@ -118,9 +118,11 @@ fn run_end(w: &[u8], class: u8, mut at: usize) -> usize {
 /// than [`WINDOW_CAP`], without its `\n`); `None` when no level word counts.
 pub fn level_of_line(window: &[u8]) -> Option<usize> {
     let window = &window[..window.len().min(WINDOW_CAP)];
-    if let Some(level) = common_header(window) {
-        return Some(level);
-    }
+    common_header(window).or_else(|| full_rule(window))
+}
+
+/// The rule for any line (`level_of_line` tries the common shape first).
+fn full_rule(window: &[u8]) -> Option<usize> {
     if let Some(level) = klog(window) {
         return Some(level);
     }
@@ -390,6 +392,28 @@ fn level_word(w: &[u8], start: usize, end: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The fast path for the common shape never disagrees with the full rule.
+        #[test]
+        fn the_common_shape_reads_as_the_full_rule_does(
+            pieces in prop::collection::vec(prop_oneof![
+                Just("2026-11-23T08:00:00.123Z"), Just("2026-11-23"), Just("08:00:05,1"),
+                Just(" "), Just("\t"), Just("INFO"), Just("error"), Just("Warning"), Just("WARN:"),
+                Just("[main]"), Just("["), Just("]"), Just("-"), Just("|"), Just("Nov"),
+                Just("x"), Just(":"), Just("level="), Just("T"), Just("Z"), Just("9"),
+                Just("E1123"), Just("crit"), Just("Errors"), Just("é"),
+            ], 0..12),
+        ) {
+            let line = pieces.concat();
+            let w = line.as_bytes();
+            if let Some(level) = common_header(w) {
+                prop_assert_eq!(Some(level), full_rule(w), "{}", line);
+            }
+        }
+    }
 
     fn level(line: &str) -> Option<&'static str> {
         level_of_line(line.as_bytes()).map(|i| LEVELS[i])
