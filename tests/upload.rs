@@ -528,3 +528,179 @@ fn an_upload_is_hashed_as_the_daemon_was_told_and_its_page_shows_it() {
         "{page}"
     );
 }
+
+/// `POST PATH` with one `file` part per `(name, bytes)`, the bearer token, and a client
+/// timeout: the status and the JSON answer, or `None` when the client gave up first.
+fn post_files(
+    daemon: &Daemon,
+    path: &str,
+    parts: &[(&str, &[u8])],
+    token: &str,
+    timeout: Duration,
+) -> Option<(u16, Value)> {
+    let mut form = multipart::Form::new();
+    for (name, bytes) in parts {
+        form = form.part("file", part(name, bytes));
+    }
+    let response = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("client")
+        .post(daemon.url(path))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().unwrap_or(Value::Null)))
+}
+
+#[test]
+fn an_upload_with_wait_is_answered_with_the_finished_reports() {
+    let ws = Workspace::new();
+    let token = "wait for it";
+    // Every job waits 1.5 s after its analysis: long enough for a short wait to run out.
+    let daemon = Daemon::start(
+        &ws,
+        &["--reject", ".exe"],
+        &[("FP_TOKEN", token), ("FP_PAUSE_AT", "after-analysis:1500")],
+    );
+    let csv = b"user_id,amount\nu1,5\nu2,7\nu1,1\n".as_slice();
+    let broken = b"{\"a\": ".as_slice();
+    let started = std::time::Instant::now();
+    let (status, answer) = post_files(
+        &daemon,
+        "/api/upload?wait=30s",
+        &[("orders.csv", csv), ("broken.json", broken)],
+        token,
+        LONG,
+    )
+    .expect("answered");
+    // Held until both finished: each one paused 1.5 s, so never answered sooner.
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(status, 200, "{answer}\n{}", daemon.log());
+    let jobs = answer["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2, "{answer}");
+    assert_eq!(jobs[0]["state"], "completed", "{answer}");
+    assert_eq!(jobs[1]["state"], "failed", "{answer}");
+    // Each job is what `GET /api/jobs/{id}` says, its report the one on disk.
+    for (job_view, (folder, suffix)) in jobs
+        .iter()
+        .zip([("processed", "report"), ("failed", "error")])
+    {
+        let id = job_view["job_id"].as_str().expect("job_id");
+        assert_eq!(*job_view, job_with(&daemon, id, token), "{answer}");
+        let file = job_view["file"].as_str().expect("file");
+        let on_disk = ws.read_json(&format!("watch_dir/{folder}/{file}.{suffix}.json"));
+        assert_eq!(job_view["report"], on_disk, "{answer}");
+        assert_eq!(on_disk["job_id"], id);
+    }
+    // Counted by hand: three rows, two distinct users, amounts 1 to 7.
+    let orders = &jobs[0]["report"];
+    assert_eq!(orders["csv"]["rows"], 3, "{orders}");
+    assert_eq!(orders["csv"]["columns"][0]["distinct"], 2, "{orders}");
+    assert_eq!(orders["csv"]["columns"][1]["min"], 1, "{orders}");
+    assert_eq!(orders["csv"]["columns"][1]["max"], 7, "{orders}");
+    assert_eq!(
+        jobs[1]["report"]["error"]["kind"], "invalid_json",
+        "{answer}"
+    );
+
+    // A retry waits the same way: mended where it lies, it completes under the same id.
+    let broken_id = jobs[1]["job_id"].as_str().expect("id").to_string();
+    std::fs::write(ws.path("watch_dir/failed/broken.json"), b"{\"a\": 1}").expect("mend");
+    let response = client()
+        .post(daemon.url(&format!("/api/jobs/{broken_id}/retry?wait=30s")))
+        .bearer_auth(token)
+        .send()
+        .expect("retry");
+    assert_eq!(response.status().as_u16(), 200);
+    let retried: Value = response.json().expect("JSON");
+    assert_eq!(retried["job_id"], broken_id.as_str());
+    assert_eq!(retried["state"], "completed", "{retried}");
+    assert_eq!(
+        retried["report"]["json"]["top_level"], "object",
+        "{retried}"
+    );
+
+    // The wait runs out first: 202 exactly as without it, and the job goes on.
+    let started = std::time::Instant::now();
+    let (status, answer) = post_files(
+        &daemon,
+        "/api/upload?wait=200ms",
+        &[("late.txt", b"late\n")],
+        token,
+        LONG,
+    )
+    .expect("answered");
+    assert_eq!(status, 202, "{answer}");
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    let late = answer["jobs"][0]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(answer["jobs"][0]["status_url"], format!("/api/jobs/{late}"));
+    assert!(answer["jobs"][0].get("report").is_none(), "{answer}");
+
+    // A client that goes away while waiting cancels nothing.
+    let gone = post_files(
+        &daemon,
+        "/api/upload?wait=60s",
+        &[("gone.txt", b"still processed\n")],
+        token,
+        Duration::from_millis(500),
+    );
+    assert!(gone.is_none(), "the client gave up first: {gone:?}");
+    assert!(
+        wait_until(LONG, || ws.files_in("watch_dir/processed").len() == 8),
+        "{:?}\n{}",
+        ws.files_in("watch_dir/processed"),
+        daemon.log()
+    );
+    assert_eq!(
+        std::fs::read(ws.path("watch_dir/processed/gone.txt")).expect("kept"),
+        b"still processed\n"
+    );
+    assert_eq!(state_of_with(&daemon, &late, token), "completed");
+
+    // The token, the type rules and the wait's own bounds are checked before anything is kept.
+    for (path, token, status) in [
+        ("/api/upload?wait=30s", "wrong", 401),
+        ("/api/upload?wait=10m", token, 400),
+        ("/api/upload?wait=soon", token, 400),
+    ] {
+        let answer = post_files(&daemon, path, &[("x.txt", b"x\n")], token, LONG);
+        assert_eq!(
+            answer.as_ref().map(|a| a.0),
+            Some(status),
+            "{path}: {answer:?}"
+        );
+    }
+    let refused = post_files(
+        &daemon,
+        "/api/upload?wait=30s",
+        &[("setup.exe", b"MZ")],
+        token,
+        LONG,
+    );
+    assert_eq!(refused.map(|a| a.0), Some(415));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ws.files_in("watch_dir/unprocessed"), Vec::<String>::new());
+    assert_eq!(ws.files_in("watch_dir/processed").len(), 8);
+}
+
+fn job_with(daemon: &Daemon, id: &str, token: &str) -> Value {
+    let response = client()
+        .get(daemon.url(&format!("/api/jobs/{id}")))
+        .bearer_auth(token)
+        .send()
+        .expect("job");
+    response.json().unwrap_or(Value::Null)
+}
+
+fn state_of_with(daemon: &Daemon, id: &str, token: &str) -> String {
+    job_with(daemon, id, token)["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}

@@ -86,6 +86,11 @@ impl Liveness {
         self.version.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     /// Seconds since the daemon started.
     pub fn uptime_seconds(&self) -> u64 {
         self.started.elapsed().as_secs()

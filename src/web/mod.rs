@@ -16,6 +16,7 @@ pub mod guard;
 pub mod job_page;
 pub mod retry;
 pub mod upload;
+pub mod wait;
 
 use std::net::TcpListener;
 

@@ -17,22 +17,26 @@ use serde_json::json;
 
 use crate::disk::folders::{self, Folders};
 use crate::disk::report::ERROR_SUFFIX;
+use crate::health::Liveness;
 use crate::job::{JobId, JobSnapshot, RetryRefused};
 use crate::pipeline::watch::is_ignored;
 use crate::store::JobStore;
 use crate::web::error::ApiError;
-use crate::web::{NextQuery, WebSettings, ask};
+use crate::web::wait::{AnswerQuery, Waiter, job_body};
+use crate::web::{WebSettings, ask};
 
 /// Under `failed/`: the error reports of retried jobs.
 pub const RETRIED_DIR: &str = ".retried";
 
 pub async fn retry(
     path: web::Path<String>,
-    query: web::Query<NextQuery>,
+    query: web::Query<AnswerQuery>,
     store: web::Data<dyn JobStore>,
     folders: web::Data<Folders>,
     settings: web::Data<WebSettings>,
+    liveness: web::Data<Liveness>,
 ) -> Result<HttpResponse, ApiError> {
+    let wait = query.wait()?;
     let raw = path.into_inner();
     let id = JobId::from_string(&raw).map_err(|_| ApiError::UnknownJob(raw.clone()))?;
     let begun = ask(&store, move |store| store.begin_retry(id)).await?;
@@ -44,6 +48,8 @@ pub async fn retry(
         )),
     })?;
     let durable = settings.fsync;
+    // Following the feed from before the file moves: its finish cannot come before it.
+    let waiter = wait.map(|wait| Waiter::start(store.get_ref(), wait));
     let moved = {
         let folders = folders.clone();
         let store = store.clone().into_inner();
@@ -72,6 +78,12 @@ pub async fn retry(
     );
     if let Some(back) = query.redirect() {
         return Ok(back);
+    }
+    if let Some(waiter) = waiter
+        && let Some(mut finished) = waiter.finished(&store, &liveness, &[id]).await
+        && let Some(job) = finished.pop()
+    {
+        return Ok(HttpResponse::Ok().json(job_body(&folders, job).await));
     }
     Ok(HttpResponse::Accepted().json(json!({
         "job_id": id.to_string(),

@@ -28,10 +28,12 @@ use tempfile::NamedTempFile;
 use crate::analyze::rules::TypeRules;
 use crate::analyze::{Source, detect};
 use crate::disk::folders::{self, Folders};
+use crate::health::Liveness;
 use crate::job::JobId;
 use crate::store::JobStore;
+use crate::web::WebSettings;
 use crate::web::error::ApiError;
-use crate::web::{NextQuery, WebSettings};
+use crate::web::wait::{AnswerQuery, Waiter, job_body};
 
 /// Small chunks are gathered up to this size before a write; one buffer of it per upload in
 /// flight, reused from write to write.
@@ -124,11 +126,14 @@ fn close(temp: NamedTempFile, durable: bool) -> std::io::Result<(tempfile::TempP
 pub async fn upload(
     request: HttpRequest,
     mut payload: Multipart,
-    query: web::Query<NextQuery>,
+    query: web::Query<AnswerQuery>,
     store: web::Data<dyn JobStore>,
     folders: web::Data<Folders>,
     settings: web::Data<WebSettings>,
+    liveness: web::Data<Liveness>,
 ) -> Result<HttpResponse, ApiError> {
+    // A bad `wait` is refused before a byte of the body is read.
+    let wait = query.wait()?;
     let limit = settings.max_upload_bytes;
     let declared = request
         .headers()
@@ -241,10 +246,13 @@ pub async fn upload(
         // Every part of the request is deleted as `staged` is dropped: all or nothing.
         return Err(ApiError::Refused(refusal));
     }
-    let store = store.into_inner();
+    // Following the feed from before the files are placed: no finish can come before it.
+    let waiter = wait.map(|wait| Waiter::start(store.get_ref(), wait));
+    let shared = store.clone().into_inner();
     let unprocessed = folders.unprocessed.clone();
     let claim_here = settings.claim_here.clone();
     let accepted = block(move || {
+        let store = shared;
         Ok(match claim_here {
             Some(here) => claim_all(staged, &here, &*store),
             None => place_all(staged, &unprocessed, &*store, durable),
@@ -257,6 +265,19 @@ pub async fn upload(
     }
     if let Some(back) = query.redirect() {
         return Ok(back);
+    }
+    if let Some(waiter) = waiter {
+        let ids: Vec<JobId> = accepted
+            .iter()
+            .filter_map(|job| JobId::from_string(&job.job_id).ok())
+            .collect();
+        if let Some(finished) = waiter.finished(&store, &liveness, &ids).await {
+            let mut jobs = Vec::with_capacity(finished.len());
+            for job in finished {
+                jobs.push(job_body(&folders, job).await);
+            }
+            return Ok(HttpResponse::Ok().json(json!({ "jobs": jobs })));
+        }
     }
     Ok(HttpResponse::Accepted().json(json!({ "jobs": accepted })))
 }
