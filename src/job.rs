@@ -100,6 +100,14 @@ pub struct Minute {
     pub bytes: u64,
 }
 
+/// Finished jobs of one kind in the history, as the dashboard counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KindCount {
+    pub kind: crate::analyze::Kind,
+    pub completed: usize,
+    pub failed: usize,
+}
+
 /// Minutes of throughput kept.
 pub const THROUGHPUT_MINUTES: usize = 30;
 

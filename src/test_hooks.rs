@@ -30,7 +30,8 @@ mod armed {
 
     /// Test hook: with `FP_PAUSE_AT=POINT:MS` in the environment a job waits MS milliseconds at
     /// POINT, so that the tests can change a claimed file at that moment. Points:
-    /// `after-analysis` (before the check that the file is still the one analysed), and
+    /// `after-analysis` (before the check that the file is still the one analysed),
+    /// `after-progress` (each time a job's progress is told to the store: a slow analysis), and
     /// `before-publish` (a cluster node's changes, before they go to Redis).
     pub fn pause_point(point: &str) {
         static PAUSE_AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();

@@ -15,6 +15,25 @@
   var MINE_MAX = 50;
   var pending = false;
   var last = 0;
+  var renderedAt = Date.now();
+
+  // The elapsed time of running jobs goes on between refreshes: the server's figure when the
+  // part was rendered, plus the time since (no clock of the server is compared with ours).
+  function span(seconds) {
+    if (seconds < 10) return seconds.toFixed(1) + " s";
+    var whole = Math.round(seconds);
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    if (whole < 60) return whole + " s";
+    if (whole < 3600) return Math.floor(whole / 60) + " min " + two(whole % 60) + " s";
+    return Math.floor(whole / 3600) + " h " + two(Math.floor(whole % 3600 / 60)) + " min";
+  }
+  setInterval(function () {
+    var cells = live.querySelectorAll("td.elapsed[data-ms]");
+    for (var i = 0; i < cells.length; i++) {
+      var ms = Number(cells[i].getAttribute("data-ms")) + (Date.now() - renderedAt);
+      cells[i].textContent = span(ms / 1000);
+    }
+  }, 1000);
 
   function refresh() {
     pending = false;
@@ -22,7 +41,7 @@
     var query = location.search ? location.search + "&fragment=1" : "?fragment=1";
     fetch(location.pathname + query, { cache: "no-store" })
       .then(function (response) { return response.text(); })
-      .then(function (html) { live.innerHTML = html; })
+      .then(function (html) { live.innerHTML = html; renderedAt = Date.now(); })
       .catch(function () { pending = false; });
     refreshMine();
   }

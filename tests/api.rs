@@ -230,8 +230,25 @@ fn the_dashboard_is_complete_without_javascript() {
         "no CDN: {html}"
     );
 
-    // The chart's tallest bar is the minute with the most files: full height.
-    assert!(html.contains("height=\"60\""), "{html}");
+    // The chart's value axis runs 0, 1, 2 (files per minute) over 72 pixels: the two files
+    // are 36 pixels each, in one minute's bar or in two.
+    let heights: u64 = html
+        .split("<rect class=\"bar\"")
+        .skip(1)
+        .filter_map(|bar| {
+            bar.split("height=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(heights, 72, "{html}");
+    for label in [">0</text>", ">1</text>", ">2</text>", ">UTC</text>"] {
+        assert!(html.contains(label), "{label}: {html}");
+    }
+    assert!(html.contains("id=\"kind-text\""), "{html}");
     assert!(html.contains("page 1 of 1"), "{html}");
     // Past the last page: the last page, not an error.
     let (code, past) = daemon.get("/?page=9");

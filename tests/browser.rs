@@ -464,6 +464,209 @@ fn an_archive_page_lists_its_members_and_a_compressed_page_its_sizes() {
     assert!(facts.contains(&format!("({ratio:.1}:1)")), "{facts}");
 }
 
+/// The dashboard at a glance: the chart's empty state, then its axes once files finished
+/// (its bars add up to the files on disk); the counts by kind against the reports on disk; a
+/// running file's elapsed time (going on between refreshes), speed and time left. Saves
+/// `target/tmp/dashboard-at-a-glance.png` while the large file runs.
+#[test]
+fn the_dashboard_reads_at_a_glance() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let ws = Workspace::new();
+    // Each time a job's progress is told, it waits 1.5 s: a large file runs for seconds.
+    let daemon = Daemon::start(
+        &ws,
+        &["--settle-ms", "50", "--segment-bytes", "1048576"],
+        &[("FP_PAUSE_AT", "after-progress:1500")],
+    );
+    let mut browser = Browser::open(&chromium, &format!("http://127.0.0.1:{}/", daemon.port));
+    let text_of =
+        |id: &str| format!("(document.getElementById('{id}') || {{textContent: ''}}).textContent");
+    let empty = browser.eval_until(&text_of("chart-empty"), |v| {
+        v.as_str().is_some_and(|s| !s.is_empty())
+    });
+    assert_eq!(empty, json!("No files in the last 30 minutes."));
+    let kinds = browser.eval(&text_of("kinds"));
+    assert_eq!(kinds, json!("By kind: no file finished yet."));
+
+    // Files of five kinds, one of them failing.
+    let files: [(&str, &[u8]); 6] = [
+        ("orders.csv", b"user_id,n\nu1,1\nu2,2\n"),
+        ("more.csv", b"a,b\n1,2\n"),
+        ("app.log", b"INFO up\nERROR down\n"),
+        ("event.json", b"{\"a\": 1}"),
+        ("broken.json", b"{\"a\": "),
+        ("blob.bin", b"\x00\x01\x02\xff\xfe\x00"),
+    ];
+    for (name, bytes) in files {
+        ws.write(&format!("stage/{name}"), bytes);
+        std::fs::rename(
+            ws.path(&format!("stage/{name}")),
+            ws.path(&format!("watch_dir/unprocessed/{name}")),
+        )
+        .expect("move in");
+    }
+    let finished =
+        || ws.files_in("watch_dir/processed").len() + ws.files_in("watch_dir/failed").len();
+    assert!(
+        wait_until(LONG, || finished() == 2 * files.len()),
+        "{}",
+        daemon.log()
+    );
+    // The reference: kinds counted from the reports on disk, not from the daemon's counters.
+    let mut expected: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for (folder, suffix, failed) in [
+        ("processed", ".report.json", false),
+        ("failed", ".error.json", true),
+    ] {
+        for name in ws.files_in(&format!("watch_dir/{folder}")) {
+            if let Some(file) = name.strip_suffix(suffix) {
+                let report = ws.read_json(&format!("watch_dir/{folder}/{file}{suffix}"));
+                let kind = report["kind"].as_str().expect("kind").to_string();
+                let entry = expected.entry(kind).or_default();
+                if failed { entry.1 += 1 } else { entry.0 += 1 }
+            }
+        }
+    }
+    assert_eq!(expected.len(), 4, "{expected:?}");
+    let shown_js = "Array.from(document.querySelectorAll('#kinds .kind')).map(k => k.textContent)";
+    let all_shown = |v: &Value| v.as_array().is_some_and(|k| k.len() == expected.len());
+    let shown = browser.eval_until(shown_js, all_shown);
+    let mut shown: Vec<String> = shown
+        .as_array()
+        .unwrap_or_else(|| panic!("{shown}"))
+        .iter()
+        .map(|k| k.as_str().unwrap_or_default().to_string())
+        .collect();
+    shown.sort();
+    let mut want: Vec<String> = expected
+        .iter()
+        .map(|(kind, (completed, failed))| match failed {
+            0 => format!("{kind} {completed}"),
+            n => format!("{kind} {completed} +{n} failed"),
+        })
+        .collect();
+    want.sort();
+    assert_eq!(shown, want);
+
+    // The chart: no empty state, a value axis from 0, six time labels five minutes apart, and
+    // bars whose titles add up to the files finished.
+    let chart = browser.eval_until(
+        "document.getElementById('chart') ? [\
+           Array.from(document.querySelectorAll('#chart text.value')).map(t => t.textContent),\
+           Array.from(document.querySelectorAll('#chart text.time')).map(t => t.textContent),\
+           Array.from(document.querySelectorAll('#chart rect.bar title')).map(t => t.textContent),\
+           document.getElementById('chart-empty') === null] : null",
+        |v| !v.is_null(),
+    );
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("{chart}"))
+            .iter()
+            .map(|s| s.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let values = strings(&chart[0]);
+    let times = strings(&chart[1]);
+    let titles = strings(&chart[2]);
+    assert_eq!(chart[3], json!(true), "the empty state is gone: {chart}");
+    assert_eq!(values.len(), 3, "{chart}");
+    assert_eq!(values[0], "0");
+    let top: u64 = values[2].parse().expect("a number");
+    assert_eq!(values[1], (top / 2).to_string());
+    assert_eq!(times.last().map(String::as_str), Some("UTC"), "{chart}");
+    assert_eq!(times.len(), 7, "six times and the zone: {chart}");
+    for time in &times[..6] {
+        let (hours, minutes) = time.split_once(':').expect("HH:MM");
+        let hours: u32 = hours.parse().expect("hours");
+        let minutes: u32 = minutes.parse().expect("minutes");
+        assert!(
+            hours < 24 && minutes < 60 && minutes.is_multiple_of(5),
+            "{time}"
+        );
+    }
+    assert_eq!(titles.len(), 30);
+    let per_minute: Vec<u64> = titles
+        .iter()
+        .map(|t| {
+            let files = t.split(": ").nth(1).and_then(|f| f.split(' ').next());
+            files
+                .and_then(|n| n.parse().ok())
+                .expect("files in the title")
+        })
+        .collect();
+    assert_eq!(
+        per_minute.iter().sum::<u64>(),
+        files.len() as u64,
+        "{titles:?}"
+    );
+    assert!(
+        per_minute.iter().all(|&n| n <= top),
+        "{titles:?} over {top}"
+    );
+
+    // A large file in progress: elapsed, speed, time left.
+    let line = b"2026-11-30 08:00:00 INFO a line of a large log file\n";
+    let big: Vec<u8> = line.iter().copied().cycle().take(24 << 20).collect();
+    ws.write("stage/large.log", &big);
+    std::fs::rename(
+        ws.path("stage/large.log"),
+        ws.path("watch_dir/unprocessed/large.log"),
+    )
+    .expect("move in");
+    let cells_js = "Array.from(document.querySelectorAll('#processing tr')).slice(1)\
+                    .map(r => Array.from(r.children).map(c => c.textContent.trim()))";
+    let known = |v: &Value| {
+        v.as_array().is_some_and(|rows| {
+            rows.iter().any(|row| {
+                row[0] == "large.log" && row[4].as_str().is_some_and(|s| s.ends_with("/s"))
+            })
+        })
+    };
+    let rows = browser.eval_until(cells_js, known);
+    assert!(known(&rows), "{rows}\n{}", daemon.log());
+    let row = rows
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row[0] == "large.log"))
+        .expect("the row")
+        .clone();
+    let seconds = |cell: &Value| -> f64 {
+        let text = cell.as_str().unwrap_or_default();
+        let number = text.strip_suffix(" s").unwrap_or_else(|| panic!("{text}"));
+        number.parse().unwrap_or_else(|_| panic!("{text}"))
+    };
+    let elapsed = seconds(&row[3]);
+    let left = seconds(&row[5]);
+    assert!(elapsed > 0.0 && left >= 0.0, "{row}");
+    let percent: f64 = row[2]
+        .as_str()
+        .and_then(|p| p.trim_end_matches('%').trim().rsplit(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{row}"));
+    assert!(percent > 0.0 && percent < 100.0, "{row}");
+    save_screenshot(&mut browser, "dashboard-at-a-glance.png");
+    // The elapsed time goes on between refreshes.
+    std::thread::sleep(Duration::from_millis(1200));
+    let later = browser.eval(cells_js);
+    let row = later
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row[0] == "large.log"))
+        .unwrap_or_else(|| panic!("still running (it pauses 1.5 s a step): {later}"));
+    assert!(seconds(&row[3]) > elapsed, "{row} after {elapsed} s");
+    assert!(
+        wait_until(LONG, || ws
+            .path("watch_dir/processed/large.log.report.json")
+            .exists()),
+        "{}",
+        daemon.log()
+    );
+    let report = ws.read_json("watch_dir/processed/large.log.report.json");
+    // Counted another way: newlines, and the cut-off line at the end.
+    let lines = big.iter().filter(|&&b| b == b'\n').count() + usize::from(!big.ends_with(b"\n"));
+    assert_eq!(report["text"]["lines"], lines);
+}
+
 /// A cluster node's dashboard: the nodes table, then the banner once Redis is gone, seen in
 /// the browser without a reload; saves `target/tmp/dashboard-cluster.png`.
 #[test]

@@ -98,19 +98,20 @@ impl Kind {
         }
     }
 
+    /// Every kind, in the order SPEC §4 lists them (`Kind::ALL[kind as usize] == kind`).
+    pub const ALL: [Kind; 7] = [
+        Kind::Text,
+        Kind::Csv,
+        Kind::Json,
+        Kind::Archive,
+        Kind::Spreadsheet,
+        Kind::Document,
+        Kind::Binary,
+    ];
+
     /// The kind named `name` (as `as_str` writes it).
     pub fn from_name(name: &str) -> Option<Kind> {
-        [
-            Kind::Text,
-            Kind::Csv,
-            Kind::Json,
-            Kind::Archive,
-            Kind::Spreadsheet,
-            Kind::Document,
-            Kind::Binary,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == name)
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {

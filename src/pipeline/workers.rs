@@ -152,6 +152,7 @@ impl Worker {
                     .is_ok()
             {
                 store.progressed(id, done, total);
+                crate::test_hooks::pause_point("after-progress");
             }
         })
     }

@@ -12,10 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
+use crate::analyze::Kind;
 use crate::disk::report::{Report, Status};
 use crate::health::FinishTrouble;
 use crate::job::{
-    Counts, JobId, JobSnapshot, JobState, JobSummary, Minute, RetryRefused, THROUGHPUT_MINUTES,
+    Counts, JobId, JobSnapshot, JobState, JobSummary, KindCount, Minute, RetryRefused,
+    THROUGHPUT_MINUTES,
 };
 use crate::store::intake::{FileKey, Intake};
 use crate::store::{ChangeFeed, JobStart, JobStore};
@@ -53,8 +55,10 @@ struct Jobs {
     /// up every job another node finishes).
     finished_at: HashMap<JobId, u64>,
     finished_first: u64,
-    /// How many of `finished` completed and how many failed.
+    /// How many of `finished` completed and how many failed, in all and per kind
+    /// (`Kind::ALL` order); kept by `ring_enter` and `ring_leave`.
     in_ring: [usize; 2],
+    kinds_in_ring: [[usize; 2]; Kind::ALL.len()],
     /// Active ids in the order they entered their state, newest at the back, one deque per
     /// active state: the newest few are read from the back without sorting `active`. An entry
     /// counts while its record is in that state with the same stamp; the others are skipped,
@@ -160,10 +164,8 @@ impl JobStore for MemoryStore {
         let mut jobs = self.lock();
         if self.take_active(&mut jobs, id).is_some() {
             jobs.give_back_memory();
-        } else if let Some(at) = jobs.finished_position(id)
-            && let Some(record) = jobs.remove_finished(at)
-        {
-            jobs.in_ring[finished_slot(record.state)] -= 1;
+        } else if let Some(at) = jobs.finished_position(id) {
+            jobs.remove_finished(at);
         }
     }
 
@@ -265,7 +267,6 @@ impl JobStore for MemoryStore {
             return Err(RetryRefused::NotFailed(state));
         }
         let mut record = jobs.remove_finished(at).ok_or(RetryRefused::Unknown)?;
-        jobs.in_ring[finished_slot(state)] -= 1;
         let before = record.snapshot_now();
         jobs.counts.failed = jobs.counts.failed.saturating_sub(1);
         jobs.counts.queued += 1;
@@ -385,6 +386,20 @@ impl JobStore for MemoryStore {
 
     fn counts(&self) -> Counts {
         self.lock().counts
+    }
+
+    fn kinds(&self) -> Vec<KindCount> {
+        let jobs = self.lock();
+        Kind::ALL
+            .into_iter()
+            .zip(jobs.kinds_in_ring)
+            .filter(|(_, [completed, failed])| completed + failed > 0)
+            .map(|(kind, [completed, failed])| KindCount {
+                kind,
+                completed,
+                failed,
+            })
+            .collect()
     }
 
     fn get(&self, id: JobId) -> Option<JobSnapshot> {
@@ -580,6 +595,25 @@ impl Jobs {
         }
     }
 
+    /// Counts a record that joins `finished`.
+    fn ring_enter(&mut self, record: &JobRecord) {
+        let slot = finished_slot(record.state);
+        self.in_ring[slot] += 1;
+        if let Some(summary) = &record.summary {
+            self.kinds_in_ring[summary.kind as usize][slot] += 1;
+        }
+    }
+
+    /// Uncounts a record that leaves `finished`.
+    fn ring_leave(&mut self, record: &JobRecord) {
+        let slot = finished_slot(record.state);
+        self.in_ring[slot] -= 1;
+        if let Some(summary) = &record.summary {
+            let count = &mut self.kinds_in_ring[summary.kind as usize][slot];
+            *count = count.saturating_sub(1);
+        }
+    }
+
     /// Adds a finished job to the history ring of at most `history` records.
     fn push_finished(&mut self, record: JobRecord, history: usize) {
         if history == 0 {
@@ -587,7 +621,7 @@ impl Jobs {
         }
         if self.finished.len() >= history {
             if let Some(oldest) = self.finished.pop_front() {
-                self.in_ring[finished_slot(oldest.state)] -= 1;
+                self.ring_leave(&oldest);
                 if self.finished_at.get(&oldest.id) == Some(&self.finished_first) {
                     self.finished_at.remove(&oldest.id);
                 }
@@ -599,7 +633,7 @@ impl Jobs {
             let target = (2 * self.finished.len()).max(64).min(history);
             self.finished.reserve_exact(target - self.finished.len());
         }
-        self.in_ring[finished_slot(record.state)] += 1;
+        self.ring_enter(&record);
         self.finished_at
             .insert(record.id, self.finished_first + self.finished.len() as u64);
         self.finished.push_back(record);
@@ -622,6 +656,7 @@ impl Jobs {
     /// numbers the ring afresh.
     fn remove_finished(&mut self, at: usize) -> Option<JobRecord> {
         let record = self.finished.remove(at)?;
+        self.ring_leave(&record);
         self.finished_at.clear();
         let first = self.finished_first;
         for (i, record) in self.finished.iter().enumerate() {

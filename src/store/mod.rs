@@ -31,7 +31,7 @@ pub use replica::ReplicaStore;
 
 use crate::disk::report::Report;
 use crate::health::FinishTrouble;
-use crate::job::{Counts, JobId, JobSnapshot, JobState, Minute, RetryRefused};
+use crate::job::{Counts, JobId, JobSnapshot, JobState, KindCount, Minute, RetryRefused};
 
 /// A job that starts processing, with what the store may not have seen when it was queued
 /// (a file requeued from `underprocess/` at start was never queued in this run).
@@ -112,6 +112,10 @@ pub trait JobStore: Send + Sync {
     fn last_processed(&self) -> Option<JobSnapshot>;
 
     fn counts(&self) -> Counts;
+
+    /// The finished jobs of the history (the newest `--history`) by kind, completed and
+    /// failed, in `Kind::ALL` order; kinds without any are left out.
+    fn kinds(&self) -> Vec<KindCount>;
 
     /// Files and bytes finished per minute over the last `THROUGHPUT_MINUTES` minutes, oldest
     /// first, the minutes without any included as zeros.

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::disk::report::{Report, Status};
 use crate::health::FinishTrouble;
-use crate::job::{Counts, JobId, JobSnapshot, JobState, JobSummary, Minute, RetryRefused};
+use crate::job::{
+    Counts, JobId, JobSnapshot, JobState, JobSummary, KindCount, Minute, RetryRefused,
+};
 use crate::store::intake::FileKey;
 use crate::store::memory::Finished;
 use crate::store::{ChangeFeed, JobStart, JobStore, MemoryStore};
@@ -456,6 +458,10 @@ impl JobStore for ReplicaStore {
 
     fn counts(&self) -> Counts {
         self.view.counts()
+    }
+
+    fn kinds(&self) -> Vec<KindCount> {
+        self.view.kinds()
     }
 
     fn throughput(&self) -> Vec<Minute> {

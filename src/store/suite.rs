@@ -25,6 +25,7 @@ pub fn run_all(make: &Make) {
     restored_history_counts_and_lists(make);
     expected_files_are_taken_once(make);
     listings_match_a_plain_model(make);
+    kinds_count_the_history(make);
 }
 
 fn id(n: u128) -> JobId {
@@ -32,9 +33,13 @@ fn id(n: u128) -> JobId {
 }
 
 pub(crate) fn report(id: JobId, ok: bool) -> Report {
+    report_of(id, ok, Kind::Binary)
+}
+
+fn report_of(id: JobId, ok: bool, kind: Kind) -> Report {
     let now = SystemTime::now();
     let analysis = Analysis {
-        kind: Kind::Binary,
+        kind,
         detected: None,
         compression: None,
         size_bytes: 1,
@@ -121,6 +126,38 @@ fn history_is_bounded_and_drops_the_oldest(make: &Make) {
     assert!(store.get(id(6)).is_none());
     assert!(store.get(id(7)).is_some());
     assert_eq!(store.counts().completed, 10);
+}
+
+fn kinds_count_the_history(make: &Make) {
+    let store = make(3);
+    assert!(store.kinds().is_empty());
+    let finished = [
+        (Kind::Csv, true),
+        (Kind::Text, false),
+        (Kind::Csv, true),
+        (Kind::Json, true),
+    ];
+    for (n, (kind, ok)) in finished.into_iter().enumerate() {
+        let job = id(n as u128);
+        start(&*store, job);
+        store.finish(job, &report_of(job, ok, kind), OsStr::new("f"), (1, 1));
+    }
+    // The oldest csv left the history of 3.
+    let count = |store: &dyn JobStore| -> Vec<(Kind, usize, usize)> {
+        let kinds = store.kinds();
+        kinds
+            .into_iter()
+            .map(|k| (k.kind, k.completed, k.failed))
+            .collect()
+    };
+    assert_eq!(
+        count(&*store),
+        [(Kind::Text, 0, 1), (Kind::Csv, 1, 0), (Kind::Json, 1, 0)]
+    );
+    // A retried job leaves its kind's failures; a forgotten one its completions.
+    store.begin_retry(id(1)).expect("failed job");
+    store.forget(id(3));
+    assert_eq!(count(&*store), [(Kind::Csv, 1, 0)]);
 }
 
 fn progress_is_pushed_told_and_kept_at_the_finish(make: &Make) {
@@ -324,6 +361,15 @@ fn listings_match_a_plain_model(make: &Make) {
                 prop_assert_eq!(got_sorted, expected_sorted);
             }
             prop_assert_eq!(total, expected.len());
+            if state.is_none() {
+                // Every job of the suite is binary: its counts are the model's finished jobs.
+                let count = |want: JobState| model.iter().filter(|(_, s)| *s == want).count();
+                let want = (count(JobState::Completed), count(JobState::Failed));
+                let kinds = store.kinds();
+                let got = kinds.first().map_or((0, 0), |k| (k.completed, k.failed));
+                prop_assert!(kinds.len() <= 1 && kinds.iter().all(|k| k.kind == Kind::Binary));
+                prop_assert_eq!(got, want);
+            }
             let (_, second) = store.list(state, 3, 2);
             let got: Vec<JobId> = second.iter().map(|job| job.id).collect();
             if state.is_some() {

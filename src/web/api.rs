@@ -88,6 +88,8 @@ impl From<JobSnapshot> for JobView {
 #[derive(Serialize)]
 struct Status {
     counts: Counts,
+    /// The finished jobs of the history by kind.
+    kinds: Vec<crate::job::KindCount>,
     queued: Vec<JobView>,
     processing: Vec<JobView>,
     processed: Vec<JobView>,
@@ -106,6 +108,7 @@ pub async fn status(store: web::Data<dyn JobStore>) -> Result<HttpResponse, ApiE
         let page = |state| views(store.recent(state, STATUS_RECENT));
         Status {
             counts: store.counts(),
+            kinds: store.kinds(),
             queued: page(JobState::Queued),
             processing: page(JobState::Processing),
             processed: page(JobState::Completed),

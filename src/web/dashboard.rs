@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::disk::report::human_bytes;
 use crate::health::{FinishTrouble, Health, Liveness};
-use crate::job::{Counts, JobSnapshot, JobState, Minute};
+use crate::job::{Counts, JobSnapshot, JobState, KindCount, Minute};
 use crate::store::JobStore;
 use crate::web::ask;
 use crate::web::auth::Auth;
@@ -44,13 +44,53 @@ pub struct Row {
     pub progress_total: u64,
     pub percent: u64,
     pub error: String,
+    /// While it runs: time since it started (also in ms, for the page's clock to go on
+    /// from), bytes per second so far, and the time left at that speed.
+    pub elapsed: String,
+    pub elapsed_ms: u64,
+    pub speed: String,
+    pub eta: String,
+}
+
+/// The throughput chart: bars of files per minute, a value axis and a time axis.
+pub struct Chart {
+    pub width: usize,
+    pub height: usize,
+    pub bars: Vec<Bar>,
+    pub values: Vec<Tick>,
+    pub times: Vec<Tick>,
+    /// No file finished in any of the minutes shown.
+    pub empty: bool,
 }
 
 pub struct Bar {
     pub x: usize,
+    pub y: u64,
     pub height: u64,
     pub label: String,
 }
+
+/// A labelled point of an axis: `at` is y for the value axis, x for the time axis.
+pub struct Tick {
+    pub at: u64,
+    pub label: String,
+}
+
+/// Finished files of one kind, as the counts show them.
+pub struct KindRow {
+    pub kind: &'static str,
+    pub completed: usize,
+    pub failed: usize,
+}
+
+/// Layout of the chart, in pixels.
+const CHART_LEFT: usize = 40;
+const CHART_TOP: u64 = 8;
+const CHART_HEIGHT: u64 = 72;
+const BAR_STEP: usize = 20;
+const BAR_WIDTH: usize = 16;
+/// Time labels every this many minutes.
+const TIME_EVERY: u64 = 5;
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -66,8 +106,10 @@ struct Dashboard {
     failed: Vec<Row>,
     page: usize,
     pages: usize,
-    throughput: Vec<Bar>,
-    chart_width: usize,
+    chart: Chart,
+    /// Finished files of the history by kind, and what they are counted over.
+    kinds: Vec<KindRow>,
+    kinds_caption: String,
     files_per_min: String,
     mb_per_s: String,
     /// Why the daemon is degraded or unavailable; empty when healthy.
@@ -112,6 +154,10 @@ impl From<JobSnapshot> for Row {
             progress_done: done,
             progress_total: total.max(1),
             percent: (done * 100).checked_div(total).unwrap_or(0),
+            elapsed: String::new(),
+            elapsed_ms: 0,
+            speed: String::new(),
+            eta: String::new(),
             error: match (&job.last_error, summary.and_then(|s| s.error.as_ref())) {
                 (Some(last), _) => format!("attempt {} failed: {last}", job.attempts),
                 (None, Some(e)) => format!("{}: {}", e.kind, e.message),
@@ -125,6 +171,140 @@ fn rows(jobs: Vec<JobSnapshot>) -> Vec<Row> {
     jobs.into_iter().map(Row::from).collect()
 }
 
+/// Running jobs as rows with their elapsed time, speed and time left at `now`.
+fn running_rows(jobs: Vec<JobSnapshot>, now: SystemTime) -> Vec<Row> {
+    jobs.into_iter()
+        .map(|job| {
+            let elapsed = job
+                .started_at
+                .and_then(|started| now.duration_since(started).ok())
+                .unwrap_or_default();
+            let (speed, eta) = pace(job.size_bytes, job.progress, elapsed);
+            let mut row = Row::from(job);
+            row.elapsed = span(elapsed.as_secs_f64());
+            row.elapsed_ms = elapsed.as_millis() as u64;
+            row.speed = speed;
+            row.eta = eta;
+            row
+        })
+        .collect()
+}
+
+/// Speed so far and time left at that speed, from the share of segments done: "—" for
+/// both until a first segment is done (no speed is known yet).
+fn pace(size: u64, progress: Option<(u64, u64)>, elapsed: std::time::Duration) -> (String, String) {
+    let unknown = || ("—".to_string(), "—".to_string());
+    let Some((done, total)) = progress.filter(|&(done, total)| done > 0 && total > 0) else {
+        return unknown();
+    };
+    let seconds = elapsed.as_secs_f64();
+    if seconds <= 0.0 {
+        return unknown();
+    }
+    let share = (done.min(total) as f64) / total as f64;
+    let speed = size as f64 * share / seconds;
+    let left = seconds * (1.0 - share) / share;
+    (format!("{}/s", human_bytes(speed as u64)), span(left))
+}
+
+/// A duration for people: `0.4 s`, `12 s`, `3 min 05 s`, `2 h 07 min`.
+fn span(seconds: f64) -> String {
+    if seconds < 10.0 {
+        return format!("{seconds:.1} s");
+    }
+    let whole = seconds.round() as u64;
+    match whole {
+        0..60 => format!("{whole} s"),
+        60..3600 => format!("{} min {:02} s", whole / 60, whole % 60),
+        _ => format!("{} h {:02} min", whole / 3600, whole % 3600 / 60),
+    }
+}
+
+/// The chart of the minutes given, oldest first: bars scaled to a round top value.
+fn chart(minutes: &[Minute]) -> Chart {
+    let most = minutes.iter().map(|m| m.files).max().unwrap_or(0);
+    let top = round_top(most);
+    let bottom = CHART_TOP + CHART_HEIGHT;
+    let bars = minutes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let height = m.files.min(top) * CHART_HEIGHT / top;
+            Bar {
+                x: CHART_LEFT + i * BAR_STEP + (BAR_STEP - BAR_WIDTH) / 2,
+                y: bottom - height,
+                height,
+                label: format!(
+                    "{}: {} files, {}",
+                    clock(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(m.minute * 60)),
+                    m.files,
+                    human_bytes(m.bytes)
+                ),
+            }
+        })
+        .collect();
+    let values = [0, top / 2, top]
+        .into_iter()
+        .map(|value| Tick {
+            at: bottom - value * CHART_HEIGHT / top,
+            label: value.to_string(),
+        })
+        .collect();
+    let times = minutes
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.minute % TIME_EVERY == 0)
+        .map(|(i, m)| Tick {
+            at: (CHART_LEFT + i * BAR_STEP + BAR_STEP / 2) as u64,
+            label: format!("{:02}:{:02}", m.minute / 60 % 24, m.minute % 60),
+        })
+        .collect();
+    Chart {
+        width: CHART_LEFT + minutes.len() * BAR_STEP + 30,
+        height: (bottom + 22) as usize,
+        bars,
+        values,
+        times,
+        empty: most == 0,
+    }
+}
+
+/// The value at the top of the chart: the first of 2, 4, 6, 10, 20, 40, 60, 100, … at
+/// least `most` (even, so that its half is a whole number too).
+fn round_top(most: u64) -> u64 {
+    let mut scale: u64 = 1;
+    loop {
+        for step in [2u64, 4, 6, 10] {
+            let top = step.saturating_mul(scale);
+            if top >= most || top == u64::MAX {
+                return top;
+            }
+        }
+        scale = scale.saturating_mul(10);
+    }
+}
+
+/// The kinds' counts, and what they count: the history, which holds every finished file
+/// unless `--history` dropped the oldest.
+fn kind_rows(kinds: Vec<KindCount>, counts: Counts) -> (Vec<KindRow>, String) {
+    let shown: usize = kinds.iter().map(|k| k.completed + k.failed).sum();
+    let all = counts.completed + counts.failed;
+    let caption = if (shown as u64) < all {
+        format!("By kind, of the {shown} most recent:")
+    } else {
+        "By kind:".to_string()
+    };
+    let rows = kinds
+        .into_iter()
+        .map(|k| KindRow {
+            kind: k.kind.as_str(),
+            completed: k.completed,
+            failed: k.failed,
+        })
+        .collect();
+    (rows, caption)
+}
+
 /// What the page shows of the store, asked in one go.
 struct Reading {
     counts: Counts,
@@ -132,6 +312,7 @@ struct Reading {
     page: usize,
     processed: Vec<JobSnapshot>,
     minutes: Vec<Minute>,
+    kinds: Vec<KindCount>,
     last: Option<JobSnapshot>,
     queued: Vec<JobSnapshot>,
     processing: Vec<JobSnapshot>,
@@ -152,6 +333,7 @@ fn read(store: &dyn JobStore, page: usize) -> Reading {
             .list(Some(JobState::Completed), PAGE_ROWS, page * PAGE_ROWS)
             .1,
         minutes: store.throughput(),
+        kinds: store.kinds(),
         last: store.last_processed(),
         queued: store.recent(JobState::Queued, LIST_ROWS),
         processing: store.recent(JobState::Processing, LIST_ROWS),
@@ -185,7 +367,7 @@ pub async fn dashboard(
         None => (Vec::new(), false),
     };
     let minutes = &reading.minutes;
-    let most = minutes.iter().map(|m| m.files).max().unwrap_or(0).max(1);
+    let (kinds, kinds_caption) = kind_rows(reading.kinds, reading.counts);
     let recent = &minutes[minutes.len().saturating_sub(RATE_MINUTES)..];
     let files: u64 = recent.iter().map(|m| m.files).sum();
     let bytes: u64 = recent.iter().map(|m| m.bytes).sum();
@@ -196,26 +378,14 @@ pub async fn dashboard(
         counts: reading.counts,
         last: reading.last.map(Row::from),
         queued: rows(reading.queued),
-        processing: rows(reading.processing),
+        processing: running_rows(reading.processing, SystemTime::now()),
         processed: rows(reading.processed),
         failed: rows(reading.failed),
         page: reading.page,
         pages: reading.pages,
-        chart_width: minutes.len() * 20,
-        throughput: minutes
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Bar {
-                x: i * 20,
-                height: m.files * 60 / most,
-                label: format!(
-                    "{}: {} files, {}",
-                    clock(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(m.minute * 60)),
-                    m.files,
-                    human_bytes(m.bytes)
-                ),
-            })
-            .collect(),
+        chart: chart(minutes),
+        kinds,
+        kinds_caption,
         files_per_min: format!("{:.1}", files as f64 * 60.0 / seconds),
         mb_per_s: format!("{:.2}", bytes as f64 / seconds / 1e6),
         health: match liveness.health(reading.trouble) {
@@ -232,4 +402,56 @@ pub async fn script() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/javascript; charset=utf-8")
         .body(SCRIPT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_top_is_round_and_at_least_the_highest_bar() {
+        let tops: Vec<u64> = [0, 1, 2, 3, 5, 7, 10, 11, 45, 61, 100, 101, 9_999]
+            .into_iter()
+            .map(round_top)
+            .collect();
+        assert_eq!(tops, [2, 2, 2, 4, 6, 10, 10, 20, 60, 100, 100, 200, 10_000]);
+        assert_eq!(round_top(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn the_chart_has_axes_and_says_when_it_is_empty() {
+        let minute = |minute, files| Minute {
+            minute,
+            files,
+            bytes: files * 1000,
+        };
+        let quiet = chart(&[minute(600, 0), minute(601, 0)]);
+        assert!(quiet.empty);
+        // 10:00 UTC is minute 600 of the day; 10:05 has a label, 10:01 to 10:04 not.
+        let busy = chart(&(600..606).map(|m| minute(m, m - 600)).collect::<Vec<_>>());
+        assert!(!busy.empty);
+        let times: Vec<&str> = busy.times.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(times, ["10:00", "10:05"]);
+        let values: Vec<&str> = busy.values.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(values, ["0", "3", "6"]);
+        // The highest bar (5 files, top 6) is 5/6 of the plot; the value axis' top is its top.
+        assert_eq!(busy.bars[5].height, 5 * CHART_HEIGHT / 6);
+        assert_eq!(busy.values[2].at, CHART_TOP);
+        assert_eq!(busy.bars[0].height, 0);
+    }
+
+    #[test]
+    fn speed_and_time_left_follow_the_share_done() {
+        let second = std::time::Duration::from_secs(1);
+        // A quarter of 40 MB in 2 s: 5 MB/s, 6 s to go.
+        let (speed, eta) = pace(40_000_000, Some((1, 4)), 2 * second);
+        assert_eq!(eta, "6.0 s");
+        assert_eq!(speed, format!("{}/s", human_bytes(5_000_000)));
+        assert_eq!(pace(40, Some((0, 4)), second), ("—".into(), "—".into()));
+        assert_eq!(pace(40, None, second), ("—".into(), "—".into()));
+        assert_eq!(span(0.42), "0.4 s");
+        assert_eq!(span(59.6), "1 min 00 s");
+        assert_eq!(span(185.0), "3 min 05 s");
+        assert_eq!(span(7620.0), "2 h 07 min");
+    }
 }
