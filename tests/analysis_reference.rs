@@ -166,3 +166,34 @@ fn csv_date_and_time_columns_match_pythons_datetime() {
     assert_eq!(got["csv"]["columns"][0]["max"], "2027-01-01T01:00:00Z");
     assert_eq!(got["csv"]["columns"][2]["max"], "2026-11-30T23:59:00");
 }
+
+/// A column past the exact limit is estimated, and the estimate is the same wherever the file
+/// is cut (SPEC: identical to a sequential analysis), within HyperLogLog's error of the true
+/// count (a `HashSet` of the values, here).
+#[test]
+fn estimated_distinct_counts_do_not_depend_on_the_cut_points() {
+    let ws = Workspace::new();
+    let mut csv = String::from("id,user\n");
+    let mut ids = std::collections::HashSet::new();
+    for row in 0..160_000u64 {
+        // Scrambled so that each segment holds values from all over the range.
+        let id = row.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+        ids.insert(id);
+        csv.push_str(&format!("{id},u{}\n", row % 97));
+    }
+    let mut counts = Vec::new();
+    for (i, segment) in ["8388608", "65536", "4099"].iter().enumerate() {
+        let name = format!("wide{i}.csv");
+        ws.write(&name, csv.as_bytes());
+        let out = ws.run(&["--input", &name, "--json", "--segment-bytes", segment]);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        let report: Value = serde_json::from_str(&stdout(&out)).expect("report JSON");
+        let id = &report["csv"]["columns"][0];
+        assert_eq!(id["distinct_approx"], true, "{id}");
+        assert_eq!(report["csv"]["columns"][1]["distinct"], 97);
+        counts.push(id["distinct"].as_u64().expect("a count"));
+    }
+    assert!(counts.iter().all(|&c| c == counts[0]), "{counts:?}");
+    let error = (counts[0] as f64 - ids.len() as f64).abs() / ids.len() as f64;
+    assert!(error < 0.05, "{} estimated as {}", ids.len(), counts[0]);
+}
