@@ -418,3 +418,41 @@ fn check_health_answers_for_the_running_daemon() {
     assert!(stderr.starts_with("unhealthy: "), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// The counts by kind cover the history: with `--history 3`, five files finished show three,
+/// the newest, and the dashboard says what they are counted over.
+#[test]
+fn counts_by_kind_cover_the_history_and_say_so() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &["--settle-ms", "50", "--history", "3"], &[]);
+    let files: [(&str, &[u8]); 5] = [
+        ("a.csv", b"x\n1\n"),
+        ("b.log", b"INFO a\n"),
+        ("c.json", b"{"),
+        ("d.csv", b"y\n2\n"),
+        ("e.json", b"[1]"),
+    ];
+    for (name, body) in files {
+        drop_file(&ws, name, body);
+        // One at a time, so that which three are the newest is known.
+        let done = finished(&daemon) + 1;
+        assert!(
+            wait_until(LONG, || finished(&daemon) == done),
+            "{}",
+            daemon.log()
+        );
+    }
+    let (_, status) = get_json(&daemon, "/api/status");
+    // The newest three: c.json (failed), d.csv, e.json.
+    assert_eq!(
+        status["kinds"],
+        serde_json::json!([
+            {"kind": "csv", "completed": 1, "failed": 0},
+            {"kind": "json", "completed": 1, "failed": 1},
+        ]),
+        "{status}"
+    );
+    let (_, html) = daemon.get("/");
+    assert!(html.contains("By kind, of the 3 most recent:"), "{html}");
+    assert!(html.contains("+1 failed"), "{html}");
+}
