@@ -69,6 +69,9 @@ impl FromStr for JobState {
 pub struct JobSummary {
     pub kind: Kind,
     pub duration_ms: u64,
+    /// The same to the microsecond (0 from a node that did not send it).
+    #[serde(default)]
+    pub duration_us: u64,
     pub error: Option<ErrorInfo>,
     /// The key figure of its kind's section (lines, rows, records), if it has one.
     #[serde(skip)]

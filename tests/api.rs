@@ -432,10 +432,9 @@ fn counts_by_kind_cover_the_history_and_say_so() {
         ("d.csv", b"y\n2\n"),
         ("e.json", b"[1]"),
     ];
-    for (name, body) in files {
+    for (done, (name, body)) in (1..).zip(files) {
         drop_file(&ws, name, body);
         // One at a time, so that which three are the newest is known.
-        let done = finished(&daemon) + 1;
         assert!(
             wait_until(LONG, || finished(&daemon) == done),
             "{}",

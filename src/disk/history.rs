@@ -49,6 +49,9 @@ struct ReportStub {
     started_at: String,
     finished_at: String,
     duration_ms: u64,
+    /// Reports written before it had only `duration_ms`.
+    #[serde(default)]
+    duration_us: Option<u64>,
     error: Option<ErrorInfo>,
     /// The cluster node that wrote it (cluster mode only).
     #[serde(default)]
@@ -211,6 +214,9 @@ fn read(found: &Found) -> Option<(JobSnapshot, Option<String>)> {
         summary: Some(JobSummary {
             kind: stub.kind,
             duration_ms: stub.duration_ms,
+            duration_us: stub
+                .duration_us
+                .unwrap_or(stub.duration_ms.saturating_mul(1000)),
             error: stub.error,
             figure: stub
                 .details

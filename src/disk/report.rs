@@ -187,6 +187,7 @@ impl Report {
         JobSummary {
             kind: self.kind,
             duration_ms: self.duration_ms,
+            duration_us: self.duration_us,
             error: self.error.clone(),
             figure: self
                 .details

@@ -541,6 +541,7 @@ mod tests {
             summary: JobSummary {
                 kind: crate::analyze::Kind::Text,
                 duration_ms: 3,
+                duration_us: 3_141,
                 error: None,
                 figure: None,
             },

@@ -149,7 +149,9 @@ impl From<JobSnapshot> for Row {
             kind,
             size: human_bytes(job.size_bytes),
             figure,
-            duration: summary.map_or(String::new(), |s| format!("{} ms", s.duration_ms)),
+            duration: summary.map_or(String::new(), |s| {
+                took(s.duration_us.max(s.duration_ms.saturating_mul(1000)))
+            }),
             when: clock(when),
             progress_done: done,
             progress_total: total.max(1),
@@ -205,6 +207,16 @@ fn pace(size: u64, progress: Option<(u64, u64)>, elapsed: std::time::Duration) -
     let speed = size as f64 * share / seconds;
     let left = seconds * (1.0 - share) / share;
     (format!("{}/s", human_bytes(speed as u64)), span(left))
+}
+
+/// An analysis time: `412 µs`, `12.3 ms`, `2.41 s`, then as `span`.
+fn took(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
+        1_000_000..60_000_000 => format!("{:.2} s", us as f64 / 1e6),
+        _ => span(us as f64 / 1e6),
+    }
 }
 
 /// A duration for people: `0.4 s`, `12 s`, `3 min 05 s`, `2 h 07 min`.
@@ -449,6 +461,10 @@ mod tests {
         assert_eq!(speed, format!("{}/s", human_bytes(5_000_000)));
         assert_eq!(pace(40, Some((0, 4)), second), ("—".into(), "—".into()));
         assert_eq!(pace(40, None, second), ("—".into(), "—".into()));
+        assert_eq!(took(412), "412 µs");
+        assert_eq!(took(12_345), "12.3 ms");
+        assert_eq!(took(2_414_000), "2.41 s");
+        assert_eq!(took(185_000_000), "3 min 05 s");
         assert_eq!(span(0.42), "0.4 s");
         assert_eq!(span(59.6), "1 min 00 s");
         assert_eq!(span(185.0), "3 min 05 s");

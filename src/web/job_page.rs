@@ -27,7 +27,7 @@ struct JobPage {
 }
 
 /// The report's fields shown among the job's facts.
-const REPORT_FACTS: [&str; 8] = [
+const REPORT_FACTS: [&str; 9] = [
     "kind",
     "detected",
     "sha256",
@@ -36,6 +36,7 @@ const REPORT_FACTS: [&str; 8] = [
     "started_at",
     "finished_at",
     "duration_ms",
+    "duration_us",
 ];
 
 pub async fn job_page(
