@@ -241,7 +241,7 @@ fn chart(minutes: &[Minute]) -> Chart {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let height = m.files.min(top) * CHART_HEIGHT / top;
+            let height = scaled(m.files.min(top), top);
             Bar {
                 x: CHART_LEFT + i * BAR_STEP + (BAR_STEP - BAR_WIDTH) / 2,
                 y: bottom - height,
@@ -258,7 +258,7 @@ fn chart(minutes: &[Minute]) -> Chart {
     let values = [0, top / 2, top]
         .into_iter()
         .map(|value| Tick {
-            at: bottom - value * CHART_HEIGHT / top,
+            at: bottom - scaled(value, top),
             label: value.to_string(),
         })
         .collect();
@@ -279,6 +279,12 @@ fn chart(minutes: &[Minute]) -> Chart {
         times,
         empty: most == 0,
     }
+}
+
+/// Pixels for `value` (at most `top`) on the value axis; in 128 bits, so that no count can
+/// overflow it.
+fn scaled(value: u64, top: u64) -> u64 {
+    (u128::from(value) * u128::from(CHART_HEIGHT) / u128::from(top.max(1))) as u64
 }
 
 /// The value at the top of the chart: the first of 2, 4, 6, 10, 20, 40, 60, 100, … at
@@ -428,6 +434,7 @@ mod tests {
             .collect();
         assert_eq!(tops, [2, 2, 2, 4, 6, 10, 10, 20, 60, 100, 100, 200, 10_000]);
         assert_eq!(round_top(u64::MAX), u64::MAX);
+        assert_eq!(scaled(u64::MAX, u64::MAX), CHART_HEIGHT);
     }
 
     #[test]
