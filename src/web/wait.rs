@@ -60,12 +60,15 @@ impl AnswerQuery {
     }
 }
 
-/// `30s`, `1m30s`, `500ms` (humantime's forms), or a number of seconds alone (`30`).
+/// `30s`, `1m30s`, `500ms` (humantime's forms), or a number of seconds alone (`30`, `2.5`).
 fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let wait = match text.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => humantime::parse_duration(text).map_err(|err| {
+    let seconds = text.parse::<f64>().ok().filter(|s| {
+        s.is_finite() && *s >= 0.0 && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    });
+    let wait = match seconds {
+        Some(seconds) => Duration::from_secs_f64(seconds.min(MAX_WAIT.as_secs_f64())),
+        None => humantime::parse_duration(text).map_err(|err| {
             format!("wait={text:?} is not a duration (e.g. 30s, 2m, 500ms): {err}")
         })?,
     };
@@ -165,6 +168,8 @@ mod tests {
     fn waits_are_read_as_durations_and_bounded() {
         assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse("inf").is_err() && parse("1e3").is_err());
         assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse("1m 30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse("5m"), Ok(MAX_WAIT));
