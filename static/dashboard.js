@@ -201,7 +201,12 @@
   });
 
   var events = new EventSource("/api/events?changes=250");
-  events.addEventListener("open", function () { state.textContent = "— live"; });
+  events.addEventListener("open", function () {
+    state.textContent = "— live";
+    // What changed between the page's load (or the last connection) and this connection has
+    // no event: the live part is fetched once now.
+    refresh();
+  });
   events.addEventListener("error", function () { state.textContent = "— reconnecting…"; });
   events.addEventListener("changed", function () {
     if (pending) return;

@@ -694,6 +694,15 @@ fn a_cluster_dashboard_shows_the_nodes_and_says_when_redis_is_gone() {
         a.get_json("/api/nodes").1.as_array().map_or(0, Vec::len) == 2
     }));
     let mut browser = Browser::open(&chromium, &format!("http://127.0.0.1:{}/", a.port));
+    // The page's event stream is open before anything changes.
+    let state = browser.eval_until(
+        "document.getElementById('state') ? document.getElementById('state').textContent : ''",
+        |v| v.as_str().is_some_and(|s| s.contains("live")),
+    );
+    assert!(
+        state.as_str().is_some_and(|s| s.contains("live")),
+        "{state}"
+    );
     let up = browser.eval_until(
         "document.querySelectorAll('#nodes tr.node-up').length",
         |v| v.as_u64() == Some(2),
