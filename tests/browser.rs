@@ -631,10 +631,17 @@ fn the_dashboard_reads_at_a_glance() {
         .and_then(|rows| rows.iter().find(|row| row[0] == "large.log"))
         .expect("the row")
         .clone();
+    // "0.4 s", "12 s", "3 min 05 s" or "2 h 07 min", in seconds.
     let seconds = |cell: &Value| -> f64 {
         let text = cell.as_str().unwrap_or_default();
-        let number = text.strip_suffix(" s").unwrap_or_else(|| panic!("{text}"));
-        number.parse().unwrap_or_else(|_| panic!("{text}"))
+        let words: Vec<&str> = text.split(' ').collect();
+        let number = |word: &str| -> f64 { word.parse().unwrap_or_else(|_| panic!("{text}")) };
+        match words[..] {
+            [n, "s"] => number(n),
+            [m, "min", s, "s"] => number(m) * 60.0 + number(s),
+            [h, "h", m, "min"] => number(h) * 3600.0 + number(m) * 60.0,
+            _ => panic!("not a duration: {text}"),
+        }
     };
     let elapsed = seconds(&row[3]);
     let left = seconds(&row[5]);
