@@ -164,6 +164,18 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
+    /// Waits until the page says its event stream is open ("live").
+    fn wait_until_live(&mut self) {
+        let state = self.eval_until(
+            "document.getElementById('state') ? document.getElementById('state').textContent : ''",
+            |v| v.as_str().is_some_and(|s| s.contains("live")),
+        );
+        assert!(
+            state.as_str().is_some_and(|s| s.contains("live")),
+            "{state}"
+        );
+    }
+
     fn eval_until(&mut self, expression: &str, want: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + LONG;
         loop {
@@ -219,14 +231,7 @@ fn the_dashboard_shows_a_dropped_file_as_processed_without_a_reload() {
     let mut browser = Browser::open(&chromium, &format!("http://127.0.0.1:{}/", daemon.port));
 
     // The page is up and its event stream is open.
-    let state = browser.eval_until(
-        "document.getElementById('state') ? document.getElementById('state').textContent : ''",
-        |v| v.as_str().is_some_and(|s| s.contains("live")),
-    );
-    assert!(
-        state.as_str().is_some_and(|s| s.contains("live")),
-        "{state}"
-    );
+    browser.wait_until_live();
     let before = browser.eval("document.getElementById('count-completed').textContent");
     assert!(before.as_str().is_some_and(|s| s.contains('0')), "{before}");
     // A reload would lose this.
@@ -702,14 +707,7 @@ fn a_cluster_dashboard_shows_the_nodes_and_says_when_redis_is_gone() {
     }));
     let mut browser = Browser::open(&chromium, &format!("http://127.0.0.1:{}/", a.port));
     // The page's event stream is open before anything changes.
-    let state = browser.eval_until(
-        "document.getElementById('state') ? document.getElementById('state').textContent : ''",
-        |v| v.as_str().is_some_and(|s| s.contains("live")),
-    );
-    assert!(
-        state.as_str().is_some_and(|s| s.contains("live")),
-        "{state}"
-    );
+    browser.wait_until_live();
     let up = browser.eval_until(
         "document.querySelectorAll('#nodes tr.node-up').length",
         |v| v.as_u64() == Some(2),
