@@ -216,6 +216,15 @@ fn the_dashboard_is_complete_without_javascript() {
     assert!(!html.contains("a<b&c>.log"), "{html}");
     assert!(html.contains("a&#60;b&#38;c&#62;.log"), "{html}");
     assert!(html.contains("3 lines"), "{html}");
+    // Its duration as its report has it, to the microsecond below a millisecond.
+    let report = ws.read_json("watch_dir/processed/a<b&c>.log.report.json");
+    let us = report["duration_us"].as_u64().expect("duration_us");
+    let shown = match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    };
+    assert!(html.contains(&format!(">{shown}</td>")), "{shown}: {html}");
     assert!(html.contains("id=\"last-processed\""), "{html}");
     assert!(
         html.contains("invalid_json"),

@@ -157,7 +157,17 @@ pub async fn job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = find_job(&store, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(crate::web::wait::job_body(&folders, job).await))
+    Ok(HttpResponse::Ok().json(job_body(&folders, job).await))
+}
+
+/// A job as `GET /api/jobs/{id}` shows it: its view, and its report once published.
+pub async fn job_body(folders: &Folders, job: JobSnapshot) -> Value {
+    let report = read_report(folders, &job).await;
+    let mut body = serde_json::to_value(JobView::from(job)).unwrap_or(Value::Null);
+    if let (Some(report), Value::Object(map)) = (report, &mut body) {
+        map.insert("report".to_string(), report);
+    }
+    body
 }
 
 /// Where a finished job's report is: in its folder, under its file's name (one path

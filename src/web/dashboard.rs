@@ -56,6 +56,10 @@ pub struct Row {
 pub struct Chart {
     pub width: usize,
     pub height: usize,
+    /// Where the grid lines run, and how wide a bar is.
+    pub grid_from: usize,
+    pub grid_to: usize,
+    pub bar_width: usize,
     pub bars: Vec<Bar>,
     pub values: Vec<Tick>,
     pub times: Vec<Tick>,
@@ -271,9 +275,14 @@ fn chart(minutes: &[Minute]) -> Chart {
             label: format!("{:02}:{:02}", m.minute / 60 % 24, m.minute % 60),
         })
         .collect();
+    let plot_end = CHART_LEFT + minutes.len() * BAR_STEP;
     Chart {
-        width: CHART_LEFT + minutes.len() * BAR_STEP + 30,
+        // Room right of the plot for the "UTC" label.
+        width: plot_end + 30,
         height: (bottom + 22) as usize,
+        grid_from: CHART_LEFT - 4,
+        grid_to: plot_end,
+        bar_width: BAR_WIDTH,
         bars,
         values,
         times,

@@ -21,8 +21,9 @@ use crate::health::Liveness;
 use crate::job::{JobId, JobSnapshot, RetryRefused};
 use crate::pipeline::watch::is_ignored;
 use crate::store::JobStore;
+use crate::web::api::job_body;
 use crate::web::error::ApiError;
-use crate::web::wait::{AnswerQuery, Waiter, job_body};
+use crate::web::wait::{AnswerQuery, Waiter};
 use crate::web::{WebSettings, ask};
 
 /// Under `failed/`: the error reports of retried jobs.

@@ -32,8 +32,9 @@ use crate::health::Liveness;
 use crate::job::JobId;
 use crate::store::JobStore;
 use crate::web::WebSettings;
+use crate::web::api::job_body;
 use crate::web::error::ApiError;
-use crate::web::wait::{AnswerQuery, Waiter, job_body};
+use crate::web::wait::{AnswerQuery, Waiter};
 
 /// Small chunks are gathered up to this size before a write; one buffer of it per upload in
 /// flight, reused from write to write.

@@ -13,14 +13,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::web;
 use serde::Deserialize;
-use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::disk::folders::Folders;
 use crate::health::Liveness;
 use crate::job::{JobId, JobSnapshot, JobState};
 use crate::store::JobStore;
-use crate::web::api::JobView;
 use crate::web::ask;
 use crate::web::error::ApiError;
 
@@ -148,16 +145,6 @@ fn keep_finished(done: &mut HashMap<JobId, JobSnapshot>, jobs: Vec<JobSnapshot>)
             done.entry(job.id).or_insert(job);
         }
     }
-}
-
-/// A job as `GET /api/jobs/{id}` shows it: its view, and its report once published.
-pub async fn job_body(folders: &Folders, job: JobSnapshot) -> Value {
-    let report = crate::web::api::read_report(folders, &job).await;
-    let mut body = serde_json::to_value(JobView::from(job)).unwrap_or(Value::Null);
-    if let (Some(report), Value::Object(map)) = (report, &mut body) {
-        map.insert("report".to_string(), report);
-    }
-    body
 }
 
 #[cfg(test)]
