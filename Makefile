@@ -58,7 +58,7 @@ bench-timeout:
 bench-watch:
 	bash bench/run.sh watch
 
-## Only the upload figures (200 at once; a 1 GiB upload against a 1 MiB one).
+## Only the upload figures (500 at once; a 1 GiB upload against a 1 MiB one).
 bench-upload:
 	bash bench/run.sh upload
 

@@ -28,7 +28,7 @@ mkdir -p "$DATA" "$OUT"
 bench_watch() {
   python3 bench/watch.py "$BIN" target/release/examples/floor "$OUT"
 }
-# Uploads: 200 at once, and a 1 GiB one against a 1 MiB one (bench/upload.py); the 1 GiB
+# Uploads: 500 at once, and a 1 GiB one against a 1 MiB one (bench/upload.py); the 1 GiB
 # upload is the log generated below.
 bench_upload() {
   [ "$(stat -c %s $DATA/app.log 2>/dev/null || echo 0)" = "$LOG_BYTES" ] || python3 bench/gen.py log $DATA/app.log "$LOG_BYTES"

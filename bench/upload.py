@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-CONCURRENT = int(os.environ.get("UPLOAD_CLIENTS", 200))
+CONCURRENT = int(os.environ.get("UPLOAD_CLIENTS", 500))
 MIB = 1 << 20
 DAEMONS = []  # killed on the way out, whatever happens
 BOUNDARY = "fp-bench-boundary-7d1c"

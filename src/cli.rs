@@ -163,6 +163,13 @@ pub struct Cli {
           value_parser = humantime::parse_duration)]
     pub body_timeout: std::time::Duration,
 
+    /// HTTP connections served at once (dashboards' event streams included). More wait, with
+    /// their bytes in the kernel's socket buffers, until one closes: each connection may hold up
+    /// to ~0.4 MiB of HTTP buffers, so this bounds the server's memory whatever the load.
+    #[arg(long, env = "FP_MAX_CONNECTIONS", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_connections: u64,
+
     /// Host names the server answers to besides localhost, IP addresses and --host
     /// (comma-separated; `*` for any): add the name a proxy or a DNS name reaches it by. Other
     /// names get 421, which stops DNS-rebinding attacks from web pages.

@@ -46,6 +46,8 @@ pub struct WatchSettings {
     pub max_upload_bytes: u64,
     pub allowed_hosts: Vec<String>,
     pub body_timeout: Duration,
+    /// `--max-connections`.
+    pub max_connections: u64,
     /// `--redis`: this daemon is a node of a cluster.
     pub cluster: Option<Box<crate::cluster::ClusterSettings>>,
 }
@@ -170,6 +172,7 @@ impl Config {
                 max_upload_bytes: cli.max_upload_bytes,
                 allowed_hosts: cli.allowed_hosts,
                 body_timeout: cli.body_timeout,
+                max_connections: cli.max_connections,
             }),
         };
         Ok(Config {

@@ -228,7 +228,7 @@ pub fn start(
         fsync: settings.fsync,
         allowed_hosts: web::guard::AllowedHosts::new(&settings.host, &settings.allowed_hosts),
         body_timeout: settings.body_timeout,
-        max_connections: connection_budget(workers),
+        max_connections: connection_budget(workers, settings.max_connections),
         rules: options.rules.clone(),
         node_name,
         node_address,
@@ -451,8 +451,9 @@ const DESCRIPTORS_PER_CONNECTION: u64 = 2;
 const MAX_CONNECTIONS: u64 = 10_000;
 
 /// Raises the soft limit of open files to the hard one, and returns how many connections the
-/// HTTP side may hold so that the pipeline keeps its reserve.
-fn connection_budget(workers: usize) -> usize {
+/// HTTP side may hold: at most `wanted` (`--max-connections`), and few enough that the
+/// pipeline keeps its reserve of descriptors.
+fn connection_budget(workers: usize, wanted: u64) -> usize {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     let mut available = limit.current.unwrap_or(1 << 20);
@@ -470,6 +471,7 @@ fn connection_budget(workers: usize) -> usize {
     let reserve = PIPELINE_RESERVE + RESERVE_PER_WORKER * workers as u64;
     let connections =
         (available.saturating_sub(reserve) / DESCRIPTORS_PER_CONNECTION).clamp(4, MAX_CONNECTIONS);
+    let connections = connections.min(wanted.max(1));
     log::debug!(
         "open-file limit {available}: {reserve} kept for the pipeline, at most {connections} \
          HTTP connections"

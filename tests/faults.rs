@@ -753,3 +753,82 @@ fn a_job_thread_outlives_a_panic_outside_the_analysis() {
         ]
     );
 }
+
+/// `--max-connections`: past the cap a connection waits in the kernel's backlog, unserved, and
+/// is served as soon as another closes; uploads past the cap queue and all complete.
+#[test]
+fn connections_past_the_cap_wait_their_turn() {
+    use std::io::{Read, Write};
+    let ws = Workspace::new();
+    let daemon = Daemon::start(
+        &ws,
+        &["--max-connections", "2", "--body-timeout", "120s"],
+        &[],
+    );
+    // Two uploads that send a few bytes, then nothing, take both places.
+    let mut held: Vec<std::net::TcpStream> = (0..2)
+        .map(|i| silent_upload(&daemon, &format!("held{i}.txt")))
+        .collect();
+    assert!(
+        wait_until(LONG, || upload_temp_files(&ws) == 2),
+        "{:?}",
+        ws.files_in("watch_dir/unprocessed")
+    );
+    let mut waiting = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    let mut first = [0u8; 1];
+    let early = waiting.read(&mut first);
+    assert!(
+        matches!(&early, Err(err) if matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "a third connection was served while two held the places: {early:?}"
+    );
+    // One held upload goes away: the waiting request is answered.
+    drop(held.pop());
+    waiting.set_read_timeout(Some(LONG)).expect("timeout");
+    let mut response = String::new();
+    waiting.read_to_string(&mut response).expect("answer");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    drop(held);
+    // Eight uploads at once through two places: every one answered 202 and processed.
+    let files: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| {
+            (
+                format!("q{i}.csv"),
+                format!("id,user_id\n{i},u{i}\n").into_bytes(),
+            )
+        })
+        .collect();
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let uploads: Vec<_> = files
+            .iter()
+            .map(|(name, bytes)| {
+                let daemon = &daemon;
+                scope.spawn(move || common::upload(daemon, vec![(name, bytes)], None).0)
+            })
+            .collect();
+        uploads
+            .into_iter()
+            .map(|upload| upload.join().expect("upload thread"))
+            .collect()
+    });
+    assert_eq!(answers, vec![202; 8]);
+    assert!(
+        wait_until(LONG, || processed_files(&ws).len() == files.len()),
+        "{}",
+        daemon.log()
+    );
+    let mut expected = files.clone();
+    expected.sort();
+    assert_eq!(processed_files(&ws), expected);
+    // The held uploads that went away left nothing behind.
+    assert!(
+        wait_until(LONG, || ws.files_in("watch_dir/unprocessed").is_empty()),
+        "{:?}",
+        ws.files_in("watch_dir/unprocessed")
+    );
+}
