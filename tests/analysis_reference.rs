@@ -197,3 +197,49 @@ fn estimated_distinct_counts_do_not_depend_on_the_cut_points() {
     let error = (counts[0] as f64 - ids.len() as f64).abs() / ids.len() as f64;
     assert!(error < 0.05, "{} estimated as {}", ids.len(), counts[0]);
 }
+
+/// Columns with tens of thousands of distinct values (kept sorted rather than hashed past
+/// 16,384) count exactly, up to the limit itself (100,000), as Python's csv module and a `set`
+/// count them, wherever the file is cut: one segment, or hundreds merged.
+#[test]
+fn large_exact_distinct_counts_match_the_reference_at_every_cut() {
+    let ws = Workspace::new();
+    let mut csv = String::from("id,user_id,amount\n");
+    for row in 0..150_000u64 {
+        // 60,000 ids, each drawn two or three times; 100,000 amounts (104,729 is prime to
+        // 100,000, so each block of 100,000 rows draws every amount once).
+        let id = (row * 7_919) % 60_000;
+        let cents = (row * 104_729) % 100_000;
+        csv.push_str(&format!(
+            "{id},u{},{}.{:02}\n",
+            row % 97,
+            cents / 100,
+            cents % 100
+        ));
+    }
+    let mut reports = Vec::new();
+    for (i, segment) in ["8388608", "65536", "4099"].iter().enumerate() {
+        let name = format!("many{i}.csv");
+        ws.write(&name, csv.as_bytes());
+        let want = reference_json("csv", &ws.path(&name), &[]);
+        assert_eq!(want["columns"][0]["distinct"], 60_000, "the data");
+        assert_eq!(want["columns"][2]["distinct"], 100_000, "the data");
+        let out = ws.run(&[
+            "--input",
+            &name,
+            "--json",
+            "--top",
+            "100000",
+            "--segment-bytes",
+            segment,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        let report: Value = serde_json::from_str(&stdout(&out)).expect("report JSON");
+        assert_same(&report["csv"], &want, &format!("segments of {segment}"));
+        for column in report["csv"]["columns"].as_array().expect("columns") {
+            assert!(column.get("distinct_approx").is_none(), "{column}");
+        }
+        reports.push(report["csv"].clone());
+    }
+    assert!(reports.iter().all(|r| r == &reports[0]));
+}
