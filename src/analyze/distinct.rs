@@ -1,6 +1,9 @@
 //! Distinct-value counting with bounded memory: exact up to a limit (at most [`EXACT_LIMIT`]
 //! values), then a HyperLogLog++ estimate (`hyperloglogplus`).
 //!
+//! An exact set is a hash table while it is small enough to stay in the core's cache, then a
+//! sorted vector with a buffer of pending values sorted in by blocks (`State::Sorted`).
+//!
 //! Values are counted by their 64-bit xxh3 hash (a collision among 100,000 values has odds of
 //! about 3·10⁻¹⁰). Counters of different segments merge into the same result whatever the order
 //! or the cut points: an exact set only turns into an estimate once the union itself exceeds the
