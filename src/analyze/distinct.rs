@@ -264,10 +264,24 @@ impl Distinct {
         match &self.state {
             State::Exact(set) => (set.len() as u64, false),
             State::Sorted { sorted, pending } if pending.is_empty() => (sorted.len() as u64, false),
-            State::Sorted { .. } => {
-                let mut settled = self.clone();
-                settled.settle();
-                settled.count()
+            // Counted without sorting them in (which would draw on the budget): the pending
+            // values not in the set yet, and the union's size decides exact or estimate, as
+            // sorting them in would have.
+            State::Sorted { sorted, pending } => {
+                let mut extra = pending.clone();
+                extra.sort_unstable();
+                extra.dedup();
+                extra.retain(|hash| sorted.binary_search(hash).is_err());
+                let union = sorted.len() + extra.len();
+                if union > self.policy.exact_limit {
+                    let mut estimate = sketch(self.policy.coarse);
+                    for hash in sorted.iter().chain(&extra) {
+                        estimate.insert(hash);
+                    }
+                    (estimate.count().round() as u64, true)
+                } else {
+                    (union as u64, false)
+                }
             }
             // Counting folds the sketch's pending values in: done on a copy, as a count is
             // read once per column, at the end.
@@ -391,6 +405,21 @@ mod tests {
         assert!(ab.count().1);
         assert_eq!(ab.count(), ba.count());
         assert_eq!(ab.count(), fill(0..110_000).count());
+        // Counted with values still pending, a set says what it says once they are sorted in.
+        let mut pending = fill(0..60_000);
+        for v in 59_000..61_000u64 {
+            pending.insert_hash(Distinct::hash(&v.to_le_bytes()));
+        }
+        assert!(matches!(&pending.state, State::Sorted { pending, .. } if !pending.is_empty()));
+        assert_eq!(pending.count(), (61_000, false));
+        let mut over = fill(0..99_990);
+        for v in 99_000..100_020u64 {
+            over.insert_hash(Distinct::hash(&v.to_le_bytes()));
+        }
+        let counted = over.count();
+        assert!(counted.1, "past the limit with its pending values");
+        over.settle();
+        assert_eq!(over.count(), counted);
         // Exactly at the limit it stays exact.
         let mut at_limit = fill(0..60_000);
         at_limit.merge(fill(60_000..EXACT_LIMIT as u64));
