@@ -471,7 +471,7 @@ fn connection_budget(workers: usize, wanted: u64) -> usize {
     let reserve = PIPELINE_RESERVE + RESERVE_PER_WORKER * workers as u64;
     let connections =
         (available.saturating_sub(reserve) / DESCRIPTORS_PER_CONNECTION).clamp(4, MAX_CONNECTIONS);
-    let connections = connections.min(wanted.max(1));
+    let connections = connections.min(wanted);
     log::debug!(
         "open-file limit {available}: {reserve} kept for the pipeline, at most {connections} \
          HTTP connections"

@@ -165,20 +165,33 @@ impl Distinct {
         };
     }
 
-    /// Sorts a sorted set's pending values in; it becomes an estimate if it grew past the
-    /// limit or the budget.
+    /// Sorts a sorted set's pending values in.
     fn settle(&mut self) {
-        let State::Sorted { sorted, pending } = &mut self.state else {
+        let State::Sorted { pending, .. } = &mut self.state else {
             return;
         };
         if pending.is_empty() {
             return;
         }
-        pending.sort_unstable();
-        pending.dedup();
+        let mut values = std::mem::take(pending);
+        values.sort_unstable();
+        values.dedup();
+        self.merge_sorted_in(&values);
+        values.clear();
+        // The buffer is kept for the next values (its capacity is paid for).
+        if let State::Sorted { pending, .. } = &mut self.state {
+            *pending = values;
+        }
+    }
+
+    /// Merges `values` (ascending, unique) into a sorted set; it becomes an estimate if it grew
+    /// past the limit or the budget.
+    fn merge_sorted_in(&mut self, values: &[u64]) {
+        let State::Sorted { sorted, .. } = &mut self.state else {
+            return;
+        };
         let before = sorted.len();
-        merge_sorted(sorted, pending);
-        pending.clear();
+        merge_sorted(sorted, values);
         let added = sorted.len() - before;
         if sorted.len() > self.policy.exact_limit || !self.account.spend(added * ENTRY_BYTES) {
             self.become_estimate();
@@ -229,21 +242,11 @@ impl Distinct {
                     // The union is at least as large as theirs: sorted too.
                     self.become_sorted();
                 }
-                match &mut self.state {
-                    State::Sorted { sorted, .. } => {
-                        let before = sorted.len();
-                        merge_sorted(sorted, &theirs);
-                        let added = sorted.len() - before;
-                        if sorted.len() > self.policy.exact_limit
-                            || !self.account.spend(added * ENTRY_BYTES)
-                        {
-                            self.become_estimate();
-                        }
-                    }
-                    _ => {
-                        for hash in theirs {
-                            self.insert_hash(hash);
-                        }
+                if matches!(self.state, State::Sorted { .. }) {
+                    self.merge_sorted_in(&theirs);
+                } else {
+                    for hash in theirs {
+                        self.insert_hash(hash);
                     }
                 }
             }
