@@ -58,8 +58,12 @@ fn gzip_bytes(data: &[u8]) -> Vec<u8> {
 fn outcome(ws: &Workspace, name: &str) -> Value {
     let done = ws.path(&format!("watch_dir/processed/{name}.report.json"));
     let failed = ws.path(&format!("watch_dir/failed/{name}.error.json"));
+    // The report is published first and the file moved beside it just after (SPEC §3): wait
+    // for both, or a test that looks at the file can catch it between the two.
+    let moved = |folder: &str| ws.path(&format!("watch_dir/{folder}/{name}")).exists();
     assert!(
-        wait_until(LONG, || done.exists() || failed.exists()),
+        wait_until(LONG, || (done.exists() && moved("processed"))
+            || (failed.exists() && moved("failed"))),
         "{name} never finished: {:?}",
         everything_in(ws, "watch_dir")
     );
