@@ -390,7 +390,12 @@ impl Membership {
     }
 
     /// Runs `command` on the connection (made anew if there is none); `None` when Redis
-    /// cannot be reached or fails, which marks it down until a command gets through.
+    /// cannot be reached or the command fails.
+    ///
+    /// Two failures do not mark Redis down, lest the state flicker while Redis answers:
+    /// `NOGROUP` (Redis restarted empty; the caller makes the group again), and an I/O error
+    /// on a connection that had worked, which may only have outlived a restart: it is
+    /// dropped, and the next command, on a new connection, decides.
     fn call<T>(
         &self,
         command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
@@ -404,7 +409,8 @@ impl Membership {
         command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let mut connection = Self::lock(slot);
-        if connection.is_none() {
+        let fresh = connection.is_none();
+        if fresh {
             let made = self
                 .client
                 .get_connection_with_timeout(REDIS_TIMEOUT)
@@ -430,8 +436,18 @@ impl Membership {
                 self.set_up();
                 Some(value)
             }
+            Err(err) if err.code() == Some("NOGROUP") => {
+                // Redis answered: it restarted empty, and the caller makes the group again.
+                log::debug!("redis answered: {err}");
+                None
+            }
+            Err(err) if err.is_io_error() && !fresh => {
+                // Broken, or outlived a restart: a new one next time decides.
+                *connection = None;
+                log::debug!("dropped a redis connection that failed: {err}");
+                None
+            }
             Err(err) => {
-                // The connection may be broken: a new one next time.
                 *connection = None;
                 self.set_down(err.to_string());
                 None
