@@ -407,6 +407,40 @@ fn the_hash_is_the_one_asked_for_under_its_own_name() {
     assert_eq!(report["blake3"], expected.as_str(), "{report}");
     assert!(report.get("sha256").is_none(), "{report}");
 
+    // A text file's BLAKE3 comes from the analysis's own reads, segment by segment: cuts
+    // inside BLAKE3's 1 KiB chunks, segments smaller than a chunk, one segment for all. The
+    // hash must be b3sum's and the counts the same at every cut.
+    let mut log = Vec::new();
+    for i in 0..120_000u32 {
+        let level = ["INFO", "WARN", "ERROR"][(i % 3) as usize];
+        let pad = "x".repeat((i.wrapping_mul(2_654_435_761) >> 26) as usize);
+        log.extend_from_slice(format!("2026-11-30 {level} größe {i} {pad}\n").as_bytes());
+    }
+    let mut counts = None;
+    for segment_bytes in ["700", "65537", "1000003", "8388608"] {
+        let name = format!("cut-{segment_bytes}.log");
+        let input = ws.write(&name, &log);
+        let expected = common::b3sum(&input);
+        let out = ws.run(&[
+            "--input",
+            &name,
+            "--hash",
+            "blake3",
+            "--segment-bytes",
+            segment_bytes,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        let report = ws.read_json(&format!("watch_dir/processed/{name}.report.json"));
+        assert_eq!(
+            report["blake3"],
+            expected.as_str(),
+            "{segment_bytes}: {report}"
+        );
+        assert_eq!(report["text"]["lines"], 120_000, "{report}");
+        let text = report["text"].clone();
+        assert_eq!(counts.get_or_insert(text.clone()), &text, "{segment_bytes}");
+    }
+
     ws.write("plain.log", b"INFO one\n");
     let out = ws.run(&["--input", "plain.log", "--hash", "none"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));

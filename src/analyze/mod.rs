@@ -31,6 +31,7 @@ pub mod section;
 pub mod segments;
 pub mod spreadsheet;
 pub mod text;
+pub mod tree_hash;
 
 use std::fs::File;
 use std::io;
@@ -604,28 +605,49 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
     // whatever its size.
     let parallel =
         source.is_large(options) || compression.is_some() || by_name == Some(Kind::Archive);
-    let (digest, outcome) = join(
-        parallel,
-        || hash::digest(&source, options.hash),
-        || match (broken_promise, compression) {
-            (Some(err), _) => compressed::Outcome {
-                kind: by_name.unwrap_or(Kind::Binary),
-                details: Err(err),
-                compression: None,
-            },
-            (None, Some(format)) => {
-                compressed::analyze(&source, format, by_name, options, progress)
-            }
-            (None, None) => {
-                let (kind, details) = analyze_as(by_name, &source, options, progress);
-                compressed::Outcome {
-                    kind,
-                    details,
+    // BLAKE3 of a text file is gathered from the analysis's own reads: one read of the file.
+    let shares_reads = options.hash == hash::HashAlgorithm::Blake3
+        && broken_promise.is_none()
+        && compression.is_none()
+        && matches!(by_name, Some(Kind::Text) | None);
+    let (digest, outcome) = if shares_reads {
+        let tree = tree_hash::TreeHash::new(source.len);
+        let (kind, details) = analyze_as(by_name, &source, options, progress, Some(&tree));
+        // A file that could not be read through has no hash, as when hashing on its own.
+        let digest = match details {
+            Ok(_) => tree.finish(&source).map(Some),
+            Err(_) => Ok(None),
+        };
+        let outcome = compressed::Outcome {
+            kind,
+            details,
+            compression: None,
+        };
+        (digest, outcome)
+    } else {
+        join(
+            parallel,
+            || hash::digest(&source, options.hash),
+            || match (broken_promise, compression) {
+                (Some(err), _) => compressed::Outcome {
+                    kind: by_name.unwrap_or(Kind::Binary),
+                    details: Err(err),
                     compression: None,
+                },
+                (None, Some(format)) => {
+                    compressed::analyze(&source, format, by_name, options, progress)
                 }
-            }
-        },
-    );
+                (None, None) => {
+                    let (kind, details) = analyze_as(by_name, &source, options, progress, None);
+                    compressed::Outcome {
+                        kind,
+                        details,
+                        compression: None,
+                    }
+                }
+            },
+        )
+    };
     let compressed::Outcome {
         kind,
         details,
@@ -654,14 +676,19 @@ pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> A
     }
 }
 
+/// The analysis of `source` as the kind its name gives (`None`: text or binary, by its
+/// bytes); text feeds `tree` the bytes it reads, when given one.
 fn analyze_as(
     by_extension: Option<Kind>,
     source: &Source,
     options: &AnalysisOptions,
     progress: &Progress,
+    tree: Option<&tree_hash::TreeHash>,
 ) -> (Kind, Result<Option<Details>, AnalysisError>) {
     let details = match by_extension {
-        Some(Kind::Text) => text::analyze(source, options, progress).map(Details::Text),
+        Some(Kind::Text) => {
+            text::analyze_hashing(source, options, progress, tree).map(Details::Text)
+        }
         Some(Kind::Csv) => csv::analyze(source, options, progress).map(Details::Csv),
         Some(Kind::Json) => json::analyze(source, options, progress).map(Details::Json),
         Some(Kind::Archive) => {
@@ -687,7 +714,7 @@ fn analyze_as(
         }
         // No telling extension: text when the bytes are valid UTF-8, else binary.
         None => {
-            return match text::analyze(source, options, progress) {
+            return match text::analyze_hashing(source, options, progress, tree) {
                 Ok(report) if text::is_utf8(&report) => {
                     (Kind::Text, Ok(Some(Details::Text(report))))
                 }

@@ -19,6 +19,7 @@ use super::classes;
 use super::levels::{self, LEVELS};
 use super::section::{Figure, Section, Table, fact, or_dash};
 use super::segments::{self, Segment};
+use super::tree_hash::TreeHash;
 use super::{AnalysisError, AnalysisOptions, Progress, Source};
 
 /// The `text` section of a report.
@@ -333,11 +334,21 @@ pub fn analyze(
     options: &AnalysisOptions,
     progress: &Progress,
 ) -> Result<TextReport, AnalysisError> {
+    analyze_hashing(source, options, progress, None)
+}
+
+/// `analyze`, also feeding every byte it reads to `tree` (BLAKE3 from the same reads).
+pub fn analyze_hashing(
+    source: &Source,
+    options: &AnalysisOptions,
+    progress: &Progress,
+    tree: Option<&TreeHash>,
+) -> Result<TextReport, AnalysisError> {
     let segments = segments::plan(source, 0, source.len, options.segment_bytes)?;
     progress.start(segments.len() as u64);
     let last = segments.len() - 1;
     let scan = |(index, &segment): (usize, &Segment)| {
-        let counts = scan_segment(source, segment, options, index == last)?;
+        let counts = scan_segment(source, segment, options, index == last, tree)?;
         progress.advance();
         Ok(counts)
     };
@@ -423,12 +434,20 @@ fn scan_segment(
     segment: Segment,
     options: &AnalysisOptions,
     at_end_of_file: bool,
+    tree: Option<&TreeHash>,
 ) -> Result<TextCounts, AnalysisError> {
     let mut scanner = TextScanner::new();
+    let mut hasher = tree.map(|tree| tree.segment(segment));
     segments::for_each_buffer(source, segment, options.buffer_bytes, |buf| {
         scanner.feed(buf);
+        if let Some(hasher) = &mut hasher {
+            hasher.feed(buf);
+        }
         Ok(())
     })?;
+    if let Some(hasher) = hasher {
+        hasher.done();
+    }
     Ok(scanner.finish(at_end_of_file))
 }
 
