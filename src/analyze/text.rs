@@ -643,6 +643,35 @@ mod tests {
         prop::collection::vec(piece, 0..60).prop_map(|pieces| pieces.concat())
     }
 
+    #[test]
+    fn utf8_is_judged_the_same_wherever_the_buffers_end() {
+        let cases: [&[u8]; 9] = [
+            "aé€😀z".as_bytes(),
+            b"ab\xf0\x9f\x98",
+            b"\xf0\x9f\x98\x80\x80",
+            b"x\xc3",
+            b"\xc0\x80",
+            b"\xed\xa0\x80",
+            b"\xff\xfe",
+            b"\xe2\x82",
+            b"\x80abc",
+        ];
+        for data in cases {
+            let want = std::str::from_utf8(data).is_ok();
+            for a in 0..=data.len() {
+                for b in a..=data.len() {
+                    let mut stream = Utf8Stream::new();
+                    for piece in [&data[..a], &data[a..b], &data[b..]] {
+                        if !piece.is_empty() {
+                            stream.feed(piece);
+                        }
+                    }
+                    assert_eq!(stream.finish(), want, "{data:?} cut at {a}, {b}");
+                }
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
