@@ -20,6 +20,8 @@ pub struct Head {
     pub blank: u32,
     /// Bytes of a timestamp: digits and `+ , - . / : T Z`.
     pub stamp: u32,
+    /// ASCII letters.
+    pub alpha: u32,
 }
 
 #[inline(always)]
@@ -59,10 +61,15 @@ pub fn text_bytes(bytes: &[u8]) -> Text {
 
 /// [`Head`] of up to 32 bytes, one at a time.
 pub fn head_bytes(bytes: &[u8]) -> Head {
-    let mut masks = Head { blank: 0, stamp: 0 };
+    let mut masks = Head {
+        blank: 0,
+        stamp: 0,
+        alpha: 0,
+    };
     for (i, &b) in bytes.iter().enumerate().take(32) {
         masks.blank |= u32::from(is_blank(b)) << i;
         masks.stamp |= u32::from(is_stamp(b)) << i;
+        masks.alpha |= u32::from(b.is_ascii_alphabetic()) << i;
     }
     masks
 }
@@ -169,9 +176,12 @@ mod sse2 {
         let lanes = lanes::<2>(bytes.as_chunks::<8>().0);
         let blank = |v| or(or(eq(v, b' '), eq(v, b'\t')), in_range(v, 0x0b, b'\r'));
         let stamp = |v| or(in_range(v, b'+', b':'), or(eq(v, b'T'), eq(v, b'Z')));
+        // Setting bit 5 makes upper-case letters lower-case and maps no other byte into `a..=z`.
+        let alpha = |v| in_range(or(v, splat(0x20)), b'a', b'z');
         Head {
             blank: mask(lanes.map(blank)) as u32,
             stamp: mask(lanes.map(stamp)) as u32,
+            alpha: mask(lanes.map(alpha)) as u32,
         }
     }
 }

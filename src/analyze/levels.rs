@@ -71,6 +71,42 @@ const PACKED: [(u64, usize); WORDS.len()] = {
     packed
 };
 
+/// A multiplier that sends every packed level word to its own slot of [`SLOTS`] (the top five
+/// bits of the product): found when compiling, by trying pseudo-random odd multipliers in turn.
+const SLOT_KEY: u64 = {
+    let mut key = 0x9E37_79B9_7F4A_7C15u64;
+    'search: loop {
+        let mut taken = 0u32;
+        let mut i = 0;
+        while i < PACKED.len() {
+            let slot = PACKED[i].0.wrapping_mul(key) >> 59;
+            if taken & (1 << slot) != 0 {
+                // The next candidate from a 64-bit LCG (odd, so that no bit is lost).
+                key = key
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407)
+                    | 1;
+                continue 'search;
+            }
+            taken |= 1 << slot;
+            i += 1;
+        }
+        break key;
+    }
+};
+
+/// The level words by slot: `(packed word, level)`, `(0, 0)` where no word goes (no word
+/// packs to 0).
+const SLOTS: [(u64, usize); 32] = {
+    let mut slots = [(0u64, 0usize); 32];
+    let mut i = 0;
+    while i < PACKED.len() {
+        slots[(PACKED[i].0.wrapping_mul(SLOT_KEY) >> 59) as usize] = PACKED[i];
+        i += 1;
+    }
+    slots
+};
+
 const fn pack(bytes: &[u8]) -> u64 {
     let mut value = 0u64;
     let mut i = 0;
@@ -159,12 +195,17 @@ fn common_header(w: &[u8]) -> Option<usize> {
         }
         at = end + (!(masks.blank >> end)).trailing_zeros() as usize;
     }
-    let len = w
-        .get(at..)?
-        .iter()
-        .take(LONGEST + 1)
-        .take_while(|b| b.is_ascii_alphabetic())
-        .count();
+    // The word's length from the letter mask when the mask covers a longest word and the byte
+    // after it; else byte by byte.
+    let len = if at + LONGEST < 32 {
+        ((!(masks.alpha >> at)).trailing_zeros() as usize).min(LONGEST + 1)
+    } else {
+        w.get(at..)?
+            .iter()
+            .take(LONGEST + 1)
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count()
+    };
     let level = level_word(w, at, at + len)?;
     ends_header_word(w, at + len).then_some(level)
 }
@@ -383,7 +424,11 @@ fn level_word(w: &[u8], start: usize, end: usize) -> Option<usize> {
     // Bit 5 of each byte of the token: letters differ in case there only.
     let case = 0x2020_2020_2020_2020u64 & keep;
     let lower = word | case;
-    let &(_, level) = PACKED.iter().find(|&&(packed, _)| packed == lower)?;
+    // One slot to look at instead of a search through the words.
+    let (packed, level) = SLOTS[(lower.wrapping_mul(SLOT_KEY) >> 59) as usize];
+    if packed != lower {
+        return None;
+    }
     let upper = word & !case;
     let capitalised = lower & !0x20;
     (word == lower || word == upper || word == capitalised).then_some(level)
@@ -411,6 +456,55 @@ mod tests {
             let w = line.as_bytes();
             if let Some(level) = common_header(w) {
                 prop_assert_eq!(Some(level), full_rule(w), "{}", line);
+            }
+        }
+    }
+
+    /// `level_word` against a plain search of the word list: every level word in its three
+    /// spellings, every one-letter change of each, and each cut short or grown by a letter.
+    #[test]
+    fn level_words_are_found_by_their_slot() {
+        let reference = |token: &[u8]| -> Option<usize> {
+            let lower = token.to_ascii_lowercase();
+            let &(_, level) = WORDS.iter().find(|(word, _)| *word == lower.as_slice())?;
+            let upper = token.to_ascii_uppercase();
+            let mut capitalised = lower.clone();
+            capitalised[0] = capitalised[0].to_ascii_uppercase();
+            (token == lower.as_slice()
+                || token == upper.as_slice()
+                || token == capitalised.as_slice())
+            .then_some(level)
+        };
+        let check = |token: &[u8]| {
+            // Both ways of loading the token: with eight bytes after its start, and at the end.
+            let mut padded = token.to_vec();
+            padded.extend_from_slice(b" padding");
+            assert_eq!(
+                level_word(&padded, 0, token.len()),
+                reference(token),
+                "{token:?}"
+            );
+            assert_eq!(
+                level_word(token, 0, token.len()),
+                reference(token),
+                "{token:?}"
+            );
+        };
+        for &(word, _) in &WORDS {
+            let upper = word.to_ascii_uppercase();
+            let mut capitalised = word.to_vec();
+            capitalised[0] = capitalised[0].to_ascii_uppercase();
+            for spelling in [word.to_vec(), upper, capitalised] {
+                check(&spelling);
+                for at in 0..spelling.len() {
+                    for letter in (b'a'..=b'z').chain(b'A'..=b'Z') {
+                        let mut changed = spelling.clone();
+                        changed[at] = letter;
+                        check(&changed);
+                    }
+                }
+                check(&spelling[..spelling.len() - 1]);
+                check(&[spelling.as_slice(), b"s"].concat());
             }
         }
     }
