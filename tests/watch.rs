@@ -523,6 +523,14 @@ fn daemon_busy_with_a_large_file(ws: &Workspace, args: &[&str]) -> (Daemon, Vec<
         "{}",
         daemon.log()
     );
+    // Claimed is not yet running: a job handed to the pool but not started when the signal
+    // comes is put back in unprocessed/, and the shutdown has nothing to wait for (one CI run
+    // under load sent its signal in that gap).
+    assert!(
+        wait_until(LONG, || daemon.counts()["processing"].as_u64() == Some(1)),
+        "{}",
+        daemon.log()
+    );
     (daemon, big)
 }
 
