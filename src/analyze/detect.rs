@@ -7,7 +7,6 @@
 //! of the file and at most 1,024 central-directory entries): never the whole file.
 
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 
 use file_format::FileFormat;
 
@@ -90,7 +89,7 @@ fn is_text_format(format: FileFormat) -> bool {
 /// What the first bytes of `source` say it is.
 pub fn detect(source: &Source) -> Signature {
     let mut head = [0u8; 4];
-    let zip_container = source.file.read_exact_at(&mut head, 0).is_ok()
+    let zip_container = source.read_exact_at(&mut head, 0).is_ok()
         && (head == *b"PK\x03\x04" || head == *b"PK\x05\x06");
     let reader = PositionedReader::new(source);
     let format = match FileFormat::from_reader(reader) {
@@ -148,7 +147,7 @@ impl Read for PositionedReader<'_> {
         }
         self.source.deadline.check_io()?;
         let want = buf.len().min((self.source.len - self.position) as usize);
-        let n = self.source.file.read_at(&mut buf[..want], self.position)?;
+        let n = self.source.read_at(&mut buf[..want], self.position)?;
         self.position += n as u64;
         Ok(n)
     }

@@ -13,7 +13,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -295,15 +295,5 @@ fn open_stdin(name: &Path) -> Result<Source, AnalysisError> {
         .as_fd()
         .try_clone_to_owned()
         .map_err(AnalysisError::open)?;
-    let file = std::fs::File::from(fd);
-    let metadata = file.metadata().map_err(AnalysisError::open)?;
-    if !metadata.is_file() {
-        return Err(AnalysisError::NotRegular);
-    }
-    Ok(Source {
-        len: metadata.len(),
-        file,
-        path: PathBuf::from(name),
-        deadline: Deadline::none(),
-    })
+    Source::of_file(std::fs::File::from(fd), name)
 }

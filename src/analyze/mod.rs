@@ -444,7 +444,16 @@ pub struct Source {
     pub path: PathBuf,
     /// When its analysis must stop; every reader of the file checks it.
     pub deadline: Deadline,
+    /// A small file's bytes, read once when it was opened: every reader (signature, analysis,
+    /// hash) is served from here, so a burst of small files costs one `pread` each, not one
+    /// per reader. `None` for a larger file, which is read in buffers as it is analysed.
+    held: Option<Box<[u8]>>,
+    /// What `fstat` said of the open file.
+    pub metadata: std::fs::Metadata,
 }
+
+/// Files up to this size are read whole when they are opened ([`Source::read_at`]).
+pub const HELD_BYTES: u64 = 64 << 10;
 
 impl Source {
     pub fn open(path: &Path) -> Result<Source, AnalysisError> {
@@ -455,17 +464,54 @@ impl Source {
             .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW).bits() as i32)
             .open(path)
             .map_err(AnalysisError::open)?;
+        Source::of_file(file, path)
+    }
+
+    /// The source of a file already open: it must be a regular file. A small one is read whole
+    /// now; if that read falls short (the file shrank) or fails, nothing is held and every
+    /// reader meets the same condition on its own, as for a large file.
+    pub fn of_file(file: File, path: &Path) -> Result<Source, AnalysisError> {
         let metadata = file.metadata().map_err(AnalysisError::open)?;
         if !metadata.is_file() {
             return Err(AnalysisError::NotRegular);
         }
         let len = metadata.len();
+        let held = (len > 0 && len <= HELD_BYTES)
+            .then(|| {
+                let mut bytes = vec![0u8; len as usize].into_boxed_slice();
+                segments::read_exact_at(&file, &mut bytes, 0)
+                    .ok()
+                    .map(|_| bytes)
+            })
+            .flatten();
         Ok(Source {
             file,
             len,
             path: path.to_path_buf(),
             deadline: Deadline::none(),
+            held,
+            metadata,
         })
+    }
+
+    /// Reads at `offset` into `buf` like `pread`: from the bytes held for a small file, else
+    /// from the file. Never past `len` for a held file (0 there, as at the end of a file).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        match &self.held {
+            Some(bytes) => {
+                let start = offset.min(bytes.len() as u64) as usize;
+                let n = buf.len().min(bytes.len() - start);
+                buf[..n].copy_from_slice(&bytes[start..start + n]);
+                Ok(n)
+            }
+            None => self.file.read_at(buf, offset),
+        }
+    }
+
+    /// Whether the file's bytes were read whole when it was opened.
+    pub fn is_held(&self) -> bool {
+        self.held.is_some()
     }
 }
 
@@ -571,20 +617,42 @@ pub struct Analysis {
 /// The type rules and the extension's promise are judged first, from the name and the content
 /// signature: a refused file is neither hashed nor analysed.
 pub fn analyze(path: &Path, options: &AnalysisOptions, progress: &Progress) -> Analysis {
-    let (by_name, compression) = Kind::of_name(path);
-    let mut source = match Source::open(path) {
-        Ok(source) => source,
-        Err(err) => {
-            return Analysis {
-                kind: by_name.unwrap_or(Kind::Binary),
-                detected: None,
-                size_bytes: 0,
-                hash: hash::ContentHash::missing(options.hash),
-                compression: None,
-                details: Err(err),
-            };
+    analyze_noting(path, options, progress, &mut None)
+}
+
+/// [`analyze`], noting in `opened` what `fstat` said of the file it opened (left alone when
+/// it could not be opened): the daemon compares it with the path afterwards, to tell whether
+/// the file changed during its analysis, without a `stat` of its own before.
+pub fn analyze_noting(
+    path: &Path,
+    options: &AnalysisOptions,
+    progress: &Progress,
+    opened: &mut Option<std::fs::Metadata>,
+) -> Analysis {
+    match Source::open(path) {
+        Ok(source) => {
+            *opened = Some(source.metadata.clone());
+            analyze_open(path, source, options, progress)
         }
-    };
+        Err(err) => Analysis {
+            kind: Kind::of_name(path).0.unwrap_or(Kind::Binary),
+            detected: None,
+            size_bytes: 0,
+            hash: hash::ContentHash::missing(options.hash),
+            compression: None,
+            details: Err(err),
+        },
+    }
+}
+
+/// The analysis of the file at `path`, open as `source`.
+fn analyze_open(
+    path: &Path,
+    mut source: Source,
+    options: &AnalysisOptions,
+    progress: &Progress,
+) -> Analysis {
+    let (by_name, compression) = Kind::of_name(path);
     // A signature reads a few KiB: it is taken before the deadline starts to count.
     let signature = detect::detect(&source);
     source.deadline = Deadline::after(options.job_timeout);
@@ -753,11 +821,25 @@ pub(crate) mod testing {
         let mut file = tempfile::tempfile().expect("temp file");
         file.write_all(data).expect("write temp file");
         Source {
+            metadata: file.metadata().expect("fstat"),
             file,
             len: data.len() as u64,
             path: "test-data".into(),
             deadline: super::Deadline::none(),
+            held: None,
         }
+    }
+
+    /// The same, read whole as a small file is when it is opened.
+    pub fn held_source_with(data: &[u8]) -> Source {
+        let mut file = tempfile::tempfile().expect("temp file");
+        file.write_all(data).expect("write temp file");
+        let source = Source::of_file(file, "test-data".as_ref()).expect("a regular file");
+        assert_eq!(
+            source.is_held(),
+            !data.is_empty() && data.len() as u64 <= super::HELD_BYTES
+        );
+        source
     }
 }
 
@@ -838,6 +920,63 @@ mod tests {
             let compression = got.compression.expect("a compression section");
             prop_assert_eq!(compression.unpacked_bytes, data.len() as u64);
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// A small file read whole when it is opened gets the same analysis, signature and
+        /// hash as when every reader reads the file itself.
+        #[test]
+        fn a_small_file_read_whole_is_analysed_as_one_read_in_buffers(
+            data in prop::collection::vec(prop_oneof![
+                any::<u8>(),
+                Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'{'), Just(b'a'),
+                Just(b' '),
+            ], 1..3000),
+            extension in prop::sample::select(vec![
+                "csv", "json", "ndjson", "log", "bin", "csv.gz", "zip", "xlsx", "pdf",
+            ]),
+            hash in prop::sample::select(vec![
+                hash::HashAlgorithm::Sha256, hash::HashAlgorithm::Blake3,
+            ]),
+            segment_bytes in 1u64..4000,
+        ) {
+            let options = AnalysisOptions {
+                segment_bytes,
+                buffer_bytes: 61,
+                hash,
+                ..AnalysisOptions::default()
+            };
+            let path = Path::new("input").with_extension(extension);
+            let analyse = |source| analyze_open(&path, source, &options, &Progress::silent());
+            let held = analyse(testing::held_source_with(&data));
+            let read = analyse(testing::source_with(&data));
+            prop_assert_eq!(&held.kind, &read.kind);
+            prop_assert_eq!(&held.detected, &read.detected);
+            prop_assert_eq!(&held.hash.hex, &read.hash.hex);
+            match (&held.details, &read.details) {
+                (Ok(held), Ok(read)) => prop_assert_eq!(held, read),
+                (Err(held), Err(read)) => prop_assert_eq!(held.to_string(), read.to_string()),
+                (held, read) => prop_assert!(false, "{held:?} against {read:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_small_files_are_read_whole_and_a_read_stops_at_their_end() {
+        let small = testing::held_source_with(b"abc\n");
+        let mut buf = [0u8; 8];
+        assert_eq!(small.read_at(&mut buf, 1).expect("read"), 3);
+        assert_eq!(&buf[..3], b"bc\n");
+        assert_eq!(small.read_at(&mut buf, 4).expect("read"), 0);
+        assert_eq!(small.read_at(&mut buf, 99).expect("read"), 0);
+        assert!(matches!(
+            small.read_exact_at(&mut buf, 0),
+            Err(AnalysisError::Truncated)
+        ));
+        let large = vec![b'x'; HELD_BYTES as usize + 1];
+        assert!(!testing::held_source_with(&large).is_held());
+        assert!(!testing::held_source_with(b"").is_held());
     }
 
     fn compress(data: &[u8], format: &str) -> Vec<u8> {

@@ -71,7 +71,7 @@ fn first_newline(source: &Source, from: u64, to: u64) -> Result<Option<u64>, Ana
     while pos < to {
         source.deadline.check()?;
         let want = ((to - pos) as usize).min(buf.len());
-        let got = read_exact_at(&source.file, &mut buf[..want], pos)?;
+        let got = source.read_exact_at(&mut buf[..want], pos)?;
         if let Some(i) = memchr(b'\n', &buf[..got]) {
             return Ok(Some(pos + i as u64));
         }
@@ -83,9 +83,24 @@ fn first_newline(source: &Source, from: u64, to: u64) -> Result<Option<u64>, Ana
 /// Reads `buf.len()` bytes at `offset`; a file that got shorter since it was measured is an
 /// error (it changed under us), never a silent short count.
 pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> Result<usize, AnalysisError> {
+    fill(buf, |buf, at| file.read_at(buf, offset + at))
+}
+
+impl Source {
+    /// [`read_exact_at`] through [`Source::read_at`] (from the held bytes of a small file).
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, AnalysisError> {
+        fill(buf, |buf, at| self.read_at(buf, offset + at))
+    }
+}
+
+/// Fills `buf` by calls of `read(rest, filled)` until it is full; 0 from `read` is truncation.
+fn fill(
+    buf: &mut [u8],
+    mut read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
+) -> Result<usize, AnalysisError> {
     let mut filled = 0;
     while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+        match read(&mut buf[filled..], filled as u64) {
             Ok(0) => return Err(AnalysisError::Truncated),
             Ok(n) => filled += n,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
@@ -114,7 +129,7 @@ pub fn for_each_buffer(
     while pos < segment.end {
         source.deadline.check()?;
         let want = ((segment.end - pos) as usize).min(buf.len());
-        read_exact_at(&source.file, &mut buf[..want], pos)?;
+        source.read_exact_at(&mut buf[..want], pos)?;
         consume(&buf[..want])?;
         pos += want as u64;
     }
@@ -124,7 +139,7 @@ pub fn for_each_buffer(
 /// `Read` over `[pos, end)` of a file with `pread`: independent of the descriptor's offset, so
 /// it can run beside other readers of the same handle.
 pub struct RangeReader<'f> {
-    file: &'f File,
+    source: &'f Source,
     deadline: Deadline,
     pos: u64,
     end: u64,
@@ -134,7 +149,7 @@ impl<'f> RangeReader<'f> {
     /// Reads `[start, end)` of the source, until its deadline.
     pub fn new(source: &'f Source, start: u64, end: u64) -> Self {
         RangeReader {
-            file: &source.file,
+            source,
             deadline: source.deadline,
             pos: start,
             end,
@@ -149,7 +164,7 @@ impl std::io::Read for RangeReader<'_> {
             return Ok(0);
         }
         self.deadline.check_io()?;
-        let got = self.file.read_at(&mut buf[..want], self.pos)?;
+        let got = self.source.read_at(&mut buf[..want], self.pos)?;
         if got == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use blake3::hazmat::{self, ChainingValue, HasherExt, Mode};
 
-use super::segments::{self, Segment};
+use super::segments::Segment;
 use super::{AnalysisError, Source};
 
 const CHUNK: u64 = blake3::CHUNK_LEN as u64;
@@ -71,7 +71,7 @@ impl TreeHash {
         let len = self.len;
         if len <= CHUNK {
             let mut bytes = vec![0u8; len as usize];
-            segments::read_exact_at(&source.file, &mut bytes, 0)?;
+            source.read_exact_at(&mut bytes, 0)?;
             return Ok(blake3::hash(&bytes).to_hex().to_string());
         }
         let left = hazmat::left_subtree_len(len);
@@ -100,7 +100,7 @@ fn node(
     if len <= CHUNK {
         source.deadline.check()?;
         let mut bytes = vec![0u8; len as usize];
-        segments::read_exact_at(&source.file, &mut bytes, start)?;
+        source.read_exact_at(&mut bytes, start)?;
         let mut hasher = blake3::Hasher::new();
         hasher.set_input_offset(start);
         hasher.update(&bytes);

@@ -415,8 +415,8 @@ impl Lifecycle {
         }
     }
 
-    /// The first name from `attempt` on that no other finish holds and whose report's name is
-    /// free on disk; both are reserved until `release`. Whether the name itself is free is
+    /// The first name from `attempt` on that no other finish holds (and, after a crash, whose
+    /// report's name is free on disk); both are reserved until `release`. Whether the name itself is free is
     /// left to the move, which never replaces: one system call fewer per file. With
     /// `stranded_of`, a name whose report is that job's own and whose file is missing is
     /// chosen too.
@@ -445,9 +445,12 @@ impl Lifecycle {
                 free
             };
             // The disk is checked outside the lock: the workers must not queue behind each
-            // other's system calls.
+            // other's system calls. Only a job that may have published its report before a
+            // crash looks: otherwise a report already there makes the publish fail with
+            // `AlreadyExists` (nothing is replaced) and the next name is tried, so the
+            // common case costs no `stat`.
             if reserved_here {
-                if !folders::exists(&report_path) {
+                if stranded_of.is_none() || !folders::exists(&report_path) {
                     return Ok(Chosen::Free(candidate));
                 }
                 self.release(&path, &report_path);

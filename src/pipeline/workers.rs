@@ -125,13 +125,18 @@ struct Identity {
 }
 
 fn identity(path: &Path) -> Option<Identity> {
-    let metadata = std::fs::symlink_metadata(path).ok()?;
-    Some(Identity {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|metadata| identity_of(&metadata))
+}
+
+fn identity_of(metadata: &std::fs::Metadata) -> Identity {
+    Identity {
         device: metadata.dev(),
         inode: metadata.ino(),
         size: metadata.len(),
         modified: (metadata.mtime(), metadata.mtime_nsec()),
-    })
+    }
 }
 
 impl Worker {
@@ -269,10 +274,16 @@ impl Worker {
     /// Analyses the claimed file, again if it changed meanwhile (its identity before and after
     /// differ). `None`: it was removed, and gets no report.
     fn analyze_unchanged(&self, job: &Job, progress: &Progress) -> Option<Analysis> {
-        let mut before = identity(&job.claimed);
         let mut tries = 0;
         loop {
-            let analysis = self.analyze_caught(job, progress);
+            // What the analysis opened is what it read; when it could not open the file, the
+            // path's identity now (no bytes were read: nothing can have changed under them).
+            let mut opened = None;
+            let analysis = self.analyze_caught(job, progress, &mut opened);
+            let before = opened
+                .as_ref()
+                .map(identity_of)
+                .or_else(|| identity(&job.claimed));
             crate::test_hooks::pause_point("after-analysis");
             let after = identity(&job.claimed);
             match (before, after) {
@@ -286,14 +297,13 @@ impl Worker {
                     return None;
                 }
                 (Some(before), Some(after)) if before == after => return Some(analysis),
-                (_, Some(after)) if tries < CHANGED_RETRIES => {
+                (_, Some(_)) if tries < CHANGED_RETRIES => {
                     log::warn!(
                         "job {}: {} changed during its analysis; analysing it again",
                         job.id,
                         job.claimed.display()
                     );
                     tries += 1;
-                    before = Some(after);
                 }
                 _ => {
                     return Some(Analysis {
@@ -308,9 +318,14 @@ impl Worker {
     }
 
     /// `analyze()`, with a panic turned into an `internal` failure of the file.
-    fn analyze_caught(&self, job: &Job, progress: &Progress) -> Analysis {
+    fn analyze_caught(
+        &self,
+        job: &Job,
+        progress: &Progress,
+        opened: &mut Option<std::fs::Metadata>,
+    ) -> Analysis {
         catch_unwind(AssertUnwindSafe(|| {
-            analyze::analyze(&job.claimed, &self.options, progress)
+            analyze::analyze_noting(&job.claimed, &self.options, progress, opened)
         }))
         .unwrap_or_else(|panic| {
             let message = panic_message(&*panic);
