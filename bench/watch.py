@@ -12,7 +12,7 @@
 4. HTTP: wrk on /api/status and / with 10,000 jobs in the history.
 5. The burst watched (WATCH_ONLY=http runs only part 4): alternating pairs of the burst unwatched and the burst with the dashboard
    open in headless chromium and a paced wrk (bench/paced.lua) on /api/status; then once with
-   an unpaced wrk. WATCH_ONLY=watched runs only this part.
+   an unpaced wrk. WATCH_ONLY=watched runs only this part; WATCH_ONLY=burst only part 1.
 
 Usage: watch.py BIN FLOOR WORKDIR
 """
@@ -325,6 +325,11 @@ def main():
     print(f"      floor loop (rename in, read, write report, rename out): {f:8.0f} files/s  (runs: {', '.join(f'{x:.0f}' for x in floors)})")
     print(f"      file-processor, first move to last report, 0 lost:       {o:8.0f} files/s  (runs: {', '.join(f'{x:.0f}' for x in ours)})")
     print(f"      -> {o / f:.2f}x the floor")
+    if os.environ.get("WATCH_ONLY") == "burst":
+        shutil.rmtree(root, ignore_errors=True)
+        with open(marker, "w"):
+            pass
+        return
     p50, p90, p99 = latency(binary, root)
     print(f"== watch: drop-to-report latency, one small file at a time on an idle daemon ({LATENCY_SAMPLES} drops)")
     print(f"      p50 {p50:.2f} ms, p90 {p90:.2f} ms, p99 {p99:.2f} ms")
