@@ -866,15 +866,31 @@ mod tests {
     }
     use proptest::prelude::*;
 
+    /// Random bytes, with the bytes that structure CSV, JSON and text (quotes, commas, line
+    /// ends, brackets, letters, spaces) drawn often enough to form records and lines.
+    fn structured_bytes(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                any::<u8>(),
+                Just(b'"'),
+                Just(b','),
+                Just(b'\n'),
+                Just(b'\r'),
+                Just(b'{'),
+                Just(b'['),
+                Just(b'a'),
+                Just(b' '),
+            ],
+            len,
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         /// Any bytes, under any extension, give a result or an error: never a panic.
         #[test]
         fn hostile_bytes_never_panic(
-            data in prop::collection::vec(prop_oneof![
-                any::<u8>(),
-                Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'{'), Just(b'['),
-            ], 0..600),
+            data in structured_bytes(0..600),
             extension in prop::sample::select(vec![
                 "csv", "tsv", "json", "ndjson", "txt", "bin", "csv.gz", "log.zst", "json.xz",
                 "txt.bz2", "gz", "tar.gz", "zip", "xlsx", "xlsb", "ods", "xls", "pdf", "docx",
@@ -895,10 +911,7 @@ mod tests {
         /// (one thread, any buffer boundary) agree with the segmented ones.
         #[test]
         fn a_compressed_file_reads_as_its_plain_bytes(
-            data in prop::collection::vec(prop_oneof![
-                any::<u8>(),
-                Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'a'), Just(b' '),
-            ], 0..600),
+            data in structured_bytes(0..600),
             kind in prop::sample::select(vec!["csv", "tsv", "log", "ndjson"]),
             format in prop::sample::select(vec!["gz", "zst", "xz", "bz2"]),
             segment_bytes in 1u64..64,
@@ -928,11 +941,7 @@ mod tests {
         /// hash as when every reader reads the file itself.
         #[test]
         fn a_small_file_read_whole_is_analysed_as_one_read_in_buffers(
-            data in prop::collection::vec(prop_oneof![
-                any::<u8>(),
-                Just(b'"'), Just(b','), Just(b'\n'), Just(b'\r'), Just(b'{'), Just(b'a'),
-                Just(b' '),
-            ], 1..3000),
+            data in structured_bytes(1..3000),
             extension in prop::sample::select(vec![
                 "csv", "json", "ndjson", "log", "bin", "csv.gz", "zip", "xlsx", "pdf",
             ]),
