@@ -416,10 +416,10 @@ impl Lifecycle {
     }
 
     /// The first name from `attempt` on that no other finish holds (and, after a crash, whose
-    /// report's name is free on disk); both are reserved until `release`. Whether the name itself is free is
-    /// left to the move, which never replaces: one system call fewer per file. With
-    /// `stranded_of`, a name whose report is that job's own and whose file is missing is
-    /// chosen too.
+    /// report's name is free on disk); both are reserved until `release`. Whether the names
+    /// are free is otherwise left to the publish and the move, which never replace: two system
+    /// calls fewer per file. With `stranded_of`, a name whose report is that job's own and
+    /// whose file is missing is chosen too.
     fn choose_name(
         &self,
         dir: &Path,
