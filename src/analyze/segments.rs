@@ -3,8 +3,9 @@
 //! A segment always starts at the beginning of the file, or right after a `\n`: the analyzers
 //! rely on that (a UTF-8 character or a text line never starts in one segment and ends in the
 //! next; a CSV record might, and the CSV analyzer verifies every boundary). Reads go through
-//! `pread` into small reusable buffers: nothing here ever holds a whole file, and nothing maps
-//! it (a file truncated under a mapping would kill the process with SIGBUS).
+//! `Source::read_at` (`pread`, or the bytes of a small file read whole when it was opened) into
+//! small reusable buffers: nothing here holds a whole file, and nothing maps it (a file
+//! truncated under a mapping would kill the process with SIGBUS).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
