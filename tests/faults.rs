@@ -280,18 +280,20 @@ fn paused_claim(ws: &Workspace, daemon: &Daemon) -> std::path::PathBuf {
     ws.path(&format!("watch_dir/underprocess/{}", claimed[0]))
 }
 
-#[test]
-fn a_file_replaced_during_its_analysis_is_analysed_again_and_reported_as_it_is() {
+/// Drops `name` holding `first`, lets `change` act on its claimed file while the job pauses
+/// after its analysis, and checks that the file was analysed again and lands in `processed/`
+/// holding `last`, with the report of those bytes (returned).
+fn changed_during_analysis(
+    name: &str,
+    first: &[u8],
+    change: impl FnOnce(&Workspace, &std::path::Path),
+    last: &[u8],
+) -> serde_json::Value {
     let ws = Workspace::new();
     let daemon = Daemon::start(&ws, &[], &[("FP_PAUSE_AT", "after-analysis:1500")]);
-    ws.write(
-        "watch_dir/unprocessed/t2.txt",
-        &b"a long first version\n".repeat(50_000),
-    );
+    ws.write(&format!("watch_dir/unprocessed/{name}"), first);
     let claimed = paused_claim(&ws, &daemon);
-    // Replaced whole (a new inode), as an editor's save or `mv` does.
-    let replacement = ws.write("watch_dir/replacement", b"short\nnew\n");
-    std::fs::rename(&replacement, &claimed).expect("replace");
+    change(&ws, &claimed);
     assert!(
         wait_until(LONG, || daemon.counts()["completed"] == 1),
         "{}",
@@ -299,19 +301,55 @@ fn a_file_replaced_during_its_analysis_is_analysed_again_and_reported_as_it_is()
     );
     assert_eq!(
         processed_files(&ws),
-        vec![("t2.txt".to_string(), b"short\nnew\n".to_vec())]
+        vec![(name.to_string(), last.to_vec())]
     );
-    let report = ws.read_json("watch_dir/processed/t2.txt.report.json");
-    assert_eq!(
-        report["size_bytes"], 10,
-        "the report describes the file beside it"
-    );
-    assert_eq!(report["text"]["lines"], 2);
     assert!(
         daemon.log().contains("changed during its analysis"),
         "{}",
         daemon.log()
     );
+    let report = ws.read_json(&format!("watch_dir/processed/{name}.report.json"));
+    assert_eq!(
+        report["size_bytes"],
+        last.len(),
+        "the report describes the file beside it"
+    );
+    report
+}
+
+#[test]
+fn a_file_replaced_during_its_analysis_is_analysed_again_and_reported_as_it_is() {
+    let report = changed_during_analysis(
+        "t2.txt",
+        &b"a long first version\n".repeat(50_000),
+        |ws, claimed| {
+            // Replaced whole (a new inode), as an editor's save or `mv` does.
+            let replacement = ws.write("watch_dir/replacement", b"short\nnew\n");
+            std::fs::rename(&replacement, claimed).expect("replace");
+        },
+        b"short\nnew\n",
+    );
+    assert_eq!(report["text"]["lines"], 2);
+}
+
+/// A small file is read whole once, when opened: bytes written to it afterwards (same inode)
+/// must still make it analysed again, so that its report describes the bytes beside it.
+#[test]
+fn a_small_file_written_to_during_its_analysis_is_analysed_again() {
+    use std::io::Write;
+    let report = changed_during_analysis(
+        "grows.txt",
+        b"one\n",
+        |_, claimed| {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(claimed)
+                .expect("open in place");
+            file.write_all(b"two\nthree\n").expect("append");
+        },
+        b"one\ntwo\nthree\n",
+    );
+    assert_eq!(report["text"]["lines"], 3, "{report}");
 }
 
 #[test]

@@ -933,10 +933,7 @@ mod tests {
             let compression = got.compression.expect("a compression section");
             prop_assert_eq!(compression.unpacked_bytes, data.len() as u64);
         }
-    }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
         /// A small file read whole when it is opened gets the same analysis, signature and
         /// hash as when every reader reads the file itself.
         #[test]

@@ -607,6 +607,13 @@ mod tests {
         fs::write(lifecycle.folders.processed.join("b.txt.report.json"), "{}").expect("write");
         let done = drop_and_finish(&lifecycle, "b.txt", "x\n");
         assert_eq!(done.path, lifecycle.folders.processed.join("b-2.txt"));
+        // Found taken by the publish itself (no look first): the report there is left as it was.
+        assert_eq!(
+            fs::read_to_string(lifecycle.folders.processed.join("b.txt.report.json"))
+                .expect("read"),
+            "{}"
+        );
+        assert!(!lifecycle.folders.processed.join("b.txt").exists());
         let failed = drop_and_finish(&lifecycle, "c.json", "{broken");
         assert_eq!(
             failed.report_path,
