@@ -352,6 +352,49 @@ fn a_small_file_written_to_during_its_analysis_is_analysed_again() {
     assert_eq!(report["text"]["lines"], 3, "{report}");
 }
 
+/// A claimed file swapped for a link before its analysis opens it: the open refuses the link
+/// (`O_NOFOLLOW`), the file fails with that error at once (not as "changed during its
+/// analysis" after two more tries), and the link's target is neither read nor moved.
+#[test]
+fn a_claimed_file_swapped_for_a_link_fails_with_the_open_error() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[("FP_PAUSE_AT", "before-analysis:1500")]);
+    let secret = ws.write("secret.txt", b"not for the report\n");
+    ws.write("watch_dir/unprocessed/swap.txt", b"dropped\n");
+    assert!(
+        wait_until(LONG, || daemon
+            .log()
+            .contains("FP_PAUSE_AT=before-analysis")),
+        "{}",
+        daemon.log()
+    );
+    let claimed = visible(&ws, "watch_dir/underprocess");
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    let claimed = ws.path(&format!("watch_dir/underprocess/{}", claimed[0]));
+    std::fs::remove_file(&claimed).expect("remove");
+    std::os::unix::fs::symlink(&secret, &claimed).expect("link");
+    assert!(
+        wait_until(LONG, || daemon.counts()["failed"] == 1),
+        "{}",
+        daemon.log()
+    );
+    let report = ws.read_json("watch_dir/failed/swap.txt.error.json");
+    assert_eq!(report["error"]["kind"], "io", "{report}");
+    assert!(
+        !daemon.log().contains("changed during its analysis"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        std::fs::read(&secret).expect("the target stays"),
+        b"not for the report\n"
+    );
+    assert!(
+        !report.to_string().contains("not for the report"),
+        "{report}"
+    );
+}
+
 #[test]
 fn a_file_removed_during_its_analysis_leaves_no_report() {
     let ws = Workspace::new();

@@ -279,6 +279,7 @@ impl Worker {
             // What the analysis opened is what it read; when it could not open the file, the
             // path's identity now (no bytes were read: nothing can have changed under them).
             let mut opened = None;
+            crate::test_hooks::pause_point("before-analysis");
             let analysis = self.analyze_caught(job, progress, &mut opened);
             let before = opened
                 .as_ref()
