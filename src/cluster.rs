@@ -48,15 +48,35 @@ const OFFER_WAIT: Duration = Duration::from_millis(100);
 /// How often a node looks for offers a dead node read and never acknowledged.
 const RECLAIM_EVERY: Duration = Duration::from_secs(2);
 
+/// Files one entry of the ready stream offers at most: a burst costs Redis, and the nodes
+/// that read it, one entry (one `XADD`, one delivery, one `XACK`) per this many files.
+const OFFER_BATCH: usize = 8;
+
 /// A ready file offered to the cluster: the job id the scanning node gave it, and, once read
-/// from the stream, its entry (to acknowledge).
+/// from the stream, its entry (acknowledged once every file it offers is dealt with).
 #[derive(Debug, Clone)]
 pub struct Offer {
-    pub entry: Option<String>,
+    pub entry: Option<Arc<OfferEntry>>,
     pub job_id: crate::job::JobId,
     pub name: std::ffi::OsString,
     pub size_bytes: u64,
     pub queued_at: SystemTime,
+}
+
+/// An entry of the ready stream read by this node: its id, and how many of the files it
+/// offers are not dealt with yet.
+#[derive(Debug)]
+pub struct OfferEntry {
+    pub id: String,
+    left: std::sync::atomic::AtomicUsize,
+}
+
+impl OfferEntry {
+    /// One more of its files is dealt with (claimed, or found gone); true for the last one,
+    /// when the entry is to be acknowledged.
+    pub fn dealt_with(&self) -> bool {
+        self.left.fetch_sub(1, Ordering::AcqRel) == 1
+    }
 }
 
 /// The scheduler's side of work sharing: offers to publish, offers read for it, entries it
@@ -111,11 +131,29 @@ pub fn work_channels() -> (WorkChannels, OfferEnds, ReadEnds) {
     )
 }
 
-fn offer_of(entry: &redis::streams::StreamId) -> Option<Offer> {
-    let job_id = crate::job::JobId::from_string(&entry.get::<String>("id")?).ok()?;
-    let name: Vec<u8> = entry.get("name")?;
-    let size_bytes: u64 = entry.get("size").unwrap_or(0);
-    let queued_ms: u64 = entry.get("queued").unwrap_or(0);
+/// The files one entry of the ready stream offers (`id0 name0 size0 queued0 id1 ...`, at most
+/// `OFFER_BATCH`), sharing the entry. A file whose fields do not parse, or whose name is not one
+/// the watcher would take, is left out; an entry with none is acknowledged by the caller.
+fn offers_of(entry: &redis::streams::StreamId) -> Vec<Offer> {
+    let mut offers: Vec<Offer> = (0..OFFER_BATCH)
+        .map_while(|i| Some((i, entry.get::<String>(&format!("id{i}"))?)))
+        .filter_map(|(i, id)| offer_at(entry, i, &id))
+        .collect();
+    let shared = Arc::new(OfferEntry {
+        id: entry.id.clone(),
+        left: std::sync::atomic::AtomicUsize::new(offers.len()),
+    });
+    for offer in &mut offers {
+        offer.entry = Some(Arc::clone(&shared));
+    }
+    offers
+}
+
+fn offer_at(entry: &redis::streams::StreamId, i: usize, id: &str) -> Option<Offer> {
+    let job_id = crate::job::JobId::from_string(id).ok()?;
+    let name: Vec<u8> = entry.get(&format!("name{i}"))?;
+    let size_bytes: u64 = entry.get(&format!("size{i}")).unwrap_or(0);
+    let queued_ms: u64 = entry.get(&format!("queued{i}")).unwrap_or(0);
     use std::os::unix::ffi::OsStringExt;
     let name = std::ffi::OsString::from_vec(name);
     // A name from Redis is data: one path component the watcher would pick up (never `..`,
@@ -125,7 +163,7 @@ fn offer_of(entry: &redis::streams::StreamId) -> Option<Offer> {
         && name != ".."
         && !crate::pipeline::watch::is_ignored(&name);
     single.then(|| Offer {
-        entry: Some(entry.id.clone()),
+        entry: None,
         job_id,
         name,
         size_bytes,
@@ -552,26 +590,29 @@ impl Membership {
             let ready = self.key_of(READY_STREAM);
             let sent: Option<()> = self.call_on(&self.offer_connection, |redis| {
                 let mut pipe = redis::pipe();
-                for offer in &unpublished {
-                    let queued = offer
-                        .queued_at
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64);
-                    pipe.cmd("XADD")
+                for batch in unpublished.chunks(OFFER_BATCH) {
+                    let xadd = pipe
+                        .cmd("XADD")
                         .arg(&ready)
                         .arg("MAXLEN")
                         .arg("~")
                         .arg(READY_KEPT)
-                        .arg("*")
-                        .arg("id")
-                        .arg(offer.job_id.to_string())
-                        .arg("name")
-                        .arg(offer.name.as_encoded_bytes())
-                        .arg("size")
-                        .arg(offer.size_bytes)
-                        .arg("queued")
-                        .arg(queued)
-                        .ignore();
+                        .arg("*");
+                    for (i, offer) in batch.iter().enumerate() {
+                        let queued = offer
+                            .queued_at
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as u64);
+                        xadd.arg(format!("id{i}"))
+                            .arg(offer.job_id.to_string())
+                            .arg(format!("name{i}"))
+                            .arg(offer.name.as_encoded_bytes())
+                            .arg(format!("size{i}"))
+                            .arg(offer.size_bytes)
+                            .arg(format!("queued{i}"))
+                            .arg(queued);
+                    }
+                    xadd.ignore();
                 }
                 if !acks.is_empty() {
                     pipe.cmd("XACK")
@@ -612,10 +653,12 @@ impl Membership {
                 let _ = ends.nudge.recv_timeout(OFFER_WAIT);
                 continue;
             }
+            // Entries, each of up to `OFFER_BATCH` files.
+            let entries = wanted.div_ceil(OFFER_BATCH);
             let mut read = Vec::new();
             if last_reclaim.elapsed() >= RECLAIM_EVERY {
                 last_reclaim = Instant::now();
-                let options = redis::streams::StreamAutoClaimOptions::default().count(wanted);
+                let options = redis::streams::StreamAutoClaimOptions::default().count(entries);
                 let reclaimed: Option<redis::streams::StreamAutoClaimReply> =
                     self.call_on(&self.work_connection, |redis| {
                         redis.xautoclaim_options(
@@ -634,7 +677,7 @@ impl Membership {
             if read.is_empty() {
                 let options = redis::streams::StreamReadOptions::default()
                     .group(WORKERS_GROUP, &self.name)
-                    .count(wanted)
+                    .count(entries)
                     .block(OFFER_WAIT.as_millis() as usize);
                 let reply: Option<redis::streams::StreamReadReply> = self
                     .call_on(&self.work_connection, |redis| {
@@ -650,23 +693,23 @@ impl Membership {
                 }
             }
             for entry in read {
-                match offer_of(&entry) {
-                    Some(offer) => {
-                        // The scheduler may have lowered it meanwhile: never below 0.
-                        let _ =
-                            ends.wanted
-                                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                                    Some(n.saturating_sub(1))
-                                });
-                        if ends.offers.send(offer).is_err() {
-                            return;
-                        }
-                    }
-                    None => {
-                        log::debug!("skipped an offer that does not parse: {}", entry.id);
-                        let _: Option<usize> = self.call_on(&self.work_connection, |redis| {
-                            redis.xack(self.key_of(READY_STREAM), WORKERS_GROUP, &[&entry.id])
-                        });
+                let offers = offers_of(&entry);
+                if offers.is_empty() {
+                    log::debug!("skipped an offer that does not parse: {}", entry.id);
+                    let _: Option<usize> = self.call_on(&self.work_connection, |redis| {
+                        redis.xack(self.key_of(READY_STREAM), WORKERS_GROUP, &[&entry.id])
+                    });
+                    continue;
+                }
+                // The scheduler may have lowered it meanwhile: never below 0.
+                let _ = ends
+                    .wanted
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(offers.len()))
+                    });
+                for offer in offers {
+                    if ends.offers.send(offer).is_err() {
+                        return;
                     }
                 }
             }
@@ -1000,23 +1043,28 @@ mod tests {
 
     #[test]
     fn an_offer_names_one_file_the_watcher_would_take_or_is_skipped() {
-        let entry = |name: &[u8]| {
+        let entry = |names: &[&[u8]]| {
             let mut entry = redis::streams::StreamId {
                 id: "1-0".to_string(),
                 ..Default::default()
             };
-            let id = crate::job::JobId::generate().to_string();
-            entry
-                .map
-                .insert("id".to_string(), redis::Value::BulkString(id.into_bytes()));
-            entry
-                .map
-                .insert("name".to_string(), redis::Value::BulkString(name.to_vec()));
+            for (i, name) in names.iter().enumerate() {
+                let id = crate::job::JobId::generate().to_string();
+                entry
+                    .map
+                    .insert(format!("id{i}"), redis::Value::BulkString(id.into_bytes()));
+                entry
+                    .map
+                    .insert(format!("name{i}"), redis::Value::BulkString(name.to_vec()));
+            }
             entry
         };
-        let offer = offer_of(&entry(b"data.csv")).expect("an offer");
-        assert_eq!(offer.name, "data.csv");
-        assert_eq!(offer.entry.as_deref(), Some("1-0"));
+        let offers = offers_of(&entry(&[b"data.csv"]));
+        assert_eq!(offers.len(), 1);
+        assert_eq!(offers[0].name, "data.csv");
+        let shared = offers[0].entry.as_ref().expect("its entry");
+        assert_eq!(shared.id, "1-0");
+        assert!(shared.dealt_with(), "its only file dealt with: acknowledge");
         for hostile in [
             &b"../etc/passwd"[..],
             b"..",
@@ -1027,10 +1075,29 @@ mod tests {
             b"upload.part",
         ] {
             assert!(
-                offer_of(&entry(hostile)).is_none(),
+                offers_of(&entry(&[hostile])).is_empty(),
                 "{}",
                 String::from_utf8_lossy(hostile)
             );
+            // Beside good names, only the hostile one is left out, and the entry is
+            // acknowledged once the good ones are dealt with.
+            let offers = offers_of(&entry(&[b"a.log", hostile, b"b.log"]));
+            let names: Vec<_> = offers.iter().map(|o| o.name.clone()).collect();
+            assert_eq!(
+                names,
+                ["a.log", "b.log"],
+                "{}",
+                String::from_utf8_lossy(hostile)
+            );
+            let shared = offers[0].entry.as_ref().expect("its entry");
+            assert!(!shared.dealt_with());
+            assert!(shared.dealt_with());
         }
+        // At most `OFFER_BATCH` files an entry, however many it names.
+        let many: Vec<Vec<u8>> = (0..3 * OFFER_BATCH)
+            .map(|i| format!("f{i}.log").into_bytes())
+            .collect();
+        let many: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+        assert_eq!(offers_of(&entry(&many)).len(), OFFER_BATCH);
     }
 }

@@ -612,8 +612,10 @@ impl Scheduler {
         while let Some(offer) = work.pending.pop_front() {
             crate::test_hooks::crash_point("after-offer");
             let claimed = self.lifecycle.claim(offer.job_id, &offer.name);
-            if let Some(entry) = &offer.entry {
-                let _ = work.channels.acks.send(entry.clone());
+            if let Some(entry) = &offer.entry
+                && entry.dealt_with()
+            {
+                let _ = work.channels.acks.send(entry.id.clone());
             }
             match claimed {
                 Ok(Some(claimed)) => {

@@ -456,6 +456,16 @@ impl JobStore for MemoryStore {
     }
 }
 
+/// When a job was queued, started and finished, and its state: what a cluster node checks
+/// for every change another node publishes, read without copying the job's names and summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub state: JobState,
+    pub queued_at: SystemTime,
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+}
+
 /// A finished job, from its report (this process) or from another node's change.
 pub struct Finished<'a> {
     pub state: JobState,
@@ -470,6 +480,20 @@ pub struct Finished<'a> {
 }
 
 impl MemoryStore {
+    /// The state and times of job `id`, if the store has it (`JobStore::get` without the copy).
+    pub fn timing(&self, id: JobId) -> Option<Timing> {
+        let jobs = self.lock();
+        jobs.active
+            .get(&id)
+            .or_else(|| jobs.finished_position(id).map(|at| &jobs.finished[at]))
+            .map(|record| Timing {
+                state: record.state,
+                queued_at: record.queued_at,
+                started_at: record.started_at,
+                finished_at: record.finished_at,
+            })
+    }
+
     /// The job is finished: it leaves the active jobs, joins the history and the counts.
     pub fn finish_job(&self, id: JobId, finished: Finished<'_>) {
         let mut guard = self.lock();

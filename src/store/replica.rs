@@ -27,9 +27,11 @@ use crate::store::{ChangeFeed, JobStart, JobStore, MemoryStore};
 /// Changes kept while Redis is down; past it the oldest are dropped (and counted).
 pub const OUTBOX_LIMIT: usize = 100_000;
 
-/// One change of one job, as it travels between nodes.
+/// One change of one job, as it travels between nodes: `{"finished": {...}}`. Tagged from
+/// outside rather than by a field inside, so that reading one is a single pass (an inner tag
+/// makes serde buffer the whole record first, and every node reads every other node's).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Change {
     Queued {
         id: String,
@@ -79,11 +81,18 @@ fn time_of(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
-/// A change waiting in the outbox: its job, whether it finishes the job, and its JSON.
+/// A change waiting in the outbox: its job, whether it finishes the job, and the change
+/// (written as JSON only if it is still sent once the batch is coalesced: a job's queued and
+/// started changes mostly are not), or the JSON of one given back after a failed publish.
 struct Outgoing {
     id: Option<JobId>,
     finishes: bool,
-    json: String,
+    change: Pending,
+}
+
+enum Pending {
+    Change(Box<Change>),
+    Json(String),
 }
 
 pub struct ReplicaStore {
@@ -104,10 +113,7 @@ impl ReplicaStore {
         }
     }
 
-    fn send(&self, id: JobId, change: &Change) {
-        let Ok(json) = serde_json::to_string(change) else {
-            return;
-        };
+    fn send(&self, id: JobId, change: Change) {
         let finishes = matches!(change, Change::Finished { .. });
         let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
         if outbox.len() >= OUTBOX_LIMIT {
@@ -122,7 +128,7 @@ impl ReplicaStore {
         outbox.push_back(Outgoing {
             id: Some(id),
             finishes,
-            json,
+            change: Pending::Change(Box::new(change)),
         });
     }
 
@@ -145,7 +151,14 @@ impl ReplicaStore {
                     continue;
                 }
             }
-            kept.push(change.json);
+            match change.change {
+                Pending::Json(json) => kept.push(json),
+                // A change holds strings and numbers only: writing it cannot fail.
+                Pending::Change(change) => match serde_json::to_string(&change) {
+                    Ok(json) => kept.push(json),
+                    Err(err) => log::debug!("a change could not be written: {err}"),
+                },
+            }
         }
         kept.reverse();
         kept
@@ -159,7 +172,7 @@ impl ReplicaStore {
             outbox.push_front(Outgoing {
                 id: None,
                 finishes: false,
-                json,
+                change: Pending::Json(json),
             });
         }
     }
@@ -243,9 +256,9 @@ impl ReplicaStore {
         // Changes of one job come from several nodes and threads (the scanning node queues
         // it, another runs it): one that arrives after the job finished here is stale, unless
         // it was queued after that finish (a retry), which opens the job again.
-        let finished_here = |id: JobId| self.view.get(id).is_some_and(|job| finished(job.state));
+        let finished_here = |id: JobId| self.view.timing(id).is_some_and(|job| finished(job.state));
         let stale = |id: JobId, queued_at: u64| {
-            self.view.get(id).is_some_and(|job| {
+            self.view.timing(id).is_some_and(|job| {
                 finished(job.state) && job.finished_at.is_some_and(|f| f >= time_of(queued_at))
             })
         };
@@ -278,7 +291,7 @@ impl ReplicaStore {
             }
             Change::Forgotten { id } => {
                 if let Some(id) = parse(&id)
-                    && self.view.get(id).is_some_and(|job| !finished(job.state))
+                    && self.view.timing(id).is_some_and(|job| !finished(job.state))
                 {
                     self.view.forget(id);
                 }
@@ -346,7 +359,7 @@ impl JobStore for ReplicaStore {
         self.view.queue(id, name, size_bytes, queued_at);
         self.send(
             id,
-            &Change::Queued {
+            Change::Queued {
                 id: id.to_string(),
                 name: name.to_string_lossy().into_owned(),
                 size_bytes,
@@ -358,7 +371,7 @@ impl JobStore for ReplicaStore {
     fn forget(&self, id: JobId) {
         self.view.forget(id);
         self.set_running(id, false);
-        self.send(id, &Change::Forgotten { id: id.to_string() });
+        self.send(id, Change::Forgotten { id: id.to_string() });
     }
 
     fn start(&self, start: JobStart) {
@@ -372,14 +385,14 @@ impl JobStore for ReplicaStore {
         self.set_running(start.id, true);
         let id = start.id;
         self.view.start(start);
-        self.send(id, &change);
+        self.send(id, change);
     }
 
     fn progressed(&self, id: JobId, done: u64, total: u64) {
         self.view.progressed(id, done, total);
         self.send(
             id,
-            &Change::Progressed {
+            Change::Progressed {
                 id: id.to_string(),
                 done,
                 total,
@@ -388,20 +401,18 @@ impl JobStore for ReplicaStore {
     }
 
     fn finish(&self, id: JobId, report: &Report, file: &OsStr, progress: (u64, u64)) {
-        let started_at = self.view.get(id).and_then(|job| job.started_at);
+        let before = self.view.timing(id);
         self.view.finish(id, report, file, progress);
         self.set_running(id, false);
         let state = match report.status {
             Status::Completed => JobState::Completed,
             Status::Failed => JobState::Failed,
         };
-        let queued_at = self
-            .view
-            .get(id)
-            .map_or(SystemTime::now(), |job| job.queued_at);
+        let started_at = before.and_then(|job| job.started_at);
+        let queued_at = before.map_or_else(SystemTime::now, |job| job.queued_at);
         self.send(
             id,
-            &Change::Finished {
+            Change::Finished {
                 id: id.to_string(),
                 name: report.original_name.clone(),
                 file: file.to_string_lossy().into_owned(),
@@ -562,9 +573,9 @@ mod tests {
         assert_eq!(here.counts().queued, 0);
         assert_eq!(here.get(id).map(|job| job.state), Some(JobState::Completed));
         // Not a change, or not a job id: skipped.
-        here.apply("{\"change\":\"queued\"}");
+        here.apply("{\"queued\":{}}");
         here.apply("not json");
-        here.apply(r#"{"change":"queued","id":"../../x","name":"n","size_bytes":1,"queued_at":1}"#);
+        here.apply(r#"{"queued":{"id":"../../x","name":"n","size_bytes":1,"queued_at":1}}"#);
         assert_eq!(here.counts().queued, 0);
         assert!(
             here.take_outbox(10).is_empty(),
@@ -623,7 +634,7 @@ mod tests {
         // A batch that is not one, or holds a bad change: what parses is applied.
         here.apply_batch("not json");
         here.apply_batch(&format!(
-            "[{{\"change\":\"forgotten\",\"id\":\"x\"}},{{\"change\":\"forgotten\",\"id\":\"{slow}\"}}]"
+            "[{{\"forgotten\":{{\"id\":\"x\"}}}},{{\"forgotten\":{{\"id\":\"{slow}\"}}}}]"
         ));
         assert!(here.get(slow).is_none());
     }
