@@ -23,10 +23,13 @@
 //!   every backend passes).
 //! - `web/`: the HTTP side, reading the store (`ask`) and `health` and `metrics`.
 //!
+//! `allocator` sets the C allocator's thresholds once, at start.
+//!
 //! `job` is the vocabulary all of them share (ids, states, snapshots, counts); `health` the
 //! daemon's liveness; `metrics` its Prometheus counters; `test_hooks` the crash points the
 //! tests use, compiled into debug builds only.
 
+pub mod allocator;
 pub mod analyze;
 pub mod cli;
 pub mod cluster;

@@ -7,6 +7,7 @@ use file_processor::cli::Cli;
 use file_processor::config::Config;
 
 fn main() -> ExitCode {
+    file_processor::allocator::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {

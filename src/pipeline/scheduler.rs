@@ -82,7 +82,15 @@ pub struct Scheduler {
     next_folder_check: Instant,
     /// Cluster mode: ready files are shared out through Redis (`cluster::Membership`).
     work: Option<Work>,
+    /// Since when no job has been out and no file ready, and how many jobs had finished when
+    /// memory was last given back (`give_back_when_idle`).
+    idle_since: Option<Instant>,
+    finished_at_trim: usize,
 }
+
+/// Memory the allocator keeps for the next job is given back once the pool has been idle
+/// this long.
+const TRIM_WHEN_IDLE: Duration = Duration::from_secs(1);
 
 /// Work sharing: while Redis answers, the node holding the scanner lease offers the ready
 /// files it finds, and every node claims offers as it has room (by the same rename as
@@ -176,6 +184,8 @@ impl Scheduler {
             next_folder_check: Instant::now() + FOLDER_CHECK,
             lifecycle,
             work: None,
+            idle_since: None,
+            finished_at_trim: 0,
         }
     }
 
@@ -334,6 +344,7 @@ impl Scheduler {
             }
             self.readiness.check_settled(now);
             self.readiness.give_back_memory();
+            self.give_back_when_idle(now);
             if now >= next_reconcile {
                 // A node that does not scan still sweeps its own view: it may hold jobs
                 // queued by a scanner whose later changes were lost (a Redis that restarted
@@ -646,6 +657,22 @@ impl Scheduler {
             }
         }
         None
+    }
+
+    /// Once the pool has been idle for `TRIM_WHEN_IDLE` after some jobs ran, the memory the
+    /// allocator keeps for the next ones goes back to the system (`allocator::give_back`): a
+    /// burst is fast, and an idle daemon small.
+    fn give_back_when_idle(&mut self, now: Instant) {
+        if self.in_flight() > 0 || self.readiness.has_ready() {
+            self.idle_since = None;
+            return;
+        }
+        let since = *self.idle_since.get_or_insert(now);
+        let finished = self.completions.finished();
+        if finished != self.finished_at_trim && now.duration_since(since) >= TRIM_WHEN_IDLE {
+            self.finished_at_trim = finished;
+            crate::allocator::give_back();
+        }
     }
 
     fn in_flight(&self) -> usize {

@@ -86,7 +86,7 @@ impl ColumnStats {
                 Some(Number::Integer(i)) => {
                     self.int_min = self.int_min.min(i);
                     self.int_max = self.int_max.max(i);
-                    self.add_number(i as f64);
+                    self.add_integer(i);
                 }
                 Some(Number::Float(f)) => {
                     self.saw_float = true;
@@ -120,7 +120,7 @@ impl ColumnStats {
             TypedCell::Integer(i) => {
                 self.int_min = self.int_min.min(i);
                 self.int_max = self.int_max.max(i);
-                self.add_number(i as f64);
+                self.add_integer(i);
             }
             TypedCell::Float(f) => {
                 self.saw_float = true;
@@ -130,6 +130,15 @@ impl ColumnStats {
             TypedCell::DateTime(_) => self.saw_datetime = true,
             TypedCell::Text(_) => self.saw_string = true,
         }
+    }
+
+    #[inline]
+    pub(super) fn add_integer(&mut self, i: i64) {
+        let x = i as f64;
+        self.float_min = self.float_min.min(x);
+        self.float_max = self.float_max.max(x);
+        self.numbers += 1;
+        self.sum.add_integer(i);
     }
 
     #[inline]
