@@ -257,10 +257,19 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn sum_of(values: &[f64]) -> f64 {
+    /// The sum of `values`, each added by `add`.
+    fn summed<T: Copy>(values: &[T], add: fn(&mut ExactSum, T)) -> f64 {
         let mut s = ExactSum::default();
-        values.iter().for_each(|&v| s.add(v));
+        values.iter().for_each(|&v| add(&mut s, v));
         s.value()
+    }
+
+    fn sum_of(values: &[f64]) -> f64 {
+        summed(values, ExactSum::add)
+    }
+
+    fn sum_of_integers(values: &[i64]) -> f64 {
+        summed(values, ExactSum::add_integer)
     }
 
     #[test]
@@ -270,12 +279,6 @@ mod tests {
         assert_eq!(sum_of(&[]), 0.0);
         // Naive summation gives 0.9999999999999999 here.
         assert_ne!([0.1f64; 10].iter().sum::<f64>(), 1.0);
-    }
-
-    fn sum_of_integers(values: &[i64]) -> f64 {
-        let mut s = ExactSum::default();
-        values.iter().for_each(|&v| s.add_integer(v));
-        s.value()
     }
 
     #[test]
