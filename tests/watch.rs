@@ -647,3 +647,30 @@ fn small_jobs_are_timed_to_the_microsecond() {
         "{metrics}"
     );
 }
+
+/// After work, once the pool has been idle for a second, the daemon gives the allocator's
+/// kept memory back: once per idle spell, not at every turn of the scheduler while idle, and
+/// again after the next job.
+#[test]
+fn memory_is_given_back_once_each_time_the_pool_goes_idle() {
+    const GIVEN_BACK: &str = "idle: the allocator gave memory back";
+    let ws = Workspace::new();
+    let files = stage_files(&ws, 2, "idle");
+    let daemon = Daemon::start(&ws, &[], &[]);
+    let given_back = || daemon.log().matches(GIVEN_BACK).count();
+    // Nothing ran yet: nothing to give back.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(given_back(), 0, "{}", daemon.log());
+    for (round, (name, _)) in files.iter().enumerate() {
+        move_in(&ws, name);
+        assert!(
+            wait_until(Duration::from_secs(20), || given_back() == round + 1),
+            "round {round}:\n{}",
+            daemon.log()
+        );
+        // Idle for several scheduler turns: still once.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(given_back(), round + 1, "{}", daemon.log());
+    }
+    assert_eq!(count_finished(&ws), files.len());
+}
