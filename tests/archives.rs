@@ -386,6 +386,28 @@ fn hostile_zips_fail_fast_with_the_kind_the_spec_names() {
         );
     }
 
+    // Corrupt members: a small one is inflated whole (libdeflate), a large one streamed;
+    // either way the file is invalid_archive, naming what is wrong for the small ones.
+    let corrupt: [(&str, &[&str]); 4] = [
+        ("bad-crc", &["member.log", "CRC-32"]),
+        ("bad-data", &["member.log"]),
+        ("short", &["member.log", "ends after"]),
+        ("big-bad-crc", &[]),
+    ];
+    for (case, words) in corrupt {
+        let name = hostile_zip(&ws, case);
+        let (code, report) = analyse(&ws, &name, &[]);
+        assert_eq!(code, Some(1), "{case}: {report}");
+        assert_eq!(
+            report["error"]["kind"], "invalid_archive",
+            "{case}: {report}"
+        );
+        let message = report["error"]["message"].as_str().unwrap_or_default();
+        for word in words {
+            assert!(message.contains(word), "{case}: {message}");
+        }
+    }
+
     // A name with a NUL is reported as stored.
     let name = hostile_zip(&ws, "nul-name");
     let (code, report) = analyse(&ws, &name, &[]);

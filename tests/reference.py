@@ -13,7 +13,8 @@ usage:
                                         members: each half its own), lzma (xz) or bz2
   reference.py zip DST SPEC.json      -> DST is a zip (zipfile) of SPEC's members: [{"name",
                                         "data"|"file"|"dir"|"symlink"|"zeros": N, "stored"?}]
-  reference.py zip-hostile CASE DST  -> DST is a hostile zip: overlap, lying, many, nul-name
+  reference.py zip-hostile CASE DST  -> DST is a hostile zip: overlap, lying, many, nul-name,
+                                        bad-crc, bad-data, short, big-bad-crc
   reference.py tar MODE DST SPEC.json -> DST is a tar (tarfile MODE: w, w:gz, w:xz, w:bz2) of
                                         SPEC's members: [{"name", "data"|"file"|"dir"|"symlink"}]
 """
@@ -295,6 +296,30 @@ def make_hostile_zip(case, dst):
         data[22:26] = struct.pack("<I", 100)
         cd_offset = struct.unpack("<I", bytes(data[-6:-2]))[0]
         data[cd_offset + 24:cd_offset + 28] = struct.pack("<I", 100)
+        open(dst, "wb").write(bytes(data))
+        return
+    if case in ("bad-crc", "bad-data", "short", "big-bad-crc"):
+        # One deflated member (small, or past the 4 MiB inflated whole) with a wrong CRC-32,
+        # garbled compressed bytes, or a declared size larger than what it holds.
+        size = (6 << 20) if case == "big-bad-crc" else (256 << 10)
+        rng = random.Random(5)
+        text = b"".join(b"%08x line of text\n" % rng.getrandbits(32) for _ in range(size // 23))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("member.log", text)
+        data = bytearray(buf.getvalue())
+        cd_offset = struct.unpack("<I", bytes(data[-6:-2]))[0]
+        if case in ("bad-crc", "big-bad-crc"):
+            crc = struct.unpack("<I", bytes(data[14:18]))[0] ^ 0x5A5A5A5A
+            data[14:18] = struct.pack("<I", crc)
+            data[cd_offset + 16:cd_offset + 20] = struct.pack("<I", crc)
+        elif case == "bad-data":
+            start = 30 + len("member.log")
+            data[start + 100:start + 400] = bytes([0xFF]) * 300
+        else:
+            declared = len(text) + 1000
+            data[22:26] = struct.pack("<I", declared)
+            data[cd_offset + 24:cd_offset + 28] = struct.pack("<I", declared)
         open(dst, "wb").write(bytes(data))
         return
     if case == "nul-name":

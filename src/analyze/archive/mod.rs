@@ -37,6 +37,16 @@ pub const MAX_LISTED_MEMBERS: usize = 1_000;
 /// A zip inside an archive is opened in memory up to this size; a larger one is skipped.
 const MAX_NESTED_ZIP_BYTES: u64 = 32 << 20;
 
+/// A nested zip's bytes, read once and shared by the handles its members are read through.
+#[derive(Clone)]
+struct SharedBytes(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Longest member name kept in a report; a longer one is cut and ends in `…`.
 const MAX_NAME_BYTES: usize = 1024;
 
@@ -243,7 +253,9 @@ pub(super) fn analyze_member(
                     .budget
                     .spend(bytes.len() as u64)
                     .map_err(AnalysisError::read)?;
-                let bytes: std::sync::Arc<[u8]> = bytes.into();
+                // Shared by the handles of its members, without a copy (`Arc<[u8]>::from`
+                // would copy up to MAX_NESTED_ZIP_BYTES once more).
+                let bytes = SharedBytes(std::sync::Arc::new(bytes));
                 let report = read_zip(std::io::Cursor::new(bytes), "zip", depth + 1, context)?;
                 member.details = Some(Details::Archive(Box::new(report)));
                 drain(data)?;
