@@ -13,6 +13,16 @@ pub struct Text {
     pub continuation: u64,
 }
 
+/// What the CSV analyzer's fast path looks for (`csv::parse`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Csv {
+    pub newline: u64,
+    pub delimiter: u64,
+    /// `"` and `\r`: a record holding either goes to `csv-core`, unless it is the `\r` of a
+    /// `\r\n`.
+    pub special: u64,
+}
+
 /// What the log-level search steps over at a line's start (32 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -59,6 +69,21 @@ pub fn text_bytes(bytes: &[u8]) -> Text {
     masks
 }
 
+/// [`Csv`] of up to 64 bytes, one at a time.
+pub fn csv_bytes(bytes: &[u8], delimiter: u8) -> Csv {
+    let mut masks = Csv {
+        newline: 0,
+        delimiter: 0,
+        special: 0,
+    };
+    for (i, &b) in bytes.iter().enumerate().take(64) {
+        masks.newline |= u64::from(b == b'\n') << i;
+        masks.delimiter |= u64::from(b == delimiter) << i;
+        masks.special |= u64::from(b == b'"' || b == b'\r') << i;
+    }
+    masks
+}
+
 /// [`Head`] of up to 32 bytes, one at a time.
 pub fn head_bytes(bytes: &[u8]) -> Head {
     let mut masks = Head {
@@ -75,12 +100,18 @@ pub fn head_bytes(bytes: &[u8]) -> Head {
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-pub use sse2::{head32, text_block};
+pub use sse2::{csv_block, head32, text_block};
 
 /// [`Text`] of a whole block.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 pub fn text_block(block: &[u8; 64]) -> Text {
     text_bytes(block)
+}
+
+/// [`Csv`] of a whole block.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+pub fn csv_block(block: &[u8; 64], delimiter: u8) -> Csv {
+    csv_bytes(block, delimiter)
 }
 
 /// [`Head`] of a line's first 32 bytes.
@@ -97,7 +128,7 @@ pub fn head32(bytes: &[u8; 32]) -> Head {
 mod sse2 {
     use std::arch::x86_64::*;
 
-    use super::{Head, Text};
+    use super::{Csv, Head, Text};
 
     /// The 16-byte lanes of a block (two 8-byte loads each; the compiler makes them one).
     #[inline(always)]
@@ -167,6 +198,17 @@ mod sse2 {
             newline: mask(lanes.map(|v| eq(v, b'\n'))),
             space: mask(lanes.map(|v| or(eq(v, b' '), in_range(v, b'\t', b'\r')))),
             continuation: mask(lanes.map(continuation)),
+        }
+    }
+
+    /// [`Csv`] of a whole block.
+    #[inline(always)]
+    pub fn csv_block(block: &[u8; 64], delimiter: u8) -> Csv {
+        let lanes = lanes::<4>(block.as_chunks::<8>().0);
+        Csv {
+            newline: mask(lanes.map(|v| eq(v, b'\n'))),
+            delimiter: mask(lanes.map(|v| eq(v, delimiter))),
+            special: mask(lanes.map(|v| or(eq(v, b'"'), eq(v, b'\r')))),
         }
     }
 
@@ -252,6 +294,9 @@ mod tests {
                 // SAFETY: the processor has AVX2 (checked just above).
                 assert_eq!(unsafe { avx2::text_block(&block) }, text_bytes(&block));
             }
+            for delimiter in [b',', b';', b'\t', b'|'] {
+                assert_eq!(csv_block(&block, delimiter), csv_bytes(&block, delimiter));
+            }
             let first: &[u8; 32] = block.first_chunk().expect("32 bytes");
             assert_eq!(head32(first), head_bytes(first), "from {start}");
         }
@@ -259,8 +304,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn vector_classes_are_the_bytewise_ones(a in prop::array::uniform32(any::<u8>()), b in prop::array::uniform32(any::<u8>())) {
+        fn vector_classes_are_the_bytewise_ones(a in prop::array::uniform32(any::<u8>()), b in prop::array::uniform32(any::<u8>()), delimiter in any::<u8>()) {
             let block = block(a, b);
+            prop_assert_eq!(csv_block(&block, delimiter), csv_bytes(&block, delimiter));
             prop_assert_eq!(text_block(&block), text_bytes(&block));
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") {

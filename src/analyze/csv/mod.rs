@@ -453,9 +453,10 @@ pub fn analyze_stream(
     let mut parser = RecordParser::new(delimiter);
     let mut header: Option<Vec<String>> = None;
     loop {
-        let used = parser.feed_until_record(&buf[start..end], &mut |fields, ends| {
-            header = Some(field_strings(fields, ends));
-        })?;
+        let used =
+            parser.feed_until_record(&buf[start..end], &mut |fields: &[u8], ends: &[usize]| {
+                header = Some(field_strings(fields, ends));
+            })?;
         start += used;
         if header.is_some() {
             break;
@@ -466,7 +467,9 @@ pub fn analyze_stream(
         end = read_some(reader, &mut buf)?;
         start = 0;
         if end == 0 {
-            parser.finish(&mut |fields, ends| header = Some(field_strings(fields, ends)))?;
+            parser.finish(&mut |fields: &[u8], ends: &[usize]| {
+                header = Some(field_strings(fields, ends))
+            })?;
             break;
         }
     }
@@ -479,16 +482,14 @@ pub fn analyze_stream(
     let mut parser = RecordParser::new(delimiter);
     let mut stats = Accumulator::new(&layout);
     loop {
-        parser.feed(&buf[start..end], &mut |fields, ends| {
-            stats.add_record(fields, ends)
-        })?;
+        parser.feed(&buf[start..end], &mut stats)?;
         end = read_some(reader, &mut buf)?;
         start = 0;
         if end == 0 {
             break;
         }
     }
-    parser.finish(&mut |fields, ends| stats.add_record(fields, ends))?;
+    parser.finish(&mut stats)?;
     Ok(stats.into_report(delimiter, &header, options.top_users, &layout))
 }
 

@@ -2,6 +2,10 @@
 //! segment with `csv-core` (RFC 4180 quoting, bounded record size), gathered into an
 //! `Accumulator`. A segment's parse may be speculative; `SegmentParse` records where it ended
 //! so that `verify_and_merge` (in `mod.rs`) can check the guess.
+//!
+//! Records with no quote and no lone `\r` take a fast path: 64 bytes at a time are classified
+//! into bit masks (`classes::csv_block`) and such a line is split at its delimiters, which is
+//! all `csv-core` would do with it. Any other record goes to `csv-core`.
 
 use std::sync::atomic::AtomicBool;
 
@@ -10,6 +14,7 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use super::stats::Accumulator;
 use super::{MAX_FIELDS, MAX_RECORD_BYTES};
 use crate::analyze::budget::MemoryBudget;
+use crate::analyze::classes;
 use crate::analyze::distinct::Policy;
 use crate::analyze::segments::{self, Segment};
 use crate::analyze::{AnalysisError, AnalysisOptions, Kind, Source};
@@ -70,13 +75,16 @@ pub(super) fn read_header(
     while header.is_none() && pos < source.len {
         let want = ((source.len - pos) as usize).min(buf.len());
         segments::read_exact_at(&source.file, &mut buf[..want], pos)?;
-        let consumed = parser.feed_until_record(&buf[..want], &mut |fields, ends| {
-            header = Some(field_strings(fields, ends));
-        })?;
+        let consumed =
+            parser.feed_until_record(&buf[..want], &mut |fields: &[u8], ends: &[usize]| {
+                header = Some(field_strings(fields, ends));
+            })?;
         pos += consumed as u64;
     }
     if header.is_none() {
-        parser.finish(&mut |fields, ends| header = Some(field_strings(fields, ends)))?;
+        parser.finish(&mut |fields: &[u8], ends: &[usize]| {
+            header = Some(field_strings(fields, ends))
+        })?;
     }
     Ok(header.map(|names| (names, pos)))
 }
@@ -106,6 +114,51 @@ pub(super) struct Layout {
     pub(super) budget: std::sync::Arc<MemoryBudget>,
 }
 
+/// Where parsed records go.
+pub(super) trait RecordSink {
+    /// A record as `csv-core` gives it: its fields end to end, `ends[i]` where field `i` ends.
+    fn record(&mut self, fields: &[u8], ends: &[usize]);
+    /// A record of the fast path, as its line (without the terminator): `ends[i]` where field
+    /// `i` ends in `line`; field `i + 1` starts one byte (the delimiter) later.
+    fn line(&mut self, line: &[u8], ends: &[usize]);
+}
+
+impl<F: FnMut(&[u8], &[usize])> RecordSink for F {
+    fn record(&mut self, fields: &[u8], ends: &[usize]) {
+        self(fields, ends)
+    }
+
+    fn line(&mut self, line: &[u8], ends: &[usize]) {
+        let mut fields = Vec::with_capacity(line.len());
+        let mut start = 0;
+        let joined: Vec<usize> = ends
+            .iter()
+            .map(|&end| {
+                fields.extend_from_slice(&line[start..end]);
+                start = end + 1;
+                fields.len()
+            })
+            .collect();
+        self(&fields, &joined)
+    }
+}
+
+impl RecordSink for Accumulator {
+    #[inline]
+    fn record(&mut self, fields: &[u8], ends: &[usize]) {
+        self.add_record(fields, ends)
+    }
+
+    #[inline]
+    fn line(&mut self, line: &[u8], ends: &[usize]) {
+        self.add_line(line, ends)
+    }
+}
+
+/// After a record the fast path could not take, `csv-core` reads this many more before the
+/// fast path tries again: a file with quotes in every line is not classified twice.
+const SLOW_RECORDS: u32 = 16;
+
 /// A `csv-core` reader plus the buffers of the record being read. Memory is bounded by
 /// [`MAX_RECORD_BYTES`] and [`MAX_FIELDS`].
 pub(super) struct RecordParser {
@@ -114,6 +167,13 @@ pub(super) struct RecordParser {
     pub(super) fields_len: usize,
     pub(super) ends: Vec<usize>,
     pub(super) ends_len: usize,
+    delimiter: u8,
+    /// `csv-core` has just completed a record (or read nothing yet): the fast path may start.
+    at_record_start: bool,
+    /// Records `csv-core` still reads before the fast path tries again.
+    slow_records: u32,
+    /// The field ends of the fast path's current line.
+    line_ends: Vec<usize>,
 }
 
 impl RecordParser {
@@ -124,6 +184,15 @@ impl RecordParser {
             fields_len: 0,
             ends: vec![0; 64],
             ends_len: 0,
+            delimiter,
+            at_record_start: true,
+            // A delimiter the fast path's masks cannot tell apart keeps it off.
+            slow_records: if matches!(delimiter, b'"' | b'\r' | b'\n') {
+                u32::MAX
+            } else {
+                0
+            },
+            line_ends: Vec::with_capacity(64),
         }
     }
 
@@ -137,25 +206,85 @@ impl RecordParser {
     pub(super) fn feed(
         &mut self,
         input: &[u8],
-        on_record: &mut impl FnMut(&[u8], &[usize]),
+        sink: &mut impl RecordSink,
     ) -> Result<(), AnalysisError> {
         let mut input = input;
         while !input.is_empty() {
-            let consumed = self.step(input, on_record)?.0;
+            if self.at_record_start && self.slow_records == 0 {
+                let taken = self.plain_lines(input, sink);
+                input = &input[taken..];
+                if input.is_empty() {
+                    break;
+                }
+            }
+            let (consumed, got_record) = self.step(input, sink)?;
             input = &input[consumed..];
+            self.at_record_start = got_record;
+            if got_record {
+                self.slow_records = self.slow_records.saturating_sub(1);
+            }
         }
         Ok(())
+    }
+
+    /// The fast path: hands `sink` each complete line at the start of `input` that holds no
+    /// quote and no `\r` but that of a final `\r\n`, split at its delimiters; skips empty
+    /// lines, as `csv-core` does. Returns the bytes taken: up to the start of the first record
+    /// left to `csv-core` (one it cannot take, or the last one, not yet ended).
+    fn plain_lines(&mut self, input: &[u8], sink: &mut impl RecordSink) -> usize {
+        let mut start = 0;
+        let mut crlf = false;
+        self.line_ends.clear();
+        for (block_start, block) in (0..input.len()).step_by(64).map(|at| (at, &input[at..])) {
+            let masks = match block.first_chunk::<64>() {
+                Some(whole) => classes::csv_block(whole, self.delimiter),
+                None => classes::csv_bytes(block, self.delimiter),
+            };
+            let mut bits = masks.newline | masks.delimiter | masks.special;
+            while bits != 0 {
+                let i = bits.trailing_zeros();
+                bits &= bits - 1;
+                let at = block_start + i as usize;
+                if masks.delimiter >> i & 1 == 1 {
+                    if self.line_ends.len() + 2 >= MAX_FIELDS {
+                        // `csv-core` says why the record is refused.
+                        self.slow_records = SLOW_RECORDS;
+                        return start;
+                    }
+                    self.line_ends.push(at - start);
+                } else if masks.newline >> i & 1 == 1 {
+                    let end = if crlf { at - 1 } else { at };
+                    if end - start >= MAX_RECORD_BYTES / 2 {
+                        self.slow_records = SLOW_RECORDS;
+                        return start;
+                    }
+                    if end > start {
+                        self.line_ends.push(end - start);
+                        sink.line(&input[start..end], &self.line_ends);
+                    }
+                    self.line_ends.clear();
+                    crlf = false;
+                    start = at + 1;
+                } else if input[at] == b'\r' && input.get(at + 1) == Some(&b'\n') {
+                    crlf = true;
+                } else {
+                    self.slow_records = SLOW_RECORDS;
+                    return start;
+                }
+            }
+        }
+        start
     }
 
     /// Like `feed`, but stops after the first complete record; returns the bytes consumed.
     pub(super) fn feed_until_record(
         &mut self,
         input: &[u8],
-        on_record: &mut impl FnMut(&[u8], &[usize]),
+        sink: &mut impl RecordSink,
     ) -> Result<usize, AnalysisError> {
         let mut consumed = 0;
         while consumed < input.len() {
-            let (n, got_record) = self.step(&input[consumed..], on_record)?;
+            let (n, got_record) = self.step(&input[consumed..], sink)?;
             consumed += n;
             if got_record {
                 break;
@@ -165,10 +294,7 @@ impl RecordParser {
     }
 
     /// Signals end of file: flushes a last record that has no line terminator.
-    pub(super) fn finish(
-        &mut self,
-        on_record: &mut impl FnMut(&[u8], &[usize]),
-    ) -> Result<(), AnalysisError> {
+    pub(super) fn finish(&mut self, sink: &mut impl RecordSink) -> Result<(), AnalysisError> {
         loop {
             let (res, _, nout, nend) = self.reader.read_record(
                 &[],
@@ -181,7 +307,7 @@ impl RecordParser {
                 ReadRecordResult::End => return Ok(()),
                 ReadRecordResult::InputEmpty => {}
                 other => {
-                    self.handle(other, on_record)?;
+                    self.handle(other, sink)?;
                 }
             }
         }
@@ -191,7 +317,7 @@ impl RecordParser {
     pub(super) fn step(
         &mut self,
         input: &[u8],
-        on_record: &mut impl FnMut(&[u8], &[usize]),
+        sink: &mut impl RecordSink,
     ) -> Result<(usize, bool), AnalysisError> {
         let (res, nin, nout, nend) = self.reader.read_record(
             input,
@@ -200,13 +326,13 @@ impl RecordParser {
         );
         self.fields_len += nout;
         self.ends_len += nend;
-        Ok((nin, self.handle(res, on_record)?))
+        Ok((nin, self.handle(res, sink)?))
     }
 
     pub(super) fn handle(
         &mut self,
         res: ReadRecordResult,
-        on_record: &mut impl FnMut(&[u8], &[usize]),
+        sink: &mut impl RecordSink,
     ) -> Result<bool, AnalysisError> {
         match res {
             ReadRecordResult::InputEmpty | ReadRecordResult::End => Ok(false),
@@ -233,7 +359,7 @@ impl RecordParser {
                 Ok(false)
             }
             ReadRecordResult::Record => {
-                on_record(&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
+                sink.record(&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
                 self.fields_len = 0;
                 self.ends_len = 0;
                 Ok(true)
@@ -278,7 +404,7 @@ impl SegmentParse {
         let parser = &mut self.parser;
         let stats = &mut self.stats;
         let result = segments::for_each_buffer(source, segment, options.buffer_bytes, |buf| {
-            parser.feed(buf, &mut |fields, ends| stats.add_record(fields, ends))
+            parser.feed(buf, stats)
         });
         if let Err(err) = result {
             self.error = Some(err);
@@ -293,8 +419,158 @@ impl SegmentParse {
     }
 
     pub(super) fn finish(&mut self) -> Result<(), AnalysisError> {
-        let stats = &mut self.stats;
-        self.parser
-            .finish(&mut |fields, ends| stats.add_record(fields, ends))
+        self.parser.finish(&mut self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Records = Vec<Vec<Vec<u8>>>;
+
+    /// Every record as `csv-core` alone reads `data`.
+    fn core_records(data: &[u8], delimiter: u8) -> Records {
+        let mut reader = csv_reader(delimiter);
+        let (mut fields, mut ends) = (vec![0u8; data.len() + 1], vec![0usize; data.len() + 2]);
+        let (mut fields_len, mut ends_len) = (0, 0);
+        let mut records = Vec::new();
+        let mut input = data;
+        loop {
+            let (res, nin, nout, nend) =
+                reader.read_record(input, &mut fields[fields_len..], &mut ends[ends_len..]);
+            input = &input[nin..];
+            fields_len += nout;
+            ends_len += nend;
+            match res {
+                ReadRecordResult::Record => {
+                    let mut start = 0;
+                    records.push(
+                        ends[..ends_len]
+                            .iter()
+                            .map(|&end| {
+                                let field = fields[start..end].to_vec();
+                                start = end;
+                                field
+                            })
+                            .collect(),
+                    );
+                    (fields_len, ends_len) = (0, 0);
+                }
+                ReadRecordResult::End => return records,
+                ReadRecordResult::InputEmpty => {}
+                other => panic!("buffers sized for the whole input: {other:?}"),
+            }
+        }
+    }
+
+    /// The records `RecordParser` gives for `data` fed `chunk` bytes at a time, and how many
+    /// of them came through the fast path.
+    #[derive(Default)]
+    struct Collected {
+        records: Records,
+        lines: usize,
+    }
+
+    impl RecordSink for Collected {
+        fn record(&mut self, fields: &[u8], ends: &[usize]) {
+            let mut start = 0;
+            self.records.push(
+                ends.iter()
+                    .map(|&end| {
+                        let field = fields[start..end].to_vec();
+                        start = end;
+                        field
+                    })
+                    .collect(),
+            );
+        }
+
+        fn line(&mut self, line: &[u8], ends: &[usize]) {
+            self.lines += 1;
+            let mut start = 0;
+            self.records.push(
+                ends.iter()
+                    .map(|&end| {
+                        let field = line[start..end].to_vec();
+                        start = end + 1;
+                        field
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    fn parsed(data: &[u8], delimiter: u8, chunk: usize) -> Collected {
+        let mut parser = RecordParser::new(delimiter);
+        let mut collected = Collected::default();
+        for piece in data.chunks(chunk) {
+            parser
+                .feed(piece, &mut collected)
+                .expect("no limit is reached");
+        }
+        parser.finish(&mut collected).expect("no limit is reached");
+        collected
+    }
+
+    #[test]
+    fn plain_lines_take_the_fast_path_and_quoted_ones_csv_core() {
+        let mut data = Vec::new();
+        for i in 0..100 {
+            data.extend_from_slice(format!("{i},user{i},{}.5\r\n", i * 3).as_bytes());
+        }
+        data.extend_from_slice(b"\n\r\n7,\"a, quoted\nvalue\",1\n");
+        for i in 0..100 {
+            data.extend_from_slice(format!("{i},x\ry,\n").as_bytes());
+        }
+        for i in 0..100 {
+            data.extend_from_slice(format!(",{i},,\n").as_bytes());
+        }
+        data.extend_from_slice(b"last,line");
+        let got = parsed(&data, b',', 4096);
+        assert_eq!(got.records, core_records(&data, b','));
+        // A lone `\r` ends a record, as `\n` does.
+        assert_eq!(got.records.len(), 100 + 1 + 200 + 100 + 1);
+        // The CRLF lines and most of the last hundred take the fast path; after a record it
+        // cannot take, `csv-core` reads the next `SLOW_RECORDS`, and it reads the last line
+        // (which has no terminator).
+        assert!(
+            got.lines >= 100 + 100 - SLOW_RECORDS as usize,
+            "{} fast",
+            got.lines
+        );
+        assert!(
+            got.lines < 400 - SLOW_RECORDS as usize,
+            "{} fast",
+            got.lines
+        );
+    }
+
+    #[test]
+    fn too_many_fields_are_refused_as_csv_core_refuses_them() {
+        let mut data = vec![b','; MAX_FIELDS + 1];
+        data.push(b'\n');
+        let mut parser = RecordParser::new(b',');
+        let err = parser
+            .feed(&data, &mut Collected::default())
+            .expect_err("too many fields");
+        assert!(err.to_string().contains("fields"), "{err}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Whatever the bytes, their cuts and the delimiter, the records are the ones
+        /// `csv-core` reads alone.
+        #[test]
+        fn the_fast_path_reads_what_csv_core_reads(
+            data in prop::collection::vec(
+                prop::sample::select(b"ab ,;\t\"\"\r\n\n\n\xc3\xa9".to_vec()), 0..600),
+            chunk in 1usize..200,
+            delimiter in prop::sample::select(b",;\t".to_vec()),
+        ) {
+            let got = parsed(&data, delimiter, chunk);
+            prop_assert_eq!(got.records, core_records(&data, delimiter));
+        }
     }
 }

@@ -442,14 +442,16 @@ pub(super) struct Accumulator {
     batch: Batch,
 }
 
-/// Records held for `Accumulator::flush`: their fields' bytes end to end.
+/// Records held for `Accumulator::flush`: their bytes end to end.
 #[derive(Debug, Clone, Default)]
 struct Batch {
     bytes: Vec<u8>,
     /// Where each field ends in `bytes`.
     ends: Vec<usize>,
-    /// Per record: the index in `ends` of its first field, and where its bytes start.
-    records: Vec<(usize, usize)>,
+    /// Per record: the index in `ends` of its first field, where its bytes start, and the gap
+    /// between one field's end and the next one's start: 0 for fields end to end (from
+    /// `csv-core`), 1 for a line with its delimiters (from the fast path).
+    records: Vec<(usize, usize, usize)>,
 }
 
 /// A batch is added once it holds this many records...
@@ -480,10 +482,26 @@ impl Accumulator {
         if ends.len() != self.header_len {
             self.malformed += 1;
         }
+        self.batch_record(fields, ends, 0);
+    }
+
+    /// Adds a record given as its line: `ends[i]` is where field `i` ends, and field `i + 1`
+    /// starts one byte (the delimiter) later.
+    #[inline]
+    pub(super) fn add_line(&mut self, line: &[u8], ends: &[usize]) {
+        self.rows += 1;
+        if ends.len() != self.header_len {
+            self.malformed += 1;
+        }
+        self.batch_record(line, ends, 1);
+    }
+
+    #[inline]
+    fn batch_record(&mut self, bytes: &[u8], ends: &[usize], gap: usize) {
         let batch = &mut self.batch;
         let base = batch.bytes.len();
-        batch.records.push((batch.ends.len(), base));
-        batch.bytes.extend_from_slice(fields);
+        batch.records.push((batch.ends.len(), base, gap));
+        batch.bytes.extend_from_slice(bytes);
         batch.ends.extend(ends.iter().map(|&end| base + end));
         if batch.records.len() >= BATCH_RECORDS || batch.bytes.len() >= BATCH_BYTES {
             self.flush();
@@ -500,18 +518,18 @@ impl Accumulator {
         if records.is_empty() {
             return;
         }
-        records.push((ends.len(), bytes.len()));
+        records.push((ends.len(), bytes.len(), 0));
         for (index, column) in self.columns.iter_mut().enumerate() {
             let is_user = Some(index) == self.user_index;
             for pair in records.windows(2) {
-                let ((first, record_start), (next, _)) = (pair[0], pair[1]);
+                let ((first, record_start, gap), (next, _, _)) = (pair[0], pair[1]);
                 if first + index >= next {
                     continue;
                 }
                 let start = if index == 0 {
                     record_start
                 } else {
-                    ends[first + index - 1]
+                    ends[first + index - 1] + gap
                 };
                 let value = &bytes[start..ends[first + index]];
                 if value.is_empty() {
