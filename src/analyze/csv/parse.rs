@@ -155,9 +155,11 @@ impl RecordSink for Accumulator {
     }
 }
 
-/// After a record the fast path could not take, `csv-core` reads this many more before the
-/// fast path tries again: a file with quotes in every line is not classified twice.
-const SLOW_RECORDS: u32 = 16;
+/// After a record the fast path could not take, `csv-core` reads up to this many more before
+/// the fast path tries again: the count starts at none and doubles with each record in a row
+/// that the fast path gives back, so a file with quotes in every line is not classified twice,
+/// and one with a quoted field now and then loses nothing.
+const SLOW_RECORDS: u32 = 64;
 
 /// A `csv-core` reader plus the buffers of the record being read. Memory is bounded by
 /// [`MAX_RECORD_BYTES`] and [`MAX_FIELDS`].
@@ -170,8 +172,11 @@ pub(super) struct RecordParser {
     delimiter: u8,
     /// `csv-core` has just completed a record (or read nothing yet): the fast path may start.
     at_record_start: bool,
-    /// Records `csv-core` still reads before the fast path tries again.
+    fast_path: bool,
+    /// Records `csv-core` still reads before the fast path tries again...
     slow_records: u32,
+    /// ...and how many it reads after the next record the fast path gives back.
+    backoff: u32,
     /// The field ends of the fast path's current line.
     line_ends: Vec<usize>,
 }
@@ -187,11 +192,9 @@ impl RecordParser {
             delimiter,
             at_record_start: true,
             // A delimiter the fast path's masks cannot tell apart keeps it off.
-            slow_records: if matches!(delimiter, b'"' | b'\r' | b'\n') {
-                u32::MAX
-            } else {
-                0
-            },
+            fast_path: !matches!(delimiter, b'"' | b'\r' | b'\n'),
+            slow_records: 0,
+            backoff: 0,
             line_ends: Vec::with_capacity(64),
         }
     }
@@ -210,7 +213,7 @@ impl RecordParser {
     ) -> Result<(), AnalysisError> {
         let mut input = input;
         while !input.is_empty() {
-            if self.at_record_start && self.slow_records == 0 {
+            if self.at_record_start && self.fast_path && self.slow_records == 0 {
                 let taken = self.plain_lines(input, sink);
                 input = &input[taken..];
                 if input.is_empty() {
@@ -248,19 +251,18 @@ impl RecordParser {
                 if masks.delimiter >> i & 1 == 1 {
                     if self.line_ends.len() + 2 >= MAX_FIELDS {
                         // `csv-core` says why the record is refused.
-                        self.slow_records = SLOW_RECORDS;
-                        return start;
+                        return self.give_back(start);
                     }
                     self.line_ends.push(at - start);
                 } else if masks.newline >> i & 1 == 1 {
                     let end = if crlf { at - 1 } else { at };
                     if end - start >= MAX_RECORD_BYTES / 2 {
-                        self.slow_records = SLOW_RECORDS;
-                        return start;
+                        return self.give_back(start);
                     }
                     if end > start {
                         self.line_ends.push(end - start);
                         sink.line(&input[start..end], &self.line_ends);
+                        self.backoff = 0;
                     }
                     self.line_ends.clear();
                     crlf = false;
@@ -268,11 +270,17 @@ impl RecordParser {
                 } else if input[at] == b'\r' && input.get(at + 1) == Some(&b'\n') {
                     crlf = true;
                 } else {
-                    self.slow_records = SLOW_RECORDS;
-                    return start;
+                    return self.give_back(start);
                 }
             }
         }
+        start
+    }
+
+    /// The record at `start` is left to `csv-core`, and the `backoff` records after it.
+    fn give_back(&mut self, start: usize) -> usize {
+        self.slow_records = self.backoff;
+        self.backoff = (self.backoff * 2).clamp(1, SLOW_RECORDS);
         start
     }
 
@@ -532,19 +540,30 @@ mod tests {
         assert_eq!(got.records, core_records(&data, b','));
         // A lone `\r` ends a record, as `\n` does.
         assert_eq!(got.records.len(), 100 + 1 + 200 + 100 + 1);
-        // The CRLF lines and most of the last hundred take the fast path; after a record it
-        // cannot take, `csv-core` reads the next `SLOW_RECORDS`, and it reads the last line
-        // (which has no terminator).
+        // The fast path takes the CRLF lines, the record after each lone `\r` (`y,`) and the
+        // last hundred, but for up to `SLOW_RECORDS` records after ones it could not take;
+        // `csv-core` reads the rest, and the last line (which has no terminator).
         assert!(
-            got.lines >= 100 + 100 - SLOW_RECORDS as usize,
+            got.lines >= 300 - SLOW_RECORDS as usize,
             "{} fast",
             got.lines
         );
-        assert!(
-            got.lines < 400 - SLOW_RECORDS as usize,
-            "{} fast",
-            got.lines
-        );
+        assert!(got.lines <= 300, "{} fast", got.lines);
+    }
+
+    #[test]
+    fn a_quoted_record_now_and_then_costs_the_fast_path_only_that_record() {
+        let mut data = Vec::new();
+        for i in 0..1000 {
+            if i % 50 == 49 {
+                data.extend_from_slice(format!("{i},\"gift, wrapped\nfragile\"\n").as_bytes());
+            } else {
+                data.extend_from_slice(format!("{i},express\n").as_bytes());
+            }
+        }
+        let got = parsed(&data, b',', 256 << 10);
+        assert_eq!(got.records, core_records(&data, b','));
+        assert_eq!(got.lines, 1000 - 20);
     }
 
     #[test]
