@@ -170,7 +170,24 @@ impl UserCounts {
         {
             self.capped = true;
             self.untracked.insert_hash(hash);
-        } else if let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) {
+        } else {
+            // Growing fourfold rather than twofold while small: half the rehashing of a table
+            // that grows from nothing to thousands of users, once per segment or member.
+            // Large tables double, so that the slack stays within what entries pay.
+            let users = self.by_hash.len();
+            if users == self.by_hash.capacity() {
+                self.by_hash.reserve(if users < 16_384 {
+                    (users * 3).max(16)
+                } else {
+                    users
+                });
+            }
+            self.insert_new(kept, len, hash, rows, at, whole);
+        }
+    }
+
+    fn insert_new(&mut self, kept: &[u8], len: usize, hash: u64, rows: u64, at: u32, whole: u32) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.by_hash.entry(hash) {
             slot.insert(UserEntry {
                 rows,
                 at,
@@ -266,6 +283,38 @@ impl UserCounts {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Values that share a hash (forged here: xxh3 collisions are not at hand) are still
+    /// counted apart, while the table grows past several reservations and through a merge.
+    #[test]
+    fn values_that_share_a_hash_are_counted_apart() {
+        let layout = super::super::layout_for(&["user".to_string()], b',', Some(0));
+        let mut counts = UserCounts::new(&layout);
+        let mut other = UserCounts::new(&layout);
+        for (value, hash, rows) in [("alice", 42, 2), ("bob", 42, 3), ("carol", 7, 1)] {
+            counts.add(value.as_bytes(), hash, rows);
+        }
+        for n in 0..5000u64 {
+            counts.add(format!("user{n}").as_bytes(), 1000 + n, 1);
+        }
+        // (A merge hashes the other side's collided values again, so only its table's.)
+        other.add(b"bob", 42, 10);
+        other.add(b"carol", 7, 1);
+        counts.merge(other);
+        let rows: std::collections::BTreeMap<Vec<u8>, u64> = counts
+            .rows_by_trimmed_value()
+            .into_iter()
+            .map(|((user, cut), rows)| {
+                assert_eq!(cut, None);
+                (user.to_vec(), rows)
+            })
+            .collect();
+        assert_eq!(rows.len(), 5003);
+        assert_eq!(rows[&b"alice"[..]], 2);
+        assert_eq!(rows[&b"bob"[..]], 13);
+        assert_eq!(rows[&b"carol"[..]], 2);
+        assert_eq!(rows[&b"user4999"[..]], 1);
+    }
 
     proptest! {
         /// Equal to slice equality, for equal values, values one byte apart at any place,
