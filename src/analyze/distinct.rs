@@ -72,8 +72,12 @@ impl Default for Policy {
     }
 }
 
-/// An exact set that grows past this many values is kept sorted instead of hashed.
-const SORTED_FROM: usize = 16_384;
+/// An exact set that grows past this many values is kept sorted instead of hashed: a table
+/// of 4,096 values (about 36 KiB with its control bytes) is about what the first-level cache
+/// holds. Past it, a column of mostly new values (an id, an amount) paid a growing table's
+/// misses and rehashes; sorting them in blocks costs less (the zip of 200 CSV members, whose
+/// members hold 30,000 rows each: -3% CPU against 16,384; no difference at 8,192).
+const SORTED_FROM: usize = 4_096;
 /// Hashes a sorted set gathers before it sorts them in.
 const PENDING: usize = 16_384;
 
