@@ -21,7 +21,7 @@ done
 [ "${1:-}" = watch ] || [ "${1:-}" = cluster ] || [ "${1:-}" = memory ] || [ "${1:-}" = timeout ] || [ "${1:-}" = bombs ] || [ "${1:-}" = workbooks ] || [ "${1:-}" = documents ] || command -v xsv >/dev/null || cargo install --locked xsv
 XSV=$(command -v xsv || echo "$HOME/.cargo/bin/xsv")
 
-cargo build --release --quiet --bin file-processor --example floor
+cargo build --release --quiet --bin file-processor --example floor --example sha256_floor
 mkdir -p "$DATA" "$OUT"
 
 # Watch mode: burst against the floor loop, latency, memory (bench/watch.py).
@@ -124,6 +124,14 @@ want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 if want text; then
   echo "== text: $(du -h $DATA/app.log | cut -f1) log, $(nproc) cores"
   bench_pair text app.log "env LC_ALL=C.UTF-8 wc -lwm $DATA/app.log"
+  # The floor of any report with SHA-256: reading and hashing the file alone, on one core.
+  hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$OUT/text-sha256-floor.json" \
+    --command-name "sha256 floor" "target/release/examples/sha256_floor $DATA/app.log" >/dev/null
+  python3 - "$(mean_of "$OUT/text-reference.json")" "$(mean_of "$OUT/text-sha256-floor.json")" "$(mean_of "$OUT/text-ours.json")" <<'PY'
+import sys
+wc, floor, ours = map(float, sys.argv[1:4])
+print(f"{'':7} hashing alone (read + sha2, examples/sha256_floor) {floor:6.3f} s: at most {wc / floor:4.1f}x wc for any SHA-256 report; ours is {ours / floor:4.2f}x it")
+PY
   echo "== text with --hash blake3 (BLAKE3 on the rayon pool instead of one SHA-256 stream)"
   bench_pair text-b3 app.log "env LC_ALL=C.UTF-8 wc -lwm $DATA/app.log" "--hash blake3"
 fi
