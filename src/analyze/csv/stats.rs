@@ -476,12 +476,10 @@ impl Accumulator {
         }
     }
 
+    /// Adds a record as `csv-core` gives it: its fields end to end, `ends[i]` where field `i`
+    /// ends.
     #[inline]
     pub(super) fn add_record(&mut self, fields: &[u8], ends: &[usize]) {
-        self.rows += 1;
-        if ends.len() != self.header_len {
-            self.malformed += 1;
-        }
         self.batch_record(fields, ends, 0);
     }
 
@@ -489,15 +487,17 @@ impl Accumulator {
     /// starts one byte (the delimiter) later.
     #[inline]
     pub(super) fn add_line(&mut self, line: &[u8], ends: &[usize]) {
+        self.batch_record(line, ends, 1);
+    }
+
+    /// Counts the record and batches it; `gap` is the bytes between a field's end and the
+    /// next one's start.
+    #[inline]
+    fn batch_record(&mut self, bytes: &[u8], ends: &[usize], gap: usize) {
         self.rows += 1;
         if ends.len() != self.header_len {
             self.malformed += 1;
         }
-        self.batch_record(line, ends, 1);
-    }
-
-    #[inline]
-    fn batch_record(&mut self, bytes: &[u8], ends: &[usize], gap: usize) {
         let batch = &mut self.batch;
         let base = batch.bytes.len();
         batch.records.push((batch.ends.len(), base, gap));
