@@ -9,9 +9,13 @@
 mod armed {
     /// Test hook: with `FP_CRASH_AT=POINT` in the environment the process kills itself with
     /// SIGKILL when it reaches POINT, so that the tests can crash the real binary at each step of
-    /// a file's life. Points: `after-claim`, `during-report-write`, `after-report`.
+    /// a file's life; with `FP_CRASH_AT=POINT:N`, the N-th time it reaches POINT. Points:
+    /// `after-claim`, `during-report-write`, `after-report`, `after-offer` (before each offered
+    /// file is claimed).
     pub fn crash_point(point: &str) {
-        if crash_armed(point) {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static REACHED: AtomicU64 = AtomicU64::new(0);
+        if crash_armed(point) && REACHED.fetch_add(1, Ordering::Relaxed) + 1 >= crash_setting().1 {
             log::warn!("FP_CRASH_AT={point}: killing this process");
             let _ = rustix::process::kill_process(
                 rustix::process::getpid(),
@@ -21,11 +25,19 @@ mod armed {
     }
 
     pub fn crash_armed(point: &str) -> bool {
-        static CRASH_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        CRASH_AT
-            .get_or_init(|| std::env::var("FP_CRASH_AT").ok())
-            .as_deref()
-            == Some(point)
+        crash_setting().0 == point
+    }
+
+    /// `FP_CRASH_AT`'s point (empty when unset) and the time it is reached at which to crash.
+    fn crash_setting() -> &'static (String, u64) {
+        static CRASH_AT: std::sync::OnceLock<(String, u64)> = std::sync::OnceLock::new();
+        CRASH_AT.get_or_init(|| match std::env::var("FP_CRASH_AT") {
+            Ok(value) => match value.split_once(':') {
+                Some((point, n)) => (point.to_string(), n.parse().unwrap_or(1)),
+                None => (value, 1),
+            },
+            Err(_) => (String::new(), 1),
+        })
     }
 
     /// Test hook: with `FP_PAUSE_AT=POINT:MS` in the environment a job waits MS milliseconds at

@@ -825,6 +825,88 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
     assert!(ws.files_in("watch_dir/failed").is_empty());
 }
 
+/// Work sharing: offers travel up to 8 files to a stream entry, acknowledged once the last of
+/// them is dealt with. A node that claimed three files of its offers and died before the
+/// fourth leaves its entries unacknowledged: another node takes them over after
+/// `--node-timeout` (the claimed files as the dead node's claims, the rest as offers it
+/// claims itself), and every file still ends once.
+#[test]
+fn a_node_that_dies_midway_through_its_offers_loses_none_of_them() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let a = Daemon::start(
+        &ws,
+        &[
+            "--redis",
+            &url,
+            "--node",
+            "a",
+            "--node-timeout",
+            "2s",
+            "--workers",
+            "1",
+        ],
+        &[],
+    );
+    wait_for_log(&a, "this node scans and offers");
+    let mut b = Daemon::start(
+        &ws,
+        &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
+        &[("FP_CRASH_AT", "after-offer:4")],
+    );
+    wait_for_log(&b, "another node scans");
+    const FILES: usize = 200;
+    let line = b"2026-11-30T10:00:00Z INFO a line long enough to take a moment to count\n";
+    let body = line.repeat(2000);
+    for i in 0..FILES {
+        ws.write(&format!("stage/f{i:03}.log"), &body);
+    }
+    for i in 0..FILES {
+        std::fs::rename(
+            ws.path(&format!("stage/f{i:03}.log")),
+            ws.path(&format!("watch_dir/unprocessed/f{i:03}.log")),
+        )
+        .expect("move in");
+    }
+    assert!(
+        b.wait(Duration::from_secs(30)).is_some(),
+        "b never reached its fourth offer:\n{}",
+        b.log()
+    );
+    let b_log = b.log();
+    assert_eq!(
+        b_log.matches("claimed the offered").count(),
+        3,
+        "b claims three offered files, then dies:\n{b_log}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            ws.files_in("watch_dir/processed").len() == 2 * FILES
+        }),
+        "{} processed, waiting: {:?}, claimed: {:?}\n{}",
+        ws.files_in("watch_dir/processed").len() / 2,
+        ws.files_in("watch_dir/unprocessed"),
+        ws.files_in("watch_dir/underprocess"),
+        a.log()
+    );
+    for i in 0..FILES {
+        let report = ws.read_json(&format!("watch_dir/processed/f{i:03}.log.report.json"));
+        assert!(report["node"] == "a" || report["node"] == "b", "{report}");
+        assert_eq!(report["text"]["lines"], 2000, "{report}");
+        assert_eq!(
+            std::fs::read(ws.path(&format!("watch_dir/processed/f{i:03}.log"))).expect("read"),
+            body
+        );
+    }
+    assert_eq!(ws.files_in("watch_dir/processed").len(), 2 * FILES);
+    assert!(ws.files_in("watch_dir/underprocess").is_empty());
+    assert!(ws.files_in("watch_dir/unprocessed").is_empty());
+    assert!(ws.files_in("watch_dir/failed").is_empty());
+}
+
 /// Three nodes on one tree take a burst; one is SIGKILLed mid-way, then Redis is stopped for a
 /// while and started again empty. Every file still ends in `processed/` exactly once, bytes
 /// unchanged, with one report, and nothing is left claimed.
