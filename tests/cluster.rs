@@ -753,17 +753,17 @@ fn nodes_on_other_trees_are_other_clusters() {
     }
 }
 
-/// Work sharing: a node that read offers and died before claiming them leaves their files in
-/// `unprocessed/`; another node takes the offers over once the dead reader's entries have
-/// been idle for `--node-timeout`, and every file ends once.
-#[test]
-fn an_offer_read_by_a_node_that_dies_is_not_lost() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+/// Work sharing with a node that dies: a scans and offers (with one worker, so it claims 8
+/// files itself and offers the rest); b reads offers and is killed at `crash_at`; 200 log
+/// files of 2,000 lines are moved in. Returns once b is dead and every file is in
+/// `processed/` (asserted within 60 s), with b's log, for the caller's own checks; `None`
+/// where there is no `redis-server` (the test is skipped).
+fn offers_with_a_node_that_dies(
+    crash_at: &str,
+) -> Option<(RedisServer, Workspace, Daemon, String)> {
+    let redis = RedisServer::start()?;
     let url = redis.url();
     let ws = Workspace::new();
-    // a scans, with one worker: it claims 8 files itself and offers the rest.
     let a = Daemon::start(
         &ws,
         &[
@@ -782,16 +782,13 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
     let mut b = Daemon::start(
         &ws,
         &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
-        &[("FP_CRASH_AT", "after-offer")],
+        &[("FP_CRASH_AT", crash_at)],
     );
     wait_for_log(&b, "another node scans");
-    const FILES: usize = 200;
-    let line = b"2026-11-30T10:00:00Z INFO a line long enough to take a moment to count\n";
-    let body = line.repeat(2000);
-    for i in 0..FILES {
-        ws.write(&format!("stage/f{i:03}.log"), &body);
+    for i in 0..OFFERED_FILES {
+        ws.write(&format!("stage/f{i:03}.log"), &offered_body());
     }
-    for i in 0..FILES {
+    for i in 0..OFFERED_FILES {
         std::fs::rename(
             ws.path(&format!("stage/f{i:03}.log")),
             ws.path(&format!("watch_dir/unprocessed/f{i:03}.log")),
@@ -800,21 +797,41 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
     }
     assert!(
         b.wait(Duration::from_secs(30)).is_some(),
-        "b never read an offer:\n{}",
+        "b never reached {crash_at}:\n{}",
         b.log()
     );
     assert!(
         wait_until(Duration::from_secs(60), || {
-            ws.files_in("watch_dir/processed").len() == 2 * FILES
+            ws.files_in("watch_dir/processed").len() == 2 * OFFERED_FILES
         }),
-        "{} processed, waiting: {:?}\n{}",
+        "{} processed, waiting: {:?}, claimed: {:?}\n{}",
         ws.files_in("watch_dir/processed").len() / 2,
         ws.files_in("watch_dir/unprocessed"),
+        ws.files_in("watch_dir/underprocess"),
         a.log()
     );
-    for i in 0..FILES {
+    let b_log = b.log();
+    Some((redis, ws, a, b_log))
+}
+
+const OFFERED_FILES: usize = 200;
+
+fn offered_body() -> Vec<u8> {
+    b"2026-11-30T10:00:00Z INFO a line long enough to take a moment to count\n".repeat(2000)
+}
+
+/// Every offered file ended once, bytes unchanged, with a report by one of `nodes`; no folder
+/// holds anything else.
+fn assert_offered_files_ended_once(ws: &Workspace, nodes: &[&str]) {
+    let body = offered_body();
+    assert_eq!(ws.files_in("watch_dir/processed").len(), 2 * OFFERED_FILES);
+    for i in 0..OFFERED_FILES {
         let report = ws.read_json(&format!("watch_dir/processed/f{i:03}.log.report.json"));
-        assert_eq!(report["node"], "a", "{report}");
+        assert!(
+            nodes.iter().any(|node| report["node"] == *node),
+            "{nodes:?}: {report}"
+        );
+        assert_eq!(report["text"]["lines"], 2000, "{report}");
         assert_eq!(
             std::fs::read(ws.path(&format!("watch_dir/processed/f{i:03}.log"))).expect("read"),
             body
@@ -825,6 +842,17 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
     assert!(ws.files_in("watch_dir/failed").is_empty());
 }
 
+/// Work sharing: a node that read offers and died before claiming them leaves their files in
+/// `unprocessed/`; another node takes the offers over once the dead reader's entries have
+/// been idle for `--node-timeout`, and every file ends once.
+#[test]
+fn an_offer_read_by_a_node_that_dies_is_not_lost() {
+    let Some((_redis, ws, _a, _)) = offers_with_a_node_that_dies("after-offer") else {
+        return;
+    };
+    assert_offered_files_ended_once(&ws, &["a"]);
+}
+
 /// Work sharing: offers travel up to 8 files to a stream entry, acknowledged once the last of
 /// them is dealt with. A node that claimed three files of its offers and died before the
 /// fourth leaves its entries unacknowledged: another node takes them over after
@@ -832,79 +860,15 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
 /// claims itself), and every file still ends once.
 #[test]
 fn a_node_that_dies_midway_through_its_offers_loses_none_of_them() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, ws, _a, b_log)) = offers_with_a_node_that_dies("after-offer:4") else {
         return;
     };
-    let url = redis.url();
-    let ws = Workspace::new();
-    let a = Daemon::start(
-        &ws,
-        &[
-            "--redis",
-            &url,
-            "--node",
-            "a",
-            "--node-timeout",
-            "2s",
-            "--workers",
-            "1",
-        ],
-        &[],
-    );
-    wait_for_log(&a, "this node scans and offers");
-    let mut b = Daemon::start(
-        &ws,
-        &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
-        &[("FP_CRASH_AT", "after-offer:4")],
-    );
-    wait_for_log(&b, "another node scans");
-    const FILES: usize = 200;
-    let line = b"2026-11-30T10:00:00Z INFO a line long enough to take a moment to count\n";
-    let body = line.repeat(2000);
-    for i in 0..FILES {
-        ws.write(&format!("stage/f{i:03}.log"), &body);
-    }
-    for i in 0..FILES {
-        std::fs::rename(
-            ws.path(&format!("stage/f{i:03}.log")),
-            ws.path(&format!("watch_dir/unprocessed/f{i:03}.log")),
-        )
-        .expect("move in");
-    }
-    assert!(
-        b.wait(Duration::from_secs(30)).is_some(),
-        "b never reached its fourth offer:\n{}",
-        b.log()
-    );
-    let b_log = b.log();
     assert_eq!(
         b_log.matches("claimed the offered").count(),
         3,
         "b claims three offered files, then dies:\n{b_log}"
     );
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            ws.files_in("watch_dir/processed").len() == 2 * FILES
-        }),
-        "{} processed, waiting: {:?}, claimed: {:?}\n{}",
-        ws.files_in("watch_dir/processed").len() / 2,
-        ws.files_in("watch_dir/unprocessed"),
-        ws.files_in("watch_dir/underprocess"),
-        a.log()
-    );
-    for i in 0..FILES {
-        let report = ws.read_json(&format!("watch_dir/processed/f{i:03}.log.report.json"));
-        assert!(report["node"] == "a" || report["node"] == "b", "{report}");
-        assert_eq!(report["text"]["lines"], 2000, "{report}");
-        assert_eq!(
-            std::fs::read(ws.path(&format!("watch_dir/processed/f{i:03}.log"))).expect("read"),
-            body
-        );
-    }
-    assert_eq!(ws.files_in("watch_dir/processed").len(), 2 * FILES);
-    assert!(ws.files_in("watch_dir/underprocess").is_empty());
-    assert!(ws.files_in("watch_dir/unprocessed").is_empty());
-    assert!(ws.files_in("watch_dir/failed").is_empty());
+    assert_offered_files_ended_once(&ws, &["a", "b"]);
 }
 
 /// Three nodes on one tree take a burst; one is SIGKILLed mid-way, then Redis is stopped for a

@@ -118,16 +118,10 @@ pub(super) struct Layout {
 pub(super) trait RecordSink {
     /// A record as `csv-core` gives it: its fields end to end, `ends[i]` where field `i` ends.
     fn record(&mut self, fields: &[u8], ends: &[usize]);
+
     /// A record of the fast path, as its line (without the terminator): `ends[i]` where field
-    /// `i` ends in `line`; field `i + 1` starts one byte (the delimiter) later.
-    fn line(&mut self, line: &[u8], ends: &[usize]);
-}
-
-impl<F: FnMut(&[u8], &[usize])> RecordSink for F {
-    fn record(&mut self, fields: &[u8], ends: &[usize]) {
-        self(fields, ends)
-    }
-
+    /// `i` ends in `line`; field `i + 1` starts one byte (the delimiter) later. Unless a sink
+    /// takes lines as they are (the `Accumulator` does), the fields are joined end to end.
     fn line(&mut self, line: &[u8], ends: &[usize]) {
         let mut fields = Vec::with_capacity(line.len());
         let mut start = 0;
@@ -139,7 +133,13 @@ impl<F: FnMut(&[u8], &[usize])> RecordSink for F {
                 fields.len()
             })
             .collect();
-        self(&fields, &joined)
+        self.record(&fields, &joined)
+    }
+}
+
+impl<F: FnMut(&[u8], &[usize])> RecordSink for F {
+    fn record(&mut self, fields: &[u8], ends: &[usize]) {
+        self(fields, ends)
     }
 }
 
@@ -564,6 +564,40 @@ mod tests {
         let got = parsed(&data, b',', 256 << 10);
         assert_eq!(got.records, core_records(&data, b','));
         assert_eq!(got.lines, 1000 - 20);
+    }
+
+    #[test]
+    fn a_closure_gets_the_fast_paths_lines_as_fields_end_to_end() {
+        let data = b"a,bb,,ccc\r\n1,2,3,4\n\"q,x\",y\n";
+        let mut records: Records = Vec::new();
+        let mut parser = RecordParser::new(b',');
+        let mut sink = |fields: &[u8], ends: &[usize]| {
+            let mut start = 0;
+            records.push(
+                ends.iter()
+                    .map(|&end| {
+                        let field = fields[start..end].to_vec();
+                        start = end;
+                        field
+                    })
+                    .collect(),
+            );
+        };
+        parser.feed(data, &mut sink).expect("no limit");
+        parser.finish(&mut sink).expect("no limit");
+        assert_eq!(records, core_records(data, b','));
+        assert_eq!(records.len(), 3);
+    }
+
+    #[test]
+    fn a_line_too_long_for_a_record_is_refused_as_csv_core_refuses_it() {
+        let mut data = vec![b'x'; MAX_RECORD_BYTES + 100];
+        data.push(b'\n');
+        let mut parser = RecordParser::new(b',');
+        let err = parser
+            .feed(&data, &mut Collected::default())
+            .expect_err("too long a record");
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 
     #[test]
