@@ -438,6 +438,19 @@ mod tests {
 
     type Records = Vec<Vec<Vec<u8>>>;
 
+    /// The fields of a record whose field `i` ends at `ends[i]` and whose next field starts
+    /// `gap` bytes later.
+    fn split(bytes: &[u8], ends: &[usize], gap: usize) -> Vec<Vec<u8>> {
+        let mut start = 0;
+        ends.iter()
+            .map(|&end| {
+                let field = bytes[start..end].to_vec();
+                start = end + gap;
+                field
+            })
+            .collect()
+    }
+
     /// Every record as `csv-core` alone reads `data`.
     fn core_records(data: &[u8], delimiter: u8) -> Records {
         let mut reader = csv_reader(delimiter);
@@ -453,17 +466,7 @@ mod tests {
             ends_len += nend;
             match res {
                 ReadRecordResult::Record => {
-                    let mut start = 0;
-                    records.push(
-                        ends[..ends_len]
-                            .iter()
-                            .map(|&end| {
-                                let field = fields[start..end].to_vec();
-                                start = end;
-                                field
-                            })
-                            .collect(),
-                    );
+                    records.push(split(&fields, &ends[..ends_len], 0));
                     (fields_len, ends_len) = (0, 0);
                 }
                 ReadRecordResult::End => return records,
@@ -483,30 +486,12 @@ mod tests {
 
     impl RecordSink for Collected {
         fn record(&mut self, fields: &[u8], ends: &[usize]) {
-            let mut start = 0;
-            self.records.push(
-                ends.iter()
-                    .map(|&end| {
-                        let field = fields[start..end].to_vec();
-                        start = end;
-                        field
-                    })
-                    .collect(),
-            );
+            self.records.push(split(fields, ends, 0));
         }
 
         fn line(&mut self, line: &[u8], ends: &[usize]) {
             self.lines += 1;
-            let mut start = 0;
-            self.records.push(
-                ends.iter()
-                    .map(|&end| {
-                        let field = line[start..end].to_vec();
-                        start = end + 1;
-                        field
-                    })
-                    .collect(),
-            );
+            self.records.push(split(line, ends, 1));
         }
     }
 
@@ -571,18 +556,7 @@ mod tests {
         let data = b"a,bb,,ccc\r\n1,2,3,4\n\"q,x\",y\n";
         let mut records: Records = Vec::new();
         let mut parser = RecordParser::new(b',');
-        let mut sink = |fields: &[u8], ends: &[usize]| {
-            let mut start = 0;
-            records.push(
-                ends.iter()
-                    .map(|&end| {
-                        let field = fields[start..end].to_vec();
-                        start = end;
-                        field
-                    })
-                    .collect(),
-            );
-        };
+        let mut sink = |fields: &[u8], ends: &[usize]| records.push(split(fields, ends, 0));
         parser.feed(data, &mut sink).expect("no limit");
         parser.finish(&mut sink).expect("no limit");
         assert_eq!(records, core_records(data, b','));
