@@ -5,7 +5,11 @@
    multipart request each, all started together: a bounded load). Every answer must be 202,
    and every file must end in processed/ with its bytes; reports uploads/s (first request to
    last 202) and the daemon's peak RSS (/usr/bin/time -v).
-2. Size: one upload of 1 MiB and one of 1 GiB, each into a fresh daemon; the daemon's VmRSS
+2. Per upload in flight: the same uploads with every connection served at once
+   (`--max-connections 10000`), PER_UPLOAD_COUNTS clients (default 100 and 500); what one
+   more upload in flight costs is the difference of the two peaks over the difference of
+   the counts.
+3. Size: one upload of 1 MiB and one of 1 GiB, each into a fresh daemon; the daemon's VmRSS
    is sampled every 20 ms while the upload runs, and its peak (time -v) covers the analysis
    that follows. The upload must not cost memory in proportion to its size.
 
@@ -30,13 +34,13 @@ BOUNDARY = "fp-bench-boundary-7d1c"
 
 
 class Daemon:
-    def __init__(self, binary, root):
+    def __init__(self, binary, root, extra=()):
         for name in ("unprocessed", "underprocess", "processed", "failed"):
             os.makedirs(os.path.join(root, name), exist_ok=True)
         self.root = root
         self.log_path = os.path.join(root, "daemon.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(["/usr/bin/time", "-v", binary, "--dir", root, "--port", "0"],
+        self.proc = subprocess.Popen(["/usr/bin/time", "-v", binary, "--dir", root, "--port", "0", *extra],
                                      stderr=self.log, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         DAEMONS.append(self)
         deadline = time.time() + 30
@@ -95,20 +99,20 @@ def wait_processed(root, count, timeout=600):
     raise SystemExit(f"only {done} + {failed} of {count} finished")
 
 
-def many_at_once(binary, base):
-    root = os.path.join(base, "concurrent")
-    daemon = Daemon(binary, root)
+def many_at_once(binary, base, clients=CONCURRENT, extra=()):
+    root = os.path.join(base, f"concurrent-{clients}")
+    daemon = Daemon(binary, root, extra)
     body = bytes((i * 7 + 13) % 251 for i in range(MIB))
     digest = hashlib.sha256(body).hexdigest()
-    start = threading.Barrier(CONCURRENT)
+    start = threading.Barrier(clients)
 
     def one(i):
         start.wait()
         return upload(daemon.port, f"u{i:04d}.bin", len(body), [body])
 
     began = time.time()
-    with concurrent.futures.ThreadPoolExecutor(CONCURRENT) as pool:
-        answers = list(pool.map(one, range(CONCURRENT)))
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(one, range(clients)))
     elapsed = time.time() - began
     accepted = sum(1 for status, _ in answers if status == 202)
     done, failed = wait_processed(root, accepted)
@@ -117,7 +121,7 @@ def many_at_once(binary, base):
                  if hashlib.sha256(open(os.path.join(root, "processed", n), "rb").read()).hexdigest() == digest)
     peak = daemon.stop()
     shutil.rmtree(root, ignore_errors=True)
-    return accepted, done, failed, intact, CONCURRENT / elapsed, elapsed, peak
+    return accepted, done, failed, intact, clients / elapsed, elapsed, peak
 
 
 def sized(binary, base, label, size, source):
@@ -169,6 +173,20 @@ def main():
     print(f"      {accepted}/{CONCURRENT} answered 202; {done} processed, {failed} failed, "
           f"{intact} byte-identical; {rate:.0f} uploads/s ({elapsed:.2f} s, {rate:.0f} MiB/s); "
           f"daemon peak RSS {peak / 1024:.1f} MiB")
+    counts = [int(n) for n in os.environ.get("PER_UPLOAD_COUNTS", "100 500").split()]
+    print(f"== upload: what one more upload in flight costs: {' and '.join(map(str, counts))} at once, "
+          "every connection served at once (--max-connections 10000)")
+    peaks = []
+    for clients in counts:
+        accepted, done, failed, intact, rate, elapsed, peak = many_at_once(
+            binary, base, clients, ("--max-connections", "10000"))
+        if intact != clients:
+            raise SystemExit(f"{clients} at once: only {intact} byte-identical")
+        peaks.append(peak)
+        print(f"      {clients} at once: all 202 and byte-identical; peak RSS {peak / 1024:.1f} MiB")
+    if len(counts) > 1:
+        slope = (peaks[-1] - peaks[0]) / (counts[-1] - counts[0])
+        print(f"      one more upload in flight: {slope:.0f} KiB")
     big_size = os.path.getsize(big)
     print(f"== upload: one 1 MiB upload and one {big_size / MIB:.0f} MiB upload, each into a fresh daemon")
     for label, size, source in (("1mib", MIB, big), ("big", big_size, big)):

@@ -15,15 +15,20 @@ pub mod events;
 pub mod guard;
 pub mod job_page;
 pub mod retry;
+pub mod throttle;
 pub mod upload;
 pub mod wait;
 
 use std::net::TcpListener;
 
-use actix_web::dev::Server;
+use std::time::Duration;
+
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
+use actix_web::dev::{AppConfig, Extensions, Server, fn_service};
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, HttpResponse, web};
 use serde_json::json;
 
 use crate::disk::folders::Folders;
@@ -136,7 +141,8 @@ pub fn server(
     let settings = web::Data::new(settings);
     /// Bytes the multipart parser holds per upload at most, beyond the part it hands over.
     const MULTIPART_BUFFER: usize = 16 << 10;
-    let server = HttpServer::new(move || {
+    let local = listener.local_addr()?;
+    let app = move || {
         App::new()
             .app_data(store.clone())
             .app_data(liveness.clone())
@@ -150,18 +156,45 @@ pub fn server(
             .wrap(from_fn(auth::require_token))
             // Wrapped last, so it runs first: before the token is even looked at.
             .wrap(from_fn(guard::check_origin_and_host))
+            .wrap(from_fn(throttle::open_for_others))
             .configure(configure)
-    })
-    .workers(HTTP_WORKERS)
-    .max_connections(max_connections)
-    // File work (upload writes, retries) runs on a few blocking threads per worker: enough to
-    // keep the disk busy, and each thread that exists keeps its own malloc arena.
-    .worker_max_blocking_threads(BLOCKING_THREADS)
-    // The daemon handles SIGINT/SIGTERM itself and stops the server last.
-    .disable_signals()
-    .shutdown_timeout(2)
-    .listen(listener)?
-    .run();
+    };
+    // actix-web's `HttpServer`, built by hand so that every connection is read through a
+    // `throttle::Throttled` stream (HttpServer takes plain TCP streams only). Its settings
+    // are HttpServer's defaults, spelled out.
+    let server = actix_server::Server::build()
+        .workers(HTTP_WORKERS)
+        .max_concurrent_connections(max_connections)
+        // File work (upload writes, retries) runs on a few blocking threads per worker: enough
+        // to keep the disk busy, and each thread that exists keeps its own malloc arena.
+        .worker_max_blocking_threads(BLOCKING_THREADS)
+        // The daemon handles SIGINT/SIGTERM itself and stops the server last.
+        .disable_signals()
+        .shutdown_timeout(2)
+        .listen("http", listener, move || {
+            let service = actix_http::HttpService::build()
+                .keep_alive(actix_http::KeepAlive::Timeout(Duration::from_secs(5)))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(local)
+                .on_connect_ext(
+                    |stream: &throttle::Throttled<TcpStream>, data: &mut Extensions| {
+                        data.insert(stream.window());
+                    },
+                )
+                .h1(map_config(
+                    app()
+                        .into_factory()
+                        .map_err(|err: actix_web::Error| err.error_response()),
+                    move |_| AppConfig::default(),
+                ));
+            fn_service(|stream: TcpStream| async move {
+                let peer = stream.peer_addr().ok();
+                Ok::<_, actix_http::error::DispatchError>((throttle::Throttled::new(stream), peer))
+            })
+            .and_then(service)
+        })?
+        .run();
     Ok(server)
 }
 

@@ -17,9 +17,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
 use actix_multipart::Multipart;
 use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
@@ -34,6 +36,7 @@ use crate::store::JobStore;
 use crate::web::WebSettings;
 use crate::web::api::job_body;
 use crate::web::error::ApiError;
+use crate::web::throttle;
 use crate::web::wait::{AnswerQuery, Waiter};
 
 /// Small chunks are gathered up to this size before a write; one buffer of it per upload in
@@ -126,7 +129,7 @@ fn close(temp: NamedTempFile, durable: bool) -> std::io::Result<(tempfile::TempP
 
 pub async fn upload(
     request: HttpRequest,
-    mut payload: Multipart,
+    body: web::Payload,
     query: web::Query<AnswerQuery>,
     store: web::Data<dyn JobStore>,
     folders: web::Data<Folders>,
@@ -144,6 +147,14 @@ pub async fn upload(
     if declared.is_some_and(|length| length > limit.saturating_add(MULTIPART_OVERHEAD)) {
         return Err(ApiError::TooLarge(limit));
     }
+    // The connection reads ahead of this handler by one window at most (`throttle`), also
+    // while the upload waits for its turn.
+    let window = request.conn_data::<Arc<throttle::Window>>().cloned();
+    let body = throttle::hold(body.into_inner(), window);
+    let body: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> = Box::pin(body);
+    let mut payload = Multipart::from_request(&request, &mut body.into())
+        .await
+        .map_err(bad_multipart)?;
     // Never closed: an error could only mean reading without a turn.
     let mut turn = READING.acquire().await.ok();
     let mut staged: Vec<Staged> = Vec::new();
