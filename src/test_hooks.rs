@@ -43,8 +43,10 @@ mod armed {
     /// Test hook: with `FP_PAUSE_AT=POINT:MS` in the environment a job waits MS milliseconds at
     /// POINT, so that the tests can change a claimed file at that moment. Points:
     /// `after-analysis` (before the check that the file is still the one analysed),
-    /// `after-progress` (each time a job's progress is told to the store: a slow analysis), and
-    /// `before-publish` (a cluster node's changes, before they go to Redis).
+    /// `after-progress` (each time a job's progress is told to the store: a slow analysis),
+    /// `before-publish` (a cluster node's changes, before they go to Redis), and `after-offer`
+    /// (the scheduler, before each offered file is claimed: what it had queued for Redis, such
+    /// as acknowledgements, has time to leave before a crash at the same point).
     pub fn pause_point(point: &str) {
         static PAUSE_AT: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
         let armed = PAUSE_AT.get_or_init(|| hook_setting("FP_PAUSE_AT"));

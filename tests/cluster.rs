@@ -760,6 +760,7 @@ fn nodes_on_other_trees_are_other_clusters() {
 /// where there is no `redis-server` (the test is skipped).
 fn offers_with_a_node_that_dies(
     crash_at: &str,
+    pause_at: Option<&str>,
 ) -> Option<(RedisServer, Workspace, Daemon, String)> {
     let redis = RedisServer::start()?;
     let url = redis.url();
@@ -779,10 +780,12 @@ fn offers_with_a_node_that_dies(
         &[],
     );
     wait_for_log(&a, "this node scans and offers");
+    let mut hooks = vec![("FP_CRASH_AT", crash_at)];
+    hooks.extend(pause_at.map(|pause| ("FP_PAUSE_AT", pause)));
     let mut b = Daemon::start(
         &ws,
         &["--redis", &url, "--node", "b", "--node-timeout", "2s"],
-        &[("FP_CRASH_AT", crash_at)],
+        &hooks,
     );
     wait_for_log(&b, "another node scans");
     for i in 0..OFFERED_FILES {
@@ -847,7 +850,7 @@ fn assert_offered_files_ended_once(ws: &Workspace, nodes: &[&str]) {
 /// been idle for `--node-timeout`, and every file ends once.
 #[test]
 fn an_offer_read_by_a_node_that_dies_is_not_lost() {
-    let Some((_redis, ws, _a, _)) = offers_with_a_node_that_dies("after-offer") else {
+    let Some((_redis, ws, _a, _)) = offers_with_a_node_that_dies("after-offer", None) else {
         return;
     };
     assert_offered_files_ended_once(&ws, &["a"]);
@@ -860,7 +863,29 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
 /// claims itself), and every file still ends once.
 #[test]
 fn a_node_that_dies_midway_through_its_offers_loses_none_of_them() {
-    let Some((_redis, ws, _a, b_log)) = offers_with_a_node_that_dies("after-offer:4") else {
+    let Some((_redis, ws, _a, b_log)) = offers_with_a_node_that_dies("after-offer:4", None) else {
+        return;
+    };
+    assert_eq!(
+        b_log.matches("claimed the offered").count(),
+        3,
+        "b claims three offered files, then dies:\n{b_log}"
+    );
+    assert_offered_files_ended_once(&ws, &["a", "b"]);
+}
+
+/// The same death, with b waiting 300 ms before each offered claim, so that whatever it had
+/// queued for Redis leaves before it dies. An entry is acknowledged only once all of its files
+/// are dealt with: b's half-done entry is still b's when it dies, taken over after
+/// `--node-timeout`, and its last files are claimed within the helper's 60 s. Had b
+/// acknowledged the entry at its first claim, those files would wait in `unprocessed/` for
+/// the scanning node to offer them again, two minutes later (checked: with the acknowledgement
+/// sent at the first claim, this test fails).
+#[test]
+fn an_entry_is_acknowledged_only_once_all_its_files_are_dealt_with() {
+    let Some((_redis, ws, _a, b_log)) =
+        offers_with_a_node_that_dies("after-offer:4", Some("after-offer:300"))
+    else {
         return;
     };
     assert_eq!(

@@ -621,6 +621,7 @@ impl Scheduler {
     fn claim_offer(&mut self) -> Option<Job> {
         let work = self.work.as_mut()?;
         while let Some(offer) = work.pending.pop_front() {
+            crate::test_hooks::pause_point("after-offer");
             crate::test_hooks::crash_point("after-offer");
             let claimed = self.lifecycle.claim(offer.job_id, &offer.name);
             if let Some(entry) = &offer.entry
