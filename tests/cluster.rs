@@ -863,7 +863,14 @@ fn an_offer_read_by_a_node_that_dies_is_not_lost() {
 /// claims itself), and every file still ends once.
 #[test]
 fn a_node_that_dies_midway_through_its_offers_loses_none_of_them() {
-    let Some((_redis, ws, _a, b_log)) = offers_with_a_node_that_dies("after-offer:4", None) else {
+    dies_after_three_offered_claims(None);
+}
+
+/// b claims three offered files (waiting `pause_at` before each) and is killed at the
+/// fourth; every file still ends once, by a or b.
+fn dies_after_three_offered_claims(pause_at: Option<&str>) {
+    let Some((_redis, ws, _a, b_log)) = offers_with_a_node_that_dies("after-offer:4", pause_at)
+    else {
         return;
     };
     assert_eq!(
@@ -883,17 +890,7 @@ fn a_node_that_dies_midway_through_its_offers_loses_none_of_them() {
 /// sent at the first claim, this test fails).
 #[test]
 fn an_entry_is_acknowledged_only_once_all_its_files_are_dealt_with() {
-    let Some((_redis, ws, _a, b_log)) =
-        offers_with_a_node_that_dies("after-offer:4", Some("after-offer:300"))
-    else {
-        return;
-    };
-    assert_eq!(
-        b_log.matches("claimed the offered").count(),
-        3,
-        "b claims three offered files, then dies:\n{b_log}"
-    );
-    assert_offered_files_ended_once(&ws, &["a", "b"]);
+    dies_after_three_offered_claims(Some("after-offer:300"));
 }
 
 /// Three nodes on one tree take a burst; one is SIGKILLed mid-way, then Redis is stopped for a

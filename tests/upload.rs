@@ -704,13 +704,7 @@ fn an_upload_with_wait_is_answered_with_the_finished_reports() {
 fn send_and_hang_up(daemon: &Daemon, path: &str, name: &str, bytes: &[u8], token: &str) {
     use std::io::Write;
     let boundary = "hang-up-boundary-5f2a";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let body = one_file_body(boundary, name, bytes);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
     write!(
         stream,

@@ -286,6 +286,27 @@ mod tests {
             .expect("a runtime")
     }
 
+    /// A new connection whose client sent `sent` bytes, read as far as the window allows:
+    /// the client's end, the server's, the buffer read into and how much it holds.
+    async fn a_full_window(
+        sent: usize,
+    ) -> (
+        tokio::io::DuplexStream,
+        Throttled<tokio::io::DuplexStream>,
+        Vec<u8>,
+        usize,
+    ) {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut server = Throttled::new(server);
+        client.write_all(&vec![7u8; sent]).await.expect("written");
+        let mut got = vec![0u8; sent];
+        let mut read = 0;
+        while read < WINDOW as usize {
+            read += server.read(&mut got[read..]).await.expect("read");
+        }
+        (client, server, got, read)
+    }
+
     /// A read that does not complete within a short while.
     async fn stalls(stream: &mut Throttled<tokio::io::DuplexStream>) -> bool {
         let mut byte = [0u8; 1];
@@ -297,18 +318,8 @@ mod tests {
     #[test]
     fn a_new_connection_reads_one_window_then_waits_for_the_handler() {
         runtime().block_on(async {
-            let (mut client, server) = tokio::io::duplex(1 << 20);
-            let mut server = Throttled::new(server);
+            let (_client, mut server, mut got, read) = a_full_window(200_000).await;
             let window = server.window();
-            client
-                .write_all(&vec![7u8; 200_000])
-                .await
-                .expect("written");
-            let mut got = vec![0u8; 200_000];
-            let mut read = 0;
-            while read < WINDOW as usize {
-                read += server.read(&mut got[read..]).await.expect("read");
-            }
             assert_eq!(read as u64, WINDOW);
             assert!(stalls(&mut server).await, "read past the window");
             // The handler takes 1,000 bytes: 1,000 more may be read, and no more.
@@ -325,17 +336,7 @@ mod tests {
     #[test]
     fn a_handler_that_waits_on_an_empty_body_moves_the_window() {
         runtime().block_on(async {
-            let (mut client, server) = tokio::io::duplex(1 << 20);
-            let mut server = Throttled::new(server);
-            client
-                .write_all(&vec![1u8; 100_000])
-                .await
-                .expect("written");
-            let mut got = vec![0u8; 100_000];
-            let mut read = 0;
-            while read < WINDOW as usize {
-                read += server.read(&mut got[read..]).await.expect("read");
-            }
+            let (_client, server, _, _) = a_full_window(100_000).await;
             // A body that has nothing to give (its framing was read, not handed over).
             let empty = futures_util::stream::pending::<Result<Bytes, ()>>();
             let mut body = hold(empty, Some(server.window()));
