@@ -5,8 +5,9 @@
 //! (not configurable), whether or not the handler takes it; an upload waiting for its turn to
 //! be read then holds that buffer (up to 256 KiB allocated, as it grows by doubling). Every
 //! connection is therefore served through [`Throttled`], which stops reading once it is
-//! [`WINDOW`] bytes past what the handler has taken: the rest of the body waits in the
-//! kernel's socket buffers, and the client's sends block.
+//! [`WINDOW`] bytes past what the handler has taken, and hands actix at most [`STEP`] bytes
+//! between two returns to its dispatcher: the rest of the body waits in the kernel's socket
+//! buffers, and the client's sends block.
 //!
 //! The window only ever holds back a body an upload handler is reading:
 //! - a new connection may read [`WINDOW`] bytes: the first request's head and the start of
@@ -42,6 +43,12 @@ pub const WINDOW: u64 = 32 << 10;
 /// The handler's taking wakes a reader held by the window only once it may read this much:
 /// fewer, larger reads.
 const WAKE_ROOM: u64 = WINDOW / 4;
+
+/// Bytes read at most between two returns to actix's dispatcher: it decodes what it read into
+/// the request's payload before reading more, so its read buffer never holds more than this
+/// (it grows by doubling, and keeps what it has consumed, while it holds more: to about four
+/// times the window).
+const STEP: usize = 8 << 10;
 
 /// The route whose bodies are held to the window; every other route opens it.
 pub const UPLOAD_PATH: &str = "/api/upload";
@@ -124,6 +131,8 @@ impl Window {
 pub struct Throttled<S> {
     stream: S,
     window: Arc<Window>,
+    /// Bytes read since the stream last answered `Pending`.
+    since_pending: usize,
 }
 
 impl<S> Throttled<S> {
@@ -131,6 +140,7 @@ impl<S> Throttled<S> {
         Throttled {
             stream,
             window: Arc::new(Window::new()),
+            since_pending: 0,
         }
     }
 
@@ -147,6 +157,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Throttled<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.since_pending >= STEP {
+            // Back to the dispatcher, to decode what it has, and straight on.
+            this.since_pending = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let window = &this.window;
         let read = window.read();
         let mut room = window.limit.load(Ordering::Acquire).saturating_sub(read);
@@ -155,24 +171,32 @@ impl<S: AsyncRead + Unpin> AsyncRead for Throttled<S> {
             // Moved between the load and the registration?
             room = window.limit.load(Ordering::Acquire).saturating_sub(read);
             if room == 0 {
+                this.since_pending = 0;
                 return Poll::Pending;
             }
         }
-        let room = usize::try_from(room).unwrap_or(usize::MAX);
-        if room >= buf.remaining() {
+        let room = usize::try_from(room)
+            .unwrap_or(usize::MAX)
+            .min(STEP - this.since_pending);
+        let (polled, got) = if room >= buf.remaining() {
             let before = buf.filled().len();
             let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
-            let got = buf.filled().len() - before;
-            window.read.fetch_add(got as u64, Ordering::AcqRel);
-            return polled;
-        }
-        // Read into the first `room` bytes of the caller's buffer only (zeroed first, so that
-        // no unsafe code is needed to hand them back as filled).
-        let mut part = ReadBuf::new(buf.initialize_unfilled_to(room));
-        let polled = Pin::new(&mut this.stream).poll_read(cx, &mut part);
-        let got = part.filled().len();
-        buf.advance(got);
+            (polled, buf.filled().len() - before)
+        } else {
+            // Read into the first `room` bytes of the caller's buffer only (zeroed first, so
+            // that no unsafe code is needed to hand them back as filled).
+            let mut part = ReadBuf::new(buf.initialize_unfilled_to(room));
+            let polled = Pin::new(&mut this.stream).poll_read(cx, &mut part);
+            let got = part.filled().len();
+            buf.advance(got);
+            (polled, got)
+        };
         window.read.fetch_add(got as u64, Ordering::AcqRel);
+        if polled.is_pending() {
+            this.since_pending = 0;
+        } else {
+            this.since_pending += got;
+        }
         polled
     }
 }
