@@ -358,6 +358,57 @@ mod tests {
     }
 
     #[test]
+    fn actix_is_handed_one_step_at_a_time_and_woken_for_the_next() {
+        runtime().block_on(async {
+            let (mut client, server) = tokio::io::duplex(1 << 20);
+            let mut server = Throttled::new(server);
+            server.window().open();
+            client
+                .write_all(&vec![3u8; 100_000])
+                .await
+                .expect("written");
+            let mut buf = vec![0u8; 64 << 10];
+            let woken = std::sync::Arc::new(Woken::default());
+            let waker = std::task::Waker::from(woken.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut read = ReadBuf::new(&mut buf);
+            // One read may take a step, however much the caller's buffer and the socket hold.
+            assert!(
+                Pin::new(&mut server)
+                    .poll_read(&mut cx, &mut read)
+                    .is_ready()
+            );
+            assert_eq!(read.filled().len(), STEP);
+            // The next answers Pending, having woken its task to go straight on.
+            assert!(
+                Pin::new(&mut server)
+                    .poll_read(&mut cx, &mut read)
+                    .is_pending()
+            );
+            assert!(
+                woken.0.load(Ordering::Acquire),
+                "not woken for the next step"
+            );
+            assert!(
+                Pin::new(&mut server)
+                    .poll_read(&mut cx, &mut read)
+                    .is_ready()
+            );
+            assert_eq!(read.filled().len(), 2 * STEP);
+        });
+    }
+
+    /// A waker that records that it was woken.
+    #[derive(Default)]
+    struct Woken(AtomicBool);
+
+    impl std::task::Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    #[test]
     fn a_handler_that_waits_on_an_empty_body_moves_the_window() {
         runtime().block_on(async {
             let (_client, server, _, _) = a_full_window(100_000).await;

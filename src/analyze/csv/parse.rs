@@ -563,26 +563,27 @@ mod tests {
         assert_eq!(records.len(), 3);
     }
 
-    #[test]
-    fn a_line_too_long_for_a_record_is_refused_as_csv_core_refuses_it() {
-        let mut data = vec![b'x'; MAX_RECORD_BYTES + 100];
+    /// `count` copies of `byte` and a newline, fed as one line: the parser's error.
+    fn refusal_of_one_line(byte: u8, count: usize) -> String {
+        let mut data = vec![byte; count];
         data.push(b'\n');
         let mut parser = RecordParser::new(b',');
-        let err = parser
+        parser
             .feed(&data, &mut Collected::default())
-            .expect_err("too long a record");
-        assert!(err.to_string().contains("larger than"), "{err}");
+            .expect_err("a line over a limit")
+            .to_string()
+    }
+
+    #[test]
+    fn a_line_too_long_for_a_record_is_refused_as_csv_core_refuses_it() {
+        let err = refusal_of_one_line(b'x', MAX_RECORD_BYTES + 100);
+        assert!(err.contains("larger than"), "{err}");
     }
 
     #[test]
     fn too_many_fields_are_refused_as_csv_core_refuses_them() {
-        let mut data = vec![b','; MAX_FIELDS + 1];
-        data.push(b'\n');
-        let mut parser = RecordParser::new(b',');
-        let err = parser
-            .feed(&data, &mut Collected::default())
-            .expect_err("too many fields");
-        assert!(err.to_string().contains("fields"), "{err}");
+        let err = refusal_of_one_line(b',', MAX_FIELDS + 1);
+        assert!(err.contains("fields"), "{err}");
     }
 
     proptest! {
