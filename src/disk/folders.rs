@@ -14,6 +14,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{CWD, RenameFlags};
 use tempfile::NamedTempFile;
@@ -308,7 +309,6 @@ enum Unnamed {
 
 fn publish_unnamed(dir: &Path, target: &Path, bytes: &[u8], durable: bool) -> Result<(), Unnamed> {
     use rustix::fs::{AtFlags, Mode, OFlags};
-    use std::os::fd::AsRawFd;
     let fd = rustix::fs::openat(
         CWD,
         dir,
@@ -326,7 +326,31 @@ fn publish_unnamed(dir: &Path, target: &Path, bytes: &[u8], durable: bool) -> Re
     if durable {
         file.sync_all().map_err(Unnamed::Failed)?;
     }
-    // Linking an unnamed file by descriptor needs a privilege; through /proc it does not.
+    // By descriptor: since Linux 6.10 allowed to the process that opened the file, before
+    // that only with a privilege. It spares a walk of /proc per report; once refused here,
+    // every report goes through /proc, which needs no privilege.
+    if !BY_DESCRIPTOR_REFUSED.load(Ordering::Relaxed) {
+        match rustix::fs::linkat(&file, "", CWD, target, AtFlags::EMPTY_PATH) {
+            Ok(()) => return Ok(()),
+            // Refused (or `target`'s folder is gone: then /proc answers the same).
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => {}
+            Err(errno) => return Err(Unnamed::Failed(errno.into())),
+        }
+        let linked = link_by_proc(&file, target);
+        if linked.is_ok() {
+            BY_DESCRIPTOR_REFUSED.store(true, Ordering::Relaxed);
+        }
+        return linked;
+    }
+    link_by_proc(&file, target)
+}
+
+/// Set once linking an unnamed file by its descriptor was refused where /proc was not.
+static BY_DESCRIPTOR_REFUSED: AtomicBool = AtomicBool::new(false);
+
+fn link_by_proc(file: &File, target: &Path) -> Result<(), Unnamed> {
+    use rustix::fs::AtFlags;
+    use std::os::fd::AsRawFd;
     let by_proc = format!("/proc/self/fd/{}", file.as_raw_fd());
     match rustix::fs::linkat(CWD, by_proc.as_str(), CWD, target, AtFlags::SYMLINK_FOLLOW) {
         Ok(()) => Ok(()),
@@ -535,5 +559,32 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, vec![OsString::from("r.json")]);
+    }
+
+    /// The way taken where linking by descriptor is refused (kernels before 6.10, without
+    /// a privilege): through /proc, never replacing.
+    #[test]
+    fn unnamed_files_are_linked_through_proc_too() {
+        use rustix::fs::{Mode, OFlags};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let unnamed = |bytes: &[u8]| {
+            let fd = rustix::fs::openat(
+                CWD,
+                dir.path(),
+                OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+            .expect("unnamed file");
+            let mut file = File::from(fd);
+            file.write_all(bytes).expect("written");
+            file
+        };
+        let target = dir.path().join("r.json");
+        assert!(link_by_proc(&unnamed(b"first"), &target).is_ok());
+        let again = link_by_proc(&unnamed(b"second"), &target);
+        assert!(
+            matches!(again, Err(Unnamed::Failed(e)) if e.kind() == io::ErrorKind::AlreadyExists)
+        );
+        assert_eq!(fs::read_to_string(&target).expect("read"), "first");
     }
 }
