@@ -913,20 +913,12 @@ impl Membership {
         }
     }
 
-    /// Publishes this node's changes, in order, as one entry (a JSON array) in one round
-    /// trip; false when Redis did not take them. One entry per batch rather than per change:
-    /// a burst costs Redis, and every node reading the stream, a few entries a second.
-    fn publish(&self, changes: &[String]) -> bool {
-        let mut batch =
-            String::with_capacity(changes.iter().map(|c| c.len() + 1).sum::<usize>() + 2);
-        batch.push('[');
-        for (i, change) in changes.iter().enumerate() {
-            if i > 0 {
-                batch.push(',');
-            }
-            batch.push_str(change);
-        }
-        batch.push(']');
+    /// Publishes this node's changes, in order, as one entry (`encode_changes`, under the
+    /// field `CHANGES_ENCODING`) in one round trip; false when Redis did not take them. One
+    /// entry per batch rather than per change: a burst costs Redis, and every node reading the
+    /// stream, a few entries a second.
+    fn publish(&self, changes: &[crate::store::replica::Change]) -> bool {
+        let batch = crate::store::replica::encode_changes(changes);
         let published: Option<String> = self.call_on(&self.feed_connection, |redis| {
             redis::cmd("XADD")
                 .arg(self.key_of(CHANGES_STREAM))
@@ -936,16 +928,17 @@ impl Membership {
                 .arg("*")
                 .arg("node")
                 .arg(&self.name)
-                .arg("changes")
+                .arg(crate::store::replica::CHANGES_ENCODING)
                 .arg(&batch)
                 .query(redis)
         });
         published.is_some()
     }
 
-    /// The other nodes' batches of changes after `after` (moved past them), waiting up to `FEED_WAIT`
-    /// for some; `None` when Redis does not answer.
-    fn read_changes(&self, after: &mut String) -> Option<Vec<String>> {
+    /// The other nodes' batches of changes after `after` (moved past them), waiting up to
+    /// `FEED_WAIT` for some; `None` when Redis does not answer. A batch in an encoding this
+    /// version does not know (another version's node) is passed over.
+    fn read_changes(&self, after: &mut String) -> Option<Vec<Vec<u8>>> {
         let options = redis::streams::StreamReadOptions::default()
             .count(CHANGES_PER_TRIP)
             .block(FEED_WAIT.as_millis() as usize);
@@ -962,7 +955,7 @@ impl Membership {
                 if from.as_deref() == Some(self.name.as_str()) {
                     continue;
                 }
-                if let Some(batch) = entry.get::<String>("changes") {
+                if let Some(batch) = entry.get::<Vec<u8>>(crate::store::replica::CHANGES_ENCODING) {
                     changes.push(batch);
                 }
             }
@@ -984,7 +977,7 @@ impl Membership {
             match self.read_changes(&mut after) {
                 Some(batches) => {
                     for batch in batches {
-                        replica.apply_batch(&batch);
+                        replica.apply_encoded(&batch);
                     }
                 }
                 None => thread::sleep(HEARTBEAT),

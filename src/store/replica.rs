@@ -5,7 +5,10 @@
 //! and while Redis is down the outbox keeps what this node did (up to `OUTBOX_LIMIT` changes)
 //! until it can be published: every node's view converges once Redis is back.
 //!
-//! A change read from Redis is data another process wrote: one that does not parse is skipped.
+//! Changes travel in batches, encoded with `postcard` (a compact binary form of the same serde
+//! types: a quarter of the bytes of JSON, and several times faster to write and read, which
+//! matters because every node decodes every other node's finishes). A batch read from Redis is
+//! data another process wrote: one that does not decode is skipped.
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
@@ -27,9 +30,10 @@ use crate::store::{ChangeFeed, JobStart, JobStore, MemoryStore};
 /// Changes kept while Redis is down; past it the oldest are dropped (and counted).
 pub const OUTBOX_LIMIT: usize = 100_000;
 
-/// One change of one job, as it travels between nodes: `{"finished": {...}}`. Tagged from
-/// outside rather than by a field inside, so that reading one is a single pass (an inner tag
-/// makes serde buffer the whole record first, and every node reads every other node's).
+/// One change of one job, as it travels between nodes. The encoding (`encode_changes`) names
+/// no fields: any change to this type, or to the types inside it, must come with a new
+/// `CHANGES_ENCODING`, so that nodes of different versions skip each other's batches instead
+/// of misreading them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
@@ -81,18 +85,25 @@ fn time_of(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
-/// A change waiting in the outbox: its job, whether it finishes the job, and the change
-/// (written as JSON only if it is still sent once the batch is coalesced: a job's queued and
-/// started changes mostly are not), or the JSON of one given back after a failed publish.
+/// The name of the encoding of a batch of changes, under which it is published: a node reads
+/// only batches under the name it knows.
+pub const CHANGES_ENCODING: &str = "changes-postcard-1";
+
+/// A batch of changes as it is published.
+pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
+    // A change holds strings, numbers and enums only: encoding it into a vector cannot fail.
+    postcard::to_stdvec(changes).unwrap_or_else(|err| {
+        log::debug!("a batch of changes could not be encoded: {err}");
+        Vec::new()
+    })
+}
+
+/// A change waiting in the outbox: its job (none for one given back after a failed publish,
+/// which was coalesced already), whether it finishes the job, and the change.
 struct Outgoing {
     id: Option<JobId>,
     finishes: bool,
-    change: Pending,
-}
-
-enum Pending {
-    Change(Box<Change>),
-    Json(String),
+    change: Box<Change>,
 }
 
 pub struct ReplicaStore {
@@ -128,21 +139,21 @@ impl ReplicaStore {
         outbox.push_back(Outgoing {
             id: Some(id),
             finishes,
-            change: Pending::Change(Box::new(change)),
+            change: Box::new(change),
         });
     }
 
     /// Up to `limit` changes to publish, oldest first; `give_back` returns them when the
     /// publishing failed. A job queued, started and finished within one batch travels as its
     /// finish alone (which carries all the others say): a burst costs one change per file.
-    pub fn take_outbox(&self, limit: usize) -> Vec<String> {
+    pub fn take_outbox(&self, limit: usize) -> Vec<Change> {
         let taken: Vec<Outgoing> = {
             let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
             let n = outbox.len().min(limit);
             outbox.drain(..n).collect()
         };
         let mut finished_later = HashSet::new();
-        let mut kept: Vec<String> = Vec::with_capacity(taken.len());
+        let mut kept: Vec<Change> = Vec::with_capacity(taken.len());
         for change in taken.into_iter().rev() {
             if let Some(id) = change.id {
                 if change.finishes {
@@ -151,28 +162,21 @@ impl ReplicaStore {
                     continue;
                 }
             }
-            match change.change {
-                Pending::Json(json) => kept.push(json),
-                // A change holds strings and numbers only: writing it cannot fail.
-                Pending::Change(change) => match serde_json::to_string(&change) {
-                    Ok(json) => kept.push(json),
-                    Err(err) => log::debug!("a change could not be written: {err}"),
-                },
-            }
+            kept.push(*change.change);
         }
         kept.reverse();
         kept
     }
 
     /// Changes `take_outbox` gave that could not be published: first again, in order.
-    pub fn give_back(&self, changes: Vec<String>) {
+    pub fn give_back(&self, changes: Vec<Change>) {
         let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
-        for json in changes.into_iter().rev() {
+        for change in changes.into_iter().rev() {
             // Already coalesced: nothing in them is dropped a second time.
             outbox.push_front(Outgoing {
                 id: None,
                 finishes: false,
-                change: Pending::Json(json),
+                change: Box::new(change),
             });
         }
     }
@@ -227,28 +231,20 @@ impl ReplicaStore {
         healed
     }
 
-    /// Applies a batch of changes another node published (a JSON array); a batch that does
-    /// not parse, or a change in it that does not, is skipped.
-    pub fn apply_batch(&self, json: &str) {
-        let Ok(batch) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(json) else {
-            log::debug!("skipped a batch of changes that does not parse: {json:.200}");
-            return;
-        };
-        for raw in batch {
-            match serde_json::from_str::<Change>(raw.get()) {
-                Ok(change) => self.apply_change(change),
-                Err(err) => log::debug!("skipped a change that does not parse: {err}"),
+    /// Applies a batch of changes another node published (`encode_changes`); a batch that
+    /// does not decode is skipped whole.
+    pub fn apply_encoded(&self, bytes: &[u8]) {
+        match postcard::from_bytes::<Vec<Change>>(bytes) {
+            Ok(changes) => {
+                for change in changes {
+                    self.apply_change(change);
+                }
             }
+            Err(err) => log::debug!(
+                "skipped a batch of changes that does not decode ({} bytes): {err}",
+                bytes.len()
+            ),
         }
-    }
-
-    /// Applies a change another node published (JSON); one that does not parse is skipped.
-    pub fn apply(&self, json: &str) {
-        let Ok(change) = serde_json::from_str::<Change>(json) else {
-            log::debug!("skipped a change that does not parse: {json:.200}");
-            return;
-        };
-        self.apply_change(change);
     }
 
     fn apply_change(&self, change: Change) {
@@ -527,17 +523,13 @@ mod tests {
             queued_at: SystemTime::now(),
         });
         assert_eq!(there.running_here(), 1);
-        for change in there.take_outbox(100) {
-            here.apply(&change);
-        }
+        pass(&there, &here);
         assert_eq!(
             here.get(id).map(|job| job.state),
             Some(JobState::Processing)
         );
         there.progressed(id, 3, 8);
-        for change in there.take_outbox(100) {
-            here.apply(&change);
-        }
+        pass(&there, &here);
         assert_eq!(here.get(id).and_then(|job| job.progress), Some((3, 8)));
         assert_eq!(here.running_here(), 0, "another node's job runs there");
         let finished = Change::Finished {
@@ -557,25 +549,45 @@ mod tests {
                 figure: None,
             },
         };
-        let json = serde_json::to_string(&finished).expect("json");
-        here.apply(&json);
+        let batch = encode_changes(&[finished]);
+        here.apply_encoded(&batch);
         // Twice (a replay): counted once.
-        here.apply(&json);
+        here.apply_encoded(&batch);
         assert_eq!(here.counts().completed, 1);
         assert_eq!(here.counts().processing, 0);
         assert_eq!(here.get(id).map(|job| job.state), Some(JobState::Completed));
         // A late change of a finished job (another node's thread was slower): stale.
         let late = SystemTime::now() - Duration::from_secs(60);
         there.queue(id, OsStr::new("a.log"), 10, late);
-        for change in there.take_outbox(100) {
-            here.apply(&change);
-        }
+        pass(&there, &here);
         assert_eq!(here.counts().queued, 0);
         assert_eq!(here.get(id).map(|job| job.state), Some(JobState::Completed));
-        // Not a change, or not a job id: skipped.
-        here.apply("{\"queued\":{}}");
-        here.apply("not json");
-        here.apply(r#"{"queued":{"id":"../../x","name":"n","size_bytes":1,"queued_at":1}}"#);
+        // Not a job id: skipped.
+        let queued = |id: &str| Change::Queued {
+            id: id.to_string(),
+            name: "n".into(),
+            size_bytes: 1,
+            queued_at: 1,
+        };
+        here.apply_encoded(&encode_changes(&[queued("../../x"), queued("")]));
+        assert_eq!(here.counts().queued, 0);
+        // Not a batch: skipped whole, whatever its bytes (a cut batch, JSON, random bytes).
+        let two = encode_changes(&[queued(&JobId::generate().to_string()), queued("x")]);
+        here.apply_encoded(&two[..two.len() - 1]);
+        here.apply_encoded(b"[{\"queued\":{}}]");
+        here.apply_encoded(&[0xff; 64]);
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..2000 {
+            let bytes: Vec<u8> = (0..state % 200)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 24) as u8
+                })
+                .collect();
+            here.apply_encoded(&bytes);
+        }
         assert_eq!(here.counts().queued, 0);
         assert!(
             here.take_outbox(10).is_empty(),
@@ -590,9 +602,14 @@ mod tests {
         store.finish(id, &report, OsStr::new("f"), (1, 1));
     }
 
-    /// What `publish` sends: the batch as one JSON array.
-    fn batch(changes: &[String]) -> String {
-        format!("[{}]", changes.join(","))
+    /// What `publish` sends: the batch, encoded.
+    fn batch(changes: &[Change]) -> Vec<u8> {
+        encode_changes(changes)
+    }
+
+    /// What one node's feed carries to another: its outbox, encoded and applied.
+    fn pass(from: &ReplicaStore, to: &ReplicaStore) {
+        to.apply_encoded(&batch(&from.take_outbox(100)));
     }
 
     #[test]
@@ -611,9 +628,15 @@ mod tests {
             2,
             "quick's finish and slow's queue: {changes:?}"
         );
-        assert!(changes[0].contains(&slow.to_string()), "{changes:?}");
-        assert!(changes[1].contains("\"finished\""), "{changes:?}");
-        here.apply_batch(&batch(&changes));
+        assert!(
+            matches!(&changes[0], Change::Queued { id, .. } if *id == slow.to_string()),
+            "{changes:?}"
+        );
+        assert!(
+            matches!(&changes[1], Change::Finished { id, .. } if *id == quick.to_string()),
+            "{changes:?}"
+        );
+        here.apply_encoded(&batch(&changes));
         assert_eq!(here.get(quick).map(|j| j.state), Some(JobState::Failed));
         assert_eq!(here.get(slow).map(|j| j.state), Some(JobState::Queued));
         let first_finish = here.get(quick).and_then(|j| j.finished_at);
@@ -627,15 +650,17 @@ mod tests {
         run_and_fail(&there, quick);
         let changes = there.take_outbox(100);
         assert_eq!(changes.len(), 1, "{changes:?}");
-        here.apply_batch(&batch(&changes));
+        here.apply_encoded(&batch(&changes));
         assert_eq!(here.counts().failed, 1, "the same job, not a second one");
         let again = here.get(quick).and_then(|j| j.finished_at);
         assert!(again > first_finish, "{first_finish:?} then {again:?}");
-        // A batch that is not one, or holds a bad change: what parses is applied.
-        here.apply_batch("not json");
-        here.apply_batch(&format!(
-            "[{{\"forgotten\":{{\"id\":\"x\"}}}},{{\"forgotten\":{{\"id\":\"{slow}\"}}}}]"
-        ));
+        // A batch that holds a change of no job: the others in it are applied.
+        here.apply_encoded(&batch(&[
+            Change::Forgotten { id: "x".into() },
+            Change::Forgotten {
+                id: slow.to_string(),
+            },
+        ]));
         assert!(here.get(slow).is_none());
     }
 }
