@@ -439,6 +439,60 @@ fn every_node_answers_for_every_job_and_the_counts_agree() {
     }
 }
 
+/// The change stream is data anyone with the Redis may write: garbage under the encoding's
+/// name, a batch that claims four billion changes, one cut short, an empty one, and an older
+/// version's JSON are skipped, nothing of them shows, and each node's feed goes on to carry
+/// the other's finishes.
+#[test]
+fn hostile_batches_in_the_change_stream_are_skipped_and_the_feed_goes_on() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let ws = Workspace::new();
+    let a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
+    let b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
+    let tree = std::fs::read_to_string(ws.path("watch_dir/.file-processor.cluster"))
+        .expect("the tree's id");
+    let stream = format!("fp:{}:changes", tree.trim());
+    let queued_json = br#"[{"queued":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","name":"x","size_bytes":1,"queued_at":1}}]"#;
+    let hostile: [(&str, &[u8]); 5] = [
+        ("changes-postcard-1", &[0xff; 64]),
+        ("changes-postcard-1", &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+        ("changes-postcard-1", &[1, 0]),
+        ("changes-postcard-1", b""),
+        ("changes", queued_json),
+    ];
+    for (field, bytes) in hostile {
+        let reply = redis.command(&[
+            b"XADD",
+            stream.as_bytes(),
+            b"*",
+            b"node",
+            b"mallory",
+            field.as_bytes(),
+            bytes,
+        ]);
+        assert!(reply.starts_with('$'), "XADD answered {reply}");
+    }
+    let count = 10;
+    drop_files(&ws, "h", count);
+    assert!(wait_until(Duration::from_secs(60), || {
+        ws.files_in("watch_dir/processed").len() == 2 * count
+    }));
+    assert!(
+        wait_until(Duration::from_secs(20), || completed(&a) == count as u64
+            && completed(&b) == count as u64),
+        "{} {}",
+        a.counts(),
+        b.counts()
+    );
+    for daemon in [&a, &b] {
+        assert_eq!(daemon.counts()["queued"], 0, "{}", daemon.counts());
+        assert_eq!(daemon.get("/health").0, 200);
+    }
+}
+
 #[test]
 fn counts_converge_once_redis_is_back() {
     let Some(mut redis) = RedisServer::start() else {

@@ -546,6 +546,26 @@ impl RedisServer {
         assert!(answers, "redis-server did not answer on port {port}");
     }
 
+    /// Sends one command (its arguments as bytes, so that they may be any bytes) on a new
+    /// connection, and returns the first line of the reply (`$…` for a bulk reply, `-ERR …`).
+    pub fn command(&self, args: &[&[u8]]) -> String {
+        use std::io::{BufRead, Write};
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg);
+            request.extend_from_slice(b"\r\n");
+        }
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        stream.write_all(&request).expect("send to redis");
+        let mut line = String::new();
+        std::io::BufReader::new(stream)
+            .read_line(&mut line)
+            .expect("a reply from redis");
+        line.trim_end().to_string()
+    }
+
     /// Kills it, as a crash would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
