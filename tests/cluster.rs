@@ -249,13 +249,9 @@ fn named(ws: &Workspace, rel: &str, part: &str) -> Vec<String> {
 
 #[test]
 fn two_nodes_share_one_tree_and_every_file_ends_once() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, ws, _a, _b)) = two_nodes() else {
         return;
     };
-    let url = redis.url();
-    let ws = Workspace::new();
-    let _a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
-    let _b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
     let count = 200;
     for i in 0..count {
         // Written aside, then renamed in: each file appears whole.
@@ -383,27 +379,40 @@ fn completed(daemon: &Daemon) -> u64 {
     daemon.counts()["completed"].as_u64().unwrap_or(0)
 }
 
-#[test]
-fn every_node_answers_for_every_job_and_the_counts_agree() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+/// A real `redis-server` and two nodes, `a` and `b`, on one new folder tree; `None` on a
+/// machine without redis-server. Bound in this order, they stop nodes first, Redis last.
+fn two_nodes() -> Option<(RedisServer, Workspace, Daemon, Daemon)> {
+    let redis = RedisServer::start()?;
     let url = redis.url();
     let ws = Workspace::new();
     let a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
     let b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
-    let count = 30;
-    drop_files(&ws, "f", count);
+    Some((redis, ws, a, b))
+}
+
+/// Drops `count` files, and waits until they are processed and every one of `nodes` counts
+/// them all (each learns the others' finishes through the change stream).
+fn drop_and_see_on_every_node(ws: &Workspace, nodes: &[&Daemon], prefix: &str, count: usize) {
+    drop_files(ws, prefix, count);
     assert!(wait_until(Duration::from_secs(60), || {
         ws.files_in("watch_dir/processed").len() == 2 * count
     }));
     assert!(
-        wait_until(Duration::from_secs(10), || completed(&a) == count as u64
-            && completed(&b) == count as u64),
-        "{} {}",
-        a.counts(),
-        b.counts()
+        wait_until(Duration::from_secs(20), || nodes
+            .iter()
+            .all(|node| completed(node) == count as u64)),
+        "{:?}",
+        nodes.iter().map(|node| node.counts()).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn every_node_answers_for_every_job_and_the_counts_agree() {
+    let Some((_redis, ws, a, b)) = two_nodes() else {
+        return;
+    };
+    let count = 30;
+    drop_and_see_on_every_node(&ws, &[&a, &b], "f", count);
     // /metrics: summed over the nodes, each node's own jobs and the cluster's gauges (one
     // reporter at a time) both count every job once.
     let sum_over_nodes = |prefix: &str| -> u64 {
@@ -445,13 +454,9 @@ fn every_node_answers_for_every_job_and_the_counts_agree() {
 /// the other's finishes.
 #[test]
 fn hostile_batches_in_the_change_stream_are_skipped_and_the_feed_goes_on() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((redis, ws, a, b)) = two_nodes() else {
         return;
     };
-    let url = redis.url();
-    let ws = Workspace::new();
-    let a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
-    let b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
     let tree = std::fs::read_to_string(ws.path("watch_dir/.file-processor.cluster"))
         .expect("the tree's id");
     let stream = format!("fp:{}:changes", tree.trim());
@@ -475,18 +480,7 @@ fn hostile_batches_in_the_change_stream_are_skipped_and_the_feed_goes_on() {
         ]);
         assert!(reply.starts_with('$'), "XADD answered {reply}");
     }
-    let count = 10;
-    drop_files(&ws, "h", count);
-    assert!(wait_until(Duration::from_secs(60), || {
-        ws.files_in("watch_dir/processed").len() == 2 * count
-    }));
-    assert!(
-        wait_until(Duration::from_secs(20), || completed(&a) == count as u64
-            && completed(&b) == count as u64),
-        "{} {}",
-        a.counts(),
-        b.counts()
-    );
+    drop_and_see_on_every_node(&ws, &[&a, &b], "h", 10);
     for daemon in [&a, &b] {
         assert_eq!(daemon.counts()["queued"], 0, "{}", daemon.counts());
         assert_eq!(daemon.get("/health").0, 200);
@@ -495,13 +489,9 @@ fn hostile_batches_in_the_change_stream_are_skipped_and_the_feed_goes_on() {
 
 #[test]
 fn counts_converge_once_redis_is_back() {
-    let Some(mut redis) = RedisServer::start() else {
+    let Some((mut redis, ws, a, b)) = two_nodes() else {
         return;
     };
-    let url = redis.url();
-    let ws = Workspace::new();
-    let a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
-    let b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
     redis.stop();
     let down = |daemon: &Daemon| daemon.get_json("/health").1["redis"] == "down";
     assert!(wait_until(Duration::from_secs(10), || down(&a) && down(&b)));
@@ -524,13 +514,9 @@ fn counts_converge_once_redis_is_back() {
 
 #[test]
 fn an_upload_or_a_retry_on_any_node_keeps_its_job_id_everywhere() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, ws, a, b)) = two_nodes() else {
         return;
     };
-    let url = redis.url();
-    let ws = Workspace::new();
-    let a = Daemon::start(&ws, &["--redis", &url, "--node", "a"], &[]);
-    let b = Daemon::start(&ws, &["--redis", &url, "--node", "b"], &[]);
     let (status, body) = common::upload(
         &a,
         vec![
