@@ -914,11 +914,23 @@ impl Membership {
     }
 
     /// Publishes this node's changes, in order, as one entry (`encode_changes`, under the
-    /// field `CHANGES_ENCODING`) in one round trip; false when Redis did not take them. One
-    /// entry per batch rather than per change: a burst costs Redis, and every node reading the
-    /// stream, a few entries a second.
+    /// field `CHANGES_ENCODING`) in one round trip; false when Redis did not take them (a
+    /// batch that cannot be encoded is dropped, logged, and counts as taken). One entry per
+    /// batch rather than per change: a burst costs Redis, and every node reading the stream,
+    /// a few entries a second.
     fn publish(&self, changes: &[crate::store::replica::Change]) -> bool {
-        let batch = crate::store::replica::encode_changes(changes);
+        let batch = match crate::store::replica::encode_changes(changes) {
+            Ok(batch) => batch,
+            Err(err) => {
+                // Retrying would fail the same way: the other nodes miss these changes until
+                // they rebuild their view from the reports on disk.
+                log::error!(
+                    "{} changes could not be encoded and are dropped: {err}",
+                    changes.len()
+                );
+                return true;
+            }
+        };
         let published: Option<String> = self.call_on(&self.feed_connection, |redis| {
             redis::cmd("XADD")
                 .arg(self.key_of(CHANGES_STREAM))

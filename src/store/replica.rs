@@ -89,13 +89,10 @@ fn time_of(millis: u64) -> SystemTime {
 /// only batches under the name it knows.
 pub const CHANGES_ENCODING: &str = "changes-postcard-1";
 
-/// A batch of changes as it is published.
-pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
-    // A change holds strings, numbers and enums only: encoding it into a vector cannot fail.
-    postcard::to_stdvec(changes).unwrap_or_else(|err| {
-        log::debug!("a batch of changes could not be encoded: {err}");
-        Vec::new()
-    })
+/// A batch of changes as it is published. A change holds strings, numbers and enums only,
+/// so this fails only if the encoder itself does (e.g. memory): the caller drops the batch.
+pub fn encode_changes(changes: &[Change]) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(changes)
 }
 
 /// A change waiting in the outbox: its job (none for one given back after a failed publish,
@@ -549,10 +546,10 @@ mod tests {
                 figure: None,
             },
         };
-        let batch = encode_changes(&[finished]);
-        here.apply_encoded(&batch);
+        let finish = batch(&[finished]);
+        here.apply_encoded(&finish);
         // Twice (a replay): counted once.
-        here.apply_encoded(&batch);
+        here.apply_encoded(&finish);
         assert_eq!(here.counts().completed, 1);
         assert_eq!(here.counts().processing, 0);
         assert_eq!(here.get(id).map(|job| job.state), Some(JobState::Completed));
@@ -569,10 +566,10 @@ mod tests {
             size_bytes: 1,
             queued_at: 1,
         };
-        here.apply_encoded(&encode_changes(&[queued("../../x"), queued("")]));
+        here.apply_encoded(&batch(&[queued("../../x"), queued("")]));
         assert_eq!(here.counts().queued, 0);
         // Not a batch: skipped whole, whatever its bytes (a cut batch, JSON, random bytes).
-        let two = encode_changes(&[queued(&JobId::generate().to_string()), queued("x")]);
+        let two = batch(&[queued(&JobId::generate().to_string()), queued("x")]);
         here.apply_encoded(&two[..two.len() - 1]);
         here.apply_encoded(b"[{\"queued\":{}}]");
         here.apply_encoded(&[0xff; 64]);
@@ -604,7 +601,7 @@ mod tests {
 
     /// What `publish` sends: the batch, encoded.
     fn batch(changes: &[Change]) -> Vec<u8> {
-        encode_changes(changes)
+        encode_changes(changes).expect("a change holds strings, numbers and enums")
     }
 
     /// What one node's feed carries to another: its outbox, encoded and applied.
