@@ -222,6 +222,31 @@ fn a_folder_in_the_way_holds_a_job_until_it_is_gone() {
 }
 
 #[test]
+fn a_removed_processed_folder_is_created_again_and_the_job_finishes_there() {
+    let ws = Workspace::new();
+    let daemon = Daemon::start(&ws, &[], &[]);
+    std::fs::remove_dir(ws.path("watch_dir/processed")).expect("remove processed/");
+    ws.write("watch_dir/unprocessed/b.txt", b"beta\n");
+    assert!(
+        wait_until(LONG, || daemon.counts()["completed"] == 1),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        processed_files(&ws),
+        vec![("b.txt".to_string(), b"beta\n".to_vec())]
+    );
+    assert!(visible(&ws, "watch_dir/underprocess").is_empty());
+    assert!(visible(&ws, "watch_dir/failed").is_empty());
+    assert!(
+        daemon.log().contains("was missing: created it again"),
+        "{}",
+        daemon.log()
+    );
+    assert!(wait_until(LONG, || daemon.get("/health").0 == 200));
+}
+
+#[test]
 fn a_removed_unprocessed_folder_is_created_again_and_watched() {
     let ws = Workspace::new();
     // A reconcile scan too rare to help: only a re-armed watch picks the file up in time.
