@@ -45,6 +45,10 @@ const READY_KEPT: usize = 100_000;
 /// How long one read of offers waits when this node has room for more.
 const OFFER_WAIT: Duration = Duration::from_millis(100);
 
+/// How long the offer thread gathers offers and acknowledgements once one is there, before
+/// it sends them all in one round trip.
+const OFFER_GATHER: Duration = Duration::from_millis(5);
+
 /// How often a node looks for offers a dead node read and never acknowledged.
 const RECLAIM_EVERY: Duration = Duration::from_secs(2);
 
@@ -197,6 +201,13 @@ const CHANGES_PER_TRIP: usize = 1000;
 
 /// How long one read of the stream waits for news.
 const FEED_WAIT: Duration = Duration::from_millis(200);
+
+/// A feed's turn (publish what this node did, read what the others did) comes at most this
+/// often. In a burst every node publishes all the time, so a read never waits: without a
+/// pace each node's feed turns over as fast as Redis answers, a round trip or two for a
+/// handful of changes, and the nodes' feeds wake one another. Paced, a turn carries what
+/// the pace gathered, and the view on other nodes lags by at most this much.
+const FEED_PACE: Duration = Duration::from_millis(25);
 
 /// `--redis`, `--node`, `--node-timeout`, checked.
 #[derive(Clone)]
@@ -596,6 +607,9 @@ impl Membership {
                     default(OFFER_WAIT) => continue,
                 }
             }
+            // The scheduler offers files one by one as they become ready: a moment's wait
+            // fills the entries (one `XADD` per `OFFER_BATCH` files, not per file or two).
+            thread::sleep(OFFER_GATHER);
             unpublished.extend(ends.publish.try_iter());
             acks.extend(ends.acks.try_iter());
             if !self.ensure_group(&self.offer_connection) {
@@ -978,7 +992,13 @@ impl Membership {
     /// The body of the daemon's feed thread, until `leave`: publishes this node's changes
     /// from `replica`'s outbox, and applies the other nodes' changes after `after`.
     pub fn feed_loop(&self, replica: &crate::store::ReplicaStore, mut after: String) {
+        let mut turn = Instant::now();
         while !self.stopped.load(Ordering::Relaxed) {
+            let since = turn.elapsed();
+            if since < FEED_PACE {
+                thread::sleep(FEED_PACE - since);
+            }
+            turn = Instant::now();
             crate::test_hooks::pause_point("before-publish");
             let outgoing = replica.take_outbox(CHANGES_PER_TRIP);
             if !outgoing.is_empty() && !self.publish(&outgoing) {
