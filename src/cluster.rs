@@ -202,13 +202,6 @@ const CHANGES_PER_TRIP: usize = 1000;
 /// How long one read of the stream waits for news.
 const FEED_WAIT: Duration = Duration::from_millis(200);
 
-/// A feed's turn (publish what this node did, read what the others did) comes at most this
-/// often. In a burst every node publishes all the time, so a read never waits: without a
-/// pace each node's feed turns over as fast as Redis answers, a round trip or two for a
-/// handful of changes, and the nodes' feeds wake one another. Paced, a turn carries what
-/// the pace gathered, and the view on other nodes lags by at most this much.
-const FEED_PACE: Duration = Duration::from_millis(25);
-
 /// `--redis`, `--node`, `--node-timeout`, checked.
 #[derive(Clone)]
 pub struct ClusterSettings {
@@ -992,13 +985,7 @@ impl Membership {
     /// The body of the daemon's feed thread, until `leave`: publishes this node's changes
     /// from `replica`'s outbox, and applies the other nodes' changes after `after`.
     pub fn feed_loop(&self, replica: &crate::store::ReplicaStore, mut after: String) {
-        let mut turn = Instant::now();
         while !self.stopped.load(Ordering::Relaxed) {
-            let since = turn.elapsed();
-            if since < FEED_PACE {
-                thread::sleep(FEED_PACE - since);
-            }
-            turn = Instant::now();
             crate::test_hooks::pause_point("before-publish");
             let outgoing = replica.take_outbox(CHANGES_PER_TRIP);
             if !outgoing.is_empty() && !self.publish(&outgoing) {
