@@ -209,14 +209,20 @@ fn a_folder_in_the_way_holds_a_job_until_it_is_gone() {
 
     // The obstacle goes: the folder is created again and the job finishes.
     std::fs::remove_file(&processed).expect("remove the obstacle");
+    finished_once(&ws, &daemon, "a.txt", b"alpha\n");
+}
+
+/// Waits for the daemon's one job to complete, then checks that `processed/` holds `name`
+/// once with `bytes`, and that `/health` says 200 again.
+fn finished_once(ws: &Workspace, daemon: &Daemon, name: &str, bytes: &[u8]) {
     assert!(
         wait_until(LONG, || daemon.counts()["completed"] == 1),
         "{}",
         daemon.log()
     );
     assert_eq!(
-        processed_files(&ws),
-        vec![("a.txt".to_string(), b"alpha\n".to_vec())]
+        processed_files(ws),
+        vec![(name.to_string(), bytes.to_vec())]
     );
     assert!(wait_until(LONG, || daemon.get("/health").0 == 200));
 }
@@ -227,15 +233,7 @@ fn a_removed_processed_folder_is_created_again_and_the_job_finishes_there() {
     let daemon = Daemon::start(&ws, &[], &[]);
     std::fs::remove_dir(ws.path("watch_dir/processed")).expect("remove processed/");
     ws.write("watch_dir/unprocessed/b.txt", b"beta\n");
-    assert!(
-        wait_until(LONG, || daemon.counts()["completed"] == 1),
-        "{}",
-        daemon.log()
-    );
-    assert_eq!(
-        processed_files(&ws),
-        vec![("b.txt".to_string(), b"beta\n".to_vec())]
-    );
+    finished_once(&ws, &daemon, "b.txt", b"beta\n");
     assert!(visible(&ws, "watch_dir/underprocess").is_empty());
     assert!(visible(&ws, "watch_dir/failed").is_empty());
     assert!(
@@ -243,7 +241,6 @@ fn a_removed_processed_folder_is_created_again_and_the_job_finishes_there() {
         "{}",
         daemon.log()
     );
-    assert!(wait_until(LONG, || daemon.get("/health").0 == 200));
 }
 
 #[test]
