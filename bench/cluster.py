@@ -58,7 +58,15 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def flush(self):
-        subprocess.run(["redis-cli", "-p", str(self.port), "FLUSHALL"], check=True, capture_output=True)
+        """Empties Redis and zeroes its command counts, for the next burst."""
+        for command in (["FLUSHALL"], ["CONFIG", "RESETSTAT"]):
+            subprocess.run(["redis-cli", "-p", str(self.port)] + command, check=True, capture_output=True)
+
+    def commands(self):
+        """Commands served since the last `flush`, by name (`INFO commandstats`)."""
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "INFO", "commandstats"],
+                             check=True, capture_output=True, text=True).stdout
+        return {m.group(1): int(m.group(2)) for m in re.finditer(r"cmdstat_(\S+?):calls=(\d+)", out)}
 
     def stop(self):
         self.proc.terminate()
@@ -169,11 +177,12 @@ def main():
         if only in ("", "three"):
             print(f"== cluster: the same burst through three nodes on one tree against one daemon with --workers 2 "
                   f"({RUNS} alternating pairs)")
-            single, three, slim = [], [], []
+            single, three, slim, counted = [], [], [], []
             for _ in range(RUNS):
                 single.append(burst(binary, base, [["--workers", "2"]]))
                 redis.flush()
                 three.append(burst(binary, base, [["--redis", redis.url(), "--node", f"n{i}"] for i in range(3)]))
+                counted.append(redis.commands())
                 redis.flush()
                 slim.append(burst(binary, base, [["--redis", redis.url(), "--node", f"n{i}", "--workers", "1"]
                                                  for i in range(3)]))
@@ -182,6 +191,10 @@ def main():
             print(f"      the same, --workers 1 each: {runs('slim', slim)}")
             print(f"      -> {statistics.median(three) / statistics.median(single):.2f}x one daemon "
                   f"({statistics.median(slim) / statistics.median(single):.2f}x with one worker per node)")
+            names = ("xadd", "xreadgroup", "xack", "xread")
+            print(f"      Redis commands per three-node burst (2 workers each, start to stop): "
+                  f"{', '.join(str(sum(c.values())) for c in counted)}; median "
+                  + ", ".join(f"{n.upper()} {statistics.median(c.get(n, 0) for c in counted):.0f}" for n in names))
         if only in ("", "http"):
             print(f"== cluster: wrk -t2 -c50 -d10s on /api/status, 10,000 jobs in the history, a node with --redis "
                   f"against a daemon without ({RUNS} alternating pairs; wrk on the same 2 cores)")
