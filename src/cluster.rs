@@ -56,18 +56,41 @@ const RECLAIM_EVERY: Duration = Duration::from_secs(2);
 /// that read it, one entry (one `XADD`, one delivery, one `XACK`) per this many files.
 const OFFER_BATCH: usize = 8;
 
-/// The field names of the files of one entry (`id0 name0 size0 queued0 id1 ...`), written
-/// out once rather than formatted for every file offered and read.
-const OFFER_FIELDS: [[&str; 4]; OFFER_BATCH] = [
-    ["id0", "name0", "size0", "queued0"],
-    ["id1", "name1", "size1", "queued1"],
-    ["id2", "name2", "size2", "queued2"],
-    ["id3", "name3", "size3", "queued3"],
-    ["id4", "name4", "size4", "queued4"],
-    ["id5", "name5", "size5", "queued5"],
-    ["id6", "name6", "size6", "queued6"],
-    ["id7", "name7", "size7", "queued7"],
-];
+/// The field under which one entry of the ready stream holds its files: a `postcard` list of
+/// `OfferedFile` (one field, not four per file, for Redis to store and every reader to parse).
+/// Any change to `OfferedFile` comes with a new name, so that nodes of different versions
+/// skip each other's entries instead of misreading them.
+const OFFERS_ENCODING: &str = "offers-postcard-1";
+
+/// One file of an entry of the ready stream, as it travels.
+#[derive(Serialize, Deserialize)]
+struct OfferedFile<'a> {
+    /// The job id (a ULID) the scanning node gave it.
+    id: u128,
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, [u8]>,
+    size_bytes: u64,
+    /// Milliseconds since the epoch.
+    queued_at: u64,
+}
+
+/// The files of one entry, encoded (`OFFERS_ENCODING`); `None` if the encoder fails, which it
+/// does only without memory (a file is numbers and a name).
+fn encode_offers(offers: &[Offer]) -> Option<Vec<u8>> {
+    let files: Vec<OfferedFile> = offers
+        .iter()
+        .map(|offer| OfferedFile {
+            id: offer.job_id.0,
+            name: std::borrow::Cow::Borrowed(offer.name.as_encoded_bytes()),
+            size_bytes: offer.size_bytes,
+            queued_at: offer
+                .queued_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        })
+        .collect();
+    postcard::to_stdvec(&files).ok()
+}
 
 /// A ready file offered to the cluster: the job id the scanning node gave it, and, once read
 /// from the stream, its entry (acknowledged once every file it offers is dealt with).
@@ -148,14 +171,20 @@ pub fn work_channels() -> (WorkChannels, OfferEnds, ReadEnds) {
     )
 }
 
-/// The files one entry of the ready stream offers (`id0 name0 size0 queued0 id1 ...`, at most
-/// `OFFER_BATCH`), sharing the entry. A file whose fields do not parse, or whose name is not one
-/// the watcher would take, is left out; an entry with none is acknowledged by the caller.
+/// The files one entry of the ready stream offers (`encode_offers`, at most `OFFER_BATCH`),
+/// sharing the entry. An entry that does not decode offers nothing, and a file whose name is
+/// not one the watcher would take is left out; an entry with none is acknowledged by the
+/// caller.
 fn offers_of(entry: &redis::streams::StreamId) -> Vec<Offer> {
-    let mut offers: Vec<Offer> = OFFER_FIELDS
+    let encoded: Option<Vec<u8>> = entry.get(OFFERS_ENCODING);
+    let files: Vec<OfferedFile> = encoded
+        .as_deref()
+        .and_then(|bytes| postcard::from_bytes(bytes).ok())
+        .unwrap_or_default();
+    let mut offers: Vec<Offer> = files
         .iter()
-        .map_while(|fields| Some((fields, entry.get::<String>(fields[0])?)))
-        .filter_map(|(fields, id)| offer_at(entry, fields, &id))
+        .take(OFFER_BATCH)
+        .filter_map(offer_of)
         .collect();
     let shared = Arc::new(OfferEntry {
         id: entry.id.clone(),
@@ -167,26 +196,21 @@ fn offers_of(entry: &redis::streams::StreamId) -> Vec<Offer> {
     offers
 }
 
-fn offer_at(entry: &redis::streams::StreamId, fields: &[&str; 4], id: &str) -> Option<Offer> {
-    let [_, name, size, queued] = fields;
-    let job_id = crate::job::JobId::from_string(id).ok()?;
-    let name: Vec<u8> = entry.get(name)?;
-    let size_bytes: u64 = entry.get(size).unwrap_or(0);
-    let queued_ms: u64 = entry.get(queued).unwrap_or(0);
-    use std::os::unix::ffi::OsStringExt;
-    let name = std::ffi::OsString::from_vec(name);
+fn offer_of(file: &OfferedFile) -> Option<Offer> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(&file.name);
     // A name from Redis is data: one path component the watcher would pick up (never `..`,
     // a path, or a name it ignores, such as an upload's temp file), or nothing.
-    let single = std::path::Path::new(&name).components().count() == 1
-        && !name.as_encoded_bytes().contains(&b'/')
+    let single = std::path::Path::new(name).components().count() == 1
+        && !file.name.contains(&b'/')
         && name != ".."
-        && !crate::pipeline::watch::is_ignored(&name);
+        && !crate::pipeline::watch::is_ignored(name);
     single.then(|| Offer {
         entry: None,
-        job_id,
-        name,
-        size_bytes,
-        queued_at: std::time::UNIX_EPOCH + Duration::from_millis(queued_ms),
+        job_id: crate::job::JobId::from(file.id),
+        name: name.to_os_string(),
+        size_bytes: file.size_bytes,
+        queued_at: std::time::UNIX_EPOCH + Duration::from_millis(file.queued_at),
     })
 }
 
@@ -613,28 +637,20 @@ impl Membership {
             let sent: Option<()> = self.call_on(&self.offer_connection, |redis| {
                 let mut pipe = redis::pipe();
                 for batch in unpublished.chunks(OFFER_BATCH) {
-                    let xadd = pipe
-                        .cmd("XADD")
+                    let Some(files) = encode_offers(batch) else {
+                        // Left unoffered; the scanner offers them again when they are stale.
+                        log::error!("{} offers could not be encoded", batch.len());
+                        continue;
+                    };
+                    pipe.cmd("XADD")
                         .arg(&ready)
                         .arg("MAXLEN")
                         .arg("~")
                         .arg(READY_KEPT)
-                        .arg("*");
-                    for (offer, [id, name, size, queued_at]) in batch.iter().zip(&OFFER_FIELDS) {
-                        let queued = offer
-                            .queued_at
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as u64);
-                        xadd.arg(id)
-                            .arg(offer.job_id.to_string())
-                            .arg(name)
-                            .arg(offer.name.as_encoded_bytes())
-                            .arg(size)
-                            .arg(offer.size_bytes)
-                            .arg(queued_at)
-                            .arg(queued);
-                    }
-                    xadd.ignore();
+                        .arg("*")
+                        .arg(OFFERS_ENCODING)
+                        .arg(files)
+                        .ignore();
                 }
                 if !acks.is_empty() {
                     pipe.cmd("XACK")
@@ -1068,24 +1084,83 @@ mod tests {
         );
     }
 
+    /// An entry of the ready stream whose one field is `bytes`.
+    fn raw_entry(bytes: Vec<u8>) -> redis::streams::StreamId {
+        let mut entry = redis::streams::StreamId {
+            id: "1-0".to_string(),
+            ..Default::default()
+        };
+        entry
+            .map
+            .insert(OFFERS_ENCODING.to_string(), redis::Value::BulkString(bytes));
+        entry
+    }
+
+    /// An entry offering files of these names, as `offer_loop` writes it.
+    fn entry(names: &[&[u8]]) -> redis::streams::StreamId {
+        use std::os::unix::ffi::OsStrExt;
+        let offers: Vec<Offer> = names
+            .iter()
+            .map(|name| Offer {
+                entry: None,
+                job_id: crate::job::JobId::generate(),
+                name: std::ffi::OsStr::from_bytes(name).to_os_string(),
+                size_bytes: 1024,
+                queued_at: std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            })
+            .collect();
+        raw_entry(encode_offers(&offers).expect("encodes"))
+    }
+
+    #[test]
+    fn an_offer_travels_whole_and_one_that_does_not_decode_offers_nothing() {
+        use std::os::unix::ffi::OsStrExt;
+        let id = crate::job::JobId::generate();
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9 report.csv").to_os_string();
+        let sent = Offer {
+            entry: None,
+            job_id: id,
+            name: name.clone(),
+            size_bytes: 123_456_789,
+            queued_at: std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        };
+        let read = offers_of(&raw_entry(
+            encode_offers(std::slice::from_ref(&sent)).expect("encodes"),
+        ));
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].job_id, id);
+        assert_eq!(
+            read[0].name, name,
+            "a name that is not UTF-8 travels as its bytes"
+        );
+        assert_eq!(read[0].size_bytes, 123_456_789);
+        assert_eq!(read[0].queued_at, sent.queued_at);
+        let cut = {
+            let mut bytes = encode_offers(&[sent.clone(), sent]).expect("encodes");
+            bytes.truncate(bytes.len() - 3);
+            bytes
+        };
+        // Garbage, a list that claims four billion files, a cut one, an empty one, and an
+        // entry of another version (its field under another name): nothing offered.
+        for hostile in [
+            b"\xff\xfe garbage".to_vec(),
+            vec![0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3],
+            cut,
+            Vec::new(),
+        ] {
+            assert!(offers_of(&raw_entry(hostile)).is_empty());
+        }
+        let mut other = raw_entry(Vec::new());
+        other.map.clear();
+        other.map.insert(
+            "name0".to_string(),
+            redis::Value::BulkString(b"a.log".to_vec()),
+        );
+        assert!(offers_of(&other).is_empty());
+    }
+
     #[test]
     fn an_offer_names_one_file_the_watcher_would_take_or_is_skipped() {
-        let entry = |names: &[&[u8]]| {
-            let mut entry = redis::streams::StreamId {
-                id: "1-0".to_string(),
-                ..Default::default()
-            };
-            for (i, name) in names.iter().enumerate() {
-                let id = crate::job::JobId::generate().to_string();
-                entry
-                    .map
-                    .insert(format!("id{i}"), redis::Value::BulkString(id.into_bytes()));
-                entry
-                    .map
-                    .insert(format!("name{i}"), redis::Value::BulkString(name.to_vec()));
-            }
-            entry
-        };
         let offers = offers_of(&entry(&[b"data.csv"]));
         assert_eq!(offers.len(), 1);
         assert_eq!(offers[0].name, "data.csv");
