@@ -1003,7 +1003,7 @@ impl Membership {
     pub fn feed_loop(&self, replica: &crate::store::ReplicaStore, mut after: String) {
         while !self.stopped.load(Ordering::Relaxed) {
             crate::test_hooks::pause_point("before-publish");
-            let outgoing = replica.take_outbox(CHANGES_PER_TRIP);
+            let outgoing = replica.take_outbox(CHANGES_PER_TRIP, Instant::now());
             if !outgoing.is_empty() && !self.publish(&outgoing) {
                 replica.give_back(outgoing);
                 thread::sleep(HEARTBEAT);
@@ -1018,8 +1018,11 @@ impl Membership {
                 None => thread::sleep(HEARTBEAT),
             }
         }
-        // What this node did last (its final finishes).
-        let outgoing = replica.take_outbox(CHANGES_PER_TRIP);
+        // What this node did last (its final finishes, and what it still holds queued).
+        let outgoing = replica.take_outbox(
+            CHANGES_PER_TRIP,
+            Instant::now() + crate::store::replica::QUEUED_HELD,
+        );
         if !outgoing.is_empty() {
             self.publish(&outgoing);
         }

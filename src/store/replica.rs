@@ -14,7 +14,7 @@ use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,14 @@ use crate::store::{ChangeFeed, JobStart, JobStore, MemoryStore};
 
 /// Changes kept while Redis is down; past it the oldest are dropped (and counted).
 pub const OUTBOX_LIMIT: usize = 100_000;
+
+/// A job's queued change waits this long before it is published, and is not published at all
+/// if the job has moved on meanwhile (claimed, finished, forgotten): the change that moved it
+/// tells the other nodes all the queued one would have. In a burst the scanning node queues
+/// every file it finds, most are claimed within a second, and a queued change for each was
+/// half of all the changes every other node decoded and applied. The price: a file still
+/// waiting shows as queued on the other nodes this much later than on the scanning node.
+pub const QUEUED_HELD: Duration = Duration::from_secs(1);
 
 /// One change of one job, as it travels between nodes. The encoding (`encode_changes`) names
 /// no fields: any change to this type, or to the types inside it, must come with a new
@@ -103,9 +111,18 @@ struct Outgoing {
     change: Box<Change>,
 }
 
+/// A queued change held back (`QUEUED_HELD`): published when due if its job is still queued.
+struct Held {
+    due: Instant,
+    id: JobId,
+    change: Box<Change>,
+}
+
 pub struct ReplicaStore {
     view: MemoryStore,
     outbox: Mutex<VecDeque<Outgoing>>,
+    /// Queued changes not due yet, oldest first.
+    held: Mutex<VecDeque<Held>>,
     dropped: AtomicU64,
     /// Jobs this node runs now (its heartbeat says how many).
     running_here: Mutex<HashSet<JobId>>,
@@ -116,6 +133,7 @@ impl ReplicaStore {
         ReplicaStore {
             view: MemoryStore::new(history),
             outbox: Mutex::new(VecDeque::new()),
+            held: Mutex::new(VecDeque::new()),
             dropped: AtomicU64::new(0),
             running_here: Mutex::new(HashSet::new()),
         }
@@ -140,10 +158,57 @@ impl ReplicaStore {
         });
     }
 
-    /// Up to `limit` changes to publish, oldest first; `give_back` returns them when the
-    /// publishing failed. A job queued, started and finished within one batch travels as its
-    /// finish alone (which carries all the others say): a burst costs one change per file.
-    pub fn take_outbox(&self, limit: usize) -> Vec<Change> {
+    /// Holds back the queued change of job `id` (`QUEUED_HELD`); when too many are held, the
+    /// oldest goes to the outbox at once.
+    fn hold(&self, id: JobId, change: Change) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.len() >= OUTBOX_LIMIT
+            && let Some(oldest) = held.pop_front()
+        {
+            drop(held);
+            self.send(oldest.id, *oldest.change);
+            held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        }
+        held.push_back(Held {
+            due: Instant::now() + QUEUED_HELD,
+            id,
+            change: Box::new(change),
+        });
+    }
+
+    /// Moves the queued changes due by `now` whose job is still queued to the outbox; the
+    /// others are dropped (the change that moved their job on is in the outbox, or was
+    /// published, or was read from another node). A job queued again since (a retry) is
+    /// still queued: its change goes, and the nodes that saw it finish later take it for
+    /// stale.
+    fn release_held(&self, now: Instant) {
+        loop {
+            let due = {
+                let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                match held.front() {
+                    Some(first) if first.due <= now => held.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(due) = due else {
+                return;
+            };
+            if self
+                .view
+                .timing(due.id)
+                .is_some_and(|job| job.state == JobState::Queued)
+            {
+                self.send(due.id, *due.change);
+            }
+        }
+    }
+
+    /// Up to `limit` changes to publish as of `now`, oldest first; `give_back` returns them
+    /// when the publishing failed. A job queued, started and finished within one batch
+    /// travels as its finish alone (which carries all the others say), and a queued change
+    /// waits `QUEUED_HELD` first: a burst costs about one change per file.
+    pub fn take_outbox(&self, limit: usize, now: Instant) -> Vec<Change> {
+        self.release_held(now);
         let taken: Vec<Outgoing> = {
             let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
             let n = outbox.len().min(limit);
@@ -350,7 +415,7 @@ impl ReplicaStore {
 impl JobStore for ReplicaStore {
     fn queue(&self, id: JobId, name: &OsStr, size_bytes: u64, queued_at: SystemTime) {
         self.view.queue(id, name, size_bytes, queued_at);
-        self.send(
+        self.hold(
             id,
             Change::Queued {
                 id: id.to_string(),
@@ -587,7 +652,8 @@ mod tests {
         }
         assert_eq!(here.counts().queued, 0);
         assert!(
-            here.take_outbox(10).is_empty(),
+            here.take_outbox(10, Instant::now() + QUEUED_HELD)
+                .is_empty(),
             "applied changes are not sent again"
         );
     }
@@ -604,9 +670,10 @@ mod tests {
         encode_changes(changes).expect("a change holds strings, numbers and enums")
     }
 
-    /// What one node's feed carries to another: its outbox, encoded and applied.
+    /// What one node's feed carries to another: its outbox, held changes included, encoded
+    /// and applied.
     fn pass(from: &ReplicaStore, to: &ReplicaStore) {
-        to.apply_encoded(&batch(&from.take_outbox(100)));
+        to.apply_encoded(&batch(&from.take_outbox(100, Instant::now() + QUEUED_HELD)));
     }
 
     #[test]
@@ -619,20 +686,20 @@ mod tests {
         }
         run_and_fail(&there, quick);
 
-        let changes = there.take_outbox(100);
-        assert_eq!(
-            changes.len(),
-            2,
-            "quick's finish and slow's queue: {changes:?}"
-        );
+        // At once: quick's finish (its queued and started changes folded into it); the
+        // queued changes are held.
+        let mut changes = there.take_outbox(100, Instant::now());
         assert!(
-            matches!(&changes[0], Change::Queued { id, .. } if *id == slow.to_string()),
+            matches!(&changes[..], [Change::Finished { id, .. }] if *id == quick.to_string()),
             "{changes:?}"
         );
+        // Once they are due: slow's, still queued; not quick's, finished meanwhile.
+        let later = there.take_outbox(100, Instant::now() + QUEUED_HELD);
         assert!(
-            matches!(&changes[1], Change::Finished { id, .. } if *id == quick.to_string()),
-            "{changes:?}"
+            matches!(&later[..], [Change::Queued { id, .. }] if *id == slow.to_string()),
+            "{later:?}"
         );
+        changes.extend(later);
         here.apply_encoded(&batch(&changes));
         assert_eq!(here.get(quick).map(|j| j.state), Some(JobState::Failed));
         assert_eq!(here.get(slow).map(|j| j.state), Some(JobState::Queued));
@@ -645,7 +712,7 @@ mod tests {
         there.queue(quick, OsStr::new("f"), 1, SystemTime::now());
         std::thread::sleep(Duration::from_millis(5));
         run_and_fail(&there, quick);
-        let changes = there.take_outbox(100);
+        let changes = there.take_outbox(100, Instant::now() + QUEUED_HELD);
         assert_eq!(changes.len(), 1, "{changes:?}");
         here.apply_encoded(&batch(&changes));
         assert_eq!(here.counts().failed, 1, "the same job, not a second one");
@@ -659,5 +726,42 @@ mod tests {
             },
         ]));
         assert!(here.get(slow).is_none());
+    }
+
+    #[test]
+    fn a_queued_change_waits_and_is_dropped_once_another_node_has_run_the_job() {
+        let scanner = ReplicaStore::new(100);
+        let other = ReplicaStore::new(100);
+        let (taken, waiting, gone) = (JobId::generate(), JobId::generate(), JobId::generate());
+        for id in [taken, waiting, gone] {
+            scanner.queue(id, OsStr::new("f"), 1, SystemTime::now());
+        }
+        assert!(
+            scanner.take_outbox(100, Instant::now()).is_empty(),
+            "queued changes are held"
+        );
+        // Another node claims and runs `taken`; the scanning node reads its finish. `gone`
+        // leaves unprocessed/ unclaimed.
+        run_and_fail(&other, taken);
+        let finish = batch(&other.take_outbox(100, Instant::now() + QUEUED_HELD));
+        scanner.apply_encoded(&finish);
+        scanner.forget(gone);
+        let changes = scanner.take_outbox(100, Instant::now() + QUEUED_HELD);
+        let queued: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Queued { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(queued, [waiting.to_string()], "{changes:?}");
+        // The third node sees `waiting` queued, `taken` failed, `gone` not at all.
+        let third = ReplicaStore::new(100);
+        third.apply_encoded(&finish);
+        third.apply_encoded(&batch(&changes));
+        assert_eq!(third.get(waiting).map(|j| j.state), Some(JobState::Queued));
+        assert_eq!(third.get(taken).map(|j| j.state), Some(JobState::Failed));
+        assert!(third.get(gone).is_none());
+        assert_eq!((third.counts().queued, third.counts().failed), (1, 1));
     }
 }
