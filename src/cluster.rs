@@ -52,9 +52,36 @@ const OFFER_GATHER: Duration = Duration::from_millis(5);
 /// How often a node looks for offers a dead node read and never acknowledged.
 const RECLAIM_EVERY: Duration = Duration::from_secs(2);
 
-/// Files one entry of the ready stream offers at most: a burst costs Redis, and the nodes
-/// that read it, one entry (one `XADD`, one delivery, one `XACK`) per this many files.
+/// Files one entry of the ready stream offers at most: a burst of small files costs Redis,
+/// and the nodes that read it, one entry (one `XADD`, one delivery, one `XACK`) per this many
+/// files. (32 was measured: no less CPU, and one node takes more of a burst's end.)
 const OFFER_BATCH: usize = 8;
+
+/// Bytes of files one entry offers at most (a larger file goes alone): one node takes a whole
+/// entry, so large files are offered one or a few at a time, for every node to get its share.
+const OFFER_BYTES: u64 = 4 << 20;
+
+/// Splits `offers` into entries of at most `OFFER_BATCH` files and `OFFER_BYTES` together
+/// (or one larger file alone), in order.
+fn entries_of(offers: &[Offer]) -> Vec<&[Offer]> {
+    let mut entries = Vec::new();
+    let mut rest = offers;
+    while !rest.is_empty() {
+        let mut bytes = 0u64;
+        let mut n = 0;
+        for offer in rest.iter().take(OFFER_BATCH) {
+            bytes = bytes.saturating_add(offer.size_bytes);
+            if n > 0 && bytes > OFFER_BYTES {
+                break;
+            }
+            n += 1;
+        }
+        let (entry, after) = rest.split_at(n);
+        entries.push(entry);
+        rest = after;
+    }
+    entries
+}
 
 /// The field under which one entry of the ready stream holds its files: a `postcard` list of
 /// `OfferedFile` (one field, not four per file, for Redis to store and every reader to parse).
@@ -625,7 +652,7 @@ impl Membership {
                 }
             }
             // The scheduler offers files one by one as they become ready: a moment's wait
-            // fills the entries (one `XADD` per `OFFER_BATCH` files, not per file or two).
+            // fills the entries (one `XADD` per up to `OFFER_BATCH` files, not per file or two).
             thread::sleep(OFFER_GATHER);
             unpublished.extend(ends.publish.try_iter());
             acks.extend(ends.acks.try_iter());
@@ -636,7 +663,7 @@ impl Membership {
             let ready = self.key_of(READY_STREAM);
             let sent: Option<()> = self.call_on(&self.offer_connection, |redis| {
                 let mut pipe = redis::pipe();
-                for batch in unpublished.chunks(OFFER_BATCH) {
+                for batch in entries_of(&unpublished) {
                     let Some(files) = encode_offers(batch) else {
                         // Left unoffered; the scanner offers them again when they are stale.
                         log::error!("{} offers could not be encoded", batch.len());
@@ -691,7 +718,8 @@ impl Membership {
                 let _ = ends.nudge.recv_timeout(OFFER_WAIT);
                 continue;
             }
-            // Entries, each of up to `OFFER_BATCH` files.
+            // Entries, each of up to `OFFER_BATCH` files (large ones come fewer to an entry:
+            // the scheduler asks again while it has room).
             let entries = wanted.div_ceil(OFFER_BATCH);
             let mut read = Vec::new();
             if last_reclaim.elapsed() >= RECLAIM_EVERY {
@@ -1204,5 +1232,42 @@ mod tests {
             .collect();
         let many: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
         assert_eq!(offers_of(&entry(&many)).len(), OFFER_BATCH);
+    }
+
+    #[test]
+    fn small_files_are_offered_many_to_an_entry_and_large_ones_alone() {
+        let offer = |size_bytes: u64| Offer {
+            entry: None,
+            job_id: crate::job::JobId::generate(),
+            name: "f.log".into(),
+            size_bytes,
+            queued_at: std::time::UNIX_EPOCH,
+        };
+        let sizes = |offers: &[Offer]| -> Vec<Vec<u64>> {
+            entries_of(offers)
+                .iter()
+                .map(|entry| entry.iter().map(|o| o.size_bytes).collect())
+                .collect()
+        };
+        let small: Vec<Offer> = (0..20).map(|_| offer(1024)).collect();
+        let counts: Vec<usize> = sizes(&small).iter().map(Vec::len).collect();
+        assert_eq!(counts, [8, 8, 4]);
+        let mib = 1 << 20;
+        let mixed: Vec<Offer> = [mib, mib, mib, mib, mib, 10 * mib, 1024, 3 * mib, 2 * mib]
+            .into_iter()
+            .map(offer)
+            .collect();
+        assert_eq!(
+            sizes(&mixed),
+            [
+                vec![mib, mib, mib, mib],
+                vec![mib],
+                vec![10 * mib],
+                vec![1024, 3 * mib],
+                vec![2 * mib],
+            ]
+        );
+        assert!(entries_of(&[]).is_empty());
+        assert_eq!(sizes(&[offer(u64::MAX), offer(u64::MAX)]).len(), 2);
     }
 }
