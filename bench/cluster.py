@@ -189,8 +189,10 @@ def main():
             print(f"      one daemon, --workers 2:    {runs('single', single)}")
             print(f"      three nodes with --redis:   {runs('three', three)}  (2 workers each)")
             print(f"      the same, --workers 1 each: {runs('slim', slim)}")
+            pairs = [t / s for t, s in zip(three, single)]
             print(f"      -> {statistics.median(three) / statistics.median(single):.2f}x one daemon "
-                  f"({statistics.median(slim) / statistics.median(single):.2f}x with one worker per node)")
+                  f"({statistics.median(slim) / statistics.median(single):.2f}x with one worker per node); "
+                  f"pair by pair {', '.join(f'{p:.2f}' for p in pairs)} (median {statistics.median(pairs):.2f})")
             names = ("xadd", "xreadgroup", "xack", "xread")
             print(f"      Redis commands per three-node burst (2 workers each, start to stop): "
                   f"{', '.join(str(sum(c.values())) for c in counted)}; median "
