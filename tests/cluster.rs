@@ -487,6 +487,69 @@ fn hostile_batches_in_the_change_stream_are_skipped_and_the_feed_goes_on() {
     }
 }
 
+/// The ready stream is data anyone with the Redis may write too: entries that do not decode
+/// (garbage, a list that claims four billion files, a cut one, an empty one), one that offers
+/// a file named `../escaped`, and an older version's fields offer nothing, are acknowledged
+/// (none stays pending, to be read again after `--node-timeout`), and the nodes go on to share
+/// real files.
+#[test]
+fn hostile_entries_in_the_ready_stream_offer_nothing_and_are_acknowledged() {
+    let Some((redis, ws, a, b)) = two_nodes() else {
+        return;
+    };
+    let tree = std::fs::read_to_string(ws.path("watch_dir/.file-processor.cluster"))
+        .expect("the tree's id");
+    let stream = format!("fp:{}:ready", tree.trim());
+    // One file, as a node encodes it: job id 5, name, size 1, queued at 1 ms.
+    let mut escaping = vec![1, 5, 10];
+    escaping.extend_from_slice(b"../escaped");
+    escaping.extend_from_slice(&[1, 1]);
+    let hostile: [(&str, &[u8]); 6] = [
+        ("offers-postcard-1", &[0xff; 64]),
+        ("offers-postcard-1", &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+        ("offers-postcard-1", &[1, 0]),
+        ("offers-postcard-1", b""),
+        ("offers-postcard-1", &escaping),
+        ("name0", b"../../escaped"),
+    ];
+    for (field, bytes) in hostile {
+        let reply = redis.command(&[b"XADD", stream.as_bytes(), b"*", field.as_bytes(), bytes]);
+        assert!(reply.starts_with('$'), "XADD answered {reply}");
+    }
+    drop_and_see_on_every_node(&ws, &[&a, &b], "r", 60);
+    let mut connection = redis::Client::open(redis.url())
+        .and_then(|client| client.get_connection())
+        .expect("a connection to redis");
+    let pending = |connection: &mut redis::Connection| -> Option<usize> {
+        redis::Commands::xpending::<_, _, redis::streams::StreamPendingReply>(
+            connection, &stream, "workers",
+        )
+        .ok()
+        .map(|reply| reply.count())
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || pending(&mut connection)
+            == Some(0)),
+        "entries left pending: {:?}",
+        pending(&mut connection)
+    );
+    let len: usize = redis::Commands::xlen(&mut connection, &stream).expect("XLEN");
+    assert!(
+        len > hostile.len(),
+        "the real files were offered too: {len}"
+    );
+    for outside in [
+        "escaped",
+        "watch_dir/escaped",
+        "watch_dir/underprocess/escaped",
+    ] {
+        assert!(!ws.path(outside).exists(), "{outside}");
+    }
+    for daemon in [&a, &b] {
+        assert_eq!(daemon.get("/health").0, 200);
+    }
+}
+
 #[test]
 fn counts_converge_once_redis_is_back() {
     let Some((mut redis, ws, a, b)) = two_nodes() else {
