@@ -110,10 +110,7 @@ fn encode_offers(offers: &[Offer]) -> Option<Vec<u8>> {
             id: offer.job_id.0,
             name: std::borrow::Cow::Borrowed(offer.name.as_encoded_bytes()),
             size_bytes: offer.size_bytes,
-            queued_at: offer
-                .queued_at
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            queued_at: crate::store::replica::millis(offer.queued_at),
         })
         .collect();
     postcard::to_stdvec(&files).ok()
@@ -237,7 +234,7 @@ fn offer_of(file: &OfferedFile) -> Option<Offer> {
         job_id: crate::job::JobId::from(file.id),
         name: name.to_os_string(),
         size_bytes: file.size_bytes,
-        queued_at: std::time::UNIX_EPOCH + Duration::from_millis(file.queued_at),
+        queued_at: crate::store::replica::time_of(file.queued_at),
     })
 }
 

@@ -448,6 +448,13 @@ fn every_node_answers_for_every_job_and_the_counts_agree() {
     }
 }
 
+/// The Redis key of this tree's stream `name` (`fp:<the tree's id>:<name>`).
+fn stream_key(ws: &Workspace, name: &str) -> String {
+    let tree = std::fs::read_to_string(ws.path("watch_dir/.file-processor.cluster"))
+        .expect("the tree's id");
+    format!("fp:{}:{name}", tree.trim())
+}
+
 /// The change stream is data anyone with the Redis may write: garbage under the encoding's
 /// name, a batch that claims four billion changes, one cut short, an empty one, and an older
 /// version's JSON are skipped, nothing of them shows, and each node's feed goes on to carry
@@ -457,9 +464,7 @@ fn hostile_batches_in_the_change_stream_are_skipped_and_the_feed_goes_on() {
     let Some((redis, ws, a, b)) = two_nodes() else {
         return;
     };
-    let tree = std::fs::read_to_string(ws.path("watch_dir/.file-processor.cluster"))
-        .expect("the tree's id");
-    let stream = format!("fp:{}:changes", tree.trim());
+    let stream = stream_key(&ws, "changes");
     let queued_json = br#"[{"queued":{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","name":"x","size_bytes":1,"queued_at":1}}]"#;
     let hostile: [(&str, &[u8]); 5] = [
         ("changes-postcard-1", &[0xff; 64]),
@@ -497,9 +502,7 @@ fn hostile_entries_in_the_ready_stream_offer_nothing_and_are_acknowledged() {
     let Some((redis, ws, a, b)) = two_nodes() else {
         return;
     };
-    let tree = std::fs::read_to_string(ws.path("watch_dir/.file-processor.cluster"))
-        .expect("the tree's id");
-    let stream = format!("fp:{}:ready", tree.trim());
+    let stream = stream_key(&ws, "ready");
     // One file, as a node encodes it: job id 5, name, size 1, queued at 1 ms.
     let mut escaping = vec![1, 5, 10];
     escaping.extend_from_slice(b"../escaped");
@@ -528,15 +531,23 @@ fn hostile_entries_in_the_ready_stream_offer_nothing_and_are_acknowledged() {
         .map(|reply| reply.count())
     };
     assert!(
-        wait_until(Duration::from_secs(10), || pending(&mut connection)
+        wait_until(Duration::from_secs(30), || pending(&mut connection)
             == Some(0)),
         "entries left pending: {:?}",
         pending(&mut connection)
     );
-    let len: usize = redis::Commands::xlen(&mut connection, &stream).expect("XLEN");
+    // And none is left undelivered (pending counts only what was read): a new reader of the
+    // group finds nothing.
+    let options = redis::streams::StreamReadOptions::default()
+        .group("workers", "probe")
+        .count(100);
+    let unread: redis::streams::StreamReadReply =
+        redis::Commands::xread_options(&mut connection, &[&stream], &[">"], &options)
+            .expect("XREADGROUP");
     assert!(
-        len > hostile.len(),
-        "the real files were offered too: {len}"
+        unread.keys.iter().all(|key| key.ids.is_empty()),
+        "entries never read: {:?}",
+        unread.keys
     );
     for outside in [
         "escaped",

@@ -486,10 +486,10 @@ impl Scheduler {
         }
         if let Some(work) = &self.work {
             // Offers are read ahead, up to as many again as may be out at once, and in
-            // batches of at least as many as may be out: one read of Redis per batch (per
-            // two entries or more; half that was a fifth more reads, 4 pairs of bursts), and
-            // the workers have claimed offers to go on with while it travels. The scanning node reads
-            // offers only once it has nothing ready of its own.
+            // batches of at least as many as may be out: one read of Redis per batch (two
+            // entries or more; half that was a fifth more reads, 4 pairs of bursts), and the
+            // workers have claimed offers to go on with while it travels. The scanning node
+            // reads offers only once it has nothing ready of its own.
             let room = if sharing && !(scanning && self.readiness.has_ready()) {
                 (2 * capacity).saturating_sub(self.in_flight() + work.pending.len())
             } else {

@@ -84,12 +84,14 @@ fn finished(state: JobState) -> bool {
     matches!(state, JobState::Completed | JobState::Failed)
 }
 
-fn millis(time: SystemTime) -> u64 {
+/// Milliseconds since the epoch, as times travel between nodes.
+pub(crate) fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn time_of(millis: u64) -> SystemTime {
+/// A time that travelled as `millis`.
+pub(crate) fn time_of(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
@@ -111,17 +113,17 @@ struct Outgoing {
     change: Box<Change>,
 }
 
-/// A queued change held back (`QUEUED_HELD`): published when due if its job is still queued.
+/// A job whose queued change is held back (`QUEUED_HELD`): the change is made when due, from
+/// the view, if the job is still queued then (most are not, and cost nothing more).
 struct Held {
     due: Instant,
     id: JobId,
-    change: Box<Change>,
 }
 
 pub struct ReplicaStore {
     view: MemoryStore,
     outbox: Mutex<VecDeque<Outgoing>>,
-    /// Queued changes not due yet, oldest first.
+    /// Jobs whose queued change is not due yet, oldest first.
     held: Mutex<VecDeque<Held>>,
     dropped: AtomicU64,
     /// Jobs this node runs now (its heartbeat says how many).
@@ -159,21 +161,35 @@ impl ReplicaStore {
     }
 
     /// Holds back the queued change of job `id` (`QUEUED_HELD`); when too many are held, the
-    /// oldest goes to the outbox at once.
-    fn hold(&self, id: JobId, change: Change) {
+    /// oldest is released at once.
+    fn hold(&self, id: JobId) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.len() >= OUTBOX_LIMIT
-            && let Some(oldest) = held.pop_front()
-        {
-            drop(held);
-            self.send(oldest.id, *oldest.change);
-            held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        }
+        let oldest = (held.len() >= OUTBOX_LIMIT)
+            .then(|| held.pop_front())
+            .flatten();
         held.push_back(Held {
             due: Instant::now() + QUEUED_HELD,
             id,
-            change: Box::new(change),
         });
+        drop(held);
+        if let Some(oldest) = oldest {
+            self.release(oldest.id);
+        }
+    }
+
+    /// Sends job `id`'s queued change, as the view has the job now, if it is still queued.
+    fn release(&self, id: JobId) {
+        if let Some(job) = self.view.get(id)
+            && job.state == JobState::Queued
+        {
+            let change = Change::Queued {
+                id: id.to_string(),
+                name: job.file.to_string_lossy().into_owned(),
+                size_bytes: job.size_bytes,
+                queued_at: millis(job.queued_at),
+            };
+            self.send(id, change);
+        }
     }
 
     /// Moves the queued changes due by `now` whose job is still queued to the outbox; the
@@ -193,13 +209,7 @@ impl ReplicaStore {
             let Some(due) = due else {
                 return;
             };
-            if self
-                .view
-                .timing(due.id)
-                .is_some_and(|job| job.state == JobState::Queued)
-            {
-                self.send(due.id, *due.change);
-            }
+            self.release(due.id);
         }
     }
 
@@ -415,15 +425,7 @@ impl ReplicaStore {
 impl JobStore for ReplicaStore {
     fn queue(&self, id: JobId, name: &OsStr, size_bytes: u64, queued_at: SystemTime) {
         self.view.queue(id, name, size_bytes, queued_at);
-        self.hold(
-            id,
-            Change::Queued {
-                id: id.to_string(),
-                name: name.to_string_lossy().into_owned(),
-                size_bytes,
-                queued_at: millis(queued_at),
-            },
-        );
+        self.hold(id);
     }
 
     fn forget(&self, id: JobId) {
