@@ -44,6 +44,9 @@ mod armed {
     /// POINT, so that the tests can change a claimed file at that moment. Points:
     /// `after-analysis` (before the check that the file is still the one analysed),
     /// `after-progress` (each time a job's progress is told to the store: a slow analysis),
+    /// `before-report` (a cluster node's finish, after it checked that it still holds the
+    /// file and before it publishes the report), `after-report` (after it published the
+    /// report, before it moves the file beside it),
     /// `before-publish` (a cluster node's changes, before they go to Redis), and `after-offer`
     /// (the scheduler, before each offered file is claimed: what it had queued for Redis, such
     /// as acknowledgements, has time to leave before a crash at the same point).

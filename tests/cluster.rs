@@ -800,6 +800,35 @@ fn rediss_connects_over_tls_and_checks_the_certificate() {
 /// `processed/` once with one report, the taker's; the cut-off node writes none.
 #[test]
 fn a_node_taken_for_dead_while_it_works_writes_no_second_report() {
+    taken_over_while_paused_at(
+        "after-analysis",
+        &["no report", "no longer this node's"],
+        "a",
+    );
+}
+
+/// The same, with the takeover landing after the cut-off node checked that it still holds the
+/// file and before it publishes its report: the node publishes, its move beside the report
+/// finds the claim gone, and it withdraws the report. Without the withdrawal a second report
+/// would stand beside the taker's.
+#[test]
+fn a_report_published_after_a_takeover_is_withdrawn() {
+    taken_over_while_paused_at("before-report", &["nothing to finish"], "a");
+}
+
+/// The takeover landing after the cut-off node published its report and before it moved the
+/// file: the taker adopts that report (as one published before a crash) and moves the file
+/// beside it, so the cut-off node's move finds its claim gone and its file beside its report,
+/// which stays. Withdrawn, it would leave the file in `processed/` without a report.
+#[test]
+fn a_report_the_taker_adopted_is_not_withdrawn() {
+    taken_over_while_paused_at("after-report", &["the report stays"], "b");
+}
+
+/// Node b (on a Redis of its own) claims `contested.log` and waits at `pause`; node a takes the
+/// file over and finishes it; b then goes on and says one of `said` in its log. The file ends
+/// once in `processed/`, beside one report, written by node `author`.
+fn taken_over_while_paused_at(pause: &str, said: &[&str], author: &str) {
     let Some(redis) = RedisServer::start() else {
         return;
     };
@@ -811,18 +840,26 @@ fn a_node_taken_for_dead_while_it_works_writes_no_second_report() {
     let b = Daemon::start(
         &ws,
         &["--redis", &cut_off, "--node", "b"],
-        &[("FP_PAUSE_AT", "after-analysis:15000")],
+        &[("FP_PAUSE_AT", &format!("{pause}:15000"))],
     );
     ws.write("watch_dir/unprocessed/contested.log", b"WARN contested\n");
     assert!(wait_until(Duration::from_secs(20), || {
         named(&ws, "watch_dir/underprocess", "+b+contested.log").len() == 1
     }));
+    assert!(
+        wait_until(Duration::from_secs(20), || b
+            .log()
+            .contains(&format!("FP_PAUSE_AT={pause}"))),
+        "{}",
+        b.log()
+    );
     let url = redis.url();
     let _a = start_taker(&ws, &url, "contested.log");
     // b wakes up to a file that is not its own any more.
     assert!(
-        wait_until(Duration::from_secs(40), || b.log().contains("no report")
-            || b.log().contains("no longer this node's")),
+        wait_until(Duration::from_secs(40), || said
+            .iter()
+            .any(|text| b.log().contains(text))),
         "{}",
         b.log()
     );
@@ -836,8 +873,13 @@ fn a_node_taken_for_dead_while_it_works_writes_no_second_report() {
         "{:?}",
         ws.files_in("watch_dir/failed")
     );
+    assert!(
+        ws.files_in("watch_dir/underprocess").is_empty(),
+        "{:?}",
+        ws.files_in("watch_dir/underprocess")
+    );
     let report = ws.read_json("watch_dir/processed/contested.log.report.json");
-    assert_eq!(report["node"], "a", "{report}");
+    assert_eq!(report["node"], author, "{report}");
 }
 
 /// Nodes on two folder trees sharing one Redis are two clusters: each processes its own

@@ -21,6 +21,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -30,7 +31,7 @@ use crate::analyze::Analysis;
 use crate::disk::folders::{self, FolderError, Folders, with_suffix};
 use crate::disk::report::{Report, Status, Timing};
 use crate::job::JobId;
-use crate::test_hooks::crash_point;
+use crate::test_hooks::{crash_point, pause_point};
 
 /// Entries kept in `Names::next_attempt` before it is cleared.
 const NAME_HINTS: usize = 4096;
@@ -260,9 +261,16 @@ impl Lifecycle {
         report_may_exist: bool,
     ) -> Result<Finished, (LifecycleError, Box<Report>)> {
         let after_crash = report_may_exist;
-        if self.node.is_some() && !after_crash && !folders::exists(claimed) {
+        // Cluster mode: the claimed file as this node holds it, to know it again if another
+        // node takes it over and moves it beside this node's report.
+        let held = self.node.as_ref().and_then(|_| identity(claimed));
+        if self.node.is_some() && !after_crash && held.is_none() {
             return Err((LifecycleError::ClaimGone(claimed.to_path_buf()), report));
         }
+        // A node taken for dead may lose the claim after this check: its move beside the
+        // report then finds the claim gone, and the report is withdrawn (or kept, when the
+        // node that took the file over adopted it; see `move_beside_report`).
+        pause_point("before-report");
         let status = report.status;
         let target_dir = match status {
             Status::Completed => &self.folders.processed,
@@ -310,9 +318,9 @@ impl Lifecycle {
                      beside it",
                     report_path.display()
                 );
-                self.move_beside_report(claimed, &path, None)
+                self.move_beside_report(claimed, &path, None, None)
             } else {
-                let outcome = self.publish_and_move(claimed, &path, &report_path, &report);
+                let outcome = self.publish_and_move(claimed, &path, &report_path, &report, held);
                 self.release(&path, &report_path);
                 outcome
             };
@@ -348,6 +356,7 @@ impl Lifecycle {
         path: &Path,
         report_path: &Path,
         report: &Report,
+        held: Option<(u64, u64)>,
     ) -> Result<(), Step> {
         let mut json = report.to_json();
         json.push('\n');
@@ -364,16 +373,20 @@ impl Lifecycle {
             }
         }
         crash_point("after-report");
-        self.move_beside_report(claimed, path, Some(report_path))
+        pause_point("after-report");
+        self.move_beside_report(claimed, path, Some(report_path), held)
     }
 
     /// Step 3. When the name turns out to be taken, the report just published for it (ours:
-    /// its name was free a moment ago) is withdrawn.
+    /// its name was free a moment ago) is withdrawn. So is it when the move fails, unless
+    /// (cluster mode) the claim is gone because a node that took this one for dead moved the
+    /// file `held` beside that report: it adopted the report, which stays.
     fn move_beside_report(
         &self,
         claimed: &Path,
         path: &Path,
         published: Option<&Path>,
+        held: Option<(u64, u64)>,
     ) -> Result<(), Step> {
         match folders::rename_no_replace(claimed, path) {
             Ok(()) => {
@@ -391,10 +404,25 @@ impl Lifecycle {
                 }
                 Err(Step::Taken)
             }
+            Err(source)
+                if source.kind() == io::ErrorKind::NotFound
+                    && held.is_some()
+                    && identity(path) == held =>
+            {
+                log::warn!(
+                    "{} was taken over by another node and moved beside this node's report; \
+                     the report stays",
+                    claimed.display()
+                );
+                Err(Step::Failed(LifecycleError::ClaimGone(
+                    claimed.to_path_buf(),
+                )))
+            }
             Err(source) => {
-                // The move failed for another reason (a folder gone, EIO, no descriptors):
-                // withdraw the report just published, so that it never stands without its
-                // file. If even that fails, the next attempt finds it by the job id.
+                // The move failed for another reason (a folder gone, EIO, no descriptors, or
+                // in cluster mode the claim taken over by another node): withdraw the report
+                // just published, so that it never stands without its file. If even that
+                // fails, the next attempt finds it by the job id.
                 if let Some(report_path) = published
                     && let Err(err) = fs::remove_file(report_path)
                 {
@@ -480,6 +508,11 @@ impl Lifecycle {
 enum Step {
     Taken,
     Failed(LifecycleError),
+}
+
+/// The file at `path` (device and inode; a rename keeps them), if there is one.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The `job_id` of the report at `path`, if it is one.
