@@ -13,6 +13,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -439,6 +440,12 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
 
 pub fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
+}
+
+/// The file at `path`, by device and inode (a rename keeps them), if there is one: a file
+/// known again after it moved, and told from another that took its name.
+pub fn file_key(path: &Path) -> Option<(u64, u64)> {
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Makes a rename durable. A failure here loses nothing already done, so it is only logged.

@@ -21,7 +21,6 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -263,7 +262,11 @@ impl Lifecycle {
         let after_crash = report_may_exist;
         // Cluster mode: the claimed file as this node holds it, to know it again if another
         // node takes it over and moves it beside this node's report.
-        let held = self.node.as_ref().and_then(|_| identity(claimed));
+        let held = if self.node.is_some() {
+            folders::file_key(claimed)
+        } else {
+            None
+        };
         if self.node.is_some() && !after_crash && held.is_none() {
             return Err((LifecycleError::ClaimGone(claimed.to_path_buf()), report));
         }
@@ -407,7 +410,7 @@ impl Lifecycle {
             Err(source)
                 if source.kind() == io::ErrorKind::NotFound
                     && held.is_some()
-                    && identity(path) == held =>
+                    && folders::file_key(path) == held =>
             {
                 log::warn!(
                     "{} was taken over by another node and moved beside this node's report; \
@@ -508,11 +511,6 @@ impl Lifecycle {
 enum Step {
     Taken,
     Failed(LifecycleError),
-}
-
-/// The file at `path` (device and inode; a rename keeps them), if there is one.
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The `job_id` of the report at `path`, if it is one.

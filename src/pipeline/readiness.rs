@@ -339,7 +339,7 @@ impl Readiness {
         // Uploads and retries removed before they were queued: their jobs end here.
         let dir = &self.dir;
         for id in self.store.sweep_expected(&mut |name, key| {
-            fs::symlink_metadata(dir.join(name)).is_ok_and(|m| (m.dev(), m.ino()) == key)
+            crate::disk::folders::file_key(&dir.join(name)) == Some(key)
         }) {
             log::info!("job {id}: its file left unprocessed/ before it was queued");
             self.store.forget(id);

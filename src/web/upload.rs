@@ -415,8 +415,7 @@ fn claim_all(
 /// Moves a just-placed part back to a temp name and deletes it, if it is still there (the
 /// same inode) and not yet claimed. Returns whether it was taken back.
 fn take_back(path: &std::path::Path, key: (u64, u64), unprocessed: &std::path::Path) -> bool {
-    let still_ours = std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == key);
-    if !still_ours {
+    if folders::file_key(path) != Some(key) {
         return false;
     }
     let Ok(temp) = folders::temp_in(unprocessed) else {
@@ -427,8 +426,7 @@ fn take_back(path: &std::path::Path, key: (u64, u64), unprocessed: &std::path::P
     if std::fs::rename(path, &temp).is_err() {
         return false;
     }
-    let moved = std::fs::symlink_metadata(&temp).is_ok_and(|m| (m.dev(), m.ino()) == key);
-    if !moved {
+    if folders::file_key(&temp) != Some(key) {
         // Another file took the name in between: it is not ours to delete.
         let _ = folders::rename_no_replace(&temp, path);
         let _ = temp.keep();
